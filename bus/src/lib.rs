@@ -1,0 +1,38 @@
+#![warn(missing_docs)]
+//! Armstack message bus.
+//!
+//! Typed messages ([`messages`]), topic names and key expressions ([`topics`]), CBOR encoding
+//! ([`encoding`]), zenoh session setup with local discovery ([`session`], [`discovery`]), typed
+//! publish/subscribe ([`publisher`], [`subscriber`]) and a latency benchmark ([`bench`]).
+//!
+//! Nothing outside this crate knows zenoh. The wire format is documented for non-Rust clients in
+//! `docs/wire-schema.md` at the workspace root.
+
+pub mod bench;
+pub mod discovery;
+pub mod encoding;
+pub mod error;
+pub mod header;
+pub mod messages;
+pub mod publisher;
+pub mod session;
+pub mod subscriber;
+pub mod topics;
+
+pub use encoding::{decode, decode_value, encode, value_to_json_string};
+pub use error::{BusError, DecodeError};
+pub use header::{now_ns, Header, Message, SCHEMA_VERSION};
+pub use messages::{
+    ActionChunk, ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent,
+    EpisodeEventKind, Estop, ImageEncoding, JointCommand, JointState, NodeState, Pose, Status,
+    Task,
+};
+pub use publisher::Publisher;
+pub use session::{Bus, BusConfig};
+pub use subscriber::{
+    RawSample, RawSubscriber, Subscriber, SubscriberStats, DEFAULT_QUEUE_CAPACITY,
+};
+pub use topics::{key, topic_names, validate_robot_name, DEFAULT_ROBOT};
+
+/// Re-exported so tooling can inspect decoded values without depending on ciborium itself.
+pub use ciborium::Value;

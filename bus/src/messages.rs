@@ -1,0 +1,322 @@
+//! The message types published on the bus. Every type has `header: Header` as its first field
+//! and serializes to a CBOR map keyed by field name; enums serialize as their variant name string.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::BusError;
+use crate::header::{impl_message, Header};
+use crate::topics;
+
+/// A rigid transform: translation in metres and rotation as a unit quaternion (x, y, z, w).
+/// The frames are stated by the field that holds the pose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pose {
+    /// Translation, metres.
+    pub translation_m: [f64; 3],
+    /// Rotation quaternion in (x, y, z, w) order, unit norm.
+    pub rotation_xyzw: [f64; 4],
+}
+
+impl Default for Pose {
+    /// The identity pose.
+    fn default() -> Self {
+        Self {
+            translation_m: [0.0; 3],
+            rotation_xyzw: [0.0, 0.0, 0.0, 1.0],
+        }
+    }
+}
+
+/// Measured arm state (topic `joint_state`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct JointState {
+    /// Common header; `stamp_ns` is the measurement time.
+    pub header: Header,
+    /// Joint names, in chain order (`waist` … `wrist_rotate`, then `gripper`).
+    pub name: Vec<String>,
+    /// Positions: rad for revolute joints; for `gripper`, opening fraction 0 closed … 1 open.
+    pub position: Vec<f64>,
+    /// Velocities, rad/s (gripper: fraction/s).
+    pub velocity: Vec<f64>,
+    /// Efforts, N·m (may be empty when not measured).
+    pub effort: Vec<f64>,
+    /// Finger-tip frame (`ee_gripper`) pose in the robot base frame, if computed.
+    pub ee_pose: Option<Pose>,
+}
+impl_message!(JointState, topics::JOINT_STATE);
+
+/// Pixel layout of a [`CameraFrame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ImageEncoding {
+    /// 3 bytes per pixel, R G B, row-major.
+    #[default]
+    Rgb8,
+    /// 4 bytes per pixel: depth in metres as little-endian f32, row-major.
+    Depth32F,
+    /// 1 byte per pixel, grey, row-major.
+    Mono8,
+}
+
+impl ImageEncoding {
+    /// Bytes per pixel.
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            ImageEncoding::Rgb8 => 3,
+            ImageEncoding::Depth32F => 4,
+            ImageEncoding::Mono8 => 1,
+        }
+    }
+}
+
+/// Pinhole intrinsics, pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CameraIntrinsics {
+    /// Focal length along x, pixels.
+    pub fx: f64,
+    /// Focal length along y, pixels.
+    pub fy: f64,
+    /// Principal point x, pixels.
+    pub cx: f64,
+    /// Principal point y, pixels.
+    pub cy: f64,
+}
+
+/// One camera image (topic `camera/<name>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CameraFrame {
+    /// Common header; `stamp_ns` is the exposure time.
+    pub header: Header,
+    /// Camera name (the `<name>` of the key), e.g. `front`, `wrist`.
+    pub camera: String,
+    /// Image width, pixels.
+    pub width: u32,
+    /// Image height, pixels.
+    pub height: u32,
+    /// Pixel layout of `data`.
+    pub encoding: ImageEncoding,
+    /// Raw pixels, row-major, `width * height * bytes_per_pixel` bytes (a CBOR byte string).
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// Pinhole intrinsics, pixels.
+    pub intrinsics: CameraIntrinsics,
+    /// Camera pose in the world frame; the camera looks along +z, x right, y down (OpenCV).
+    pub extrinsics: Pose,
+}
+impl_message!(CameraFrame, topics::CAMERA);
+
+impl CameraFrame {
+    /// Number of bytes `data` must hold for the declared size and encoding.
+    pub fn expected_len(&self) -> usize {
+        (self.width as usize) * (self.height as usize) * self.encoding.bytes_per_pixel()
+    }
+
+    /// Checks that `data` has exactly [`Self::expected_len`] bytes.
+    pub fn validate(&self) -> Result<(), BusError> {
+        if self.data.len() != self.expected_len() {
+            return Err(BusError::InvalidMessage {
+                topic: topics::CAMERA,
+                reason: format!(
+                    "camera {:?}: {}x{} {:?} needs {} bytes, data has {}",
+                    self.camera,
+                    self.width,
+                    self.height,
+                    self.encoding,
+                    self.expected_len(),
+                    self.data.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Absolute joint targets (topic `command/joint`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct JointCommand {
+    /// Common header; `stamp_ns` is when the command was issued.
+    pub header: Header,
+    /// Targets for the 6 arm joints in chain order, rad.
+    pub position: Vec<f64>,
+    /// Gripper opening fraction, 0 closed … 1 open.
+    pub gripper: f64,
+}
+impl_message!(JointCommand, topics::COMMAND_JOINT);
+
+/// End-effector delta command, BridgeData style (topic `command/ee_delta`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct EeDeltaCommand {
+    /// Common header; `stamp_ns` is when the command was issued.
+    pub header: Header,
+    /// Translation of the finger-tip frame, metres, in the robot base frame.
+    pub delta_xyz_m: [f64; 3],
+    /// Rotation as roll, pitch, yaw increments, rad, about the base frame axes.
+    pub delta_rpy_rad: [f64; 3],
+    /// Gripper opening fraction, 0 closed … 1 open (absolute, not a delta).
+    pub gripper: f64,
+}
+impl_message!(EeDeltaCommand, topics::COMMAND_EE_DELTA);
+
+/// What each row of an [`ActionChunk`] means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ActionKind {
+    /// Row = 6 joint targets (rad) + gripper (0…1), like [`JointCommand`].
+    #[default]
+    JointTarget,
+    /// Row = dxyz (m) + drpy (rad) + gripper (0…1), like [`EeDeltaCommand`].
+    EeDelta,
+}
+
+/// A chunk of future actions computed by a policy (topic `command/chunk`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ActionChunk {
+    /// Common header; `stamp_ns` is when the chunk was produced.
+    pub header: Header,
+    /// Meaning of each row.
+    pub kind: ActionKind,
+    /// Number of rows (future steps).
+    pub horizon: u32,
+    /// Values per row.
+    pub dim: u32,
+    /// Time between consecutive rows, ns.
+    pub period_ns: u64,
+    /// Row-major `horizon × dim` values (units per [`ActionKind`]).
+    pub values: Vec<f32>,
+    /// `stamp_ns` of the observation the chunk was computed from (ns since the UNIX epoch).
+    pub obs_stamp_ns: u64,
+}
+impl_message!(ActionChunk, topics::COMMAND_CHUNK);
+
+impl ActionChunk {
+    /// Row `i` (the action for step `i` after `obs_stamp_ns`), or `None` past the horizon or if
+    /// `values` is too short.
+    pub fn row(&self, i: usize) -> Option<&[f32]> {
+        let dim = self.dim as usize;
+        if i >= self.horizon as usize {
+            return None;
+        }
+        let start = i.checked_mul(dim)?;
+        self.values.get(start..start.checked_add(dim)?)
+    }
+
+    /// Checks `values.len() == horizon * dim` and that every value is finite.
+    pub fn validate(&self) -> Result<(), BusError> {
+        let expected = (self.horizon as u64) * (self.dim as u64);
+        if self.values.len() as u64 != expected {
+            return Err(BusError::InvalidMessage {
+                topic: topics::COMMAND_CHUNK,
+                reason: format!(
+                    "values has {} entries, horizon {} x dim {} needs {}",
+                    self.values.len(),
+                    self.horizon,
+                    self.dim,
+                    expected
+                ),
+            });
+        }
+        if let Some(i) = self.values.iter().position(|v| !v.is_finite()) {
+            return Err(BusError::InvalidMessage {
+                topic: topics::COMMAND_CHUNK,
+                reason: format!(
+                    "values[{i}] (row {}) is {}",
+                    i / (self.dim.max(1) as usize),
+                    self.values[i]
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Lifecycle state of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum NodeState {
+    /// Initialising.
+    #[default]
+    Starting,
+    /// Working normally.
+    Running,
+    /// Halted by an emergency stop.
+    Estopped,
+    /// Failed; see `message`.
+    Error,
+    /// Shut down cleanly.
+    Stopped,
+}
+
+/// Periodic node status (topic `status`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Status {
+    /// Common header.
+    pub header: Header,
+    /// Node name, e.g. `sim`, `driver`, `policy`.
+    pub node: String,
+    /// Lifecycle state.
+    pub state: NodeState,
+    /// Human-readable detail (empty when nothing to say).
+    pub message: String,
+    /// Named counters (messages handled, faults, …), dimensionless.
+    pub counters: BTreeMap<String, u64>,
+}
+impl_message!(Status, topics::STATUS);
+
+/// Emergency stop (topic `estop`). Engaged stops all motion until released.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Estop {
+    /// Common header.
+    pub header: Header,
+    /// `true` engages the e-stop, `false` releases it.
+    pub engaged: bool,
+    /// Why (shown to the operator).
+    pub reason: String,
+}
+impl_message!(Estop, topics::ESTOP);
+
+/// Kind of an [`EpisodeEvent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum EpisodeEventKind {
+    /// An episode began (after reset).
+    #[default]
+    Start,
+    /// One environment step.
+    Step,
+    /// The episode ended.
+    End,
+}
+
+/// Episode bookkeeping from the sim or a recorder (topic `episode`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct EpisodeEvent {
+    /// Common header.
+    pub header: Header,
+    /// Episode number, from 0.
+    pub episode_index: u64,
+    /// Seed the episode was reset with.
+    pub seed: u64,
+    /// Start, step or end.
+    pub kind: EpisodeEventKind,
+    /// Step index within the episode, from 0.
+    pub step: u64,
+    /// Reward of this step (dimensionless).
+    pub reward: f64,
+    /// Whether the episode terminated at this step.
+    pub done: bool,
+    /// Whether the task was achieved.
+    pub success: bool,
+    /// Scene name.
+    pub scene: String,
+}
+impl_message!(EpisodeEvent, topics::EPISODE);
+
+/// The current task (topic `task`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Task {
+    /// Common header.
+    pub header: Header,
+    /// Natural-language instruction, e.g. "put the red cube in the bowl".
+    pub instruction: String,
+    /// Scene name.
+    pub scene: String,
+}
+impl_message!(Task, topics::TASK);

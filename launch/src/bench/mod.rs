@@ -1,0 +1,38 @@
+//! `armstack bench …`: benchmarks as commands that print a table and JSON.
+
+mod bus_bench;
+mod sim_bench;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde::Serialize;
+
+/// `armstack bench …`
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Simulator throughput per scene: physics and control steps/s, real-time factor, frames/s.
+    Sim(sim_bench::SimBenchArgs),
+    /// Bus latency and throughput between two sessions on loopback, beside bare zenoh.
+    Bus(bus_bench::BusBenchArgs),
+}
+
+/// Runs a benchmark.
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Sim(args) => sim_bench::run(args),
+        BenchCommand::Bus(args) => bus_bench::run(args),
+    }
+}
+
+/// Prints rows as pretty JSON on stdout and, when asked, writes them to a file.
+pub fn emit_json<T: Serialize>(rows: &T, path: Option<&PathBuf>) -> Result<()> {
+    let json = serde_json::to_string_pretty(rows)?;
+    println!("{json}");
+    if let Some(path) = path {
+        std::fs::write(path, &json)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! `armstack`: the command-line entry point of the Armstack control stack.
+//!
+//! Every verb maps to one module under `cmd/`; libraries below never print, only this crate does.
+
+mod bench;
+mod cmd;
+mod launch_file;
+mod nodes;
+mod png_out;
+mod shutdown;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Armstack: a Rust control stack for WidowX-style robot arms.
+#[derive(Parser, Debug)]
+#[command(name = "armstack", version, about, long_about = None)]
+struct Cli {
+    /// Robot name used in key expressions `armstack/<robot>/<topic>` (env ARMSTACK_ROBOT).
+    #[arg(long, global = true)]
+    robot_name: Option<String>,
+    /// A zenoh JSON5 config file to join a router or remote peers (env ARMSTACK_ZENOH_CONFIG).
+    #[arg(long, global = true)]
+    zenoh_config: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `sim=debug` (env RUST_LOG).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the simulator node on the bus.
+    Sim(cmd::sim::SimArgs),
+    /// Start the nodes a launch file lists (one process, a thread per node).
+    Launch(cmd::launch::LaunchArgs),
+    /// Inspect the bus: list topics, echo messages, measure rates.
+    #[command(subcommand)]
+    Topics(cmd::topics::TopicsCommand),
+    /// List and show scenes.
+    #[command(subcommand)]
+    Scene(cmd::scene::SceneCommand),
+    /// Render a scene's cameras (RGB and depth, side by side) to a PNG.
+    Render(cmd::render::RenderArgs),
+    /// Benchmarks: print a table and JSON.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_tracing(filter: &str) {
+    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr).try_init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let mut bus_config = bus::BusConfig::from_env();
+    if let Some(robot) = &cli.robot_name {
+        bus_config.robot = robot.clone();
+    }
+    if let Some(path) = &cli.zenoh_config {
+        bus_config.zenoh_config = Some(path.clone());
+    }
+    match cli.command {
+        Command::Sim(args) => cmd::sim::run(args, &bus_config),
+        Command::Launch(args) => cmd::launch::run(args, &bus_config),
+        Command::Topics(c) => cmd::topics::run(c, &bus_config),
+        Command::Scene(c) => cmd::scene::run(c),
+        Command::Render(args) => cmd::render::run(args),
+        Command::Bench(c) => bench::run(c),
+    }
+}

@@ -1,0 +1,293 @@
+//! Node kinds the launcher can start, and the runtime that owns their threads.
+//!
+//! The runtime, not the node, owns threads and transport: each node gets its own bus session
+//! and thread, and all of them watch one stop flag (Ctrl-C).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use serde::Deserialize;
+
+use bus::{Bus, BusConfig, JointCommand, RawSubscriber};
+use sim::node::{SimNode, SimNodeConfig};
+use sim::EnvConfig;
+
+fn default_rate() -> f64 {
+    10.0
+}
+fn default_physics_hz() -> f64 {
+    500.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_size() -> u32 {
+    128
+}
+fn default_scene() -> String {
+    "pick_cube".into()
+}
+
+/// The simulator node.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimNodeSpec {
+    /// Node name (logs and status).
+    #[serde(default = "sim_name")]
+    pub name: String,
+    /// Robot name for this node's keys (default: the launcher's).
+    #[serde(default)]
+    pub robot: Option<String>,
+    /// Scene name or scene file path.
+    #[serde(default = "default_scene")]
+    pub scene: String,
+    /// Control rate, Hz.
+    #[serde(default = "default_rate")]
+    pub rate_hz: f64,
+    /// Physics rate, Hz.
+    #[serde(default = "default_physics_hz")]
+    pub physics_hz: f64,
+    /// First episode seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// No sleeping between control steps.
+    #[serde(default)]
+    pub as_fast_as_possible: bool,
+    /// Render and publish the front and wrist cameras.
+    #[serde(default = "default_true")]
+    pub cameras: bool,
+    /// Image width, pixels.
+    #[serde(default = "default_size")]
+    pub width: u32,
+    /// Image height, pixels.
+    #[serde(default = "default_size")]
+    pub height: u32,
+    /// Stop after this many episodes.
+    #[serde(default)]
+    pub episodes: Option<u64>,
+    /// Stop after this many control steps.
+    #[serde(default)]
+    pub steps: Option<u64>,
+}
+
+fn sim_name() -> String {
+    "sim".into()
+}
+
+/// A node that drives the arm through joint waypoints over the bus (a smoke test of a setup).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaypointsNodeSpec {
+    /// Node name.
+    #[serde(default = "waypoints_name")]
+    pub name: String,
+    /// Robot name for this node's keys.
+    #[serde(default)]
+    pub robot: Option<String>,
+    /// Joint waypoints, rad (6 values each).
+    pub waypoints_rad: Vec<[f64; 6]>,
+    /// Gripper opening per waypoint in [0, 1] (default: open).
+    #[serde(default)]
+    pub gripper: Vec<f64>,
+    /// Seconds each waypoint is held.
+    #[serde(default = "default_hold")]
+    pub hold_s: f64,
+    /// Command publication rate, Hz.
+    #[serde(default = "default_rate")]
+    pub rate_hz: f64,
+    /// Cycle through the waypoints until stopped (else stop after the last).
+    #[serde(default)]
+    pub repeat: bool,
+}
+
+fn waypoints_name() -> String {
+    "waypoints".into()
+}
+fn default_hold() -> f64 {
+    2.0
+}
+
+/// A node that logs the rate of every topic once per period.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorNodeSpec {
+    /// Node name.
+    #[serde(default = "monitor_name")]
+    pub name: String,
+    /// Robot name to watch (default: the launcher's).
+    #[serde(default)]
+    pub robot: Option<String>,
+    /// Report period, seconds.
+    #[serde(default = "default_period")]
+    pub period_s: f64,
+}
+
+fn monitor_name() -> String {
+    "monitor".into()
+}
+fn default_period() -> f64 {
+    5.0
+}
+
+/// One node of a launch file, tagged by `kind`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NodeSpec {
+    /// `kind = "sim"`.
+    Sim(SimNodeSpec),
+    /// `kind = "waypoints"`.
+    Waypoints(WaypointsNodeSpec),
+    /// `kind = "monitor"`.
+    Monitor(MonitorNodeSpec),
+}
+
+impl NodeSpec {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        match self {
+            NodeSpec::Sim(s) => &s.name,
+            NodeSpec::Waypoints(s) => &s.name,
+            NodeSpec::Monitor(s) => &s.name,
+        }
+    }
+
+    fn robot(&self) -> Option<&String> {
+        match self {
+            NodeSpec::Sim(s) => s.robot.as_ref(),
+            NodeSpec::Waypoints(s) => s.robot.as_ref(),
+            NodeSpec::Monitor(s) => s.robot.as_ref(),
+        }
+    }
+}
+
+/// Builds the sim node's config from its spec (validates the scene and rates).
+pub fn sim_node_config(spec: &SimNodeSpec) -> Result<SimNodeConfig> {
+    let scene = sim::load_scene(&spec.scene)?;
+    let mut env = EnvConfig::new(scene);
+    env.control_hz = spec.rate_hz;
+    env.physics.physics_hz = spec.physics_hz;
+    if spec.cameras {
+        env = env.with_cameras(spec.width, spec.height);
+    }
+    env.substeps()?;
+    Ok(SimNodeConfig {
+        env,
+        seed: spec.seed,
+        as_fast_as_possible: spec.as_fast_as_possible,
+        max_episodes: spec.episodes,
+        max_steps: spec.steps,
+        name: spec.name.clone(),
+    })
+}
+
+fn run_waypoints(spec: &WaypointsNodeSpec, bus: &Bus, stop: &AtomicBool) -> Result<()> {
+    let publisher = bus.publisher::<JointCommand>()?;
+    let period = Duration::from_secs_f64(1.0 / spec.rate_hz.max(0.1));
+    let start = Instant::now();
+    let n = spec.waypoints_rad.len().max(1);
+    while !stop.load(Ordering::Relaxed) {
+        let k = (start.elapsed().as_secs_f64() / spec.hold_s.max(0.01)) as usize;
+        if k >= n && !spec.repeat {
+            break;
+        }
+        let i = k % n;
+        let Some(q) = spec.waypoints_rad.get(i) else { break };
+        let gripper = spec.gripper.get(i).copied().unwrap_or(1.0);
+        let mut cmd = JointCommand { header: Default::default(), position: q.to_vec(), gripper };
+        publisher.publish(&mut cmd)?;
+        std::thread::sleep(period);
+    }
+    Ok(())
+}
+
+fn run_monitor(spec: &MonitorNodeSpec, bus: &Bus, stop: &AtomicBool) -> Result<()> {
+    let sub: RawSubscriber = bus.raw_subscriber(&format!("armstack/{}/**", bus.robot()))?;
+    let period = Duration::from_secs_f64(spec.period_s.max(0.1));
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut window = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(sample) = sub.recv_timeout(Duration::from_millis(100)) {
+            *counts.entry(sample.key).or_default() += 1;
+        }
+        if window.elapsed() >= period {
+            let secs = window.elapsed().as_secs_f64();
+            for (key, n) in &counts {
+                tracing::info!(node = %spec.name, key = %key, hz = format!("{:.1}", *n as f64 / secs), "rate");
+            }
+            counts.clear();
+            window = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+fn run_one(spec: NodeSpec, bus_config: BusConfig, stop: Arc<AtomicBool>) -> Result<()> {
+    let mut config = bus_config;
+    if let Some(robot) = spec.robot() {
+        config.robot = robot.clone();
+    }
+    let bus = Bus::open(&config).with_context(|| format!("node `{}`: opening the bus", spec.name()))?;
+    match &spec {
+        NodeSpec::Sim(s) => {
+            let mut node = SimNode::new(sim_node_config(s)?)?;
+            let report = node.run(&bus, &stop)?;
+            tracing::info!(node = %s.name, ?report, "node finished");
+        }
+        NodeSpec::Waypoints(s) => run_waypoints(s, &bus, &stop)?,
+        NodeSpec::Monitor(s) => run_monitor(s, &bus, &stop)?,
+    }
+    Ok(())
+}
+
+/// Starts every node on its own thread, stops them all on Ctrl-C or when every sim node has
+/// finished, and returns the first error.
+pub fn run_nodes(specs: Vec<NodeSpec>, bus_config: &BusConfig) -> Result<()> {
+    // Validate everything before starting anything.
+    for spec in &specs {
+        if let NodeSpec::Sim(s) = spec {
+            sim_node_config(s).with_context(|| format!("node `{}`", s.name))?;
+        }
+    }
+    let stop = crate::shutdown::stop_flag()?;
+    let mut handles = Vec::new();
+    for spec in specs {
+        let name = spec.name().to_string();
+        let finite = matches!(&spec, NodeSpec::Sim(s) if s.episodes.is_some() || s.steps.is_some());
+        let (bus_config, stop_for_node) = (bus_config.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || run_one(spec, bus_config, stop_for_node))
+            .with_context(|| format!("spawning node `{name}`"))?;
+        handles.push((name, finite, handle));
+    }
+    let mut first_error = None;
+    // When every finite node is done, stop the others too.
+    let any_finite = handles.iter().any(|(_, f, _)| *f);
+    loop {
+        let finite_running = handles.iter().any(|(_, f, h)| *f && !h.is_finished());
+        let all_done = handles.iter().all(|(_, _, h)| h.is_finished());
+        if all_done || (any_finite && !finite_running) || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for (name, _, handle) in handles {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(node = %name, "{e:#}");
+                first_error.get_or_insert(e.context(format!("node `{name}`")));
+            }
+            Err(_) => {
+                first_error.get_or_insert(anyhow!("node `{name}` panicked"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

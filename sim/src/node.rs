@@ -1,0 +1,382 @@
+//! The sim node: one [`Env`] on the bus, in real time (or as fast as possible).
+//!
+//! Inputs: `command/joint`, `command/ee_delta`, `command/chunk` (rows executed open-loop, one per
+//! control step), `estop`. Outputs: `joint_state` and (when cameras are on) `camera/<name>` (RGB)
+//! and `camera/<name>_depth` (depth) every control step; `episode` events (start, step with
+//! reward, end with success); `task` at each episode start; `status` once a second.
+//!
+//! Command arbitration per control step: the newest joint or end-effector command received since
+//! the last step wins; otherwise the next row of the current chunk; otherwise the arm holds its
+//! targets. While the e-stop is engaged every command is ignored and the arm holds. Episodes
+//! end on success or at the step limit; the next episode starts with the next seed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bus::{
+    now_ns, ActionChunk, ActionKind, Bus, BusError, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent,
+    EpisodeEventKind, Estop, ImageEncoding, JointCommand, JointState, NodeState, Pose, Publisher, Status, Subscriber,
+    Task,
+};
+use nalgebra::Isometry3;
+
+use crate::arm::spec::NUM_ARM_JOINTS;
+use crate::camera::CameraImage;
+use crate::env::{Action, Env, EnvConfig, Observation};
+use crate::world::SimError;
+
+/// Errors of the sim node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Simulator error.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// Bus error.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Sim node settings.
+#[derive(Clone, Debug)]
+pub struct SimNodeConfig {
+    /// Environment (scene, rates, cameras).
+    pub env: EnvConfig,
+    /// Seed of the first episode; episode k uses seed + k.
+    pub seed: u64,
+    /// Run the control loop without sleeping (simulated time runs faster than wall time).
+    pub as_fast_as_possible: bool,
+    /// Stop after this many episodes (None: until stopped).
+    pub max_episodes: Option<u64>,
+    /// Stop after this many control steps (None: until stopped).
+    pub max_steps: Option<u64>,
+    /// Node name in status messages.
+    pub name: String,
+}
+
+/// What a sim node did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimNodeReport {
+    /// Control steps run.
+    pub steps: u64,
+    /// Episodes finished.
+    pub episodes: u64,
+    /// Episodes that succeeded.
+    pub successes: u64,
+    /// Commands applied (joint, ee delta, chunk rows).
+    pub commands_applied: u64,
+    /// Commands rejected (NaN/inf, malformed chunk).
+    pub commands_rejected: u64,
+    /// Actions clamped to limits.
+    pub commands_clamped: u64,
+    /// Control steps that started late by more than one period (real-time mode).
+    pub overruns: u64,
+}
+
+fn pose_msg(p: &Isometry3<f64>) -> Pose {
+    let t = p.translation.vector;
+    let q = p.rotation.into_inner();
+    Pose { translation_m: [t.x, t.y, t.z], rotation_xyzw: [q.i, q.j, q.k, q.w] }
+}
+
+/// Joint names in `joint_state`: the six arm joints then `gripper`.
+pub fn joint_state_names() -> Vec<String> {
+    let spec = crate::arm::spec::ArmSpec::default();
+    spec.joint_names().iter().map(|s| s.to_string()).chain(std::iter::once("gripper".to_string())).collect()
+}
+
+/// Builds the `joint_state` message of an observation.
+pub fn joint_state_msg(obs: &Observation, names: &[String], stamp_ns: u64) -> JointState {
+    let mut position: Vec<f64> = obs.arm.q_rad.to_vec();
+    position.push(obs.arm.gripper_opening);
+    let mut velocity: Vec<f64> = obs.arm.qd_rad_s.to_vec();
+    velocity.push(0.0);
+    let mut msg = JointState {
+        header: Default::default(),
+        name: names.to_vec(),
+        position,
+        velocity,
+        effort: Vec::new(),
+        ee_pose: Some(pose_msg(&obs.arm.tip_pose)),
+    };
+    msg.header.stamp_ns = stamp_ns;
+    msg
+}
+
+/// Builds the RGB and depth `CameraFrame`s of a rendered image.
+pub fn camera_msgs(img: &CameraImage, stamp_ns: u64) -> (CameraFrame, CameraFrame) {
+    let k = img.intrinsics;
+    let intrinsics = CameraIntrinsics { fx: k.fx, fy: k.fy, cx: k.cx, cy: k.cy };
+    let mut rgb = CameraFrame {
+        header: Default::default(),
+        camera: img.name.clone(),
+        width: img.width,
+        height: img.height,
+        encoding: ImageEncoding::Rgb8,
+        data: img.rgb.clone(),
+        intrinsics: intrinsics.clone(),
+        extrinsics: pose_msg(&img.pose_world),
+    };
+    rgb.header.stamp_ns = stamp_ns;
+    let mut depth_bytes = Vec::with_capacity(img.depth_m.len() * 4);
+    for d in &img.depth_m {
+        depth_bytes.extend_from_slice(&d.to_le_bytes());
+    }
+    let mut depth = CameraFrame {
+        header: Default::default(),
+        camera: format!("{}_depth", img.name),
+        width: img.width,
+        height: img.height,
+        encoding: ImageEncoding::Depth32F,
+        data: depth_bytes,
+        intrinsics,
+        extrinsics: rgb.extrinsics.clone(),
+    };
+    depth.header.stamp_ns = stamp_ns;
+    (rgb, depth)
+}
+
+/// Turns a chunk row into an action; `None` if the row is malformed.
+pub fn chunk_row_action(kind: ActionKind, row: &[f32]) -> Option<Action> {
+    let r: Vec<f64> = row.iter().map(|v| *v as f64).collect();
+    match kind {
+        ActionKind::JointTarget if r.len() == NUM_ARM_JOINTS + 1 => {
+            let mut q = [0.0; NUM_ARM_JOINTS];
+            q.copy_from_slice(&r[..NUM_ARM_JOINTS]);
+            Some(Action::Joint { q_rad: q, gripper: r[NUM_ARM_JOINTS] })
+        }
+        ActionKind::EeDelta if r.len() == 7 => {
+            Some(Action::EeDelta { xyz_m: [r[0], r[1], r[2]], rpy_rad: [r[3], r[4], r[5]], gripper: r[6] })
+        }
+        _ => None,
+    }
+}
+
+struct Io {
+    joint_state: Publisher<JointState>,
+    cameras: Vec<(Publisher<CameraFrame>, Publisher<CameraFrame>)>,
+    episode: Publisher<EpisodeEvent>,
+    task: Publisher<Task>,
+    status: Publisher<Status>,
+    joint_cmd: Subscriber<JointCommand>,
+    ee_cmd: Subscriber<EeDeltaCommand>,
+    chunk_cmd: Subscriber<ActionChunk>,
+    estop: Subscriber<Estop>,
+}
+
+/// The sim node.
+pub struct SimNode {
+    config: SimNodeConfig,
+    env: Env,
+}
+
+impl SimNode {
+    /// Creates the node.
+    pub fn new(config: SimNodeConfig) -> Result<SimNode, NodeError> {
+        let env = Env::new(config.env.clone())?;
+        Ok(SimNode { config, env })
+    }
+
+    /// Runs until `stop` is set or a configured limit is reached.
+    pub fn run(&mut self, bus: &Bus, stop: &AtomicBool) -> Result<SimNodeReport, NodeError> {
+        let io = Io {
+            joint_state: bus.publisher::<JointState>()?,
+            cameras: self
+                .config
+                .env
+                .cameras
+                .iter()
+                .map(|c| Ok((bus.camera_publisher(&c.name)?, bus.camera_publisher(&format!("{}_depth", c.name))?)))
+                .collect::<Result<Vec<_>, BusError>>()?,
+            episode: bus.publisher::<EpisodeEvent>()?,
+            task: bus.publisher::<Task>()?,
+            status: bus.publisher::<Status>()?,
+            joint_cmd: bus.subscriber::<JointCommand>()?,
+            ee_cmd: bus.subscriber::<EeDeltaCommand>()?,
+            chunk_cmd: bus.subscriber::<ActionChunk>()?,
+            estop: bus.subscriber::<Estop>()?,
+        };
+        let names = joint_state_names();
+        let period = Duration::from_secs_f64(1.0 / self.config.env.control_hz);
+        let scene_name = self.config.env.scene.name.clone();
+        let mut report = SimNodeReport::default();
+        let mut episode: u64 = 0;
+        let mut seed = self.config.seed;
+        let mut obs = self.env.reset(seed)?;
+        self.publish_episode_start(&io, episode, seed, &obs, &scene_name)?;
+        let mut chunk: VecDeque<Action> = VecDeque::new();
+        let mut estopped = false;
+        let mut next_tick = Instant::now();
+        let mut last_status = Instant::now() - Duration::from_secs(2);
+        tracing::info!(scene = %scene_name, seed, rate_hz = self.config.env.control_hz, "sim node running");
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(e) = io.estop.latest() {
+                if e.engaged != estopped {
+                    tracing::warn!(engaged = e.engaged, reason = %e.reason, "e-stop changed");
+                }
+                estopped = e.engaged;
+            }
+            // Arbitration: newest direct command, else next chunk row, else hold.
+            let joint = io.joint_cmd.latest();
+            let ee = io.ee_cmd.latest();
+            if let Some(c) = io.chunk_cmd.latest() {
+                if c.validate().is_ok() {
+                    chunk.clear();
+                    for i in 0..c.horizon as usize {
+                        match c.row(i).and_then(|r| chunk_row_action(c.kind, r)) {
+                            Some(a) => chunk.push_back(a),
+                            None => {
+                                report.commands_rejected += 1;
+                                chunk.clear();
+                                break;
+                            }
+                        }
+                    }
+                } else {
+                    report.commands_rejected += 1;
+                    tracing::warn!("malformed action chunk rejected");
+                }
+            }
+            let direct = match (joint, ee) {
+                (Some(j), Some(e)) if e.header.stamp_ns > j.header.stamp_ns => Some(ee_action(&e)),
+                (Some(j), _) => Some(joint_action(&j)),
+                (None, Some(e)) => Some(ee_action(&e)),
+                (None, None) => None,
+            };
+            let commanded = if direct.is_some() {
+                chunk.clear();
+                direct
+            } else {
+                chunk.pop_front()
+            };
+            let action = match commanded {
+                Some(a) if !estopped => {
+                    report.commands_applied += 1;
+                    a
+                }
+                _ => {
+                    let (q, g) = self.env.target();
+                    Action::Joint { q_rad: q, gripper: g }
+                }
+            };
+            let step = self.env.step(&action)?;
+            report.steps += 1;
+            report.commands_rejected += u64::from(step.rejected);
+            report.commands_clamped += u64::from(step.clamped);
+            obs = step.obs;
+            let stamp = now_ns();
+            io.joint_state.publish(&mut joint_state_msg(&obs, &names, stamp))?;
+            for (img, (rgb_pub, depth_pub)) in obs.images.iter().zip(io.cameras.iter()) {
+                let (mut rgb, mut depth) = camera_msgs(img, stamp);
+                rgb_pub.publish(&mut rgb)?;
+                depth_pub.publish(&mut depth)?;
+            }
+            let mut ev = EpisodeEvent {
+                header: Default::default(),
+                episode_index: episode,
+                seed,
+                kind: EpisodeEventKind::Step,
+                step: obs.step as u64,
+                reward: step.reward,
+                done: step.done,
+                success: step.success,
+                scene: scene_name.clone(),
+            };
+            ev.header.stamp_ns = stamp;
+            io.episode.publish(&mut ev)?;
+            if step.done {
+                ev.kind = EpisodeEventKind::End;
+                io.episode.publish(&mut ev)?;
+                report.episodes += 1;
+                report.successes += u64::from(step.success);
+                tracing::info!(episode, seed, success = step.success, steps = obs.step, "episode finished");
+                if self.config.max_episodes.is_some_and(|m| report.episodes >= m) {
+                    break;
+                }
+                episode += 1;
+                seed += 1;
+                chunk.clear();
+                obs = self.env.reset(seed)?;
+                self.publish_episode_start(&io, episode, seed, &obs, &scene_name)?;
+            }
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                last_status = Instant::now();
+                self.publish_status(&io, &report, estopped, if estopped { NodeState::Estopped } else { NodeState::Running })?;
+            }
+            if self.config.max_steps.is_some_and(|m| report.steps >= m) {
+                break;
+            }
+            if !self.config.as_fast_as_possible {
+                next_tick += period;
+                let now = Instant::now();
+                if next_tick > now {
+                    std::thread::sleep(next_tick - now);
+                } else if now - next_tick > period {
+                    report.overruns += 1;
+                    next_tick = now;
+                }
+            }
+        }
+        self.publish_status(&io, &report, estopped, NodeState::Stopped)?;
+        tracing::info!(steps = report.steps, episodes = report.episodes, successes = report.successes, "sim node stopped");
+        Ok(report)
+    }
+
+    fn publish_episode_start(&self, io: &Io, episode: u64, seed: u64, obs: &Observation, scene: &str) -> Result<(), NodeError> {
+        let stamp = now_ns();
+        let mut task = Task { header: Default::default(), instruction: obs.instruction.clone(), scene: scene.to_string() };
+        task.header.stamp_ns = stamp;
+        io.task.publish(&mut task)?;
+        let mut ev = EpisodeEvent {
+            header: Default::default(),
+            episode_index: episode,
+            seed,
+            kind: EpisodeEventKind::Start,
+            step: 0,
+            reward: 0.0,
+            done: false,
+            success: false,
+            scene: scene.to_string(),
+        };
+        ev.header.stamp_ns = stamp;
+        io.episode.publish(&mut ev)?;
+        Ok(())
+    }
+
+    fn publish_status(&self, io: &Io, report: &SimNodeReport, estopped: bool, state: NodeState) -> Result<(), NodeError> {
+        let mut counters = BTreeMap::new();
+        counters.insert("steps".to_string(), report.steps);
+        counters.insert("episodes".to_string(), report.episodes);
+        counters.insert("successes".to_string(), report.successes);
+        counters.insert("commands_applied".to_string(), report.commands_applied);
+        counters.insert("commands_rejected".to_string(), report.commands_rejected);
+        counters.insert("commands_clamped".to_string(), report.commands_clamped);
+        counters.insert("overruns".to_string(), report.overruns);
+        counters.insert("command_gaps".to_string(), io.joint_cmd.stats().gaps_missed + io.ee_cmd.stats().gaps_missed);
+        counters.insert(
+            "decode_errors".to_string(),
+            io.joint_cmd.stats().decode_errors + io.ee_cmd.stats().decode_errors + io.chunk_cmd.stats().decode_errors,
+        );
+        let mut status = Status {
+            header: Default::default(),
+            node: self.config.name.clone(),
+            state,
+            message: if estopped { "e-stop engaged: holding position".into() } else { String::new() },
+            counters,
+        };
+        io.status.publish(&mut status)?;
+        Ok(())
+    }
+}
+
+fn joint_action(c: &JointCommand) -> Action {
+    let mut q = [f64::NAN; NUM_ARM_JOINTS];
+    if c.position.len() == NUM_ARM_JOINTS {
+        q.copy_from_slice(&c.position);
+    }
+    Action::Joint { q_rad: q, gripper: c.gripper }
+}
+
+fn ee_action(c: &EeDeltaCommand) -> Action {
+    Action::EeDelta { xyz_m: c.delta_xyz_m, rpy_rad: c.delta_rpy_rad, gripper: c.gripper }
+}

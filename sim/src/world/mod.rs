@@ -1,0 +1,225 @@
+//! One simulated episode: a Rapier world with the arm, the table and a scene's objects.
+//!
+//! World frame: z up, table top at z = 0, arm base at the origin facing +x. The physics runs at
+//! a fixed step ([`PhysicsConfig::physics_hz`]); the arm's motors hold the latest joint targets,
+//! which take effect after the episode's command latency.
+
+mod arm_body;
+pub mod collision;
+mod objects;
+
+use std::collections::VecDeque;
+
+use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+use rapier3d::prelude::*;
+
+pub use arm_body::{ArmBody, MotorGains, ARM_URDF, FINGER_JOINTS};
+pub use objects::{ObjectBody, BIN_WALL_M, TABLE_COLOR, TABLE_HALF_EXTENTS_M};
+
+use crate::arm::kinematics::ArmKinematics;
+use crate::arm::spec::{ArmSpec, NUM_ARM_JOINTS};
+use crate::scene::SceneInstance;
+
+/// Errors building or running a world.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The embedded URDF could not be loaded.
+    #[error("arm URDF: {0}")]
+    Urdf(String),
+    /// A scene problem.
+    #[error(transparent)]
+    Scene(#[from] crate::scene::SceneError),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Physics settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PhysicsConfig {
+    /// Physics rate, Hz (the fixed step is 1 / physics_hz).
+    pub physics_hz: f64,
+    /// Solver iterations per step.
+    pub solver_iterations: usize,
+    /// Motor gains.
+    pub gains: MotorGains,
+}
+
+impl Default for PhysicsConfig {
+    fn default() -> Self {
+        Self { physics_hz: 500.0, solver_iterations: 4, gains: MotorGains::default() }
+    }
+}
+
+/// The measured state of the arm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArmState {
+    /// Joint angles, rad (chain order).
+    pub q_rad: [f64; NUM_ARM_JOINTS],
+    /// Joint velocities, rad/s.
+    pub qd_rad_s: [f64; NUM_ARM_JOINTS],
+    /// Finger travels, m (left, right).
+    pub finger_m: [f64; 2],
+    /// Gripper opening fraction, 0 closed … 1 open (mean of the fingers).
+    pub gripper_opening: f64,
+    /// Finger-tip frame (ee_gripper) in the world frame.
+    pub tip_pose: Isometry3<f64>,
+}
+
+/// One episode's Rapier world.
+pub struct SimWorld {
+    /// The Rapier state (public so tools can inspect it).
+    pub physics: PhysicsWorld,
+    /// The arm's handles.
+    pub arm: ArmBody,
+    /// Objects, in scene order.
+    pub objects: Vec<ObjectBody>,
+    /// The sampled episode.
+    pub instance: SceneInstance,
+    /// Arm description.
+    pub spec: ArmSpec,
+    kinematics: ArmKinematics,
+    config: PhysicsConfig,
+    /// Joint targets (rad) and finger travel (m) currently held by the motors.
+    active_target: ([f64; NUM_ARM_JOINTS], f64),
+    /// Targets waiting for the command latency: (physics step at which they apply, targets).
+    pending: VecDeque<(u64, [f64; NUM_ARM_JOINTS], f64)>,
+    latency_steps: u64,
+    steps: u64,
+}
+
+impl SimWorld {
+    /// Builds the world for one sampled episode.
+    pub fn new(instance: SceneInstance, config: PhysicsConfig) -> Result<SimWorld, SimError> {
+        if !(config.physics_hz >= 50.0 && config.physics_hz <= 10_000.0) {
+            return Err(SimError::Config(format!("physics_hz {} must be in [50, 10000]", config.physics_hz)));
+        }
+        let spec = ArmSpec::default();
+        let mut physics = PhysicsWorld::new();
+        physics.gravity = Vector::new(0.0, 0.0, -9.81);
+        physics.integration_parameters.dt = (1.0 / config.physics_hz) as f32;
+        physics.integration_parameters.num_solver_iterations = config.solver_iterations.max(1);
+        objects::insert_table(&mut physics, instance.friction);
+        let mut q0 = instance.initial_joints_rad;
+        spec.clamp_to_limits(&mut q0);
+        let open = spec.gripper_opening_to_finger_m(1.0);
+        let arm = ArmBody::insert(&mut physics, &spec, &q0, &config.gains, instance.friction)?;
+        let objects = instance.objects.iter().map(|o| objects::insert_object(&mut physics, o, instance.friction)).collect();
+        let latency_steps = (instance.latency_ms * 1e-3 * config.physics_hz).round() as u64;
+        let mut world = SimWorld {
+            physics,
+            arm,
+            objects,
+            kinematics: ArmKinematics::new(spec.clone()),
+            spec,
+            instance,
+            config,
+            active_target: (q0, open),
+            pending: VecDeque::new(),
+            latency_steps,
+            steps: 0,
+        };
+        world.apply_active_target();
+        // One physics step fills the broad phase, so cameras can render the reset state.
+        // (Measured pitfall, rapier 0.36: calling `detect_collisions` before the first `step`
+        // keeps a multibody out of the island manager for good: it is never simulated.)
+        world.physics.step();
+        Ok(world)
+    }
+
+    /// The physics configuration.
+    pub fn config(&self) -> &PhysicsConfig {
+        &self.config
+    }
+
+    /// The arm's forward kinematics.
+    pub fn kinematics(&self) -> &ArmKinematics {
+        &self.kinematics
+    }
+
+    /// Physics steps taken since reset.
+    pub fn physics_steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Simulated time since reset, seconds.
+    pub fn time_s(&self) -> f64 {
+        self.steps as f64 / self.config.physics_hz
+    }
+
+    /// Commands new joint targets (rad, clamped to limits by the caller) and finger travel (m).
+    /// They take effect after the episode's latency.
+    pub fn command(&mut self, q_rad: [f64; NUM_ARM_JOINTS], finger_m: f64) {
+        if self.latency_steps == 0 {
+            self.active_target = (q_rad, finger_m);
+            self.apply_active_target();
+        } else {
+            self.pending.push_back((self.steps + self.latency_steps, q_rad, finger_m));
+        }
+    }
+
+    /// The targets the motors hold now.
+    pub fn active_target(&self) -> ([f64; NUM_ARM_JOINTS], f64) {
+        self.active_target
+    }
+
+    fn apply_active_target(&mut self) {
+        let (q, f) = self.active_target;
+        self.arm.set_targets(&mut self.physics, &q, f, &self.config.gains, self.instance.motor_gain_scale);
+    }
+
+    /// Advances the physics by `n` fixed steps.
+    pub fn step_physics(&mut self, n: u32) {
+        for _ in 0..n {
+            let mut changed = false;
+            while let Some((at, q, f)) = self.pending.front().copied() {
+                if at > self.steps {
+                    break;
+                }
+                self.pending.pop_front();
+                self.active_target = (q, f);
+                changed = true;
+            }
+            if changed {
+                self.apply_active_target();
+            }
+            self.physics.step();
+            self.steps += 1;
+        }
+    }
+
+    /// The measured arm state.
+    pub fn arm_state(&self) -> ArmState {
+        let (q, qd) = self.arm.joint_state(&self.physics);
+        let finger_m = self.arm.finger_state(&self.physics);
+        let mean = 0.5 * (finger_m[0] + finger_m[1]);
+        ArmState {
+            q_rad: q,
+            qd_rad_s: qd,
+            finger_m,
+            gripper_opening: self.spec.finger_m_to_gripper_opening(mean).clamp(0.0, 1.0),
+            tip_pose: self.kinematics.fk(&q),
+        }
+    }
+
+    /// The world pose of the object `name` (its body frame: the centre for cubes).
+    pub fn object_pose(&self, name: &str) -> Option<Isometry3<f64>> {
+        let obj = self.objects.iter().find(|o| o.name == name)?;
+        self.physics.bodies.get(obj.body).map(|rb| pose_to_isometry(rb.position()))
+    }
+
+    /// World pose of a rigid body.
+    pub fn body_pose(&self, body: RigidBodyHandle) -> Option<Isometry3<f64>> {
+        self.physics.bodies.get(body).map(|rb| pose_to_isometry(rb.position()))
+    }
+}
+
+/// Converts a Rapier (glam, f32) pose into a nalgebra f64 isometry.
+pub fn pose_to_isometry(p: &Pose) -> Isometry3<f64> {
+    let t = p.translation;
+    let r = p.rotation;
+    Isometry3::from_parts(
+        Translation3::new(t.x as f64, t.y as f64, t.z as f64),
+        UnitQuaternion::from_quaternion(Quaternion::new(r.w as f64, r.x as f64, r.y as f64, r.z as f64)),
+    )
+}
