@@ -144,8 +144,16 @@ impl<M: Message> Subscriber<M> {
     }
 }
 
-/// One raw sample: (full key, payload bytes, arrival time in ns since the UNIX epoch).
-pub type RawSample = (String, Vec<u8>, u64);
+/// One undecoded sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSample {
+    /// The full key it was published on.
+    pub key: String,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// Arrival time, ns since the UNIX epoch (this host's clock).
+    pub arrival_ns: u64,
+}
 
 /// Receives undecoded payloads from any key expression (tooling: `topics echo`, `topics hz`).
 pub struct RawSubscriber {
@@ -263,11 +271,11 @@ impl Bus {
         let dropped = Arc::new(AtomicU64::new(0));
         let (cb_rx, cb_dropped) = (rx.clone(), Arc::clone(&dropped));
         let callback = move |sample: Sample| {
-            let item = (
-                sample.key_expr().as_str().to_string(),
-                sample.payload().to_bytes().into_owned(),
-                now_ns(),
-            );
+            let item = RawSample {
+                key: sample.key_expr().as_str().to_string(),
+                payload: sample.payload().to_bytes().into_owned(),
+                arrival_ns: now_ns(),
+            };
             let discarded = push_newest(&tx, &cb_rx, item);
             if discarded > 0 {
                 cb_dropped.fetch_add(discarded, Ordering::Relaxed);

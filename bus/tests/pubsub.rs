@@ -327,7 +327,7 @@ fn raw_subscriber_sees_keys_and_payloads() {
             "raw sample not received"
         );
     };
-    assert_eq!(got.0, key);
-    assert_eq!(got.1, vec![1, 2, 3]);
-    assert!(got.2 > 0);
+    assert_eq!(got.key, key);
+    assert_eq!(got.payload, vec![1, 2, 3]);
+    assert!(got.arrival_ns > 0);
 }

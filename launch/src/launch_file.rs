@@ -65,15 +65,7 @@ pub enum LaunchFileError {
 /// Parses launch-file text; `file` names it in errors.
 pub fn parse_launch(text: &str, file: &str) -> Result<LaunchFile, LaunchFileError> {
     let launch: LaunchFile = toml::from_str(text).map_err(|e| {
-        let (line, column, snippet) = match e.span() {
-            Some(span) => {
-                let (line, column) = sim::scene::line_col(text, span.start);
-                let end = span.end.min(text.len()).max(span.start);
-                (line, column, text[span.start..end].lines().next().unwrap_or("").chars().take(60).collect())
-            }
-            None => (0, 0, String::new()),
-        };
-        let mut message = e.message().trim().to_string();
+        let sim::scene::TomlErrorLocation { line, column, snippet, mut message } = sim::scene::locate_toml_error(text, &e);
         if message.contains("unknown variant") {
             message = format!("key `kind`: unknown node kind: {message}");
         }

@@ -87,7 +87,7 @@ impl CameraSpec {
             width,
             height,
             fov_y_rad: 55f64.to_radians(),
-            mount: CameraMount::World(look_at(Point3::new(-0.20, 0.0, 0.55), Point3::new(0.30, 0.0, 0.0))),
+            mount: CameraMount::World(look_at(Point3::new(-0.12, -0.28, 0.52), Point3::new(0.30, 0.0, 0.0))),
             far_m: 3.0,
         }
     }

@@ -99,24 +99,48 @@ pub fn parse_scene(text: &str, file: &str) -> Result<SceneSpec, SceneError> {
     Ok(spec)
 }
 
+/// Where a TOML error is, as a person reads it: 1-based line and column, the text there, and
+/// the message. For an unknown key the line is the key's own line (not its table's header).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TomlErrorLocation {
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// The first line of text at the error.
+    pub snippet: String,
+    /// What is wrong; names the key.
+    pub message: String,
+}
+
+/// Locates a `toml` deserialisation error in `text`.
+pub fn locate_toml_error(text: &str, e: &toml::de::Error) -> TomlErrorLocation {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return TomlErrorLocation { line: 0, column: 0, snippet: String::new(), message };
+    };
+    let (mut line, mut column) = line_col(text, span.start);
+    let end = span.end.min(text.len()).max(span.start);
+    let mut snippet: String = text[span.start..end].lines().next().unwrap_or("").chars().take(60).collect();
+    // Serde reports unknown fields of tagged tables at the table header: find the key itself.
+    if let Some(key) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+        let found = text.lines().enumerate().skip(line.saturating_sub(1)).find(|(_, l)| {
+            let t = l.trim_start();
+            t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        });
+        if let Some((i, l)) = found {
+            line = i + 1;
+            column = l.len() - l.trim_start().len() + 1;
+            snippet = l.trim().chars().take(60).collect();
+        }
+    }
+    TomlErrorLocation { line, column, snippet, message }
+}
+
 /// Turns a `toml` error into a [`SceneError::Parse`] with line, column and snippet.
 fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> SceneError {
-    let (line, column, snippet) = match e.span() {
-        Some(span) => {
-            let (line, column) = line_col(text, span.start);
-            let end = span.end.min(text.len()).max(span.start);
-            let snippet: String = text[span.start..end].chars().take(60).collect();
-            (line, column, snippet.lines().next().unwrap_or("").to_string())
-        }
-        None => (0, 0, String::new()),
-    };
-    SceneError::Parse {
-        file: file.to_string(),
-        line,
-        column,
-        message: e.message().trim().to_string(),
-        snippet,
-    }
+    let TomlErrorLocation { line, column, snippet, message } = locate_toml_error(text, e);
+    SceneError::Parse { file: file.to_string(), line, column, message, snippet }
 }
 
 /// 1-based (line, column) of a byte offset.
@@ -308,7 +332,8 @@ mod tests {
     fn unknown_colour_names_line_and_key() {
         let text = BUILTIN_SCENES[1].1.replace("\"orange\"]", "\"mauve\"]");
         let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
-        assert!(err.starts_with("bad.toml:10: key `options`"), "{err}");
+        let line = text.lines().position(|l| l.contains("mauve")).unwrap() + 1;
+        assert!(err.starts_with(&format!("bad.toml:{line}: key `options`")), "{err}");
         assert!(err.contains("mauve"), "{err}");
     }
 

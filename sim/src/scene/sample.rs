@@ -63,6 +63,15 @@ pub struct SceneInstance {
 /// The default ready pose: finger tip about 0.2 m above the table, pointing down-forward.
 pub const READY_POSE_RAD: [f64; 6] = [0.0, -0.6, 0.5, 0.0, 1.2, 0.0];
 
+/// Radius of the circle around an object's table footprint, metres (0 for markers in the air).
+fn footprint_radius_m(kind: ObjectKind, size_m: f64) -> f64 {
+    match kind {
+        ObjectKind::Cube | ObjectKind::Pad => size_m * std::f64::consts::FRAC_1_SQRT_2,
+        ObjectKind::Bin => (size_m / 2.0 + crate::world::BIN_WALL_M) * std::f64::consts::SQRT_2,
+        ObjectKind::Marker => 0.0,
+    }
+}
+
 fn uniform(rng: &mut ChaCha8Rng, r: [f64; 2]) -> f64 {
     if r[1] > r[0] {
         rng.random_range(r[0]..=r[1])
@@ -118,13 +127,20 @@ impl SceneInstance {
                 let jitter = if r.color_jitter > 0.0 { rng.random_range(-r.color_jitter..=r.color_jitter) } else { 0.0 };
                 *c = (*c + jitter as f32).clamp(0.0, 1.0);
             }
-            // Rejection sampling for separation; falls back to the last draw after 100 tries.
+            // Rejection sampling: table objects never overlap (footprint circles plus 1 cm), and
+            // keep `min_separation_m` between centres; falls back to the last draw after 200 tries.
             let mut xy = [0.0; 2];
-            for _ in 0..100 {
+            let radius = footprint_radius_m(obj.kind, obj.size_m);
+            for _ in 0..200 {
                 xy = [uniform(&mut rng, obj.x_m), uniform(&mut rng, obj.y_m)];
                 let clear = objects.iter().all(|o| {
                     let d = ((o.position_m[0] - xy[0]).powi(2) + (o.position_m[1] - xy[1]).powi(2)).sqrt();
-                    d >= obj.min_separation_m
+                    let needed = if radius > 0.0 && footprint_radius_m(o.kind, o.size_m) > 0.0 {
+                        radius + footprint_radius_m(o.kind, o.size_m) + 0.01
+                    } else {
+                        0.0
+                    };
+                    d >= obj.min_separation_m.max(needed)
                 });
                 if clear {
                     break;
@@ -204,6 +220,14 @@ mod tests {
             let cube_b = inst.object("cube_b").unwrap().position_m;
             let d = ((cube_a[0] - cube_b[0]).powi(2) + (cube_a[1] - cube_b[1]).powi(2)).sqrt();
             assert!(d >= 0.08 - 1e-9, "seed {seed}: cubes {d} m apart");
+            for bin in ["bin_a", "bin_b"] {
+                let b = inst.object(bin).unwrap().position_m;
+                for c in [cube_a, cube_b] {
+                    let d = ((b[0] - c[0]).powi(2) + (b[1] - c[1]).powi(2)).sqrt();
+                    let needed = footprint_radius_m(ObjectKind::Bin, 0.11) + footprint_radius_m(ObjectKind::Cube, 0.04);
+                    assert!(d >= needed, "seed {seed}: a cube overlaps {bin} ({d} m < {needed} m)");
+                }
+            }
         }
     }
 }
