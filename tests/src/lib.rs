@@ -1,1 +1,1 @@
-//! placeholder
+//! Cross-crate integration tests live in `tests/tests/`; this library is intentionally empty.

@@ -1,0 +1,223 @@
+//! The sim node on a real zenoh bus (two sessions on loopback, isolated discovery dir): joint
+//! states arrive at the configured rate; joint, end-effector and chunk commands move the arm;
+//! NaN commands and garbage payloads never move or crash it; the e-stop holds it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bus::{ActionChunk, ActionKind, Bus, BusConfig, EeDeltaCommand, Estop, JointCommand, JointState, NodeState, Status};
+use sim::node::{SimNode, SimNodeConfig, SimNodeReport};
+use sim::{load_scene, EnvConfig};
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    client: Bus,
+    stop: Arc<AtomicBool>,
+    node: Option<JoinHandle<SimNodeReport>>,
+}
+
+impl Harness {
+    fn start(robot: &str, rate_hz: f64, max_steps: Option<u64>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BusConfig::with_discovery_dir(robot, dir.path());
+        let mut env = EnvConfig::new(load_scene("reach").unwrap());
+        env.control_hz = rate_hz;
+        let node_cfg = SimNodeConfig {
+            env,
+            seed: 0,
+            as_fast_as_possible: false,
+            max_episodes: None,
+            max_steps,
+            name: "sim".into(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let node_bus = Bus::open(&config).unwrap();
+        let stop_node = stop.clone();
+        let node = std::thread::spawn(move || {
+            let mut node = SimNode::new(node_cfg).unwrap();
+            node.run(&node_bus, &stop_node).unwrap()
+        });
+        let client = Bus::open(&config).unwrap();
+        Harness { _dir: dir, client, stop, node: Some(node) }
+    }
+
+    fn finish(mut self) -> SimNodeReport {
+        self.stop.store(true, Ordering::SeqCst);
+        self.node.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(node) = self.node.take() {
+            let _ = node.join();
+        }
+    }
+}
+
+fn arm_q(js: &JointState) -> [f64; 6] {
+    let mut q = [0.0; 6];
+    q.copy_from_slice(&js.position[..6]);
+    q
+}
+
+/// Publishes `cmd` every 50 ms until `done(joint_state)` holds (or fails after `timeout`).
+fn drive_until<M: bus::Message + Clone>(
+    h: &Harness,
+    mut cmd: M,
+    timeout: Duration,
+    mut done: impl FnMut(&JointState) -> bool,
+) -> JointState {
+    let publisher = h.client.publisher::<M>().unwrap();
+    let states = h.client.subscriber::<JointState>().unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        publisher.publish(&mut cmd).unwrap();
+        if let Some(js) = states.recv_timeout(Duration::from_millis(50)) {
+            if done(&js) {
+                return js;
+            }
+        }
+        assert!(Instant::now() < deadline, "condition not reached in {timeout:?}");
+    }
+}
+
+#[test]
+fn subscriber_sees_joint_states_at_the_configured_rate() {
+    let h = Harness::start("rate_test", 20.0, None);
+    let states = h.client.subscriber::<JointState>().unwrap();
+    // Wait for the first message (subscription propagation), then measure for 3 s.
+    assert!(states.recv_timeout(Duration::from_secs(5)).is_some(), "no joint state");
+    let start = Instant::now();
+    let mut stamps = Vec::new();
+    while start.elapsed() < Duration::from_secs(3) {
+        if let Some(js) = states.recv_timeout(Duration::from_millis(200)) {
+            assert_eq!(js.name.len(), 7);
+            assert_eq!(js.name[6], "gripper");
+            stamps.push(js.header.stamp_ns);
+        }
+    }
+    let n = stamps.len();
+    assert!((55..=65).contains(&n), "{n} joint states in 3 s at 20 Hz");
+    let mean_period_ms = (stamps[n - 1] - stamps[0]) as f64 / (n - 1) as f64 * 1e-6;
+    assert!((mean_period_ms - 50.0).abs() < 2.5, "mean period {mean_period_ms} ms");
+    assert_eq!(states.stats().gaps_missed, 0);
+    assert_eq!(states.stats().decode_errors, 0);
+}
+
+#[test]
+fn joint_command_moves_the_arm_and_nan_never_does() {
+    let h = Harness::start("joint_cmd_test", 50.0, None);
+    let target = [0.3, -0.4, 0.6, 0.1, 0.9, -0.2];
+    let cmd = JointCommand { header: Default::default(), position: target.to_vec(), gripper: 0.0 };
+    let js = drive_until(&h, cmd, Duration::from_secs(10), |js| {
+        arm_q(js).iter().zip(target).all(|(q, t)| (q - t).abs() < 0.01)
+    });
+    assert!(js.position[6] < 0.1, "gripper should close, opening {}", js.position[6]);
+    // NaN and wrong-length commands: rejected, the arm stays put.
+    let publisher = h.client.publisher::<JointCommand>().unwrap();
+    let states = h.client.subscriber::<JointState>().unwrap();
+    for _ in 0..20 {
+        let mut bad = JointCommand { header: Default::default(), position: vec![f64::NAN; 6], gripper: 1.0 };
+        publisher.publish(&mut bad).unwrap();
+        let mut short = JointCommand { header: Default::default(), position: vec![0.0; 3], gripper: 1.0 };
+        publisher.publish(&mut short).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let js = states.latest().or_else(|| states.recv_timeout(Duration::from_secs(1))).unwrap();
+    for (q, t) in arm_q(&js).iter().zip(target) {
+        assert!((q - t).abs() < 0.01, "arm moved after NaN commands: {q} vs {t}");
+    }
+    // Garbage on the command key is counted, not fatal.
+    for _ in 0..5 {
+        h.client.put_raw(&h.client.key("command/joint"), vec![0xff, 0x00, 0x13]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let report = h.finish();
+    assert!(report.commands_rejected >= 10, "{report:?}");
+}
+
+#[test]
+fn ee_delta_command_moves_the_tip() {
+    let h = Harness::start("ee_cmd_test", 50.0, None);
+    let states = h.client.subscriber::<JointState>().unwrap();
+    let first = states.recv_timeout(Duration::from_secs(5)).unwrap();
+    let z0 = first.ee_pose.unwrap().translation_m[2];
+    let cmd = EeDeltaCommand { header: Default::default(), delta_xyz_m: [0.0, 0.0, 0.01], delta_rpy_rad: [0.0; 3], gripper: 1.0 };
+    drive_until(&h, cmd, Duration::from_secs(10), |js| js.ee_pose.as_ref().unwrap().translation_m[2] > z0 + 0.05);
+}
+
+#[test]
+fn chunk_rows_are_executed_one_per_step() {
+    let h = Harness::start("chunk_test", 50.0, None);
+    // A 10-step joint-target chunk that ends at a distinct pose.
+    let end = [-0.3, -0.2, 0.3, 0.0, 0.8, 0.4];
+    let mut values = Vec::new();
+    for i in 0..10 {
+        let f = (i + 1) as f32 / 10.0;
+        values.extend(end.iter().map(|q| *q as f32 * f));
+        values.push(1.0);
+    }
+    let chunk = ActionChunk {
+        header: Default::default(),
+        kind: ActionKind::JointTarget,
+        horizon: 10,
+        dim: 7,
+        period_ns: 20_000_000,
+        values,
+        obs_stamp_ns: 0,
+    };
+    let publisher = h.client.publisher::<ActionChunk>().unwrap();
+    let states = h.client.subscriber::<JointState>().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = chunk.clone();
+    loop {
+        publisher.publish(&mut sent).unwrap();
+        std::thread::sleep(Duration::from_millis(400)); // 20 steps: the chunk plays out
+        if let Some(js) = states.latest() {
+            if arm_q(&js).iter().zip(end).all(|(q, t)| (q - t).abs() < 0.02) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "chunk never reached its last row");
+    }
+}
+
+#[test]
+fn estop_holds_the_arm_and_is_reported() {
+    let h = Harness::start("estop_test", 50.0, None);
+    let estop = h.client.publisher::<Estop>().unwrap();
+    let status = h.client.subscriber::<Status>().unwrap();
+    let states = h.client.subscriber::<JointState>().unwrap();
+    let reference = states.recv_timeout(Duration::from_secs(5)).unwrap();
+    // Engage until the node reports it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        estop.publish(&mut Estop { header: Default::default(), engaged: true, reason: "test".into() }).unwrap();
+        if let Some(s) = status.recv_timeout(Duration::from_millis(100)) {
+            if s.state == NodeState::Estopped {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "e-stop never reported");
+    }
+    let held = states.latest().unwrap_or(reference);
+    let publisher = h.client.publisher::<JointCommand>().unwrap();
+    for _ in 0..25 {
+        let mut cmd = JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0 };
+        publisher.publish(&mut cmd).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = states.recv_timeout(Duration::from_secs(1)).unwrap();
+    for (a, b) in arm_q(&after).iter().zip(arm_q(&held)) {
+        assert!((a - b).abs() < 0.01, "arm moved during e-stop: {a} vs {b}");
+    }
+    // Release: commands act again.
+    estop.publish(&mut Estop { header: Default::default(), engaged: false, reason: String::new() }).unwrap();
+    let cmd = JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0 };
+    drive_until(&h, cmd, Duration::from_secs(10), |js| (js.position[0] - 1.0).abs() < 0.02);
+}
