@@ -435,11 +435,12 @@ mod tests {
         };
         let (robot, urdf) =
             UrdfRobot::from_str(URDF, options, std::path::Path::new(".")).expect("URDF parses");
-        // 10 links (base, 6 arm links, 2 fingers, ee_gripper) and 9 joints; none squeezed.
+        // 10 URDF links (base, 6 arm links, 2 fingers, ee_gripper) and 9 joints; the loader
+        // drops the empty ee_gripper frame, leaving 9 simulated links and 8 joints.
         assert_eq!(urdf.links.len(), 10);
         assert_eq!(urdf.joints.len(), 9);
-        assert_eq!(robot.links.len(), 10);
-        assert_eq!(robot.joints.len(), 9);
+        assert_eq!(robot.links.len(), 9);
+        assert_eq!(robot.joints.len(), 8);
         let moving_mass: f64 = urdf
             .links
             .iter()

@@ -43,11 +43,25 @@ pub struct PhysicsConfig {
     pub solver_iterations: usize,
     /// Motor gains.
     pub gains: MotorGains,
+    /// Contact spring natural frequency, Hz (rapier's default is 30 Hz).
+    pub contact_natural_frequency_hz: f64,
+    /// One Coulomb friction constraint per contact point (rapier's simplified model solves one
+    /// per group of four).
+    pub coulomb_friction: bool,
+    /// Warm-start joint and motor impulses from the previous step.
+    pub warmstart_joints: bool,
 }
 
 impl Default for PhysicsConfig {
     fn default() -> Self {
-        Self { physics_hz: 500.0, solver_iterations: 4, gains: MotorGains::default() }
+        Self {
+            physics_hz: 500.0,
+            solver_iterations: 4,
+            gains: MotorGains::default(),
+            contact_natural_frequency_hz: 30.0,
+            coulomb_friction: false,
+            warmstart_joints: false,
+        }
     }
 }
 
@@ -98,7 +112,14 @@ impl SimWorld {
         let mut physics = PhysicsWorld::new();
         physics.gravity = Vector::new(0.0, 0.0, -9.81);
         physics.integration_parameters.dt = (1.0 / config.physics_hz) as f32;
-        physics.integration_parameters.num_solver_iterations = config.solver_iterations.max(1);
+        let params = &mut physics.integration_parameters;
+        params.num_solver_iterations = config.solver_iterations.max(1);
+        params.contact_softness.natural_frequency = config.contact_natural_frequency_hz as f32;
+        params.static_contact_softness.natural_frequency = 2.0 * config.contact_natural_frequency_hz as f32;
+        if config.coulomb_friction {
+            params.friction_model = rapier3d::dynamics::FrictionModel::Coulomb;
+        }
+        params.warmstart_joints = config.warmstart_joints;
         objects::insert_table(&mut physics, instance.friction);
         let mut q0 = instance.initial_joints_rad;
         spec.clamp_to_limits(&mut q0);
