@@ -263,17 +263,18 @@ fn bare_case<M: Message + Clone>(
         key: key.clone(),
         reason: e.to_string(),
     };
-    let _sub = b
-        .session
-        .declare_subscriber(key.clone())
-        .callback(move |sample: Sample| {
+    // Like the typed subscriber, the bare baseline hands each payload from zenoh's callback to
+    // a consumer thread through a bounded queue and measures there: the comparison then shows
+    // what typing adds (CBOR encode/decode, sequence and stats bookkeeping), not the hand-off.
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(crate::subscriber::DEFAULT_QUEUE_CAPACITY);
+    let consumer = std::thread::spawn(move || {
+        while let Ok(bytes) = rx.recv() {
             let now = now_ns();
-            let bytes = sample.payload().to_bytes();
             let Some(stamp) = bytes
                 .get(offset..offset + 8)
                 .and_then(|s| <[u8; 8]>::try_from(s).ok())
             else {
-                return;
+                continue;
             };
             let stamp = u64::from_be_bytes(stamp);
             if let Ok(mut lat) = cb_lat.lock() {
@@ -283,6 +284,13 @@ fn bare_case<M: Message + Clone>(
                     lat.push(u64::MAX); // warm-up marker
                 }
             }
+        }
+    });
+    let sub = b
+        .session
+        .declare_subscriber(key.clone())
+        .callback(move |sample: Sample| {
+            let _ = tx.try_send(sample.payload().to_bytes().into_owned());
         })
         .wait()
         .map_err(|e| zerr("declare subscriber", e))?;
@@ -321,6 +329,9 @@ fn bare_case<M: Message + Clone>(
     measure_from.store(now_ns(), Ordering::Relaxed);
     let sent = paced_send(hz, duration, send)?;
     std::thread::sleep(Duration::from_millis(300));
+    // Undeclaring drops the callback and its sender, which ends the consumer.
+    drop(sub);
+    let _ = consumer.join();
     let lat: Vec<u64> = latencies
         .lock()
         .map(|l| l.iter().copied().filter(|&v| v != u64::MAX).collect())

@@ -70,6 +70,9 @@ pub struct SimNodeSpec {
     /// Stop after this many control steps.
     #[serde(default)]
     pub steps: Option<u64>,
+    /// The scene's scripted expert drives when no bus command arrives (value: its noise, 0–1).
+    #[serde(default)]
+    pub expert: Option<f64>,
 }
 
 fn sim_name() -> String {
@@ -179,6 +182,7 @@ pub fn sim_node_config(spec: &SimNodeSpec) -> Result<SimNodeConfig> {
         max_episodes: spec.episodes,
         max_steps: spec.steps,
         name: spec.name.clone(),
+        expert_noise: spec.expert,
     })
 }
 
@@ -223,22 +227,34 @@ fn run_monitor(spec: &MonitorNodeSpec, bus: &Bus, stop: &AtomicBool) -> Result<(
     Ok(())
 }
 
-fn run_one(spec: NodeSpec, bus_config: BusConfig, stop: Arc<AtomicBool>) -> Result<()> {
+/// Runs one node; returns a one-line summary for the user.
+fn run_one(spec: NodeSpec, bus_config: BusConfig, stop: Arc<AtomicBool>) -> Result<String> {
     let mut config = bus_config;
     if let Some(robot) = spec.robot() {
         config.robot = robot.clone();
     }
     let bus = Bus::open(&config).with_context(|| format!("node `{}`: opening the bus", spec.name()))?;
-    match &spec {
+    let summary = match &spec {
         NodeSpec::Sim(s) => {
             let mut node = SimNode::new(sim_node_config(s)?)?;
-            let report = node.run(&bus, &stop)?;
-            tracing::info!(node = %s.name, ?report, "node finished");
+            let r = node.run(&bus, &stop)?;
+            tracing::info!(node = %s.name, ?r, "node finished");
+            let rate = if r.episodes > 0 { 100.0 * r.successes as f64 / r.episodes as f64 } else { 0.0 };
+            format!(
+                "{} ({}): {} control steps, {} episodes, {} successes ({rate:.0}%), {} commands applied, {} rejected, {} clamped, {} overruns",
+                s.name, s.scene, r.steps, r.episodes, r.successes, r.commands_applied, r.commands_rejected, r.commands_clamped, r.overruns
+            )
         }
-        NodeSpec::Waypoints(s) => run_waypoints(s, &bus, &stop)?,
-        NodeSpec::Monitor(s) => run_monitor(s, &bus, &stop)?,
-    }
-    Ok(())
+        NodeSpec::Waypoints(s) => {
+            run_waypoints(s, &bus, &stop)?;
+            format!("{}: done", s.name)
+        }
+        NodeSpec::Monitor(s) => {
+            run_monitor(s, &bus, &stop)?;
+            format!("{}: done", s.name)
+        }
+    };
+    Ok(summary)
 }
 
 /// Starts every node on its own thread, stops them all on Ctrl-C or when every sim node has
@@ -276,7 +292,7 @@ pub fn run_nodes(specs: Vec<NodeSpec>, bus_config: &BusConfig) -> Result<()> {
     stop.store(true, Ordering::SeqCst);
     for (name, _, handle) in handles {
         match handle.join() {
-            Ok(Ok(())) => {}
+            Ok(Ok(summary)) => println!("{summary}"),
             Ok(Err(e)) => {
                 tracing::error!(node = %name, "{e:#}");
                 first_error.get_or_insert(e.context(format!("node `{name}`")));

@@ -7,8 +7,9 @@
 //!
 //! Command arbitration per control step: the newest joint or end-effector command received since
 //! the last step wins; otherwise the next row of the current chunk; otherwise the arm holds its
-//! targets. While the e-stop is engaged every command is ignored and the arm holds. Episodes
-//! end on success or at the step limit; the next episode starts with the next seed.
+//! targets — or, with an autopilot configured, the scene's scripted expert acts (a bus command
+//! always takes over). While the e-stop is engaged every command is ignored and the arm holds.
+//! Episodes end on success or at the step limit; the next episode starts with the next seed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ use nalgebra::Isometry3;
 use crate::arm::spec::NUM_ARM_JOINTS;
 use crate::camera::CameraImage;
 use crate::env::{Action, Env, EnvConfig, Observation};
+use crate::expert::Expert;
 use crate::world::SimError;
 
 /// Errors of the sim node.
@@ -52,6 +54,8 @@ pub struct SimNodeConfig {
     pub max_steps: Option<u64>,
     /// Node name in status messages.
     pub name: String,
+    /// Let the scene's scripted expert drive when no bus command arrives, with this noise.
+    pub expert_noise: Option<f64>,
 }
 
 /// What a sim node did.
@@ -203,6 +207,7 @@ impl SimNode {
         let mut episode: u64 = 0;
         let mut seed = self.config.seed;
         let mut obs = self.env.reset(seed)?;
+        let mut expert = self.config.expert_noise.map(|noise| Expert::new(&self.config.env.scene, noise, seed));
         self.publish_episode_start(&io, episode, seed, &obs, &scene_name)?;
         let mut chunk: VecDeque<Action> = VecDeque::new();
         let mut estopped = false;
@@ -254,10 +259,17 @@ impl SimNode {
                     report.commands_applied += 1;
                     a
                 }
-                _ => {
+                _ if estopped => {
                     let (q, g) = self.env.target();
                     Action::Joint { q_rad: q, gripper: g }
                 }
+                _ => match expert.as_mut() {
+                    Some(expert) => expert.act(&obs),
+                    None => {
+                        let (q, g) = self.env.target();
+                        Action::Joint { q_rad: q, gripper: g }
+                    }
+                },
             };
             let step = self.env.step(&action)?;
             report.steps += 1;
@@ -297,6 +309,9 @@ impl SimNode {
                 seed += 1;
                 chunk.clear();
                 obs = self.env.reset(seed)?;
+                if let Some(expert) = expert.as_mut() {
+                    expert.reset(seed);
+                }
                 self.publish_episode_start(&io, episode, seed, &obs, &scene_name)?;
             }
             if last_status.elapsed() >= Duration::from_secs(1) {

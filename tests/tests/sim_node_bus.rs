@@ -31,6 +31,7 @@ impl Harness {
             max_episodes: None,
             max_steps,
             name: "sim".into(),
+            expert_noise: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let node_bus = Bus::open(&config).unwrap();
@@ -220,4 +221,44 @@ fn estop_holds_the_arm_and_is_reported() {
     estop.publish(&mut Estop { header: Default::default(), engaged: false, reason: String::new() }).unwrap();
     let cmd = JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0 };
     drive_until(&h, cmd, Duration::from_secs(10), |js| (js.position[0] - 1.0).abs() < 0.02);
+}
+
+/// A Python client (eclipse-zenoh + cbor2, no Armstack code) reads every topic and its e-stop is
+/// obeyed. Runs when `ARMSTACK_PYTHON_TESTS=1` (CI installs the two wheels and sets it).
+#[test]
+fn python_client_reads_every_topic_and_estops_the_node() {
+    if std::env::var("ARMSTACK_PYTHON_TESTS").as_deref() != Ok("1") {
+        eprintln!("python client test not requested (set ARMSTACK_PYTHON_TESTS=1)");
+        return;
+    }
+    let robot = "python_test";
+    let dir = tempfile::tempdir().unwrap();
+    let config = BusConfig::with_discovery_dir(robot, dir.path());
+    let env = EnvConfig::new(load_scene("pick_cube").unwrap()).with_cameras(32, 32);
+    let node_cfg = SimNodeConfig {
+        env,
+        seed: 0,
+        as_fast_as_possible: false,
+        max_episodes: None,
+        max_steps: None,
+        name: "sim".into(),
+        expert_noise: Some(0.0),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let node_bus = Bus::open(&config).unwrap();
+    let stop_node = stop.clone();
+    let node = std::thread::spawn(move || SimNode::new(node_cfg).unwrap().run(&node_bus, &stop_node).unwrap());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_every_topic.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .env("ARMSTACK_BUS_DIR", dir.path())
+        .env("ARMSTACK_ROBOT", robot)
+        .output()
+        .expect("python3");
+    stop.store(true, Ordering::SeqCst);
+    let report = node.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "python client failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("e-stop obeyed"), "{stdout}");
+    assert!(report.steps > 0);
 }

@@ -38,6 +38,10 @@ pub struct SimArgs {
     /// Stop after this many control steps.
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Autopilot: the scene's scripted expert drives, with this action noise in [0, 1]
+    /// (0: clean demonstrations; ~0.3: about half fail). Bus commands take over when sent.
+    #[arg(long, value_name = "NOISE")]
+    pub expert: Option<f64>,
 }
 
 /// Runs the sim node until Ctrl-C or a limit.
@@ -55,6 +59,7 @@ pub fn run(args: SimArgs, bus: &bus::BusConfig) -> Result<()> {
         height: args.height,
         episodes: args.episodes,
         steps: args.steps,
+        expert: args.expert,
     });
     run_nodes(vec![spec], bus)
 }
