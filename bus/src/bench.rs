@@ -14,7 +14,6 @@ use crate::encoding::encode;
 use crate::error::BusError;
 use crate::header::{now_ns, Header, Message};
 use crate::messages::{CameraFrame, ImageEncoding, JointState, Pose};
-use crate::publisher::qos_for;
 use crate::session::{Bus, BusConfig};
 use crate::subscriber::Subscriber;
 
@@ -28,9 +27,7 @@ pub struct BenchConfig {
 impl Default for BenchConfig {
     /// 5 s per case and path.
     fn default() -> Self {
-        Self {
-            duration: Duration::from_secs(5),
-        }
+        Self { duration: Duration::from_secs(5) }
     }
 }
 
@@ -84,15 +81,7 @@ fn percentile_us(sorted_ns: &[u64], p: f64) -> f64 {
 }
 
 fn joint_state_sample() -> JointState {
-    let names = [
-        "waist",
-        "shoulder",
-        "elbow",
-        "forearm_roll",
-        "wrist_angle",
-        "wrist_rotate",
-        "gripper",
-    ];
+    let names = ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper"];
     JointState {
         header: Header::default(),
         name: names.iter().map(|n| n.to_string()).collect(),
@@ -109,19 +98,14 @@ fn camera_sample(width: u32, height: u32) -> CameraFrame {
         width,
         height,
         encoding: ImageEncoding::Rgb8,
-        data: (0..(width * height * 3) as usize)
-            .map(|i| (i % 251) as u8)
-            .collect(),
+        data: (0..(width * height * 3) as usize).map(|i| (i % 251) as u8).collect(),
         ..Default::default()
     }
 }
 
 /// Publishes through `publish` until `sub` yields a message or 5 s pass (subscription routing
 /// takes a moment to propagate).
-fn warm_up<M: Message>(
-    sub: &Subscriber<M>,
-    mut publish: impl FnMut() -> Result<(), BusError>,
-) -> Result<(), BusError> {
+fn warm_up<M: Message>(sub: &Subscriber<M>, mut publish: impl FnMut() -> Result<(), BusError>) -> Result<(), BusError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         publish()?;
@@ -130,9 +114,7 @@ fn warm_up<M: Message>(
             return Ok(());
         }
     }
-    Err(BusError::Bench(
-        "subscription did not become routable within 5 s".into(),
-    ))
+    Err(BusError::Bench("subscription did not become routable within 5 s".into()))
 }
 
 fn typed_case<M: Message + Clone>(
@@ -174,30 +156,16 @@ fn typed_case<M: Message + Clone>(
         });
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::Relaxed);
-        let lat = receiver
-            .join()
-            .map_err(|_| BusError::Bench("receiver thread panicked".into()))?;
+        let lat = receiver.join().map_err(|_| BusError::Bench("receiver thread panicked".into()))?;
         Ok((sent?, lat))
     })?;
     let after = subscriber.stats();
     let lost = (after.dropped - before.dropped) + (after.gaps_missed - before.gaps_missed);
-    Ok(row(
-        name,
-        "typed",
-        sent,
-        latencies,
-        lost,
-        duration,
-        payload_bytes,
-    ))
+    Ok(row(name, "typed", sent, latencies, lost, duration, payload_bytes))
 }
 
 /// Sends at `hz` for `duration`; returns how many were sent.
-fn paced_send(
-    hz: f64,
-    duration: Duration,
-    mut send: impl FnMut() -> Result<(), BusError>,
-) -> Result<u64, BusError> {
+fn paced_send(hz: f64, duration: Duration, mut send: impl FnMut() -> Result<(), BusError>) -> Result<u64, BusError> {
     let period = Duration::from_secs_f64(1.0 / hz);
     let start = Instant::now();
     let mut sent = 0u64;
@@ -258,11 +226,7 @@ fn bare_case<M: Message + Clone>(
     let cb_lat = Arc::clone(&latencies);
     let measure_from = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
     let cb_from = Arc::clone(&measure_from);
-    let zerr = |op: &'static str, e: zenoh::Error| BusError::Zenoh {
-        op,
-        key: key.clone(),
-        reason: e.to_string(),
-    };
+    let zerr = |op: &'static str, e: zenoh::Error| BusError::Zenoh { op, key: key.clone(), reason: e.to_string() };
     // Like the typed subscriber, the bare baseline hands each payload from zenoh's callback to
     // a consumer thread through a bounded queue and measures there: the comparison then shows
     // what typing adds (CBOR encode/decode, sequence and stats bookkeeping), not the hand-off.
@@ -270,10 +234,7 @@ fn bare_case<M: Message + Clone>(
     let consumer = std::thread::spawn(move || {
         while let Ok(bytes) = rx.recv() {
             let now = now_ns();
-            let Some(stamp) = bytes
-                .get(offset..offset + 8)
-                .and_then(|s| <[u8; 8]>::try_from(s).ok())
-            else {
+            let Some(stamp) = bytes.get(offset..offset + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()) else {
                 continue;
             };
             let stamp = u64::from_be_bytes(stamp);
@@ -294,22 +255,11 @@ fn bare_case<M: Message + Clone>(
         })
         .wait()
         .map_err(|e| zerr("declare subscriber", e))?;
-    let qos = qos_for(topic);
-    let publisher = a
-        .session
-        .declare_publisher(key.clone())
-        .congestion_control(qos.congestion)
-        .priority(qos.priority)
-        .express(qos.express)
-        .wait()
-        .map_err(|e| zerr("declare publisher", e))?;
+    let publisher = a.declare_zenoh_publisher(&key, topic)?;
     let send = || -> Result<(), BusError> {
         let mut bytes = encoded.clone();
         bytes[offset..offset + 8].copy_from_slice(&now_ns().to_be_bytes());
-        publisher
-            .put(ZBytes::from(bytes))
-            .wait()
-            .map_err(|e| zerr("put", e))
+        publisher.put(ZBytes::from(bytes)).wait().map_err(|e| zerr("put", e))
     };
     // Warm up until the subscription is routed.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -321,9 +271,7 @@ fn bare_case<M: Message + Clone>(
             break;
         }
         if Instant::now() > deadline {
-            return Err(BusError::Bench(
-                "bare subscription did not become routable within 5 s".into(),
-            ));
+            return Err(BusError::Bench("bare subscription did not become routable within 5 s".into()));
         }
     }
     measure_from.store(now_ns(), Ordering::Relaxed);
@@ -332,20 +280,10 @@ fn bare_case<M: Message + Clone>(
     // Undeclaring drops the callback and its sender, which ends the consumer.
     drop(sub);
     let _ = consumer.join();
-    let lat: Vec<u64> = latencies
-        .lock()
-        .map(|l| l.iter().copied().filter(|&v| v != u64::MAX).collect())
-        .unwrap_or_default();
+    let lat: Vec<u64> =
+        latencies.lock().map(|l| l.iter().copied().filter(|&v| v != u64::MAX).collect()).unwrap_or_default();
     let lost = sent.saturating_sub(lat.len() as u64);
-    Ok(row(
-        name,
-        "bare zenoh",
-        sent,
-        lat,
-        lost,
-        duration,
-        payload_bytes,
-    ))
+    Ok(row(name, "bare zenoh", sent, lat, lost, duration, payload_bytes))
 }
 
 fn row(
@@ -375,19 +313,9 @@ fn row(
 /// each for `cfg.duration`, between two isolated sessions connected over loopback TCP.
 pub fn run(cfg: &BenchConfig) -> Result<Vec<BenchRow>, BusError> {
     let robot = format!("bench{}", std::process::id());
-    let a = Bus::open(&BusConfig {
-        robot: robot.clone(),
-        zenoh_config: None,
-        discovery_dir: None,
-    })?;
-    let b = Bus::open_with_endpoints(
-        &BusConfig {
-            robot,
-            zenoh_config: None,
-            discovery_dir: None,
-        },
-        a.listen_locators(),
-    )?;
+    let a = Bus::open(&BusConfig { robot: robot.clone(), zenoh_config: None, discovery_dir: None })?;
+    let b =
+        Bus::open_with_endpoints(&BusConfig { robot, zenoh_config: None, discovery_dir: None }, a.listen_locators())?;
     let d = cfg.duration;
     let js = joint_state_sample();
     let small = camera_sample(128, 128);
@@ -397,10 +325,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Vec<BenchRow>, BusError> {
     tracing::info!(case = name, "bench");
     rows.push(typed_case(name, &a, &b, "joint_state", &js, 500.0, d)?);
     rows.push(bare_case(name, &a, &b, "joint_state", &js, 500.0, d)?);
-    for (name, frame) in [
-        ("camera 128x128 rgb8 30 Hz", &small),
-        ("camera 640x480 rgb8 30 Hz", &large),
-    ] {
+    for (name, frame) in [("camera 128x128 rgb8 30 Hz", &small), ("camera 640x480 rgb8 30 Hz", &large)] {
         tracing::info!(case = name, "bench");
         let topic = format!("camera/bench{}", frame.width);
         rows.push(typed_case(name, &a, &b, &topic, frame, 30.0, d)?);

@@ -42,10 +42,7 @@ fn user_tag() -> String {
             return meta.uid().to_string();
         }
     }
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "user".to_string())
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "user".to_string())
 }
 
 /// Whether process `pid` is alive. Uses `/proc/<pid>` where `/proc` exists; elsewhere every
@@ -67,10 +64,7 @@ pub fn ensure_dir(dir: &Path) -> Result<(), BusError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|source| BusError::Discovery {
-        path: dir.to_path_buf(),
-        source,
-    })
+    builder.create(dir).map_err(|source| BusError::Discovery { path: dir.to_path_buf(), source })
 }
 
 /// Owner pid encoded in a discovery file name (`<pid>-…`, optionally with a leading '.').
@@ -82,10 +76,7 @@ fn owner_pid(file_name: &str) -> Option<u32> {
 /// Reads the locators of the other live sessions in `dir`, deleting files (and leftover
 /// temporary files) whose owner process is gone. Unreadable files are skipped with a warning.
 pub fn discover_peers(dir: &Path) -> Result<Vec<String>, BusError> {
-    let entries = fs::read_dir(dir).map_err(|source| BusError::Discovery {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = fs::read_dir(dir).map_err(|source| BusError::Discovery { path: dir.to_path_buf(), source })?;
     let mut locators = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -111,12 +102,7 @@ pub fn discover_peers(dir: &Path) -> Result<Vec<String>, BusError> {
             continue;
         }
         match fs::read_to_string(entry.path()) {
-            Ok(text) => locators.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string),
-            ),
+            Ok(text) => locators.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string)),
             Err(e) => {
                 tracing::warn!(file = %entry.path().display(), error = %e, "cannot read discovery file")
             }
@@ -182,11 +168,7 @@ impl OpenLock {
         let path = dir.join(LOCK_FILE);
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
                     // The pid is informative (for stale detection); a failed write is harmless.
                     let _ = write!(file, "{}", std::process::id());
@@ -212,10 +194,8 @@ impl OpenLock {
     }
 
     fn is_stale(path: &Path) -> bool {
-        let owner_dead = fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok())
-            .is_some_and(|pid| !pid_alive(pid));
+        let owner_dead =
+            fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<u32>().ok()).is_some_and(|pid| !pid_alive(pid));
         let too_old = fs::metadata(path)
             .and_then(|m| m.modified())
             .ok()
@@ -242,8 +222,7 @@ mod tests {
         fs::write(&dead, "tcp/127.0.0.1:1\n").expect("write");
         let stale_tmp = dir.path().join(".4194999-deadbeef.locator.tmp");
         fs::write(&stale_tmp, "x").expect("write");
-        let ours = LocatorFile::publish(dir.path(), "abc", &["tcp/127.0.0.1:7000".into()])
-            .expect("publish");
+        let ours = LocatorFile::publish(dir.path(), "abc", &["tcp/127.0.0.1:7000".into()]).expect("publish");
         let found = discover_peers(dir.path()).expect("discover");
         assert_eq!(found, vec!["tcp/127.0.0.1:7000".to_string()]);
         assert!(!dead.exists() && !stale_tmp.exists());
@@ -260,9 +239,6 @@ mod tests {
         drop(first);
         assert!(!dir.path().join(LOCK_FILE).exists());
         fs::write(dir.path().join(LOCK_FILE), "4194999").expect("write dead lock");
-        assert!(
-            OpenLock::acquire(dir.path()).is_some(),
-            "dead owner's lock is cleared"
-        );
+        assert!(OpenLock::acquire(dir.path()).is_some(), "dead owner's lock is cleared");
     }
 }

@@ -11,10 +11,7 @@ use crate::header::{Message, SCHEMA_VERSION};
 /// [`crate::Publisher`] fills it before calling this.
 pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, BusError> {
     let mut out = Vec::with_capacity(256);
-    ciborium::into_writer(msg, &mut out).map_err(|e| BusError::Encode {
-        topic: M::TOPIC,
-        reason: e.to_string(),
-    })?;
+    ciborium::into_writer(msg, &mut out).map_err(|e| BusError::Encode { topic: M::TOPIC, reason: e.to_string() })?;
     Ok(out)
 }
 
@@ -38,27 +35,17 @@ pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, DecodeError> {
         Ok(msg) => {
             let got = msg.header().schema;
             if got > SCHEMA_VERSION {
-                return Err(DecodeError::NewerSchema {
-                    got,
-                    supported: SCHEMA_VERSION,
-                });
+                return Err(DecodeError::NewerSchema { got, supported: SCHEMA_VERSION });
             }
             Ok(msg)
         }
         Err(err) => {
             if let Ok(probe) = ciborium::from_reader::<SchemaProbe, _>(bytes) {
                 if probe.header.schema > SCHEMA_VERSION {
-                    return Err(DecodeError::NewerSchema {
-                        got: probe.header.schema,
-                        supported: SCHEMA_VERSION,
-                    });
+                    return Err(DecodeError::NewerSchema { got: probe.header.schema, supported: SCHEMA_VERSION });
                 }
             }
-            Err(DecodeError::Malformed {
-                what: M::TOPIC,
-                len: bytes.len(),
-                reason: err.to_string(),
-            })
+            Err(DecodeError::Malformed { what: M::TOPIC, len: bytes.len(), reason: err.to_string() })
         }
     }
 }
@@ -156,10 +143,7 @@ mod tests {
     use crate::messages::{CameraFrame, ImageEncoding, JointState};
 
     fn map_get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-        v.as_map()?
-            .iter()
-            .find(|(k, _)| k.as_text() == Some(key))
-            .map(|(_, v)| v)
+        v.as_map()?.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
     }
 
     #[test]
@@ -174,14 +158,8 @@ mod tests {
         };
         let bytes = encode(&frame).expect("encode");
         let value = decode_value(&bytes).expect("value");
-        assert_eq!(
-            map_get(&value, "data"),
-            Some(&Value::Bytes(vec![1, 2, 3, 4, 5, 6]))
-        );
-        assert_eq!(
-            map_get(&value, "encoding"),
-            Some(&Value::Text("Rgb8".into()))
-        );
+        assert_eq!(map_get(&value, "data"), Some(&Value::Bytes(vec![1, 2, 3, 4, 5, 6])));
+        assert_eq!(map_get(&value, "encoding"), Some(&Value::Text("Rgb8".into())));
         // Major type 2 (byte string) of length 6 is the byte 0x46 followed by the pixels.
         assert!(bytes.windows(7).any(|w| w == [0x46, 1, 2, 3, 4, 5, 6]));
         let back: CameraFrame = decode(&bytes).expect("decode");
@@ -193,25 +171,14 @@ mod tests {
 
     #[test]
     fn newer_schema_is_rejected_with_both_versions() {
-        let mut js = JointState {
-            name: vec!["waist".into()],
-            position: vec![0.5],
-            ..Default::default()
-        };
+        let mut js = JointState { name: vec!["waist".into()], position: vec![0.5], ..Default::default() };
         js.header.schema = SCHEMA_VERSION + 1;
         let bytes = encode(&js).expect("encode");
         let err = decode::<JointState>(&bytes).expect_err("must reject");
-        assert_eq!(
-            err,
-            DecodeError::NewerSchema {
-                got: SCHEMA_VERSION + 1,
-                supported: SCHEMA_VERSION
-            }
-        );
+        assert_eq!(err, DecodeError::NewerSchema { got: SCHEMA_VERSION + 1, supported: SCHEMA_VERSION });
         let text = err.to_string();
         assert!(
-            text.contains(&(SCHEMA_VERSION + 1).to_string())
-                && text.contains(&SCHEMA_VERSION.to_string()),
+            text.contains(&(SCHEMA_VERSION + 1).to_string()) && text.contains(&SCHEMA_VERSION.to_string()),
             "{text}"
         );
     }
@@ -220,53 +187,25 @@ mod tests {
     fn newer_schema_with_unknown_layout_is_classified() {
         // A future message whose fields changed type: only the header probe decodes.
         let future = Value::Map(vec![
-            (
-                Value::Text("header".into()),
-                Value::Map(vec![(
-                    Value::Text("schema".into()),
-                    Value::Integer(7.into()),
-                )]),
-            ),
-            (
-                Value::Text("position".into()),
-                Value::Text("not a list".into()),
-            ),
+            (Value::Text("header".into()), Value::Map(vec![(Value::Text("schema".into()), Value::Integer(7.into()))])),
+            (Value::Text("position".into()), Value::Text("not a list".into())),
         ]);
         let mut bytes = Vec::new();
         ciborium::into_writer(&future, &mut bytes).expect("encode value");
         let err = decode::<JointState>(&bytes).expect_err("must reject");
-        assert_eq!(
-            err,
-            DecodeError::NewerSchema {
-                got: 7,
-                supported: SCHEMA_VERSION
-            }
-        );
+        assert_eq!(err, DecodeError::NewerSchema { got: 7, supported: SCHEMA_VERSION });
     }
 
     #[test]
     fn garbage_is_malformed() {
         let err = decode::<JointState>(&[0xff, 0x00, 0x13]).expect_err("garbage");
-        assert!(
-            matches!(
-                err,
-                DecodeError::Malformed {
-                    what: "joint_state",
-                    len: 3,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, DecodeError::Malformed { what: "joint_state", len: 3, .. }), "{err}");
     }
 
     #[test]
     fn json_rendering() {
         let v = Value::Map(vec![
-            (
-                Value::Text("a\"b".into()),
-                Value::Array(vec![Value::Float(1.0), Value::Float(f64::NAN)]),
-            ),
+            (Value::Text("a\"b".into()), Value::Array(vec![Value::Float(1.0), Value::Float(f64::NAN)])),
             (Value::Integer(3.into()), Value::Null),
         ]);
         assert_eq!(value_to_json_string(&v), r#"{"a\"b":[1.0,"NaN"],"3":null}"#);

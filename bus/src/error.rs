@@ -32,9 +32,7 @@ pub enum DecodeError {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// A robot name that cannot be used as a key-expression segment.
-    #[error(
-        "invalid robot name {name:?}: {reason} (use letters, digits, '_' or '-', e.g. \"arm0\")"
-    )]
+    #[error("invalid robot name {name:?}: {reason} (use letters, digits, '_' or '-', e.g. \"arm0\")")]
     InvalidRobotName {
         /// The rejected name.
         name: String,

@@ -26,12 +26,7 @@ pub struct Header {
 impl Header {
     /// A header with the current schema and the given stamp (ns since the UNIX epoch).
     pub fn stamped(stamp_ns: u64) -> Self {
-        Self {
-            schema: SCHEMA_VERSION,
-            stamp_ns,
-            seq: 0,
-            source_id: 0,
-        }
+        Self { schema: SCHEMA_VERSION, stamp_ns, seq: 0, source_id: 0 }
     }
 }
 

@@ -23,15 +23,12 @@ pub use encoding::{decode, decode_value, encode, value_to_json_string};
 pub use error::{BusError, DecodeError};
 pub use header::{now_ns, Header, Message, SCHEMA_VERSION};
 pub use messages::{
-    ActionChunk, ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent,
-    EpisodeEventKind, Estop, ImageEncoding, JointCommand, JointState, NodeState, Pose, Status,
-    Task,
+    ActionChunk, ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent, EpisodeEventKind, Estop,
+    ImageEncoding, JointCommand, JointState, NodeState, Pose, Status, Task,
 };
 pub use publisher::Publisher;
 pub use session::{Bus, BusConfig};
-pub use subscriber::{
-    RawSample, RawSubscriber, Subscriber, SubscriberStats, DEFAULT_QUEUE_CAPACITY,
-};
+pub use subscriber::{RawSample, RawSubscriber, Subscriber, SubscriberStats, DEFAULT_QUEUE_CAPACITY};
 pub use topics::{key, topic_names, validate_robot_name, DEFAULT_ROBOT};
 
 /// Re-exported so tooling can inspect decoded values without depending on ciborium itself.

@@ -22,10 +22,7 @@ pub struct Pose {
 impl Default for Pose {
     /// The identity pose.
     fn default() -> Self {
-        Self {
-            translation_m: [0.0; 3],
-            rotation_xyzw: [0.0, 0.0, 0.0, 1.0],
-        }
+        Self { translation_m: [0.0; 3], rotation_xyzw: [0.0, 0.0, 0.0, 1.0] }
     }
 }
 
@@ -218,11 +215,7 @@ impl ActionChunk {
         if let Some(i) = self.values.iter().position(|v| !v.is_finite()) {
             return Err(BusError::InvalidMessage {
                 topic: topics::COMMAND_CHUNK,
-                reason: format!(
-                    "values[{i}] (row {}) is {}",
-                    i / (self.dim.max(1) as usize),
-                    self.values[i]
-                ),
+                reason: format!("values[{i}] (row {}) is {}", i / (self.dim.max(1) as usize), self.values[i]),
             });
         }
         Ok(())

@@ -47,11 +47,7 @@ pub fn qos_for(topic: &str) -> Qos {
     } else {
         (CongestionControl::Block, Priority::Data, false)
     };
-    Qos {
-        congestion,
-        priority,
-        express,
-    }
+    Qos { congestion, priority, express }
 }
 
 /// Publishes messages of type `M` on one key. Fills `header.schema`, `header.seq` (monotonic
@@ -92,14 +88,11 @@ impl<M: Message> Publisher<M> {
 
     /// Sends an already encoded payload as is (the Vec is handed to zenoh without a copy).
     pub(crate) fn put_encoded(&self, bytes: Vec<u8>) -> Result<(), BusError> {
-        self.inner
-            .put(ZBytes::from(bytes))
-            .wait()
-            .map_err(|e| BusError::Zenoh {
-                op: "put",
-                key: self.key.clone(),
-                reason: e.to_string(),
-            })
+        self.inner.put(ZBytes::from(bytes)).wait().map_err(|e| BusError::Zenoh {
+            op: "put",
+            key: self.key.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// Full key expression this publisher writes to.
@@ -135,26 +128,27 @@ impl Bus {
     pub fn publisher_on<M: Message>(&self, topic: &str) -> Result<Publisher<M>, BusError> {
         validate_topic(topic)?;
         let key = self.key(topic);
+        let inner = self.declare_zenoh_publisher(&key, topic)?;
+        Ok(Publisher { inner, key, seq: AtomicU64::new(0), source_id: self.new_source_id(), _message: PhantomData })
+    }
+}
+
+impl Bus {
+    /// A zenoh publisher on the full key `key` with the delivery policy of `topic`
+    /// ([`qos_for`]); shared by the typed publisher and the bare-zenoh benchmark baseline.
+    pub(crate) fn declare_zenoh_publisher(
+        &self,
+        key: &str,
+        topic: &str,
+    ) -> Result<zenoh::pubsub::Publisher<'static>, BusError> {
         let qos = qos_for(topic);
-        let inner = self
-            .session
-            .declare_publisher(key.clone())
+        self.session
+            .declare_publisher(key.to_string())
             .congestion_control(qos.congestion)
             .priority(qos.priority)
             .express(qos.express)
             .wait()
-            .map_err(|e| BusError::Zenoh {
-                op: "declare publisher",
-                key: key.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(Publisher {
-            inner,
-            key,
-            seq: AtomicU64::new(0),
-            source_id: self.new_source_id(),
-            _message: PhantomData,
-        })
+            .map_err(|e| BusError::Zenoh { op: "declare publisher", key: key.to_string(), reason: e.to_string() })
     }
 }
 
@@ -165,10 +159,7 @@ mod tests {
     #[test]
     fn qos_policy() {
         assert_eq!(qos_for("estop").priority, Priority::RealTime);
-        assert_eq!(
-            qos_for("command/chunk").congestion,
-            CongestionControl::Block
-        );
+        assert_eq!(qos_for("command/chunk").congestion, CongestionControl::Block);
         assert_eq!(qos_for("camera/front").congestion, CongestionControl::Drop);
         assert_eq!(qos_for("joint_state").congestion, CongestionControl::Drop);
         assert_eq!(qos_for("status").congestion, CongestionControl::Block);

@@ -38,11 +38,7 @@ pub struct BusConfig {
 impl Default for BusConfig {
     /// Robot `arm0`, built-in zenoh config, isolated (no discovery directory).
     fn default() -> Self {
-        Self {
-            robot: DEFAULT_ROBOT.to_string(),
-            zenoh_config: None,
-            discovery_dir: None,
-        }
+        Self { robot: DEFAULT_ROBOT.to_string(), zenoh_config: None, discovery_dir: None }
     }
 }
 
@@ -53,26 +49,15 @@ impl BusConfig {
     pub fn from_env() -> Self {
         let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         Self {
-            robot: std::env::var(ENV_ROBOT)
-                .ok()
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| DEFAULT_ROBOT.to_string()),
+            robot: std::env::var(ENV_ROBOT).ok().filter(|r| !r.is_empty()).unwrap_or_else(|| DEFAULT_ROBOT.to_string()),
             zenoh_config: non_empty(ENV_ZENOH_CONFIG).map(PathBuf::from),
-            discovery_dir: Some(
-                non_empty(ENV_BUS_DIR)
-                    .map(PathBuf::from)
-                    .unwrap_or_else(discovery::default_dir),
-            ),
+            discovery_dir: Some(non_empty(ENV_BUS_DIR).map(PathBuf::from).unwrap_or_else(discovery::default_dir)),
         }
     }
 
     /// Isolated config for `robot` with local discovery in `dir` (handy in tests).
     pub fn with_discovery_dir(robot: &str, dir: impl Into<PathBuf>) -> Self {
-        Self {
-            robot: robot.to_string(),
-            zenoh_config: None,
-            discovery_dir: Some(dir.into()),
-        }
+        Self { robot: robot.to_string(), zenoh_config: None, discovery_dir: Some(dir.into()) }
     }
 }
 
@@ -99,10 +84,7 @@ impl std::fmt::Debug for Bus {
 }
 
 fn config_err(key: &str) -> impl FnOnce(zenoh::Error) -> BusError + '_ {
-    move |e| BusError::ZenohConfig {
-        key: key.to_string(),
-        reason: e.to_string(),
-    }
+    move |e| BusError::ZenohConfig { key: key.to_string(), reason: e.to_string() }
 }
 
 /// JSON array of strings.
@@ -175,16 +157,11 @@ impl Bus {
         validate_robot_name(&cfg.robot)?;
         let extra = valid_endpoints(endpoints.to_vec());
         if let Some(path) = &cfg.zenoh_config {
-            let mut config =
-                zenoh::Config::from_file(path).map_err(|e| BusError::ZenohConfigFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+            let mut config = zenoh::Config::from_file(path)
+                .map_err(|e| BusError::ZenohConfigFile { path: path.clone(), reason: e.to_string() })?;
             if !extra.is_empty() {
                 let key = "connect/endpoints";
-                config
-                    .insert_json5(key, &json_string_array(&extra))
-                    .map_err(config_err(key))?;
+                config.insert_json5(key, &json_string_array(&extra)).map_err(config_err(key))?;
             }
             let session = zenoh::open(config)
                 .wait()
@@ -216,11 +193,7 @@ impl Bus {
                 Ok(session) => {
                     let locators = vec![listen];
                     let file = match &cfg.discovery_dir {
-                        Some(dir) => Some(LocatorFile::publish(
-                            dir,
-                            &session.zid().to_string(),
-                            &locators,
-                        )?),
+                        Some(dir) => Some(LocatorFile::publish(dir, &session.zid().to_string(), &locators)?),
                         None => None,
                     };
                     tracing::debug!(robot = %cfg.robot, zid = %session.zid(), ?locators, peers = ?connect, "bus session open");
@@ -235,19 +208,8 @@ impl Bus {
         Err(BusError::Open(last_error))
     }
 
-    fn assemble(
-        session: zenoh::Session,
-        robot: &str,
-        locators: Vec<String>,
-        file: Option<LocatorFile>,
-    ) -> Bus {
-        Bus {
-            session,
-            robot: robot.to_string(),
-            locators,
-            next_entity: AtomicU64::new(0),
-            _locator_file: file,
-        }
+    fn assemble(session: zenoh::Session, robot: &str, locators: Vec<String>, file: Option<LocatorFile>) -> Bus {
+        Bus { session, robot: robot.to_string(), locators, next_entity: AtomicU64::new(0), _locator_file: file }
     }
 
     /// The robot name of this session.
@@ -286,13 +248,10 @@ impl Bus {
 
     /// Puts `payload` on the full key expression `key_expr` without encoding (tooling, tests).
     pub fn put_raw(&self, key_expr: &str, payload: Vec<u8>) -> Result<(), BusError> {
-        self.session
-            .put(key_expr, zenoh::bytes::ZBytes::from(payload))
-            .wait()
-            .map_err(|e| BusError::Zenoh {
-                op: "put",
-                key: key_expr.to_string(),
-                reason: e.to_string(),
-            })
+        self.session.put(key_expr, zenoh::bytes::ZBytes::from(payload)).wait().map_err(|e| BusError::Zenoh {
+            op: "put",
+            key: key_expr.to_string(),
+            reason: e.to_string(),
+        })
     }
 }

@@ -95,10 +95,7 @@ pub struct Subscriber<M: Message> {
 
 impl<M: Message> std::fmt::Debug for Subscriber<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscriber")
-            .field("key", &self.key)
-            .field("stats", &self.stats())
-            .finish()
+        f.debug_struct("Subscriber").field("key", &self.key).field("stats", &self.stats()).finish()
     }
 }
 
@@ -234,9 +231,7 @@ impl Bus {
             if let Ok(mut seqs) = last_seq.lock() {
                 if let Some(prev) = seqs.insert(header.source_id, header.seq) {
                     if header.seq > prev.saturating_add(1) {
-                        cb_counters
-                            .gaps_missed
-                            .fetch_add(header.seq - prev - 1, Ordering::Relaxed);
+                        cb_counters.gaps_missed.fetch_add(header.seq - prev - 1, Ordering::Relaxed);
                     }
                 }
             }
@@ -250,18 +245,8 @@ impl Bus {
             .declare_subscriber(key.clone())
             .callback(callback)
             .wait()
-            .map_err(|e| BusError::Zenoh {
-                op: "declare subscriber",
-                key: key.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(Subscriber {
-            _inner: inner,
-            rx,
-            counters,
-            key,
-            _message: PhantomData,
-        })
+            .map_err(|e| BusError::Zenoh { op: "declare subscriber", key: key.clone(), reason: e.to_string() })?;
+        Ok(Subscriber { _inner: inner, rx, counters, key, _message: PhantomData })
     }
 
     /// Raw subscriber on the full key expression `key_expr` (e.g. `armstack/**`), queue
@@ -281,20 +266,9 @@ impl Bus {
                 cb_dropped.fetch_add(discarded, Ordering::Relaxed);
             }
         };
-        let inner = self
-            .session
-            .declare_subscriber(key_expr.to_string())
-            .callback(callback)
-            .wait()
-            .map_err(|e| BusError::Zenoh {
-                op: "declare subscriber",
-                key: key_expr.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(RawSubscriber {
-            _inner: inner,
-            rx,
-            dropped,
-        })
+        let inner = self.session.declare_subscriber(key_expr.to_string()).callback(callback).wait().map_err(|e| {
+            BusError::Zenoh { op: "declare subscriber", key: key_expr.to_string(), reason: e.to_string() }
+        })?;
+        Ok(RawSubscriber { _inner: inner, rx, dropped })
     }
 }

@@ -26,17 +26,8 @@ pub const EPISODE: &str = "episode";
 /// Task instruction ([`crate::Task`]).
 pub const TASK: &str = "task";
 
-const TOPICS: &[&str] = &[
-    JOINT_STATE,
-    CAMERA,
-    COMMAND_JOINT,
-    COMMAND_EE_DELTA,
-    COMMAND_CHUNK,
-    STATUS,
-    ESTOP,
-    EPISODE,
-    TASK,
-];
+const TOPICS: &[&str] =
+    &[JOINT_STATE, CAMERA, COMMAND_JOINT, COMMAND_EE_DELTA, COMMAND_CHUNK, STATUS, ESTOP, EPISODE, TASK];
 
 /// The fixed topics (cameras appear as `camera`; their keys are `camera/<name>`).
 pub fn topic_names() -> &'static [&'static str] {
@@ -78,10 +69,7 @@ fn segment_problem(segment: &str) -> Option<&'static str> {
 /// '?' or whitespace).
 pub fn validate_robot_name(name: &str) -> Result<(), BusError> {
     match segment_problem(name) {
-        Some(reason) => Err(BusError::InvalidRobotName {
-            name: name.to_string(),
-            reason,
-        }),
+        Some(reason) => Err(BusError::InvalidRobotName { name: name.to_string(), reason }),
         None => Ok(()),
     }
 }
@@ -89,10 +77,9 @@ pub fn validate_robot_name(name: &str) -> Result<(), BusError> {
 /// Checks a camera name (same rules as a robot name).
 pub fn validate_camera_name(name: &str) -> Result<(), BusError> {
     match segment_problem(name) {
-        Some(reason) => Err(BusError::InvalidTopic {
-            topic: camera_topic(name),
-            reason: format!("camera name {name:?}: {reason}"),
-        }),
+        Some(reason) => {
+            Err(BusError::InvalidTopic { topic: camera_topic(name), reason: format!("camera name {name:?}: {reason}") })
+        }
         None => Ok(()),
     }
 }
@@ -151,12 +138,7 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains("invalid robot name"), "{text}");
         }
-        let text = validate_robot_name("my arm")
-            .expect_err("space")
-            .to_string();
-        assert!(
-            text.contains("whitespace") && text.contains("\"my arm\""),
-            "{text}"
-        );
+        let text = validate_robot_name("my arm").expect_err("space").to_string();
+        assert!(text.contains("whitespace") && text.contains("\"my arm\""), "{text}");
     }
 }

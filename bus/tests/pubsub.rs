@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bus::{
-    encode, ActionChunk, ActionKind, Bus, CameraFrame, CameraIntrinsics, EeDeltaCommand,
-    EpisodeEvent, EpisodeEventKind, Estop, Header, ImageEncoding, JointCommand, JointState,
-    Message, NodeState, Pose, Status, Task, SCHEMA_VERSION,
+    encode, ActionChunk, ActionKind, Bus, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent,
+    EpisodeEventKind, Estop, Header, ImageEncoding, JointCommand, JointState, Message, NodeState, Pose, Status, Task,
+    SCHEMA_VERSION,
 };
 use common::{pair, publish_until_received, put_until};
 
@@ -35,10 +35,7 @@ fn round_trip<M: Message + Clone + PartialEq + std::fmt::Debug>(a: &Bus, b: &Bus
 #[test]
 fn every_message_type_round_trips() {
     let (_dir, a, b) = pair("rt");
-    let pose = Pose {
-        translation_m: [0.45, -0.01, 0.36],
-        rotation_xyzw: [0.0, 0.6, 0.0, 0.8],
-    };
+    let pose = Pose { translation_m: [0.45, -0.01, 0.36], rotation_xyzw: [0.0, 0.6, 0.0, 0.8] };
     round_trip(
         &a,
         &b,
@@ -54,11 +51,7 @@ fn every_message_type_round_trips() {
     round_trip(
         &a,
         &b,
-        JointCommand {
-            position: vec![0.0, -1.8, 1.55, 0.0, 0.8, 0.0],
-            gripper: 1.0,
-            ..Default::default()
-        },
+        JointCommand { position: vec![0.0, -1.8, 1.55, 0.0, 0.8, 0.0], gripper: 1.0, ..Default::default() },
     );
     round_trip(
         &a,
@@ -88,23 +81,9 @@ fn every_message_type_round_trips() {
     round_trip(
         &a,
         &b,
-        Status {
-            node: "sim".into(),
-            state: NodeState::Estopped,
-            message: "ok".into(),
-            counters,
-            ..Default::default()
-        },
+        Status { node: "sim".into(), state: NodeState::Estopped, message: "ok".into(), counters, ..Default::default() },
     );
-    round_trip(
-        &a,
-        &b,
-        Estop {
-            engaged: true,
-            reason: "operator".into(),
-            ..Default::default()
-        },
-    );
+    round_trip(&a, &b, Estop { engaged: true, reason: "operator".into(), ..Default::default() });
     round_trip(
         &a,
         &b,
@@ -123,11 +102,7 @@ fn every_message_type_round_trips() {
     round_trip(
         &a,
         &b,
-        Task {
-            instruction: "put the red cube in the bowl".into(),
-            scene: "cube_in_bowl".into(),
-            ..Default::default()
-        },
+        Task { instruction: "put the red cube in the bowl".into(), scene: "cube_in_bowl".into(), ..Default::default() },
     );
 
     // Cameras live on camera/<name>.
@@ -137,12 +112,7 @@ fn every_message_type_round_trips() {
         height: 2,
         encoding: ImageEncoding::Depth32F,
         data: (0..32u8).collect(),
-        intrinsics: CameraIntrinsics {
-            fx: 100.0,
-            fy: 101.0,
-            cx: 2.0,
-            cy: 1.0,
-        },
+        intrinsics: CameraIntrinsics { fx: 100.0, fy: 101.0, cx: 2.0, cy: 1.0 },
         extrinsics: pose,
         ..Default::default()
     };
@@ -154,10 +124,7 @@ fn every_message_type_round_trips() {
     let mut expected = frame.clone();
     *expected.header_mut() = got.header().clone();
     assert_eq!(got, expected);
-    assert!(
-        got.header().stamp_ns > 0,
-        "publisher stamps a zero stamp_ns"
-    );
+    assert!(got.header().stamp_ns > 0, "publisher stamps a zero stamp_ns");
 }
 
 #[test]
@@ -168,12 +135,7 @@ fn gaps_are_counted_per_source() {
     let source_id = 0xfeed;
     let msg = |seq: u64| {
         let m = Estop {
-            header: Header {
-                schema: SCHEMA_VERSION,
-                stamp_ns: 1,
-                seq,
-                source_id,
-            },
+            header: Header { schema: SCHEMA_VERSION, stamp_ns: 1, seq, source_id },
             engaged: false,
             reason: String::new(),
         };
@@ -186,17 +148,9 @@ fn gaps_are_counted_per_source() {
         a.put_raw(&key, msg(seq)).expect("put");
     }
     // A second source with its own sequence must not interfere.
-    let other = Estop {
-        header: Header {
-            schema: SCHEMA_VERSION,
-            stamp_ns: 1,
-            seq: 100,
-            source_id: 7,
-        },
-        ..Default::default()
-    };
-    a.put_raw(&key, encode(&other).expect("encode"))
-        .expect("put");
+    let other =
+        Estop { header: Header { schema: SCHEMA_VERSION, stamp_ns: 1, seq: 100, source_id: 7 }, ..Default::default() };
+    a.put_raw(&key, encode(&other).expect("encode")).expect("put");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while sub.stats().received < before.received + 7 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -212,18 +166,12 @@ fn garbage_is_counted_and_the_next_valid_message_arrives() {
     let (_dir, a, b) = pair("bad");
     let sub = b.subscriber::<Task>().expect("subscriber");
     let key = a.key("task");
-    put_until(&a, &key, &[0xff, 0xfe, 0x00, 0x42], || {
-        sub.stats().decode_errors > 0
-    });
+    put_until(&a, &key, &[0xff, 0xfe, 0x00, 0x42], || sub.stats().decode_errors > 0);
     // Drain possible duplicates of the garbage from the warm-up loop.
     let errors = sub.stats().decode_errors;
     assert!(errors >= 1);
     let publisher = a.publisher::<Task>().expect("publisher");
-    let task = Task {
-        instruction: "stack".into(),
-        scene: "blocks".into(),
-        ..Default::default()
-    };
+    let task = Task { instruction: "stack".into(), scene: "blocks".into(), ..Default::default() };
     let got = publish_until_received(&publisher, &sub, &task);
     assert_eq!(got.instruction, "stack");
     assert_eq!(sub.stats().decode_errors, errors, "no further errors");
@@ -234,20 +182,14 @@ fn garbage_once_counts_exactly_one() {
     let (_dir, a, b) = pair("bad1");
     let sub = b.subscriber::<Task>().expect("subscriber");
     let publisher = a.publisher::<Task>().expect("publisher");
-    let task = Task {
-        instruction: "warm".into(),
-        ..Default::default()
-    };
+    let task = Task { instruction: "warm".into(), ..Default::default() };
     let _ = publish_until_received(&publisher, &sub, &task);
-    a.put_raw(&a.key("task"), b"not cbor at all \xff".to_vec())
-        .expect("put");
+    a.put_raw(&a.key("task"), b"not cbor at all \xff".to_vec()).expect("put");
     let mut valid = task.clone();
     valid.instruction = "after".into();
     publisher.publish(&mut valid).expect("publish");
     let got = loop {
-        let m = sub
-            .recv_timeout(Duration::from_secs(5))
-            .expect("valid message after garbage");
+        let m = sub.recv_timeout(Duration::from_secs(5)).expect("valid message after garbage");
         if m.instruction == "after" {
             break m;
         }
@@ -260,46 +202,30 @@ fn garbage_once_counts_exactly_one() {
 fn newer_schema_is_rejected_and_counted() {
     let (_dir, a, b) = pair("schema");
     let sub = b.subscriber::<JointCommand>().expect("subscriber");
-    let mut future = JointCommand {
-        position: vec![0.0; 6],
-        gripper: 0.5,
-        ..Default::default()
-    };
+    let mut future = JointCommand { position: vec![0.0; 6], gripper: 0.5, ..Default::default() };
     future.header.schema = SCHEMA_VERSION + 1;
     let bytes = encode(&future).expect("encode");
-    put_until(&a, &a.key("command/joint"), &bytes, || {
-        sub.stats().newer_schema > 0
-    });
+    put_until(&a, &a.key("command/joint"), &bytes, || sub.stats().newer_schema > 0);
     let stats = sub.stats();
     assert_eq!(stats.received, 0);
     assert_eq!(stats.decode_errors, 0);
     assert!(sub.try_recv().is_none());
     let err = bus::decode::<JointCommand>(&bytes).expect_err("newer schema");
     let text = err.to_string();
-    assert!(
-        text.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
-        "{text}"
-    );
+    assert!(text.contains(&format!("schema version {}", SCHEMA_VERSION + 1)), "{text}");
     assert!(text.contains(&format!("up to {SCHEMA_VERSION}")), "{text}");
 }
 
 #[test]
 fn full_queue_keeps_the_newest() {
     let (_dir, a, b) = pair("full");
-    let sub = b
-        .subscriber_with_capacity::<Status>("status", 2)
-        .expect("subscriber");
+    let sub = b.subscriber_with_capacity::<Status>("status", 2).expect("subscriber");
     let publisher = a.publisher::<Status>().expect("publisher");
     let _ = publish_until_received(&publisher, &sub, &Status::default());
     while sub.try_recv().is_some() {}
     let before = sub.stats();
     for i in 0..5u64 {
-        publisher
-            .publish(&mut Status {
-                node: format!("n{i}"),
-                ..Default::default()
-            })
-            .expect("publish");
+        publisher.publish(&mut Status { node: format!("n{i}"), ..Default::default() }).expect("publish");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while sub.stats().received < before.received + 5 && std::time::Instant::now() < deadline {
@@ -312,9 +238,7 @@ fn full_queue_keeps_the_newest() {
 #[test]
 fn raw_subscriber_sees_keys_and_payloads() {
     let (_dir, a, b) = pair("raw");
-    let raw = b
-        .raw_subscriber(&format!("armstack/{}/**", b.robot()))
-        .expect("raw");
+    let raw = b.raw_subscriber(&format!("armstack/{}/**", b.robot())).expect("raw");
     let key = a.key("status");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let got = loop {
@@ -322,10 +246,7 @@ fn raw_subscriber_sees_keys_and_payloads() {
         if let Some(s) = raw.recv_timeout(Duration::from_millis(20)) {
             break s;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "raw sample not received"
-        );
+        assert!(std::time::Instant::now() < deadline, "raw sample not received");
     };
     assert_eq!(got.key, key);
     assert_eq!(got.payload, vec![1, 2, 3]);

@@ -13,18 +13,10 @@ fn second_session_finds_the_first_through_the_directory() {
     let robot = unique_robot("disc");
     let cfg = BusConfig::with_discovery_dir(&robot, dir.path());
     let a = Bus::open(&cfg).expect("open a");
-    let files: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("read dir")
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").flatten().map(|e| e.file_name()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].to_string_lossy().into_owned();
-    assert!(
-        name.starts_with(&format!("{}-{}", std::process::id(), a.zid()))
-            && name.ends_with(".locator"),
-        "{name}"
-    );
+    assert!(name.starts_with(&format!("{}-{}", std::process::id(), a.zid())) && name.ends_with(".locator"), "{name}");
     let content = std::fs::read_to_string(dir.path().join(&name)).expect("read locator");
     assert_eq!(content.trim(), a.listen_locators()[0]);
 
@@ -34,17 +26,11 @@ fn second_session_finds_the_first_through_the_directory() {
     let got = publish_until_received(
         &publisher,
         &sub,
-        &Estop {
-            engaged: true,
-            reason: "found".into(),
-            ..Default::default()
-        },
+        &Estop { engaged: true, reason: "found".into(), ..Default::default() },
     );
     assert_eq!(got.reason, "found");
 
-    let path_b = dir
-        .path()
-        .join(format!("{}-{}.locator", std::process::id(), b.zid()));
+    let path_b = dir.path().join(format!("{}-{}.locator", std::process::id(), b.zid()));
     assert!(path_b.exists());
     drop(b);
     assert!(!path_b.exists(), "locator file removed on drop");
@@ -60,11 +46,7 @@ fn stale_locator_file_is_removed_and_does_not_break_open() {
     let started = std::time::Instant::now();
     let a = Bus::open(&cfg).expect("open despite stale file");
     assert!(!stale.exists(), "stale file removed");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "open took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "open took {:?}", started.elapsed());
     drop(a);
 }
 
@@ -72,19 +54,12 @@ fn stale_locator_file_is_removed_and_does_not_break_open() {
 fn unreachable_endpoint_of_a_live_process_does_not_break_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Our own pid is alive, but nothing listens there.
-    let bogus = dir.path().join(format!(
-        "{}-00000000000000000000000000000001.locator",
-        std::process::id()
-    ));
+    let bogus = dir.path().join(format!("{}-00000000000000000000000000000001.locator", std::process::id()));
     std::fs::write(&bogus, "tcp/127.0.0.1:1\nnot a locator\n").expect("write");
     let cfg = BusConfig::with_discovery_dir(&unique_robot("unreach"), dir.path());
     let started = std::time::Instant::now();
     let a = Bus::open(&cfg).expect("open");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "open took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "open took {:?}", started.elapsed());
     let b = Bus::open(&cfg).expect("open b");
     let sub = b.subscriber::<Estop>().expect("sub");
     let publisher = a.publisher::<Estop>().expect("pub");
@@ -94,11 +69,7 @@ fn unreachable_endpoint_of_a_live_process_does_not_break_open() {
 #[test]
 fn explicit_endpoints_connect_isolated_sessions() {
     let robot = unique_robot("expl");
-    let cfg = BusConfig {
-        robot,
-        zenoh_config: None,
-        discovery_dir: None,
-    };
+    let cfg = BusConfig { robot, zenoh_config: None, discovery_dir: None };
     let a = Bus::open(&cfg).expect("open a");
     let b = Bus::open_with_endpoints(&cfg, a.listen_locators()).expect("open b");
     let sub = b.subscriber::<Estop>().expect("sub");
@@ -111,23 +82,13 @@ fn malformed_zenoh_config_names_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("broken-zenoh.json5");
     std::fs::write(&path, "{ mode: \"peer\", listen: { endpoints: [ ").expect("write");
-    let cfg = BusConfig {
-        robot: "arm0".into(),
-        zenoh_config: Some(path.clone()),
-        discovery_dir: None,
-    };
+    let cfg = BusConfig { robot: "arm0".into(), zenoh_config: Some(path.clone()), discovery_dir: None };
     let err = Bus::open(&cfg).expect_err("malformed config");
     assert!(matches!(err, BusError::ZenohConfigFile { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
 
     let missing = dir.path().join("missing.json5");
-    let cfg = BusConfig {
-        zenoh_config: Some(missing.clone()),
-        ..cfg
-    };
+    let cfg = BusConfig { zenoh_config: Some(missing.clone()), ..cfg };
     let err = Bus::open(&cfg).expect_err("missing config");
     assert!(err.to_string().contains("missing.json5"), "{err}");
 }
@@ -149,43 +110,23 @@ fn valid_zenoh_config_file_is_used() {
     };
     let bus = Bus::open(&cfg).expect("open with config file");
     assert!(bus.listen_locators().is_empty());
-    assert!(
-        !dir.path().join("unused").exists(),
-        "discovery skipped with a user config"
-    );
+    assert!(!dir.path().join("unused").exists(), "discovery skipped with a user config");
 }
 
 #[test]
 fn invalid_robot_name_is_a_clear_error() {
-    let cfg = BusConfig {
-        robot: "arm/1".into(),
-        zenoh_config: None,
-        discovery_dir: None,
-    };
+    let cfg = BusConfig { robot: "arm/1".into(), zenoh_config: None, discovery_dir: None };
     let err = Bus::open(&cfg).expect_err("invalid robot");
     let text = err.to_string();
-    assert!(
-        text.contains("invalid robot name \"arm/1\"") && text.contains("'/'"),
-        "{text}"
-    );
-    let cfg = BusConfig {
-        robot: String::new(),
-        ..cfg
-    };
-    assert!(Bus::open(&cfg)
-        .expect_err("empty")
-        .to_string()
-        .contains("empty"));
+    assert!(text.contains("invalid robot name \"arm/1\"") && text.contains("'/'"), "{text}");
+    let cfg = BusConfig { robot: String::new(), ..cfg };
+    assert!(Bus::open(&cfg).expect_err("empty").to_string().contains("empty"));
 }
 
 #[test]
 fn invalid_topics_and_camera_names_are_rejected() {
-    let bus = Bus::open(&BusConfig {
-        robot: unique_robot("topic"),
-        zenoh_config: None,
-        discovery_dir: None,
-    })
-    .expect("open");
+    let bus =
+        Bus::open(&BusConfig { robot: unique_robot("topic"), zenoh_config: None, discovery_dir: None }).expect("open");
     assert!(bus.camera_publisher("front cam").is_err());
     assert!(bus.publisher_on::<Estop>("estop/*").is_err());
     assert!(bus.subscriber_on::<Estop>("estop/*").is_ok());
@@ -206,13 +147,8 @@ fn sessions_opened_concurrently_all_find_each_other() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = BusConfig::with_discovery_dir(&unique_robot("conc"), dir.path());
     let buses: Vec<Bus> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|_| s.spawn(|| Bus::open(&cfg).expect("open")))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("join"))
-            .collect()
+        let handles: Vec<_> = (0..3).map(|_| s.spawn(|| Bus::open(&cfg).expect("open"))).collect();
+        handles.into_iter().map(|h| h.join().expect("join")).collect()
     });
     let publisher = buses[0].publisher::<Estop>().expect("pub");
     for other in &buses[1..] {

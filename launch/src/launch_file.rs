@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sim::scene::TomlErrorLocation;
 
 use crate::nodes::NodeSpec;
 
@@ -39,18 +40,12 @@ pub enum LaunchFileError {
         source: std::io::Error,
     },
     /// Malformed TOML, an unknown node kind, or a wrong / unknown / missing key.
-    #[error("{file}:{line}:{column}: {message} (at `{snippet}`)")]
+    #[error("{file}:{at}")]
     Parse {
         /// File path.
         file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong; names the key.
-        message: String,
-        /// Text at the error.
-        snippet: String,
+        /// Where and what.
+        at: TomlErrorLocation,
     },
     /// Valid TOML but not a usable launch (no nodes, duplicate names).
     #[error("{file}: {message}")]
@@ -65,11 +60,11 @@ pub enum LaunchFileError {
 /// Parses launch-file text; `file` names it in errors.
 pub fn parse_launch(text: &str, file: &str) -> Result<LaunchFile, LaunchFileError> {
     let launch: LaunchFile = toml::from_str(text).map_err(|e| {
-        let sim::scene::TomlErrorLocation { line, column, snippet, mut message } = sim::scene::locate_toml_error(text, &e);
-        if message.contains("unknown variant") {
-            message = format!("key `kind`: unknown node kind: {message}");
+        let mut at = sim::scene::locate_toml_error(text, &e);
+        if at.message.contains("unknown variant") {
+            at.message = format!("key `kind`: unknown node kind: {}", at.message);
         }
-        LaunchFileError::Parse { file: file.to_string(), line, column, message, snippet }
+        LaunchFileError::Parse { file: file.to_string(), at }
     })?;
     if launch.nodes.is_empty() {
         return Err(LaunchFileError::Invalid { file: file.into(), message: "no [[node]] entries".into() });
@@ -87,8 +82,8 @@ pub fn parse_launch(text: &str, file: &str) -> Result<LaunchFile, LaunchFileErro
 
 /// Reads and parses a launch file.
 pub fn load_launch(path: &Path) -> Result<LaunchFile, LaunchFileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LaunchFileError::Io { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| LaunchFileError::Io { path: path.to_path_buf(), source })?;
     parse_launch(&text, &path.display().to_string())
 }
 

@@ -80,3 +80,24 @@ fn unknown_scene_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown scene `juggling`") && err.contains("pick_cube"), "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_the_sim_node_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = armstack(dir.path())
+        .args(["sim", "--scene", "reach", "--no-cameras", "--rate", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("sim (reach):") && summary.contains("control steps"), "{summary}");
+    // The bus locator file is removed on a clean stop.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("bus")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(left.iter().all(|e| !e.file_name().to_string_lossy().ends_with(".locator")), "{left:?}");
+}

@@ -97,7 +97,9 @@ impl EnvConfig {
     /// Physics steps per control step.
     pub fn substeps(&self) -> Result<u32, SimError> {
         let n = self.physics.physics_hz / self.control_hz;
-        if !(self.control_hz > 0.0) || !(n >= 1.0) || (n - n.round()).abs() > 1e-6 {
+        // Written so that NaN rates are rejected too.
+        let whole_multiple = self.control_hz > 0.0 && n >= 1.0 && (n - n.round()).abs() <= 1e-6;
+        if !whole_multiple {
             return Err(SimError::Config(format!(
                 "physics rate {} Hz must be a whole multiple of the control rate {} Hz",
                 self.physics.physics_hz, self.control_hz

@@ -107,8 +107,8 @@ pub fn joint_state_msg(obs: &Observation, names: &[String], stamp_ns: u64) -> Jo
     msg
 }
 
-/// Builds the RGB and depth `CameraFrame`s of a rendered image.
-pub fn camera_msgs(img: &CameraImage, stamp_ns: u64) -> (CameraFrame, CameraFrame) {
+/// Builds the RGB and depth `CameraFrame`s of a rendered image (the RGB buffer is moved, not copied).
+pub fn camera_msgs(img: CameraImage, stamp_ns: u64) -> (CameraFrame, CameraFrame) {
     let k = img.intrinsics;
     let intrinsics = CameraIntrinsics { fx: k.fx, fy: k.fy, cx: k.cx, cy: k.cy };
     let mut rgb = CameraFrame {
@@ -117,7 +117,7 @@ pub fn camera_msgs(img: &CameraImage, stamp_ns: u64) -> (CameraFrame, CameraFram
         width: img.width,
         height: img.height,
         encoding: ImageEncoding::Rgb8,
-        data: img.rgb.clone(),
+        data: img.rgb,
         intrinsics: intrinsics.clone(),
         extrinsics: pose_msg(&img.pose_world),
     };
@@ -278,7 +278,7 @@ impl SimNode {
             obs = step.obs;
             let stamp = now_ns();
             io.joint_state.publish(&mut joint_state_msg(&obs, &names, stamp))?;
-            for (img, (rgb_pub, depth_pub)) in obs.images.iter().zip(io.cameras.iter()) {
+            for (img, (rgb_pub, depth_pub)) in std::mem::take(&mut obs.images).into_iter().zip(io.cameras.iter()) {
                 let (mut rgb, mut depth) = camera_msgs(img, stamp);
                 rgb_pub.publish(&mut rgb)?;
                 depth_pub.publish(&mut depth)?;
@@ -316,7 +316,12 @@ impl SimNode {
             }
             if last_status.elapsed() >= Duration::from_secs(1) {
                 last_status = Instant::now();
-                self.publish_status(&io, &report, estopped, if estopped { NodeState::Estopped } else { NodeState::Running })?;
+                self.publish_status(
+                    &io,
+                    &report,
+                    estopped,
+                    if estopped { NodeState::Estopped } else { NodeState::Running },
+                )?;
             }
             if self.config.max_steps.is_some_and(|m| report.steps >= m) {
                 break;
@@ -333,13 +338,26 @@ impl SimNode {
             }
         }
         self.publish_status(&io, &report, estopped, NodeState::Stopped)?;
-        tracing::info!(steps = report.steps, episodes = report.episodes, successes = report.successes, "sim node stopped");
+        tracing::info!(
+            steps = report.steps,
+            episodes = report.episodes,
+            successes = report.successes,
+            "sim node stopped"
+        );
         Ok(report)
     }
 
-    fn publish_episode_start(&self, io: &Io, episode: u64, seed: u64, obs: &Observation, scene: &str) -> Result<(), NodeError> {
+    fn publish_episode_start(
+        &self,
+        io: &Io,
+        episode: u64,
+        seed: u64,
+        obs: &Observation,
+        scene: &str,
+    ) -> Result<(), NodeError> {
         let stamp = now_ns();
-        let mut task = Task { header: Default::default(), instruction: obs.instruction.clone(), scene: scene.to_string() };
+        let mut task =
+            Task { header: Default::default(), instruction: obs.instruction.clone(), scene: scene.to_string() };
         task.header.stamp_ns = stamp;
         io.task.publish(&mut task)?;
         let mut ev = EpisodeEvent {
@@ -358,7 +376,13 @@ impl SimNode {
         Ok(())
     }
 
-    fn publish_status(&self, io: &Io, report: &SimNodeReport, estopped: bool, state: NodeState) -> Result<(), NodeError> {
+    fn publish_status(
+        &self,
+        io: &Io,
+        report: &SimNodeReport,
+        estopped: bool,
+        state: NodeState,
+    ) -> Result<(), NodeError> {
         let mut counters = BTreeMap::new();
         counters.insert("steps".to_string(), report.steps);
         counters.insert("episodes".to_string(), report.episodes);

@@ -38,12 +38,9 @@ pub struct VecEnv {
 fn worker_loop(mut envs: Vec<Env>, first: usize, rx: Receiver<Request>, tx: Sender<Reply>) {
     while let Ok(request) = rx.recv() {
         let reply = match request {
-            Request::Reset(items) => Reply::Reset(
-                items
-                    .into_iter()
-                    .map(|(i, seed)| envs[i - first].reset(seed).map(|o| (i, o)))
-                    .collect(),
-            ),
+            Request::Reset(items) => {
+                Reply::Reset(items.into_iter().map(|(i, seed)| envs[i - first].reset(seed).map(|o| (i, o))).collect())
+            }
             Request::Step(actions) => {
                 Reply::Step(envs.iter_mut().zip(actions.iter()).map(|(env, a)| env.step(a)).collect())
             }
@@ -60,12 +57,8 @@ impl VecEnv {
         if num_envs == 0 {
             return Err(SimError::Config("a VecEnv needs at least one env".into()));
         }
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        }
-        .min(num_envs);
+        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads }
+            .min(num_envs);
         let mut workers = Vec::with_capacity(threads);
         let mut first = 0;
         for w in 0..threads {

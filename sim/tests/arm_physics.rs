@@ -53,7 +53,12 @@ fn joint_motors_track_step_targets_within_limits() {
         clamped += u32::from(step.clamped);
         for (i, q) in step.obs.arm.q_rad.iter().enumerate() {
             let j = &spec.joints[i];
-            assert!(*q >= j.lower_rad - 0.01 && *q <= j.upper_rad + 0.01, "joint {i} at {q} outside [{}, {}]", j.lower_rad, j.upper_rad);
+            assert!(
+                *q >= j.lower_rad - 0.01 && *q <= j.upper_rad + 0.01,
+                "joint {i} at {q} outside [{}, {}]",
+                j.lower_rad,
+                j.upper_rad
+            );
         }
     }
     assert_eq!(clamped, 30);

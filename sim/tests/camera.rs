@@ -31,9 +31,11 @@ fn depth_on_the_table_plane_matches_geometry_within_1_cm() {
             let hit = o + d * t;
             // Keep points on the table top, clear of the arm's base and of every object.
             let clear_of_arm = (hit.x.powi(2) + hit.y.powi(2)).sqrt() > 0.15;
-            let clear_of_objects = w.instance.objects.iter().all(|o| {
-                ((o.position_m[0] - hit.x).powi(2) + (o.position_m[1] - hit.y).powi(2)).sqrt() > 0.1
-            });
+            let clear_of_objects = w
+                .instance
+                .objects
+                .iter()
+                .all(|o| ((o.position_m[0] - hit.x).powi(2) + (o.position_m[1] - hit.y).powi(2)).sqrt() > 0.1);
             let on_table = hit.x > -0.29 && hit.x < 0.89 && hit.y.abs() < 0.59;
             if !(clear_of_arm && clear_of_objects && on_table) {
                 continue;
@@ -55,8 +57,8 @@ fn depth_on_the_table_plane_matches_geometry_within_1_cm() {
 fn extrinsics_project_the_cube_onto_its_colour() {
     let w = world("pick_cube", 4);
     let cube = w.instance.object("cube").unwrap().clone();
-    for cam in [CameraSpec::front(128, 128)] {
-        let img = render(&w, &cam);
+    {
+        let img = render(&w, &CameraSpec::front(128, 128));
         let k = img.intrinsics;
         // The top face centre of the cube, projected with the published intrinsics/extrinsics.
         let top = Point3::new(cube.position_m[0], cube.position_m[1], cube.size_m);
@@ -86,10 +88,11 @@ fn wrist_camera_moves_with_the_gripper() {
     w.arm.set_joint_positions(&mut w.physics, &q, 0.03);
     let after = cam.pose_world(&w);
     let tip = w.kinematics().fk(&q);
-    let expected = tip * match cam.mount {
-        sim::camera::CameraMount::Wrist(m) => m,
-        sim::camera::CameraMount::World(_) => unreachable!(),
-    };
+    let expected = tip
+        * match cam.mount {
+            sim::camera::CameraMount::Wrist(m) => m,
+            sim::camera::CameraMount::World(_) => unreachable!(),
+        };
     // Joint coordinates are stored as f32 in Rapier: agree to 0.1 mm.
     assert!((after.translation.vector - expected.translation.vector).norm() < 1e-4);
     assert!((after.translation.vector - before.translation.vector).norm() > 0.05);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bus::{ActionChunk, ActionKind, Bus, BusConfig, EeDeltaCommand, Estop, JointCommand, JointState, NodeState, Status};
+use bus::{
+    ActionChunk, ActionKind, Bus, BusConfig, EeDeltaCommand, Estop, JointCommand, JointState, NodeState, Status,
+};
 use sim::node::{SimNode, SimNodeConfig, SimNodeReport};
 use sim::{load_scene, EnvConfig};
 
@@ -148,7 +150,12 @@ fn ee_delta_command_moves_the_tip() {
     let states = h.client.subscriber::<JointState>().unwrap();
     let first = states.recv_timeout(Duration::from_secs(5)).unwrap();
     let z0 = first.ee_pose.unwrap().translation_m[2];
-    let cmd = EeDeltaCommand { header: Default::default(), delta_xyz_m: [0.0, 0.0, 0.01], delta_rpy_rad: [0.0; 3], gripper: 1.0 };
+    let cmd = EeDeltaCommand {
+        header: Default::default(),
+        delta_xyz_m: [0.0, 0.0, 0.01],
+        delta_rpy_rad: [0.0; 3],
+        gripper: 1.0,
+    };
     drive_until(&h, cmd, Duration::from_secs(10), |js| js.ee_pose.as_ref().unwrap().translation_m[2] > z0 + 0.05);
 }
 
@@ -209,7 +216,8 @@ fn estop_holds_the_arm_and_is_reported() {
     let held = states.latest().unwrap_or(reference);
     let publisher = h.client.publisher::<JointCommand>().unwrap();
     for _ in 0..25 {
-        let mut cmd = JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0 };
+        let mut cmd =
+            JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0 };
         publisher.publish(&mut cmd).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -10,11 +10,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A robot name unique to this test process and call.
 pub fn unique_robot(tag: &str) -> String {
-    format!(
-        "{tag}{}x{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{tag}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Two sessions discovering each other through a private temporary directory.
@@ -29,11 +25,7 @@ pub fn pair(tag: &str) -> (tempfile::TempDir, Bus, Bus) {
 
 /// Publishes clones of `msg` until `sub` receives one (subscription propagation takes a moment),
 /// up to 5 s. Returns what was received.
-pub fn publish_until_received<M: Message + Clone>(
-    publisher: &Publisher<M>,
-    sub: &Subscriber<M>,
-    msg: &M,
-) -> M {
+pub fn publish_until_received<M: Message + Clone>(publisher: &Publisher<M>, sub: &Subscriber<M>, msg: &M) -> M {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         publisher.publish(&mut msg.clone()).expect("publish");

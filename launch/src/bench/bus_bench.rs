@@ -19,7 +19,7 @@ pub struct BusBenchArgs {
 
 /// Runs the bus benchmark and prints the table and JSON.
 pub fn run(args: BusBenchArgs) -> Result<()> {
-    let cfg = bus::bench::BenchConfig { duration: Duration::from_secs_f64(args.seconds), ..Default::default() };
+    let cfg = bus::bench::BenchConfig { duration: Duration::from_secs_f64(args.seconds) };
     let rows = bus::bench::run(&cfg)?;
     println!(
         "{:<28} {:<11} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9} {:>9}",

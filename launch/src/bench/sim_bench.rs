@@ -72,7 +72,20 @@ fn env_config(scene: &str, args: &SimBenchArgs, cameras: bool) -> Result<EnvConf
     Ok(cfg)
 }
 
-fn row(scene: &str, cfg: &EnvConfig, cameras: bool, threads: usize, envs: usize, steps: u64, secs: f64, eps: (u32, u32)) -> SimBenchRow {
+/// What one timed run did.
+struct Run {
+    threads: usize,
+    envs: usize,
+    /// Control steps over all envs.
+    steps: u64,
+    /// Wall time spent inside `step`, seconds.
+    secs: f64,
+    /// (successes, episodes finished).
+    episodes: (u32, u32),
+}
+
+fn row(scene: &str, cfg: &EnvConfig, cameras: bool, run: Run) -> SimBenchRow {
+    let Run { threads, envs, steps, secs, episodes: eps } = run;
     let substeps = cfg.substeps().unwrap_or(1) as f64;
     let control = steps as f64 / secs;
     let physics = control * substeps;
@@ -112,7 +125,7 @@ fn single(scene: &str, args: &SimBenchArgs, cameras: bool) -> Result<SimBenchRow
             obs = env.reset(seed)?;
         }
     }
-    Ok(row(scene, &cfg, cameras, 1, 1, args.steps as u64, secs, eps))
+    Ok(row(scene, &cfg, cameras, Run { threads: 1, envs: 1, steps: args.steps as u64, secs, episodes: eps }))
 }
 
 fn parallel(scene: &str, args: &SimBenchArgs, cameras: bool, threads: usize) -> Result<SimBenchRow> {
@@ -150,7 +163,7 @@ fn parallel(scene: &str, args: &SimBenchArgs, cameras: bool, threads: usize) -> 
             obs[i] = o;
         }
     }
-    Ok(row(scene, &cfg, cameras, threads, n, (rounds * n) as u64, secs, eps))
+    Ok(row(scene, &cfg, cameras, Run { threads, envs: n, steps: (rounds * n) as u64, secs, episodes: eps }))
 }
 
 /// Runs the benchmark and prints the table and JSON.

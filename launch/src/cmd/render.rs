@@ -41,9 +41,14 @@ pub fn run(args: RenderArgs) -> Result<()> {
         obs = env.step(&action)?.obs;
     }
     let tiles: Vec<&sim::CameraImage> = obs.images.iter().collect();
-    crate::png_out::write_rgbd_strip(&args.out, &tiles)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    crate::png_out::write_rgbd_strip(&args.out, &tiles).with_context(|| format!("writing {}", args.out.display()))?;
     println!("instruction: {}", obs.instruction);
-    println!("wrote {} ({} cameras × RGB + depth, {}×{} each)", args.out.display(), tiles.len(), args.width, args.height);
+    println!(
+        "wrote {} ({} cameras × RGB + depth, {}×{} each)",
+        args.out.display(),
+        tiles.len(),
+        args.width,
+        args.height
+    );
     Ok(())
 }

@@ -22,7 +22,7 @@ pub enum SceneCommand {
 pub fn run(cmd: SceneCommand) -> Result<()> {
     match cmd {
         SceneCommand::List => {
-            println!("{:<16} {:>9}  {}", "scene", "max steps", "description");
+            println!("{:<16} {:>9}  description", "scene", "max steps");
             for (name, _) in sim::scene::BUILTIN_SCENES {
                 let spec = sim::load_scene(name)?;
                 println!("{:<16} {:>9}  {}", spec.name, spec.max_steps, spec.description);
@@ -36,11 +36,21 @@ pub fn run(cmd: SceneCommand) -> Result<()> {
             let inst = sim::SceneInstance::sample(&spec, seed);
             println!("# episode sampled with seed {seed}");
             println!("instruction: {}", inst.instruction);
-            println!("friction {:.2}, motor gain ×{:.2}, latency {:.0} ms", inst.friction, inst.motor_gain_scale, inst.latency_ms);
+            println!(
+                "friction {:.2}, motor gain ×{:.2}, latency {:.0} ms",
+                inst.friction, inst.motor_gain_scale, inst.latency_ms
+            );
             for o in &inst.objects {
                 println!(
                     "  {:<8} {:?} {} at ({:.3}, {:.3}, {:.3}) m, yaw {:.2} rad, {:.3} kg",
-                    o.name, o.kind, o.color_name, o.position_m[0], o.position_m[1], o.position_m[2], o.yaw_rad, o.mass_kg
+                    o.name,
+                    o.kind,
+                    o.color_name,
+                    o.position_m[0],
+                    o.position_m[1],
+                    o.position_m[2],
+                    o.yaw_rad,
+                    o.mass_kg
                 );
             }
         }

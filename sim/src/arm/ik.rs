@@ -41,14 +41,7 @@ pub struct IkConfig {
 
 impl Default for IkConfig {
     fn default() -> Self {
-        Self {
-            damping: 0.05,
-            max_iters: 100,
-            tol_pos_m: 1e-4,
-            tol_rot_rad: 1e-3,
-            max_step_rad: 0.2,
-            rot_weight: 0.2,
-        }
+        Self { damping: 0.05, max_iters: 100, tol_pos_m: 1e-4, tol_rot_rad: 1e-3, max_step_rad: 0.2, rot_weight: 0.2 }
     }
 }
 
@@ -95,41 +88,21 @@ pub fn solve_ik(
     cfg: &IkConfig,
 ) -> IkSolution {
     let mut q = sanitize(kin, q_init);
-    let target_finite = target.translation.vector.iter().all(|v| v.is_finite())
-        && target.rotation.coords.iter().all(|v| v.is_finite());
+    let target_finite =
+        target.translation.vector.iter().all(|v| v.is_finite()) && target.rotation.coords.iter().all(|v| v.is_finite());
     if !target_finite {
         tracing::debug!("solve_ik: non-finite target");
-        return IkSolution {
-            q,
-            pos_err_m: f64::INFINITY,
-            rot_err_rad: f64::INFINITY,
-            iters: 0,
-            converged: false,
-        };
+        return IkSolution { q, pos_err_m: f64::INFINITY, rot_err_rad: f64::INFINITY, iters: 0, converged: false };
     }
-    let w = if cfg.rot_weight.is_finite() && cfg.rot_weight > 0.0 {
-        cfg.rot_weight
-    } else {
-        1.0
-    };
-    let damping = if cfg.damping.is_finite() {
-        cfg.damping.abs()
-    } else {
-        0.05
-    };
+    let w = if cfg.rot_weight.is_finite() && cfg.rot_weight > 0.0 { cfg.rot_weight } else { 1.0 };
+    let damping = if cfg.damping.is_finite() { cfg.damping.abs() } else { 0.05 };
     let lambda2 = damping * damping;
-    let max_step = if cfg.max_step_rad.is_finite() && cfg.max_step_rad > 0.0 {
-        cfg.max_step_rad
-    } else {
-        0.2
-    };
+    let max_step = if cfg.max_step_rad.is_finite() && cfg.max_step_rad > 0.0 { cfg.max_step_rad } else { 0.2 };
 
     let weighted = |dp: &Vector3<f64>, dr: &Vector3<f64>| -> Vector6<f64> {
         Vector6::new(dp.x, dp.y, dp.z, w * dr.x, w * dr.y, w * dr.z)
     };
-    let converged = |dp: &Vector3<f64>, dr: &Vector3<f64>| {
-        dp.norm() <= cfg.tol_pos_m && dr.norm() <= cfg.tol_rot_rad
-    };
+    let converged = |dp: &Vector3<f64>, dr: &Vector3<f64>| dp.norm() <= cfg.tol_pos_m && dr.norm() <= cfg.tol_rot_rad;
 
     let (mut pose, mut jac) = kin.fk_and_jacobian(&q);
     let (mut dp, mut dr) = pose_error(target, &pose);
@@ -148,11 +121,7 @@ pub fn solve_ik(
         // Full damping far from the target; λ² shrinks in proportion to the error once it is
         // below λ, so that convergence stays fast near (but not at) singular configurations.
         let err_norm = err.norm();
-        let scale = if damping > 0.0 {
-            (err_norm / damping).clamp(1e-3, 1.0)
-        } else {
-            1.0
-        };
+        let scale = if damping > 0.0 { (err_norm / damping).clamp(1e-3, 1.0) } else { 1.0 };
         let jjt: Matrix6<f64> = jac * jac.transpose() + Matrix6::identity() * (lambda2 * scale);
         let Some(chol) = jjt.cholesky() else {
             tracing::debug!("solve_ik: damped normal matrix not positive definite");
@@ -199,13 +168,7 @@ pub fn solve_ik(
         done = converged(&dp, &dr);
     }
 
-    IkSolution {
-        q,
-        pos_err_m: dp.norm(),
-        rot_err_rad: dr.norm(),
-        iters,
-        converged: done,
-    }
+    IkSolution { q, pos_err_m: dp.norm(), rot_err_rad: dr.norm(), iters, converged: done }
 }
 
 /// Moves the finger-tip frame by a small Cartesian delta from its pose at `q_current`, by IK.
@@ -273,10 +236,7 @@ mod tests {
             total_iters += sol.iters;
         }
         // Typically ~8 iterations per target from a 0.2 rad perturbation.
-        assert!(
-            total_iters <= 50 * 25,
-            "{total_iters} iterations for 50 targets"
-        );
+        assert!(total_iters <= 50 * 25, "{total_iters} iterations for 50 targets");
     }
 
     #[test]
@@ -311,10 +271,7 @@ mod tests {
             let after = kin.fk(&sol.q);
             let moved = after.translation.vector - before.translation.vector;
             let want = Vector3::from(delta);
-            assert!(
-                (moved - want).norm() < 1e-3,
-                "moved {moved:?} want {want:?}"
-            );
+            assert!((moved - want).norm() < 1e-3, "moved {moved:?} want {want:?}");
             assert!(after.rotation.angle_to(&before.rotation) < 0.01);
         }
         // A rotation delta about base z by 0.1 rad keeps the tip in place.

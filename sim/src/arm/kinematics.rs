@@ -47,12 +47,7 @@ impl ArmKinematics {
             Translation3::new(o[0], o[1], o[2])
         });
         let tip = Translation3::new(spec.ee_gripper_offset_m(), 0.0, 0.0);
-        Self {
-            spec,
-            axes,
-            origins,
-            tip,
-        }
+        Self { spec, axes, origins, tip }
     }
 
     /// Builds the kinematics of `spec` after checking it with [`ArmSpec::validate`].
@@ -117,10 +112,7 @@ impl ArmKinematics {
 
     /// Transform from joint `i`'s parent link frame to its child link frame at angle `q_rad`.
     fn joint_transform(&self, i: usize, q_rad: f64) -> Isometry3<f64> {
-        Isometry3::from_parts(
-            self.origins[i],
-            UnitQuaternion::from_axis_angle(&self.axes[i], q_rad),
-        )
+        Isometry3::from_parts(self.origins[i], UnitQuaternion::from_axis_angle(&self.axes[i], q_rad))
     }
 }
 
@@ -133,17 +125,11 @@ pub(crate) mod tests {
 
     impl Lcg {
         pub(crate) fn new(seed: u64) -> Self {
-            Self(
-                seed.wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407),
-            )
+            Self(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
         }
         /// Uniform in [0, 1).
         pub(crate) fn next_f64(&mut self) -> f64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (self.0 >> 11) as f64 / (1u64 << 53) as f64
         }
         /// Uniform in [lo, hi).
@@ -155,10 +141,7 @@ pub(crate) mod tests {
     /// A random configuration within the joint limits, shrunk by `margin_rad`.
     fn random_q(rng: &mut Lcg, spec: &ArmSpec, margin_rad: f64) -> [f64; NUM_ARM_JOINTS] {
         std::array::from_fn(|i| {
-            rng.uniform(
-                spec.joints[i].lower_rad + margin_rad,
-                spec.joints[i].upper_rad - margin_rad,
-            )
+            rng.uniform(spec.joints[i].lower_rad + margin_rad, spec.joints[i].upper_rad - margin_rad)
         })
     }
 
@@ -170,23 +153,14 @@ pub(crate) mod tests {
         assert!((p.x - 0.458325).abs() < 1e-6, "x {}", p.x);
         assert!(p.y.abs() < 1e-6, "y {}", p.y);
         assert!((p.z - 0.36065).abs() < 1e-6, "z {}", p.z);
-        assert!(
-            tip.rotation.angle() < 1e-12,
-            "home tip frame is parallel to base_link"
-        );
+        assert!(tip.rotation.angle() < 1e-12, "home tip frame is parallel to base_link");
 
         let frames = kin.link_frames(&ArmSpec::home());
         let expected_x = [0.0, 0.0, 0.04975, 0.22475, 0.29975, 0.36475, 0.458325];
         let expected_z = [0.072, 0.11065, 0.36065, 0.36065, 0.36065, 0.36065, 0.36065];
         for (k, f) in frames.iter().enumerate() {
-            assert!(
-                (f.translation.x - expected_x[k]).abs() < 1e-9,
-                "frame {k} x"
-            );
-            assert!(
-                (f.translation.z - expected_z[k]).abs() < 1e-9,
-                "frame {k} z"
-            );
+            assert!((f.translation.x - expected_x[k]).abs() < 1e-9, "frame {k} x");
+            assert!((f.translation.z - expected_z[k]).abs() < 1e-9, "frame {k} z");
         }
         assert_eq!(frames[NUM_ARM_JOINTS], tip);
     }
@@ -230,14 +204,8 @@ pub(crate) mod tests {
                 let v = (fp.translation.vector - fm.translation.vector) / (2.0 * h);
                 let w = (fp.rotation * fm.rotation.inverse()).scaled_axis() / (2.0 * h);
                 for k in 0..3 {
-                    assert!(
-                        (jac[(k, i)] - v[k]).abs() < 1e-5,
-                        "linear J[{k},{i}] at {q:?}"
-                    );
-                    assert!(
-                        (jac[(k + 3, i)] - w[k]).abs() < 1e-5,
-                        "angular J[{k},{i}] at {q:?}"
-                    );
+                    assert!((jac[(k, i)] - v[k]).abs() < 1e-5, "linear J[{k},{i}] at {q:?}");
+                    assert!((jac[(k + 3, i)] - w[k]).abs() < 1e-5, "angular J[{k},{i}] at {q:?}");
                 }
             }
         }
@@ -247,12 +215,8 @@ pub(crate) mod tests {
     fn matches_rapier_urdf_link_poses_at_home() {
         use rapier3d_urdf::{UrdfLoaderOptions, UrdfRobot};
         const URDF: &str = include_str!("../../assets/widowx250.urdf");
-        let options = UrdfLoaderOptions {
-            make_roots_fixed: true,
-            ..Default::default()
-        };
-        let (robot, urdf) =
-            UrdfRobot::from_str(URDF, options, std::path::Path::new(".")).expect("URDF parses");
+        let options = UrdfLoaderOptions { make_roots_fixed: true, ..Default::default() };
+        let (robot, urdf) = UrdfRobot::from_str(URDF, options, std::path::Path::new(".")).expect("URDF parses");
         let kin = ArmKinematics::default();
         let frames = kin.link_frames(&ArmSpec::home());
         let names = [
@@ -279,10 +243,7 @@ pub(crate) mod tests {
                 .unwrap_or_else(|| panic!("{name} not loaded"));
             let t = link.body.translation();
             let p = frame.translation.vector;
-            let err = ((t.x as f64 - p.x).powi(2)
-                + (t.y as f64 - p.y).powi(2)
-                + (t.z as f64 - p.z).powi(2))
-            .sqrt();
+            let err = ((t.x as f64 - p.x).powi(2) + (t.y as f64 - p.y).powi(2) + (t.z as f64 - p.z).powi(2)).sqrt();
             assert!(err < 1e-5, "{name}: rapier {t:?} vs fk {p:?}");
         }
     }
@@ -294,12 +255,7 @@ pub(crate) mod tests {
         assert!(ArmKinematics::try_new(spec.clone()).is_err());
         // The unchecked constructor still yields finite kinematics.
         let kin = ArmKinematics::new(spec);
-        assert!(kin
-            .fk(&ArmSpec::home())
-            .translation
-            .vector
-            .iter()
-            .all(|v| v.is_finite()));
+        assert!(kin.fk(&ArmSpec::home()).translation.vector.iter().all(|v| v.is_finite()));
         assert!(ArmKinematics::try_new(ArmSpec::default()).is_ok());
     }
 }

@@ -13,6 +13,6 @@ pub mod spec;
 pub use ik::{apply_ee_delta, solve_ik, IkConfig, IkSolution};
 pub use kinematics::{ArmKinematics, NUM_LINK_FRAMES};
 pub use spec::{
-    ArmSpec, ArmSpecError, JointSpec, ARM_JOINT_NAMES, EE_GRIPPER_LINK, LEFT_FINGER_JOINT,
-    NUM_ARM_JOINTS, RIGHT_FINGER_JOINT,
+    ArmSpec, ArmSpecError, JointSpec, ARM_JOINT_NAMES, EE_GRIPPER_LINK, LEFT_FINGER_JOINT, NUM_ARM_JOINTS,
+    RIGHT_FINGER_JOINT,
 };

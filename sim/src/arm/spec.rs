@@ -15,14 +15,8 @@ use thiserror::Error;
 pub const NUM_ARM_JOINTS: usize = 6;
 
 /// Names of the arm joints in chain order, as used in the URDF and on the bus.
-pub const ARM_JOINT_NAMES: [&str; NUM_ARM_JOINTS] = [
-    "waist",
-    "shoulder",
-    "elbow",
-    "forearm_roll",
-    "wrist_angle",
-    "wrist_rotate",
-];
+pub const ARM_JOINT_NAMES: [&str; NUM_ARM_JOINTS] =
+    ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate"];
 
 /// Name of the URDF link whose frame is the finger-tip (ee_gripper) frame.
 pub const EE_GRIPPER_LINK: &str = "ee_gripper_link";
@@ -197,11 +191,7 @@ impl ArmSpec {
     pub fn clamp_to_limits(&self, q_rad: &mut [f64; NUM_ARM_JOINTS]) -> usize {
         let mut clamped = 0;
         for (q, joint) in q_rad.iter_mut().zip(self.joints.iter()) {
-            let c = if q.is_nan() {
-                joint.clamp(0.0)
-            } else {
-                joint.clamp(*q)
-            };
+            let c = if q.is_nan() { joint.clamp(0.0) } else { joint.clamp(*q) };
             // `c != *q` is also true when `*q` is NaN.
             if c != *q {
                 *q = c;
@@ -213,21 +203,14 @@ impl ArmSpec {
 
     /// True when every joint position (radians) is within its limits (inclusive) and finite.
     pub fn within_limits(&self, q_rad: &[f64; NUM_ARM_JOINTS]) -> bool {
-        q_rad
-            .iter()
-            .zip(self.joints.iter())
-            .all(|(q, j)| *q >= j.lower_rad && *q <= j.upper_rad)
+        q_rad.iter().zip(self.joints.iter()).all(|(q, j)| *q >= j.lower_rad && *q <= j.upper_rad)
     }
 
     /// Maps a gripper opening command, 0 (closed) … 1 (open), to the finger joint position in
     /// metres (distance of each finger's inner face from the centre line), `finger_min_m` …
     /// `finger_max_m`. The opening is clamped to 0…1; NaN maps to closed.
     pub fn gripper_opening_to_finger_m(&self, opening: f64) -> f64 {
-        let t = if opening.is_nan() {
-            0.0
-        } else {
-            opening.clamp(0.0, 1.0)
-        };
+        let t = if opening.is_nan() { 0.0 } else { opening.clamp(0.0, 1.0) };
         self.finger_min_m + t * (self.finger_max_m - self.finger_min_m)
     }
 
@@ -247,10 +230,7 @@ impl ArmSpec {
         for j in &self.joints {
             let n2: f64 = j.axis.iter().map(|a| a * a).sum();
             if !n2.is_finite() || n2 < 1e-12 {
-                return Err(ArmSpecError::BadAxis {
-                    joint: j.name.clone(),
-                    axis: j.axis,
-                });
+                return Err(ArmSpecError::BadAxis { joint: j.name.clone(), axis: j.axis });
             }
             if j.lower_rad.is_nan() || j.upper_rad.is_nan() || j.lower_rad > j.upper_rad {
                 return Err(ArmSpecError::BadLimits {
@@ -260,26 +240,12 @@ impl ArmSpec {
                 });
             }
             if j.origin_m.iter().any(|v| !v.is_finite()) {
-                let value = j
-                    .origin_m
-                    .iter()
-                    .copied()
-                    .find(|v| !v.is_finite())
-                    .unwrap_or(f64::NAN);
-                return Err(ArmSpecError::BadValue {
-                    field: format!("{}.origin_m", j.name),
-                    value,
-                });
+                let value = j.origin_m.iter().copied().find(|v| !v.is_finite()).unwrap_or(f64::NAN);
+                return Err(ArmSpecError::BadValue { field: format!("{}.origin_m", j.name), value });
             }
-            for (field, value) in [
-                ("velocity_limit_rad_s", j.velocity_limit_rad_s),
-                ("effort_nm", j.effort_nm),
-            ] {
+            for (field, value) in [("velocity_limit_rad_s", j.velocity_limit_rad_s), ("effort_nm", j.effort_nm)] {
                 if !(value.is_finite() && value >= 0.0) {
-                    return Err(ArmSpecError::BadValue {
-                        field: format!("{}.{field}", j.name),
-                        value,
-                    });
+                    return Err(ArmSpecError::BadValue { field: format!("{}.{field}", j.name), value });
                 }
             }
         }
@@ -292,10 +258,7 @@ impl ArmSpec {
             ("finger_effort_n", self.finger_effort_n),
         ] {
             if !(value.is_finite() && value >= 0.0) {
-                return Err(ArmSpecError::BadValue {
-                    field: field.to_owned(),
-                    value,
-                });
+                return Err(ArmSpecError::BadValue { field: field.to_owned(), value });
             }
         }
         if self.finger_min_m > self.finger_max_m {
@@ -323,26 +286,20 @@ mod tests {
     }
 
     fn floats(s: &str) -> Vec<f64> {
-        s.split_whitespace()
-            .map(|t| t.parse::<f64>().expect("number in URDF"))
-            .collect()
+        s.split_whitespace().map(|t| t.parse::<f64>().expect("number in URDF")).collect()
     }
 
     /// The text of `<joint name="NAME" …> … </joint>` in the URDF.
     fn joint_block(name: &str) -> &'static str {
         let key = format!("<joint name=\"{name}\"");
-        let start = URDF
-            .find(&key)
-            .unwrap_or_else(|| panic!("joint {name} missing from URDF"));
+        let start = URDF.find(&key).unwrap_or_else(|| panic!("joint {name} missing from URDF"));
         let len = URDF[start..].find("</joint>").expect("unterminated joint");
         &URDF[start..start + len]
     }
 
     fn sub_tag<'a>(block: &'a str, tag: &str) -> &'a str {
         let key = format!("<{tag} ");
-        let start = block
-            .find(&key)
-            .unwrap_or_else(|| panic!("<{tag}> missing"));
+        let start = block.find(&key).unwrap_or_else(|| panic!("<{tag}> missing"));
         let len = block[start..].find("/>").expect("unterminated tag");
         &block[start..start + len]
     }
@@ -370,26 +327,14 @@ mod tests {
                 assert_close(*a, *b, &format!("{} axis[{k}]", j.name));
             }
             let limit = sub_tag(block, "limit");
-            let get = |a: &str| -> f64 {
-                attr(limit, a)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("{a}"))
-            };
+            let get = |a: &str| -> f64 { attr(limit, a).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{a}")) };
             assert_close(get("lower"), j.lower_rad, &format!("{} lower", j.name));
             assert_close(get("upper"), j.upper_rad, &format!("{} upper", j.name));
             assert_close(get("effort"), j.effort_nm, &format!("{} effort", j.name));
-            assert_close(
-                get("velocity"),
-                j.velocity_limit_rad_s,
-                &format!("{} velocity", j.name),
-            );
+            assert_close(get("velocity"), j.velocity_limit_rad_s, &format!("{} velocity", j.name));
             // Chain order: each joint's parent is the previous joint's child.
-            let parent = attr(sub_tag(block, "parent"), "link")
-                .expect("parent")
-                .to_owned();
-            let child = attr(sub_tag(block, "child"), "link")
-                .expect("child")
-                .to_owned();
+            let parent = attr(sub_tag(block, "parent"), "link").expect("parent").to_owned();
+            let child = attr(sub_tag(block, "child"), "link").expect("child").to_owned();
             match &previous_child {
                 None => assert_eq!(parent, "base_link"),
                 Some(prev) => assert_eq!(&parent, prev, "{} parent", j.name),
@@ -429,28 +374,16 @@ mod tests {
     #[test]
     fn urdf_loads_in_rapier() {
         use rapier3d_urdf::{UrdfLoaderOptions, UrdfRobot};
-        let options = UrdfLoaderOptions {
-            make_roots_fixed: true,
-            ..Default::default()
-        };
-        let (robot, urdf) =
-            UrdfRobot::from_str(URDF, options, std::path::Path::new(".")).expect("URDF parses");
+        let options = UrdfLoaderOptions { make_roots_fixed: true, ..Default::default() };
+        let (robot, urdf) = UrdfRobot::from_str(URDF, options, std::path::Path::new(".")).expect("URDF parses");
         // 10 URDF links (base, 6 arm links, 2 fingers, ee_gripper) and 9 joints; the loader
         // drops the empty ee_gripper frame, leaving 9 simulated links and 8 joints.
         assert_eq!(urdf.links.len(), 10);
         assert_eq!(urdf.joints.len(), 9);
         assert_eq!(robot.links.len(), 9);
         assert_eq!(robot.joints.len(), 8);
-        let moving_mass: f64 = urdf
-            .links
-            .iter()
-            .skip(1)
-            .map(|l| l.inertial.mass.value)
-            .sum();
-        assert!(
-            (1.0..2.5).contains(&moving_mass),
-            "moving mass {moving_mass} kg"
-        );
+        let moving_mass: f64 = urdf.links.iter().skip(1).map(|l| l.inertial.mass.value).sum();
+        assert!((1.0..2.5).contains(&moving_mass), "moving mass {moving_mass} kg");
     }
 
     #[test]
@@ -502,14 +435,8 @@ mod tests {
         assert!(matches!(bad.validate(), Err(ArmSpecError::BadAxis { .. })));
         let mut bad = ArmSpec::default();
         bad.joints[1].lower_rad = 3.0;
-        assert!(matches!(
-            bad.validate(),
-            Err(ArmSpecError::BadLimits { .. })
-        ));
-        let bad = ArmSpec {
-            finger_min_m: 0.05,
-            ..Default::default()
-        };
+        assert!(matches!(bad.validate(), Err(ArmSpecError::BadLimits { .. })));
+        let bad = ArmSpec { finger_min_m: 0.05, ..Default::default() };
         assert!(matches!(bad.validate(), Err(ArmSpecError::BadValue { .. })));
     }
 }

@@ -21,7 +21,5 @@ pub fn named_color(name: &str) -> Option<[f32; 3]> {
 }
 
 /// All colour names accepted by [`named_color`].
-pub const COLOR_NAMES: &[&str] = &[
-    "red", "green", "blue", "yellow", "orange", "purple", "cyan", "white", "grey", "black",
-    "brown", "pink",
-];
+pub const COLOR_NAMES: &[&str] =
+    &["red", "green", "blue", "yellow", "orange", "purple", "cyan", "white", "grey", "black", "brown", "pink"];

@@ -40,18 +40,12 @@ pub enum SceneError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has a wrong / unknown / missing key.
-    #[error("{file}:{line}:{column}: {message} (at `{snippet}`)")]
+    #[error("{file}:{at}")]
     Parse {
         /// File path or `builtin:NAME`.
         file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong (names the key).
-        message: String,
-        /// The text at the error.
-        snippet: String,
+        /// Where and what.
+        at: TomlErrorLocation,
     },
     /// The TOML parsed but a value is invalid (unknown colour, bad range, dangling reference).
     #[error("{file}:{line}: key `{key}`: {message}")]
@@ -87,8 +81,7 @@ pub fn load_scene(name_or_path: &str) -> Result<SceneSpec, SceneError> {
 
 /// Loads and validates a scene file.
 pub fn load_scene_file(path: &Path) -> Result<SceneSpec, SceneError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SceneError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SceneError::Io { path: path.to_path_buf(), source })?;
     parse_scene(&text, &path.display().to_string())
 }
 
@@ -111,6 +104,13 @@ pub struct TomlErrorLocation {
     pub snippet: String,
     /// What is wrong; names the key.
     pub message: String,
+}
+
+impl std::fmt::Display for TomlErrorLocation {
+    /// `LINE:COLUMN: MESSAGE (at `SNIPPET`)`, to follow a file name and a colon.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {} (at `{}`)", self.line, self.column, self.message, self.snippet)
+    }
 }
 
 /// Locates a `toml` deserialisation error in `text`.
@@ -139,8 +139,7 @@ pub fn locate_toml_error(text: &str, e: &toml::de::Error) -> TomlErrorLocation {
 
 /// Turns a `toml` error into a [`SceneError::Parse`] with line, column and snippet.
 fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> SceneError {
-    let TomlErrorLocation { line, column, snippet, message } = locate_toml_error(text, e);
-    SceneError::Parse { file: file.to_string(), line, column, message, snippet }
+    SceneError::Parse { file: file.to_string(), at: locate_toml_error(text, e) }
 }
 
 /// 1-based (line, column) of a byte offset.
@@ -204,7 +203,7 @@ fn validate(spec: &SceneSpec, text: &str, file: &str) -> Result<(), SceneError> 
         if !(obj.size_m > 0.0 && obj.size_m < 1.0) {
             return Err(invalid("size_m", "", format!("object `{}`: size_m must be in (0, 1) m", obj.name)));
         }
-        if !(obj.mass_kg > 0.0) {
+        if obj.mass_kg.is_nan() || obj.mass_kg <= 0.0 {
             return Err(invalid("mass_kg", "", format!("object `{}`: mass_kg must be > 0", obj.name)));
         }
         for (key, r) in [("x_m", obj.x_m), ("y_m", obj.y_m), ("z_m", obj.z_m), ("yaw_rad", obj.yaw_rad)] {

@@ -124,7 +124,8 @@ impl SceneInstance {
             let base = named_color(&color_name).unwrap_or([0.5, 0.5, 0.5]);
             let mut color = base;
             for c in &mut color {
-                let jitter = if r.color_jitter > 0.0 { rng.random_range(-r.color_jitter..=r.color_jitter) } else { 0.0 };
+                let jitter =
+                    if r.color_jitter > 0.0 { rng.random_range(-r.color_jitter..=r.color_jitter) } else { 0.0 };
                 *c = (*c + jitter as f32).clamp(0.0, 1.0);
             }
             // Rejection sampling: table objects never overlap (footprint circles plus 1 cm), and

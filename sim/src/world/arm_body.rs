@@ -71,11 +71,8 @@ fn parsed_urdf() -> Result<&'static UrdfRobot, SimError> {
         UrdfRobot::from_str(ARM_URDF, options, Path::new("."))
             .map(|(robot, urdf)| {
                 // Keep joint names next to the loaded joints.
-                let names: Vec<String> = robot
-                    .joints
-                    .iter()
-                    .map(|j| urdf.joints[j.urdf_joint_index].name.clone())
-                    .collect();
+                let names: Vec<String> =
+                    robot.joints.iter().map(|j| urdf.joints[j.urdf_joint_index].name.clone()).collect();
                 JOINT_NAMES.get_or_init(|| names);
                 robot
             })
@@ -149,9 +146,8 @@ impl ArmBody {
         for name in spec.joint_names() {
             joints.push(find(name)?.0);
         }
-        let joints: [MultibodyJointHandle; NUM_ARM_JOINTS] = joints
-            .try_into()
-            .map_err(|_| SimError::Urdf("the arm spec must name six joints".into()))?;
+        let joints: [MultibodyJointHandle; NUM_ARM_JOINTS] =
+            joints.try_into().map_err(|_| SimError::Urdf("the arm spec must name six joints".into()))?;
         let (left, left_body) = find(FINGER_JOINTS[0])?;
         let (right, right_body) = find(FINGER_JOINTS[1])?;
         let links: Vec<RigidBodyHandle> = link_bodies.iter().map(|(b, _)| *b).collect();
@@ -170,7 +166,16 @@ impl ArmBody {
         arm.set_joint_positions(world, q0, spec.finger_max_m);
         for (i, q) in q0.iter().enumerate() {
             let effort = spec.joints[i].effort_nm;
-            arm.configure_motor(world, arm.joints[i], JointAxis::AngX, MotorModel::AccelerationBased, *q, gains.stiffness, gains.damping, effort);
+            arm.configure_motor(
+                world,
+                arm.joints[i],
+                JointAxis::AngX,
+                MotorModel::AccelerationBased,
+                *q,
+                gains.stiffness,
+                gains.damping,
+                effort,
+            );
         }
         for f in arm.fingers {
             arm.configure_motor(
@@ -244,7 +249,14 @@ impl ArmBody {
     }
 
     /// Sets motor targets: arm joints (rad) and each finger's travel (m).
-    pub fn set_targets(&self, world: &mut PhysicsWorld, q: &[f64; NUM_ARM_JOINTS], finger_m: f64, gains: &MotorGains, gain_scale: f64) {
+    pub fn set_targets(
+        &self,
+        world: &mut PhysicsWorld,
+        q: &[f64; NUM_ARM_JOINTS],
+        finger_m: f64,
+        gains: &MotorGains,
+        gain_scale: f64,
+    ) {
         for (i, handle) in self.joints.iter().enumerate() {
             if let Some((mb, link_id)) = world.multibody_joints.get_mut(*handle) {
                 if let Some(link) = mb.link_mut(link_id) {

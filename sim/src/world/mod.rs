@@ -125,7 +125,8 @@ impl SimWorld {
         spec.clamp_to_limits(&mut q0);
         let open = spec.gripper_opening_to_finger_m(1.0);
         let arm = ArmBody::insert(&mut physics, &spec, &q0, &config.gains, instance.friction)?;
-        let objects = instance.objects.iter().map(|o| objects::insert_object(&mut physics, o, instance.friction)).collect();
+        let objects =
+            instance.objects.iter().map(|o| objects::insert_object(&mut physics, o, instance.friction)).collect();
         let latency_steps = (instance.latency_ms * 1e-3 * config.physics_hz).round() as u64;
         let mut world = SimWorld {
             physics,

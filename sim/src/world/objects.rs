@@ -80,9 +80,8 @@ pub fn insert_object(world: &mut PhysicsWorld, obj: &PlacedObject, friction: f64
         }
         ObjectKind::Pad => {
             let rb = RigidBodyBuilder::fixed().pose(pose);
-            let collider = ColliderBuilder::cuboid(s / 2.0, s / 2.0, 0.0005)
-                .collision_groups(collision::MARKER)
-                .user_data(tag);
+            let collider =
+                ColliderBuilder::cuboid(s / 2.0, s / 2.0, 0.0005).collision_groups(collision::MARKER).user_data(tag);
             world.insert(rb, collider).0
         }
         ObjectKind::Marker => {
