@@ -10,7 +10,7 @@ use crate::header::{Message, SCHEMA_VERSION};
 /// Encodes `msg` as CBOR (a map keyed by field names). The header is written as is; the
 /// [`crate::Publisher`] fills it before calling this.
 pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, BusError> {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(msg.encoded_len_hint());
     ciborium::into_writer(msg, &mut out).map_err(|e| BusError::Encode { topic: M::TOPIC, reason: e.to_string() })?;
     Ok(out)
 }

@@ -46,11 +46,19 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     fn header(&self) -> &Header;
     /// The message's header, mutable (the publisher fills `schema`, `seq`, `source_id`).
     fn header_mut(&mut self) -> &mut Header;
+    /// About how many bytes the CBOR encoding takes, so the encoder allocates once (large
+    /// payloads otherwise regrow their buffer a dozen times, faulting in fresh pages each time).
+    fn encoded_len_hint(&self) -> usize {
+        256
+    }
 }
 
 /// Implements [`Message`] for a struct with a `header: Header` field.
 macro_rules! impl_message {
     ($ty:ty, $topic:expr) => {
+        impl_message!($ty, $topic, |_msg: &$ty| 256);
+    };
+    ($ty:ty, $topic:expr, $hint:expr) => {
         impl $crate::header::Message for $ty {
             const TOPIC: &'static str = $topic;
             fn header(&self) -> &$crate::header::Header {
@@ -58,6 +66,9 @@ macro_rules! impl_message {
             }
             fn header_mut(&mut self) -> &mut $crate::header::Header {
                 &mut self.header
+            }
+            fn encoded_len_hint(&self) -> usize {
+                ($hint)(self)
             }
         }
     };

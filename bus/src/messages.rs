@@ -101,7 +101,7 @@ pub struct CameraFrame {
     /// Camera pose in the world frame; the camera looks along +z, x right, y down (OpenCV).
     pub extrinsics: Pose,
 }
-impl_message!(CameraFrame, topics::CAMERA);
+impl_message!(CameraFrame, topics::CAMERA, |m: &CameraFrame| m.data.len() + 512);
 
 impl CameraFrame {
     /// Number of bytes `data` must hold for the declared size and encoding.
@@ -183,7 +183,7 @@ pub struct ActionChunk {
     /// `stamp_ns` of the observation the chunk was computed from (ns since the UNIX epoch).
     pub obs_stamp_ns: u64,
 }
-impl_message!(ActionChunk, topics::COMMAND_CHUNK);
+impl_message!(ActionChunk, topics::COMMAND_CHUNK, |m: &ActionChunk| m.values.len() * 5 + 256);
 
 impl ActionChunk {
     /// Row `i` (the action for step `i` after `obs_stamp_ns`), or `None` past the horizon or if
