@@ -97,3 +97,35 @@ fn wrist_camera_moves_with_the_gripper() {
     assert!((after.translation.vector - expected.translation.vector).norm() < 1e-4);
     assert!((after.translation.vector - before.translation.vector).norm() > 0.05);
 }
+
+#[test]
+fn analytic_table_pixels_equal_rapier_ray_casts_on_the_table_box() {
+    // The renderer intersects the table top analytically; Rapier's own ray cast against the
+    // table's box (nothing excluded) must give the same depth wherever the table is seen.
+    let w = world("place_in_bin", 3);
+    for cam in [CameraSpec::front(96, 96), CameraSpec::wrist(96, 96)] {
+        let img = render(&w, &cam);
+        let (k, pose) = (img.intrinsics, img.pose_world);
+        let query = w.physics.query_pipeline();
+        let mut compared = 0;
+        for v in (0..96).step_by(4) {
+            for u in (0..96).step_by(4) {
+                let d_cam = Vector3::new((u as f64 + 0.5 - k.cx) / k.fx, (v as f64 + 0.5 - k.cy) / k.fy, 1.0);
+                let d = pose.rotation * d_cam;
+                let o = pose.translation.vector;
+                let ray = rapier3d::prelude::Ray::new(
+                    rapier3d::prelude::Vector::new(o.x as f32, o.y as f32, o.z as f32),
+                    rapier3d::prelude::Vector::new(d.x as f32, d.y as f32, d.z as f32),
+                );
+                let Some((handle, toi)) = query.cast_ray(&ray, 3.0, true) else { continue };
+                if handle != w.table {
+                    continue;
+                }
+                let depth = img.depth_m[v * 96 + u];
+                assert!((depth - toi).abs() < 1e-3, "{} ({u}, {v}): rendered {depth} vs rapier {toi}", cam.name);
+                compared += 1;
+            }
+        }
+        assert!(compared > 100, "{}: only {compared} table pixels compared", cam.name);
+    }
+}

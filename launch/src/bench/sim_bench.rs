@@ -166,6 +166,77 @@ fn parallel(scene: &str, args: &SimBenchArgs, cameras: bool, threads: usize) -> 
     Ok(row(scene, &cfg, cameras, Run { threads, envs: n, steps: (rounds * n) as u64, secs, episodes: eps }))
 }
 
+/// Rendering alone: each thread owns a world of `scene` (its arm posed by the expert mid-task)
+/// and renders both cameras repeatedly; frames/s over all threads. No physics is stepped.
+fn render_only(scene: &str, args: &SimBenchArgs, threads: usize) -> Result<RenderBenchRow> {
+    let cfg = env_config(scene, args, true)?;
+    let frames_per_thread = (args.steps as usize * 2).max(50);
+    let start = Instant::now();
+    let results: Vec<Result<usize>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let cfg = cfg.clone();
+                s.spawn(move || -> Result<usize> {
+                    let mut env = Env::new(cfg.clone())?;
+                    let mut expert = Expert::new(&cfg.scene, 0.0, t as u64);
+                    let mut obs = env.reset(t as u64)?;
+                    for _ in 0..15 {
+                        obs = env.step(&expert.act(&obs))?.obs;
+                    }
+                    let world = env.world().ok_or_else(|| anyhow::anyhow!("env has no world"))?;
+                    let mut images: Vec<sim::CameraImage> =
+                        cfg.cameras.iter().map(|c| sim::camera::render(world, c)).collect();
+                    let mut frames = 0;
+                    while frames < frames_per_thread {
+                        for (cam, img) in cfg.cameras.iter().zip(images.iter_mut()) {
+                            sim::camera::render_into(world, cam, img);
+                            frames += 1;
+                        }
+                    }
+                    Ok(frames)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("render thread panicked"))))
+            .collect()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let frames: usize = results.into_iter().sum::<Result<usize>>()?;
+    Ok(RenderBenchRow {
+        scene: scene.to_string(),
+        size: args.size,
+        threads,
+        frames_per_s: frames as f64 / secs,
+        us_per_frame: secs * 1e6 * threads as f64 / frames as f64,
+    })
+}
+
+/// One rendering-only measurement.
+#[derive(Debug, Serialize)]
+pub struct RenderBenchRow {
+    /// Scene.
+    pub scene: String,
+    /// Image width = height, pixels.
+    pub size: u32,
+    /// Rendering threads.
+    pub threads: usize,
+    /// RGB-D frames per second over all threads.
+    pub frames_per_s: f64,
+    /// Wall time of one frame on one thread, µs.
+    pub us_per_frame: f64,
+}
+
+/// All results of `bench sim`.
+#[derive(Debug, Serialize)]
+pub struct SimBenchReport {
+    /// Env stepping rows.
+    pub env: Vec<SimBenchRow>,
+    /// Rendering-only rows.
+    pub render: Vec<RenderBenchRow>,
+}
+
 /// Runs the benchmark and prints the table and JSON.
 pub fn run(args: SimBenchArgs) -> Result<()> {
     let scenes: Vec<String> = if args.scene.is_empty() {
@@ -175,7 +246,12 @@ pub fn run(args: SimBenchArgs) -> Result<()> {
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
+    let mut render_rows = Vec::new();
     for scene in &scenes {
+        render_rows.push(render_only(scene, &args, 1)?);
+        if cores > 1 {
+            render_rows.push(render_only(scene, &args, cores)?);
+        }
         for cameras in [false, true] {
             rows.push(single(scene, &args, cameras)?);
             if cores > 1 {
@@ -203,5 +279,10 @@ pub fn run(args: SimBenchArgs) -> Result<()> {
             r.episodes
         );
     }
-    super::emit_json(&rows, args.json.as_ref())
+    println!();
+    println!("{:<15} {:>6} {:>3} {:>10} {:>10}", "render only", "size", "thr", "frames/s", "µs/frame");
+    for r in &render_rows {
+        println!("{:<15} {:>5}² {:>3} {:>10.1} {:>10.0}", r.scene, r.size, r.threads, r.frames_per_s, r.us_per_frame);
+    }
+    super::emit_json(&SimBenchReport { env: rows, render: render_rows }, args.json.as_ref())
 }

@@ -88,6 +88,8 @@ pub struct SimWorld {
     pub arm: ArmBody,
     /// Objects, in scene order.
     pub objects: Vec<ObjectBody>,
+    /// The table's collider (its top face is the plane z = 0).
+    pub table: ColliderHandle,
     /// The sampled episode.
     pub instance: SceneInstance,
     /// Arm description.
@@ -120,7 +122,7 @@ impl SimWorld {
             params.friction_model = rapier3d::dynamics::FrictionModel::Coulomb;
         }
         params.warmstart_joints = config.warmstart_joints;
-        objects::insert_table(&mut physics, instance.friction);
+        let table = objects::insert_table(&mut physics, instance.friction);
         let mut q0 = instance.initial_joints_rad;
         spec.clamp_to_limits(&mut q0);
         let open = spec.gripper_opening_to_finger_m(1.0);
@@ -132,6 +134,7 @@ impl SimWorld {
             physics,
             arm,
             objects,
+            table,
             kinematics: ArmKinematics::new(spec.clone()),
             spec,
             instance,

@@ -24,15 +24,15 @@ pub struct ObjectBody {
     pub body: RigidBodyHandle,
 }
 
-/// Inserts the fixed table.
-pub fn insert_table(world: &mut PhysicsWorld, friction: f64) -> RigidBodyHandle {
+/// Inserts the fixed table; returns its collider.
+pub fn insert_table(world: &mut PhysicsWorld, friction: f64) -> ColliderHandle {
     let [hx, hy, hz] = TABLE_HALF_EXTENTS_M;
     let body = RigidBodyBuilder::fixed().translation(Vector::new(0.3, 0.0, -hz));
     let collider = ColliderBuilder::cuboid(hx, hy, hz)
         .friction(friction as f32)
         .collision_groups(collision::TABLE)
         .user_data(collision::color_tag(TABLE_COLOR));
-    world.insert(body, collider).0
+    world.insert(body, collider).1
 }
 
 /// Inserts one placed object.
