@@ -23,8 +23,9 @@ pub use encoding::{decode, decode_value, encode, value_to_json_string};
 pub use error::{BusError, DecodeError};
 pub use header::{now_ns, Header, Message, SCHEMA_VERSION};
 pub use messages::{
-    ActionChunk, ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent, EpisodeEventKind, Estop,
-    ImageEncoding, JointCommand, JointState, NodeState, Pose, Status, Task,
+    ActionChunk, ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeControl, EpisodeEvent,
+    EpisodeEventKind, EpisodeRequest, Estop, ImageEncoding, JointCommand, JointState, NodeState, ObjectPose, Pose,
+    SceneState, Status, Task,
 };
 pub use publisher::Publisher;
 pub use session::{Bus, BusConfig};

@@ -299,8 +299,54 @@ pub struct EpisodeEvent {
     pub success: bool,
     /// Scene name.
     pub scene: String,
+    /// On an `End` event: the episode was ended by a re-record request and must not be kept.
+    #[serde(default)]
+    pub discarded: bool,
 }
 impl_message!(EpisodeEvent, topics::EPISODE);
+
+/// An episode-control request (topic `command/episode`), from a teleop device or an operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum EpisodeRequest {
+    /// End the current episode now (kept) and reset with the next seed.
+    #[default]
+    EndEpisode,
+    /// End the current episode, discard it, and reset with the same seed to record it again.
+    Rerecord,
+    /// End the current episode (kept) and stop recording.
+    Stop,
+}
+
+/// Episode control (topic `command/episode`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct EpisodeControl {
+    /// Common header.
+    pub header: Header,
+    /// What is asked.
+    pub request: EpisodeRequest,
+}
+impl_message!(EpisodeControl, topics::COMMAND_EPISODE);
+
+/// Pose of one scene object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ObjectPose {
+    /// Object name from the scene file.
+    pub name: String,
+    /// Pose in the robot base (world) frame.
+    pub pose: Pose,
+}
+
+/// Privileged scene state (topic `scene_state`): object poses, published by the sim with the same
+/// stamp as the `joint_state` of the same tick. A real robot has no such topic; state-only
+/// policies, scripted experts and the recorder's `observation.environment_state` use it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct SceneState {
+    /// Common header.
+    pub header: Header,
+    /// Objects in scene order.
+    pub objects: Vec<ObjectPose>,
+}
+impl_message!(SceneState, topics::SCENE_STATE);
 
 /// The current task (topic `task`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]

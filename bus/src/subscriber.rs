@@ -135,7 +135,12 @@ impl<M: Message> Subscriber<M> {
         self.counters.snapshot()
     }
 
-    /// The full key expression subscribed to.
+    /// The underlying channel, for `crossbeam_channel::select!` over several subscribers.
+    pub fn receiver(&self) -> &Receiver<M> {
+        &self.rx
+    }
+
+    /// The key expression subscribed to.
     pub fn key(&self) -> &str {
         &self.key
     }

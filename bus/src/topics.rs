@@ -25,9 +25,25 @@ pub const ESTOP: &str = "estop";
 pub const EPISODE: &str = "episode";
 /// Task instruction ([`crate::Task`]).
 pub const TASK: &str = "task";
+/// Episode-control requests ([`crate::EpisodeControl`]).
+pub const COMMAND_EPISODE: &str = "command/episode";
+/// Privileged scene state from the sim ([`crate::SceneState`]).
+pub const SCENE_STATE: &str = "scene_state";
 
 const TOPICS: &[&str] =
-    &[JOINT_STATE, CAMERA, COMMAND_JOINT, COMMAND_EE_DELTA, COMMAND_CHUNK, STATUS, ESTOP, EPISODE, TASK];
+    &[
+    JOINT_STATE,
+    CAMERA,
+    COMMAND_JOINT,
+    COMMAND_EE_DELTA,
+    COMMAND_CHUNK,
+    COMMAND_EPISODE,
+    STATUS,
+    ESTOP,
+    EPISODE,
+    TASK,
+    SCENE_STATE,
+];
 
 /// The fixed topics (cameras appear as `camera`; their keys are `camera/<name>`).
 pub fn topic_names() -> &'static [&'static str] {

@@ -182,6 +182,8 @@ pub fn sim_node_config(spec: &SimNodeSpec) -> Result<SimNodeConfig> {
         max_episodes: spec.episodes,
         max_steps: spec.steps,
         name: spec.name.clone(),
+        lockstep: None,
+        reset_pause: std::time::Duration::ZERO,
         expert_noise: spec.expert,
     })
 }

@@ -247,6 +247,11 @@ impl Env {
         Ok(self.observe())
     }
 
+    /// Whether the current episode's task is achieved now (false before the first reset).
+    pub fn success(&self) -> bool {
+        self.world.as_ref().is_some_and(|w| task::evaluate(w, &self.config.scene).success)
+    }
+
     /// The commanded joint targets (rad) and gripper (0…1).
     pub fn target(&self) -> ([f64; NUM_ARM_JOINTS], f64) {
         (self.target_q, self.target_gripper)

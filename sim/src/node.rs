@@ -10,15 +10,21 @@
 //! targets — or, with an autopilot configured, the scene's scripted expert acts (a bus command
 //! always takes over). While the e-stop is engaged every command is ignored and the arm holds.
 //! Episodes end on success or at the step limit; the next episode starts with the next seed.
+//!
+//! Episode control (`command/episode`): `EndEpisode` ends the episode now and resets with the next
+//! seed; `Rerecord` ends it with `discarded` set and resets with the same seed; `Stop` ends it and
+//! stops the node. Every episode's first observation (after reset) is published with the `Start`
+//! event's stamp, and every step's observation with its `Step` event's stamp, so a recorder can
+//! align topics by stamp. `scene_state` carries the objects' poses (privileged sim state).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bus::{
-    now_ns, ActionChunk, ActionKind, Bus, BusError, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent,
-    EpisodeEventKind, Estop, ImageEncoding, JointCommand, JointState, NodeState, Pose, Publisher, Status, Subscriber,
-    Task,
+    now_ns, ActionChunk, ActionKind, Bus, BusError, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeControl,
+    EpisodeEvent, EpisodeEventKind, EpisodeRequest, Estop, ImageEncoding, JointCommand, JointState, NodeState,
+    ObjectPose, Pose, Publisher, SceneState, Status, Subscriber, Task,
 };
 use nalgebra::Isometry3;
 
@@ -56,6 +62,12 @@ pub struct SimNodeConfig {
     pub name: String,
     /// Let the scene's scripted expert drive when no bus command arrives, with this noise.
     pub expert_noise: Option<f64>,
+    /// Lockstep: after publishing an observation, wait (up to this long) for a command before
+    /// stepping, and never sleep. Lets a bus teleop or policy drive the sim as fast as it can
+    /// answer, with no step missing its command. `None`: free-running.
+    pub lockstep: Option<Duration>,
+    /// Pause between an episode's end and the next reset.
+    pub reset_pause: Duration,
 }
 
 /// What a sim node did.
@@ -75,6 +87,8 @@ pub struct SimNodeReport {
     pub commands_clamped: u64,
     /// Control steps that started late by more than one period (real-time mode).
     pub overruns: u64,
+    /// Lockstep waits that timed out (the arm held or the autopilot acted).
+    pub lockstep_timeouts: u64,
 }
 
 fn pose_msg(p: &Isometry3<f64>) -> Pose {
@@ -156,8 +170,32 @@ pub fn chunk_row_action(kind: ActionKind, row: &[f32]) -> Option<Action> {
     }
 }
 
+/// Publishes one tick's observation (joint state, scene state, cameras) with one stamp; the
+/// images are moved out of `obs`.
+fn publish_observation(io: &Io, obs: &mut Observation, names: &[String], stamp: u64) -> Result<(), NodeError> {
+    io.joint_state.publish(&mut joint_state_msg(obs, names, stamp))?;
+    io.scene_state.publish(&mut scene_state_msg(obs, stamp))?;
+    for (img, (rgb_pub, depth_pub)) in std::mem::take(&mut obs.images).into_iter().zip(io.cameras.iter()) {
+        let (mut rgb, mut depth) = camera_msgs(img, stamp);
+        rgb_pub.publish(&mut rgb)?;
+        depth_pub.publish(&mut depth)?;
+    }
+    Ok(())
+}
+
+/// Builds the `scene_state` message of an observation.
+pub fn scene_state_msg(obs: &Observation, stamp_ns: u64) -> SceneState {
+    let mut msg = SceneState {
+        header: Default::default(),
+        objects: obs.objects.iter().map(|o| ObjectPose { name: o.name.clone(), pose: pose_msg(&o.pose) }).collect(),
+    };
+    msg.header.stamp_ns = stamp_ns;
+    msg
+}
+
 struct Io {
     joint_state: Publisher<JointState>,
+    scene_state: Publisher<SceneState>,
     cameras: Vec<(Publisher<CameraFrame>, Publisher<CameraFrame>)>,
     episode: Publisher<EpisodeEvent>,
     task: Publisher<Task>,
@@ -165,6 +203,7 @@ struct Io {
     joint_cmd: Subscriber<JointCommand>,
     ee_cmd: Subscriber<EeDeltaCommand>,
     chunk_cmd: Subscriber<ActionChunk>,
+    control: Subscriber<EpisodeControl>,
     estop: Subscriber<Estop>,
 }
 
@@ -181,10 +220,11 @@ impl SimNode {
         Ok(SimNode { config, env })
     }
 
-    /// Runs until `stop` is set or a configured limit is reached.
+    /// Runs until `stop` is set, a configured limit is reached, or a `Stop` request arrives.
     pub fn run(&mut self, bus: &Bus, stop: &AtomicBool) -> Result<SimNodeReport, NodeError> {
         let io = Io {
             joint_state: bus.publisher::<JointState>()?,
+            scene_state: bus.publisher::<SceneState>()?,
             cameras: self
                 .config
                 .env
@@ -198,6 +238,7 @@ impl SimNode {
             joint_cmd: bus.subscriber::<JointCommand>()?,
             ee_cmd: bus.subscriber::<EeDeltaCommand>()?,
             chunk_cmd: bus.subscriber::<ActionChunk>()?,
+            control: bus.subscriber::<EpisodeControl>()?,
             estop: bus.subscriber::<Estop>()?,
         };
         let names = joint_state_names();
@@ -208,7 +249,7 @@ impl SimNode {
         let mut seed = self.config.seed;
         let mut obs = self.env.reset(seed)?;
         let mut expert = self.config.expert_noise.map(|noise| Expert::new(&self.config.env.scene, noise, seed));
-        self.publish_episode_start(&io, episode, seed, &obs, &scene_name)?;
+        self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
         let mut chunk: VecDeque<Action> = VecDeque::new();
         let mut estopped = false;
         let mut next_tick = Instant::now();
@@ -220,6 +261,54 @@ impl SimNode {
                     tracing::warn!(engaged = e.engaged, reason = %e.reason, "e-stop changed");
                 }
                 estopped = e.engaged;
+            }
+            if self.config.lockstep.is_some() && chunk.is_empty() {
+                if !self.wait_for_command(&io, stop) {
+                    report.lockstep_timeouts += 1;
+                }
+            }
+            // Episode control: end early, re-record, stop.
+            if let Some(request) = io.control.latest().map(|c| c.request) {
+                let discarded = request == EpisodeRequest::Rerecord;
+                let success = self.env.success();
+                let mut ev = EpisodeEvent {
+                    header: Default::default(),
+                    episode_index: episode,
+                    seed,
+                    kind: EpisodeEventKind::End,
+                    step: obs.step as u64,
+                    reward: 0.0,
+                    done: true,
+                    success,
+                    scene: scene_name.clone(),
+                    discarded,
+                };
+                ev.header.stamp_ns = now_ns();
+                io.episode.publish(&mut ev)?;
+                tracing::info!(episode, seed, ?request, success, steps = obs.step, "episode ended on request");
+                if request == EpisodeRequest::Stop {
+                    report.episodes += 1;
+                    report.successes += u64::from(success);
+                    break;
+                }
+                if !discarded {
+                    report.episodes += 1;
+                    report.successes += u64::from(success);
+                    episode += 1;
+                    seed += 1;
+                }
+                if self.config.max_episodes.is_some_and(|m| report.episodes >= m) {
+                    break;
+                }
+                chunk.clear();
+                self.reset_pause(stop);
+                obs = self.env.reset(seed)?;
+                if let Some(expert) = expert.as_mut() {
+                    expert.reset(seed);
+                }
+                self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
+                next_tick = Instant::now();
+                continue;
             }
             // Arbitration: newest direct command, else next chunk row, else hold.
             let joint = io.joint_cmd.latest();
@@ -277,12 +366,7 @@ impl SimNode {
             report.commands_clamped += u64::from(step.clamped);
             obs = step.obs;
             let stamp = now_ns();
-            io.joint_state.publish(&mut joint_state_msg(&obs, &names, stamp))?;
-            for (img, (rgb_pub, depth_pub)) in std::mem::take(&mut obs.images).into_iter().zip(io.cameras.iter()) {
-                let (mut rgb, mut depth) = camera_msgs(img, stamp);
-                rgb_pub.publish(&mut rgb)?;
-                depth_pub.publish(&mut depth)?;
-            }
+            publish_observation(&io, &mut obs, &names, stamp)?;
             let mut ev = EpisodeEvent {
                 header: Default::default(),
                 episode_index: episode,
@@ -293,6 +377,7 @@ impl SimNode {
                 done: step.done,
                 success: step.success,
                 scene: scene_name.clone(),
+                discarded: false,
             };
             ev.header.stamp_ns = stamp;
             io.episode.publish(&mut ev)?;
@@ -308,11 +393,13 @@ impl SimNode {
                 episode += 1;
                 seed += 1;
                 chunk.clear();
+                self.reset_pause(stop);
                 obs = self.env.reset(seed)?;
                 if let Some(expert) = expert.as_mut() {
                     expert.reset(seed);
                 }
-                self.publish_episode_start(&io, episode, seed, &obs, &scene_name)?;
+                self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
+                next_tick = Instant::now();
             }
             if last_status.elapsed() >= Duration::from_secs(1) {
                 last_status = Instant::now();
@@ -326,7 +413,7 @@ impl SimNode {
             if self.config.max_steps.is_some_and(|m| report.steps >= m) {
                 break;
             }
-            if !self.config.as_fast_as_possible {
+            if !self.config.as_fast_as_possible && self.config.lockstep.is_none() {
                 next_tick += period;
                 let now = Instant::now();
                 if next_tick > now {
@@ -347,13 +434,47 @@ impl SimNode {
         Ok(report)
     }
 
+    /// Lockstep: blocks until a joint, end-effector, chunk or episode-control message is queued
+    /// (it is then consumed by the normal arbitration), the timeout passes (false) or `stop`.
+    fn wait_for_command(&self, io: &Io, stop: &AtomicBool) -> bool {
+        let Some(timeout) = self.config.lockstep else { return true };
+        let deadline = Instant::now() + timeout;
+        let ready = || {
+            !io.joint_cmd.is_empty() || !io.ee_cmd.is_empty() || !io.chunk_cmd.is_empty() || !io.control.is_empty()
+        };
+        while !ready() {
+            let now = Instant::now();
+            if now >= deadline || stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let slice = (deadline - now).min(Duration::from_millis(20));
+            let mut sel = crossbeam_channel::Select::new();
+            sel.recv(io.joint_cmd.receiver());
+            sel.recv(io.ee_cmd.receiver());
+            sel.recv(io.chunk_cmd.receiver());
+            sel.recv(io.control.receiver());
+            // Only waits; the message stays queued for arbitration.
+            let _ = sel.ready_timeout(slice);
+        }
+        true
+    }
+
+    /// The pause between episodes (a person resets the scene on a real robot; the sim only waits).
+    fn reset_pause(&self, stop: &AtomicBool) {
+        let until = Instant::now() + self.config.reset_pause;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
+        }
+    }
+
     fn publish_episode_start(
         &self,
         io: &Io,
         episode: u64,
         seed: u64,
-        obs: &Observation,
+        obs: &mut Observation,
         scene: &str,
+        names: &[String],
     ) -> Result<(), NodeError> {
         let stamp = now_ns();
         let mut task =
@@ -370,8 +491,11 @@ impl SimNode {
             done: false,
             success: false,
             scene: scene.to_string(),
+            discarded: false,
         };
         ev.header.stamp_ns = stamp;
+        // The initial observation carries the Start event's stamp: it is frame 0 of the episode.
+        publish_observation(io, obs, names, stamp)?;
         io.episode.publish(&mut ev)?;
         Ok(())
     }

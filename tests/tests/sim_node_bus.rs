@@ -33,7 +33,9 @@ impl Harness {
             max_episodes: None,
             max_steps,
             name: "sim".into(),
-            expert_noise: None,
+            lockstep: None,
+        reset_pause: std::time::Duration::ZERO,
+        expert_noise: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let node_bus = Bus::open(&config).unwrap();
@@ -250,6 +252,8 @@ fn python_client_reads_every_topic_and_estops_the_node() {
         max_episodes: None,
         max_steps: None,
         name: "sim".into(),
+        lockstep: None,
+        reset_pause: std::time::Duration::ZERO,
         expert_noise: Some(0.0),
     };
     let stop = Arc::new(AtomicBool::new(false));

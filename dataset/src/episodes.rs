@@ -1,0 +1,285 @@
+//! Episode and task metadata: `meta/episodes/chunk-XXX/file-XXX.parquet` and `meta/tasks.parquet`
+//! (v3.0), `meta/episodes.jsonl` and `meta/tasks.jsonl` (v2.x, read only).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{DatasetError, Result};
+use crate::table::{read_parquet, write_parquet, Column, Table};
+
+/// Where one camera's frames of an episode live.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoSpan {
+    /// Video feature key, e.g. `observation.images.front`.
+    pub key: String,
+    /// Chunk index of the video file.
+    pub chunk: u64,
+    /// File index of the video file.
+    pub file: u64,
+    /// Start of the episode in the file, s.
+    pub from_s: f64,
+    /// End of the episode in the file (exclusive), s.
+    pub to_s: f64,
+}
+
+/// One row of the episodes table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeMeta {
+    /// Episode index, from 0.
+    pub index: u64,
+    /// Tasks of the episode.
+    pub tasks: Vec<String>,
+    /// Frames.
+    pub length: u64,
+    /// Data file chunk index.
+    pub data_chunk: u64,
+    /// Data file index.
+    pub data_file: u64,
+    /// Global index of the first frame.
+    pub from_index: u64,
+    /// Global index one past the last frame.
+    pub to_index: u64,
+    /// Video location per camera.
+    pub videos: Vec<VideoSpan>,
+    /// Sim seed the episode was reset with (Armstack column `armstack/seed`), if known.
+    pub seed: Option<u64>,
+    /// Whether the task was achieved (Armstack column `armstack/success`), if known.
+    pub success: Option<bool>,
+}
+
+/// The episodes parquet file Armstack writes (one file; LeRobot globs all of them).
+pub const EPISODES_FILE: &str = "meta/episodes/chunk-000/file-000.parquet";
+/// The tasks parquet file.
+pub const TASKS_FILE: &str = "meta/tasks.parquet";
+
+/// Writes the episodes table atomically.
+pub fn write_episodes(root: &Path, episodes: &[EpisodeMeta], video_keys: &[String]) -> Result<()> {
+    let col_i = |f: &dyn Fn(&EpisodeMeta) -> u64| Column::I64(episodes.iter().map(|e| f(e) as i64).collect());
+    let mut t = Table::default();
+    t.push("episode_index", col_i(&|e| e.index));
+    t.push("tasks", Column::StrList(episodes.iter().map(|e| e.tasks.clone()).collect()));
+    t.push("length", col_i(&|e| e.length));
+    t.push("data/chunk_index", col_i(&|e| e.data_chunk));
+    t.push("data/file_index", col_i(&|e| e.data_file));
+    t.push("dataset_from_index", col_i(&|e| e.from_index));
+    t.push("dataset_to_index", col_i(&|e| e.to_index));
+    for key in video_keys {
+        let span = |e: &EpisodeMeta| e.videos.iter().find(|v| &v.key == key).cloned();
+        let get = |f: &dyn Fn(&VideoSpan) -> u64| {
+            Column::I64(episodes.iter().map(|e| span(e).map_or(0, |v| f(&v) as i64)).collect())
+        };
+        let getf = |f: &dyn Fn(&VideoSpan) -> f64| Column::F64(episodes.iter().map(|e| span(e).map_or(0.0, |v| f(&v))).collect());
+        t.push(&format!("videos/{key}/chunk_index"), get(&|v| v.chunk));
+        t.push(&format!("videos/{key}/file_index"), get(&|v| v.file));
+        t.push(&format!("videos/{key}/from_timestamp"), getf(&|v| v.from_s));
+        t.push(&format!("videos/{key}/to_timestamp"), getf(&|v| v.to_s));
+    }
+    t.push("meta/episodes/chunk_index", Column::I64(vec![0; episodes.len()]));
+    t.push("meta/episodes/file_index", Column::I64(vec![0; episodes.len()]));
+    t.push("armstack/seed", Column::I64(episodes.iter().map(|e| e.seed.map_or(-1, |s| s as i64)).collect()));
+    t.push("armstack/success", Column::Bool(episodes.iter().map(|e| e.success.unwrap_or(false)).collect()));
+    write_parquet(&root.join(EPISODES_FILE), &t, HashMap::new())
+}
+
+fn need<'a>(t: &'a Table, path: &Path, name: &str) -> Result<&'a Column> {
+    t.get(name).ok_or_else(|| DatasetError::parquet(path, format!("missing column {name:?}")))
+}
+
+fn ints(t: &Table, path: &Path, name: &str) -> Result<Vec<i64>> {
+    need(t, path, name)?.as_i64().ok_or_else(|| DatasetError::parquet(path, format!("column {name:?} is not numeric")))
+}
+
+/// Every `meta/episodes/*/*.parquet` file, sorted.
+fn episode_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let dir = root.join("meta/episodes");
+    let mut files = Vec::new();
+    let chunks = std::fs::read_dir(&dir).map_err(|e| DatasetError::io(&dir, e))?;
+    for chunk in chunks.flatten() {
+        if let Ok(entries) = std::fs::read_dir(chunk.path()) {
+            for f in entries.flatten() {
+                let p = f.path();
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if name.ends_with(".parquet") && !name.starts_with('.') {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads the v3.0 episodes table (all files), sorted by episode index.
+pub fn read_episodes(root: &Path, video_keys: &[String]) -> Result<Vec<EpisodeMeta>> {
+    let mut out = Vec::new();
+    if !root.join("meta/episodes").exists() {
+        return Ok(out);
+    }
+    for path in episode_files(root)? {
+        let t = read_parquet(&path)?.table;
+        let index = ints(&t, &path, "episode_index")?;
+        let length = ints(&t, &path, "length").ok();
+        let from = ints(&t, &path, "dataset_from_index")?;
+        let to = ints(&t, &path, "dataset_to_index")?;
+        let dchunk = ints(&t, &path, "data/chunk_index")?;
+        let dfile = ints(&t, &path, "data/file_index")?;
+        let tasks = match t.get("tasks") {
+            Some(Column::StrList(v)) => v.clone(),
+            Some(Column::Str(v)) => v.iter().map(|s| vec![s.clone()]).collect(),
+            _ => vec![Vec::new(); index.len()],
+        };
+        let seeds = t.get("armstack/seed").and_then(Column::as_i64);
+        let success = t.get("armstack/success").and_then(Column::as_bool);
+        let mut videos: Vec<(String, Vec<i64>, Vec<i64>, Vec<f64>, Vec<f64>)> = Vec::new();
+        for key in video_keys {
+            let c = ints(&t, &path, &format!("videos/{key}/chunk_index"))?;
+            let f = ints(&t, &path, &format!("videos/{key}/file_index"))?;
+            let fr = need(&t, &path, &format!("videos/{key}/from_timestamp"))?.as_f64().unwrap_or_default();
+            let to_name = format!("videos/{key}/to_timestamp");
+            let tt = t.get(&to_name).and_then(Column::as_f64).unwrap_or_else(|| fr.clone());
+            videos.push((key.clone(), c, f, fr, tt));
+        }
+        for i in 0..index.len() {
+            out.push(EpisodeMeta {
+                index: index[i] as u64,
+                tasks: tasks.get(i).cloned().unwrap_or_default(),
+                length: length.as_ref().map_or((to[i] - from[i]) as u64, |l| l[i] as u64),
+                data_chunk: dchunk[i] as u64,
+                data_file: dfile[i] as u64,
+                from_index: from[i] as u64,
+                to_index: to[i] as u64,
+                videos: videos
+                    .iter()
+                    .map(|(k, c, f, fr, tt)| VideoSpan {
+                        key: k.clone(),
+                        chunk: c[i] as u64,
+                        file: f[i] as u64,
+                        from_s: fr.get(i).copied().unwrap_or(0.0),
+                        to_s: tt.get(i).copied().unwrap_or(0.0),
+                    })
+                    .collect(),
+                seed: seeds.as_ref().and_then(|s| u64::try_from(s[i]).ok()),
+                success: success.as_ref().map(|s| s[i]),
+            });
+        }
+    }
+    out.sort_by_key(|e| e.index);
+    Ok(out)
+}
+
+/// Writes `meta/tasks.parquet` as pandas does: `task_index` and the task string as the index
+/// column `__index_level_0__`, with the `pandas` schema metadata LeRobot needs to read it back.
+pub fn write_tasks(root: &Path, tasks: &[String]) -> Result<()> {
+    let mut t = Table::default();
+    t.push("task_index", Column::I64((0..tasks.len() as i64).collect()));
+    t.push("__index_level_0__", Column::Str(tasks.to_vec()));
+    let pandas = serde_json::json!({
+        "index_columns": ["__index_level_0__"],
+        "column_indexes": [{"name": null, "field_name": null, "pandas_type": "unicode", "numpy_type": "object",
+                            "metadata": {"encoding": "UTF-8"}}],
+        "columns": [
+            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64", "metadata": null},
+            {"name": null, "field_name": "__index_level_0__", "pandas_type": "unicode", "numpy_type": "object", "metadata": null}
+        ],
+        "creator": {"library": "armstack", "version": env!("CARGO_PKG_VERSION")},
+        "pandas_version": "2.3.3"
+    });
+    write_parquet(&root.join(TASKS_FILE), &t, HashMap::from([("pandas".to_string(), pandas.to_string())]))
+}
+
+/// Reads the task strings by task index (v3.0 `tasks.parquet`, or v2.x `tasks.jsonl`).
+pub fn read_tasks(root: &Path) -> Result<Vec<String>> {
+    let path = root.join(TASKS_FILE);
+    if path.exists() {
+        let f = read_parquet(&path)?;
+        let index_col = f
+            .metadata
+            .get("pandas")
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|v| v["index_columns"][0].as_str().map(str::to_string));
+        let names = [index_col.as_deref(), Some("task"), Some("__index_level_0__")];
+        let text = names
+            .iter()
+            .flatten()
+            .find_map(|n| match f.table.get(n) {
+                Some(Column::Str(v)) => Some(v.clone()),
+                _ => None,
+            })
+            .or_else(|| {
+                f.table.columns.iter().find_map(|(_, c)| match c {
+                    Column::Str(v) => Some(v.clone()),
+                    _ => None,
+                })
+            })
+            .ok_or_else(|| DatasetError::parquet(&path, "no task string column"))?;
+        let idx = f.table.get("task_index").and_then(Column::as_i64).unwrap_or_else(|| (0..text.len() as i64).collect());
+        let mut out = vec![String::new(); idx.iter().map(|i| *i as usize + 1).max().unwrap_or(0)];
+        for (i, s) in idx.iter().zip(text) {
+            out[*i as usize] = s;
+        }
+        return Ok(out);
+    }
+    let jsonl = root.join("meta/tasks.jsonl");
+    if jsonl.exists() {
+        let mut out = Vec::new();
+        for (line_no, v) in read_jsonl(&jsonl)?.into_iter().enumerate() {
+            let i = v["task_index"].as_u64().unwrap_or(line_no as u64) as usize;
+            if out.len() <= i {
+                out.resize(i + 1, String::new());
+            }
+            out[i] = v["task"].as_str().unwrap_or_default().to_string();
+        }
+        return Ok(out);
+    }
+    Ok(Vec::new())
+}
+
+/// Reads a JSON-lines file; a malformed line is an error naming the file and line.
+pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| DatasetError::Json { path: path.to_path_buf(), reason: format!("line {}: {e}", i + 1) })
+        })
+        .collect()
+}
+
+/// Reads v2.x `meta/episodes.jsonl` into episode rows (global indices from cumulative lengths;
+/// one video file per episode starting at 0 s).
+pub fn read_episodes_v2(root: &Path, video_keys: &[String], fps: f64) -> Result<Vec<EpisodeMeta>> {
+    let path = root.join("meta/episodes.jsonl");
+    let mut rows = read_jsonl(&path)?;
+    rows.sort_by_key(|v| v["episode_index"].as_u64().unwrap_or(0));
+    let mut out = Vec::new();
+    let mut next = 0u64;
+    for v in rows {
+        let index = v["episode_index"]
+            .as_u64()
+            .ok_or_else(|| DatasetError::invalid(&path, "an episode has no episode_index"))?;
+        let length = v["length"].as_u64().ok_or_else(|| DatasetError::invalid(&path, "an episode has no length"))?;
+        let tasks = v["tasks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        out.push(EpisodeMeta {
+            index,
+            tasks,
+            length,
+            data_chunk: 0,
+            data_file: index,
+            from_index: next,
+            to_index: next + length,
+            videos: video_keys
+                .iter()
+                .map(|k| VideoSpan { key: k.clone(), chunk: 0, file: index, from_s: 0.0, to_s: length as f64 / fps })
+                .collect(),
+            seed: None,
+            success: None,
+        });
+        next += length;
+    }
+    Ok(out)
+}

@@ -1,0 +1,409 @@
+//! Reading datasets for training: LeRobot v3.0 and v2.x layouts, random access to frames, chunk
+//! targets (the H actions after a frame, padded and masked at episode ends), n-step returns, and
+//! decoded images either from a whole-dataset frame cache (each video file decoded once,
+//! sequentially) or by keyframe seeks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::episodes::{read_episodes, read_episodes_v2, read_tasks, EpisodeMeta};
+use crate::error::{DatasetError, Result};
+use crate::info::{DatasetInfo, Layout};
+use crate::table::{read_parquet, Column, Table};
+use crate::writer::{ACTION, DONE, ENV_STATE, REWARD, STATE, SUCCESS};
+
+/// LeRobot's tolerance between a frame's timestamp and its video pts, s.
+pub const TIMESTAMP_TOLERANCE_S: f64 = 1e-4;
+
+/// The H future actions of a frame: a chunk target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionWindow {
+    /// `horizon × action_dim` values, row-major; rows past the episode end repeat its last action.
+    pub values: Vec<f32>,
+    /// Per row: whether it is a real action of the episode (false: padding).
+    pub mask: Vec<bool>,
+}
+
+/// An n-step transition summary from frame `i`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NStep {
+    /// Σ_{k<steps} γ^k r_{i+k}.
+    pub discounted_reward: f64,
+    /// Steps actually taken (≤ n; fewer when the episode ends).
+    pub steps: usize,
+    /// Whether the episode ended within those steps (then there is no bootstrap).
+    pub done: bool,
+    /// Frame to bootstrap from (`i + steps`), when not done.
+    pub next: Option<usize>,
+}
+
+/// A dataset loaded for reading. Frames are addressed by their global `index` (0…len).
+pub struct Dataset {
+    root: PathBuf,
+    info: DatasetInfo,
+    tasks: Vec<String>,
+    episodes: Vec<EpisodeMeta>,
+    state_dim: usize,
+    action_dim: usize,
+    env_dim: usize,
+    state: Vec<f32>,
+    action: Vec<f32>,
+    env_state: Vec<f32>,
+    reward: Vec<f32>,
+    done: Vec<bool>,
+    success: Vec<bool>,
+    task_index: Vec<i64>,
+    frame_index: Vec<u32>,
+    episode_pos: Vec<u32>,
+    #[cfg(feature = "video")]
+    cache: HashMap<PathBuf, crate::video::DecodedVideo>,
+}
+
+fn vector(t: &Table, path: &Path, name: &str) -> Result<(usize, Vec<f32>)> {
+    match t.get(name) {
+        Some(Column::F32Vec { dim, values }) => Ok((*dim, values.clone())),
+        Some(Column::F32(v)) => Ok((1, v.clone())),
+        Some(Column::F64(v)) => Ok((1, v.iter().map(|x| *x as f32).collect())),
+        Some(_) => Err(DatasetError::parquet(path, format!("column {name:?} is not a float vector"))),
+        None => Err(DatasetError::parquet(path, format!("missing column {name:?}"))),
+    }
+}
+
+impl Dataset {
+    /// Opens the dataset at `root` (v3.0 or v2.x) and loads all tabular data into memory.
+    pub fn open(root: &Path) -> Result<Dataset> {
+        let info = DatasetInfo::load(root)?;
+        let layout = info.layout().map_err(|r| DatasetError::invalid(root, r))?;
+        let keys = info.video_keys();
+        let tasks = read_tasks(root)?;
+        let (episodes, files): (Vec<EpisodeMeta>, Vec<PathBuf>) = match layout {
+            Layout::V30 => {
+                let eps = read_episodes(root, &keys)?;
+                let mut seen = BTreeSet::new();
+                let files = eps
+                    .iter()
+                    .filter(|e| seen.insert((e.data_chunk, e.data_file)))
+                    .map(|e| info.data_file(root, e.data_chunk, e.data_file))
+                    .collect();
+                (eps, files)
+            }
+            Layout::V2 => {
+                let eps = read_episodes_v2(root, &keys, info.fps)?;
+                let files = eps.iter().map(|e| info.v2_data_file(root, e.index)).collect();
+                (eps, files)
+            }
+        };
+        let total = episodes.last().map_or(0, |e| e.to_index) as usize;
+        let mut ds = Dataset {
+            root: root.to_path_buf(),
+            tasks,
+            state_dim: 0,
+            action_dim: 0,
+            env_dim: 0,
+            state: Vec::new(),
+            action: Vec::new(),
+            env_state: Vec::new(),
+            reward: vec![0.0; total],
+            done: vec![false; total],
+            success: vec![false; total],
+            task_index: vec![0; total],
+            frame_index: vec![0; total],
+            episode_pos: vec![0; total],
+            #[cfg(feature = "video")]
+            cache: HashMap::new(),
+            info,
+            episodes,
+        };
+        let mut filled = vec![false; total];
+        for path in &files {
+            let t = read_parquet(path)?.table;
+            let rows = t.rows();
+            let index = t
+                .get("index")
+                .and_then(Column::as_i64)
+                .ok_or_else(|| DatasetError::parquet(path, "missing column \"index\""))?;
+            let (sd, s) = vector(&t, path, STATE)?;
+            let (ad, a) = vector(&t, path, ACTION)?;
+            let env = if t.get(ENV_STATE).is_some() { Some(vector(&t, path, ENV_STATE)?) } else { None };
+            if ds.state.is_empty() {
+                ds.state_dim = sd;
+                ds.action_dim = ad;
+                ds.env_dim = env.as_ref().map_or(0, |e| e.0);
+                ds.state = vec![0.0; total * sd];
+                ds.action = vec![0.0; total * ad];
+                ds.env_state = vec![0.0; total * ds.env_dim];
+            }
+            if sd != ds.state_dim || ad != ds.action_dim || env.as_ref().map_or(0, |e| e.0) != ds.env_dim {
+                return Err(DatasetError::parquet(path, "vector sizes differ from the other data files"));
+            }
+            let reward = t.get(REWARD).and_then(Column::as_f64);
+            let done = t.get(DONE).and_then(Column::as_bool);
+            let success = t.get(SUCCESS).and_then(Column::as_bool);
+            let task = t.get("task_index").and_then(Column::as_i64);
+            for r in 0..rows {
+                let Ok(g) = usize::try_from(index[r]) else { continue };
+                if g >= total {
+                    // Rows past the metadata (an interrupted episode) are ignored.
+                    continue;
+                }
+                filled[g] = true;
+                ds.state[g * sd..(g + 1) * sd].copy_from_slice(&s[r * sd..(r + 1) * sd]);
+                ds.action[g * ad..(g + 1) * ad].copy_from_slice(&a[r * ad..(r + 1) * ad]);
+                if let Some((ed, e)) = &env {
+                    ds.env_state[g * ed..(g + 1) * ed].copy_from_slice(&e[r * ed..(r + 1) * ed]);
+                }
+                ds.reward[g] = reward.as_ref().map_or(0.0, |v| v[r] as f32);
+                ds.done[g] = done.as_ref().is_some_and(|v| v[r]);
+                ds.success[g] = success.as_ref().is_some_and(|v| v[r]);
+                ds.task_index[g] = task.as_ref().map_or(0, |v| v[r]);
+            }
+        }
+        if let Some(missing) = filled.iter().position(|f| !f) {
+            return Err(DatasetError::invalid(
+                root,
+                format!("frame index {missing} is referenced by meta/episodes but missing from the data files"),
+            ));
+        }
+        for (pos, e) in ds.episodes.iter().enumerate() {
+            for (k, g) in (e.from_index..e.to_index).enumerate() {
+                ds.frame_index[g as usize] = k as u32;
+                ds.episode_pos[g as usize] = pos as u32;
+            }
+            // Datasets without next.done still mark episode ends for n-step targets.
+            if e.to_index > e.from_index {
+                ds.done[e.to_index as usize - 1] = true;
+            }
+        }
+        Ok(ds)
+    }
+
+    /// Dataset root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `meta/info.json`.
+    pub fn info(&self) -> &DatasetInfo {
+        &self.info
+    }
+    /// Frames per second.
+    pub fn fps(&self) -> f64 {
+        self.info.fps
+    }
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.reward.len()
+    }
+    /// Whether there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.reward.is_empty()
+    }
+    /// Episodes, by index.
+    pub fn episodes(&self) -> &[EpisodeMeta] {
+        &self.episodes
+    }
+    /// Task strings by task index.
+    pub fn tasks(&self) -> &[String] {
+        &self.tasks
+    }
+    /// Components of `observation.state`.
+    pub fn state_dim(&self) -> usize {
+        self.state_dim
+    }
+    /// Components of `action`.
+    pub fn action_dim(&self) -> usize {
+        self.action_dim
+    }
+    /// Components of `observation.environment_state` (0 when absent).
+    pub fn env_state_dim(&self) -> usize {
+        self.env_dim
+    }
+    /// Video feature keys.
+    pub fn camera_keys(&self) -> Vec<String> {
+        self.info.video_keys()
+    }
+    /// `observation.state` of frame `i`.
+    pub fn state(&self, i: usize) -> &[f32] {
+        &self.state[i * self.state_dim..(i + 1) * self.state_dim]
+    }
+    /// `action` of frame `i`.
+    pub fn action(&self, i: usize) -> &[f32] {
+        &self.action[i * self.action_dim..(i + 1) * self.action_dim]
+    }
+    /// `observation.environment_state` of frame `i` (empty when absent).
+    pub fn env_state(&self, i: usize) -> &[f32] {
+        &self.env_state[i * self.env_dim..(i + 1) * self.env_dim]
+    }
+    /// `next.reward` of frame `i` (0 when the dataset has none).
+    pub fn reward(&self, i: usize) -> f32 {
+        self.reward[i]
+    }
+    /// Whether the episode ends after frame `i`.
+    pub fn done(&self, i: usize) -> bool {
+        self.done[i]
+    }
+    /// `next.success` of frame `i`.
+    pub fn success(&self, i: usize) -> bool {
+        self.success[i]
+    }
+    /// Frame index within its episode.
+    pub fn frame_index(&self, i: usize) -> usize {
+        self.frame_index[i] as usize
+    }
+    /// The episode of frame `i`.
+    pub fn episode_of(&self, i: usize) -> &EpisodeMeta {
+        &self.episodes[self.episode_pos[i] as usize]
+    }
+    /// The instruction of frame `i`.
+    pub fn task(&self, i: usize) -> &str {
+        self.tasks.get(self.task_index[i] as usize).map_or("", String::as_str)
+    }
+    /// Task index of frame `i`.
+    pub fn task_index(&self, i: usize) -> i64 {
+        self.task_index[i]
+    }
+
+    /// The `horizon` actions starting at frame `i` (the chunk target), padded with the episode's
+    /// last action and masked past its end.
+    pub fn action_window(&self, i: usize, horizon: usize) -> ActionWindow {
+        let end = self.episode_of(i).to_index as usize;
+        let d = self.action_dim;
+        let mut values = Vec::with_capacity(horizon * d);
+        let mut mask = Vec::with_capacity(horizon);
+        for k in 0..horizon {
+            let j = (i + k).min(end - 1);
+            values.extend_from_slice(self.action(j));
+            mask.push(i + k < end);
+        }
+        ActionWindow { values, mask }
+    }
+
+    /// n-step discounted reward from frame `i`, stopping at the episode end.
+    pub fn n_step(&self, i: usize, n: usize, gamma: f64) -> NStep {
+        let end = self.episode_of(i).to_index as usize;
+        let mut sum = 0.0;
+        let mut discount = 1.0;
+        let mut steps = 0;
+        let mut done = false;
+        while steps < n && i + steps < end {
+            sum += discount * f64::from(self.reward[i + steps]);
+            discount *= gamma;
+            done = self.done[i + steps];
+            steps += 1;
+            if done {
+                break;
+            }
+        }
+        NStep { discounted_reward: sum, steps, done, next: (!done).then_some(i + steps) }
+    }
+
+    /// Path of the video file and the timestamp in it of camera `key` at frame `i`.
+    pub fn video_location(&self, i: usize, key: &str) -> Result<(PathBuf, f64)> {
+        let e = self.episode_of(i);
+        let span = e
+            .videos
+            .iter()
+            .find(|v| v.key == key)
+            .ok_or_else(|| DatasetError::invalid(&self.root, format!("no video feature {key:?}")))?;
+        let path = match self.info.layout() {
+            Ok(Layout::V2) => self.info.v2_video_file(&self.root, key, e.index),
+            _ => self.info.video_file(&self.root, key, span.chunk, span.file),
+        };
+        Ok((path, span.from_s + self.frame_index(i) as f64 / self.info.fps))
+    }
+
+    /// Decodes every video file once into memory (files in parallel on `threads` threads).
+    #[cfg(feature = "video")]
+    pub fn load_frame_cache(&mut self, threads: usize) -> Result<()> {
+        let mut files = BTreeSet::new();
+        for i in self.episodes.iter().map(|e| e.from_index as usize).filter(|i| *i < self.len()) {
+            for key in self.camera_keys() {
+                files.insert(self.video_location(i, &key)?.0);
+            }
+        }
+        let files: Vec<PathBuf> = files.into_iter().filter(|f| !self.cache.contains_key(f)).collect();
+        let threads = threads.max(1);
+        let decoded: Vec<Result<(PathBuf, crate::video::DecodedVideo)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let files = &files;
+                    s.spawn(move || {
+                        files
+                            .iter()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|f| crate::video::decode_all(f).map(|d| (f.clone(), d)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        });
+        for d in decoded {
+            let (path, video) = d?;
+            self.cache.insert(path, video);
+        }
+        Ok(())
+    }
+
+    /// Camera `key` at frame `i` as RGB8 from the frame cache ([`Dataset::load_frame_cache`]).
+    #[cfg(feature = "video")]
+    pub fn image(&self, i: usize, key: &str) -> Result<&[u8]> {
+        let (path, t) = self.video_location(i, key)?;
+        let video = self
+            .cache
+            .get(&path)
+            .ok_or_else(|| DatasetError::video(&path, "not in the frame cache (call load_frame_cache)"))?;
+        // LeRobot's tolerance, widened to a quarter frame for files whose time base rounds.
+        let tol = TIMESTAMP_TOLERANCE_S.max(0.25 / self.info.fps);
+        let j = video
+            .index_at(t, tol)
+            .ok_or_else(|| DatasetError::video(&path, format!("no frame at {t:.4} s (frame {i})")))?;
+        Ok(video.frame(j))
+    }
+
+    /// A keyframe-seeking image reader for this dataset (no cache; memory stays small).
+    #[cfg(feature = "video")]
+    pub fn seeker(&self) -> ImageSeeker {
+        ImageSeeker { open: HashMap::new() }
+    }
+}
+
+/// Reads images by seeking to the keyframe before each frame.
+#[cfg(feature = "video")]
+pub struct ImageSeeker {
+    open: HashMap<PathBuf, crate::video::KeyframeSeeker>,
+}
+
+#[cfg(feature = "video")]
+impl ImageSeeker {
+    /// Camera `key` at frame `i` of `ds`, RGB8.
+    pub fn image(&mut self, ds: &Dataset, i: usize, key: &str) -> Result<Vec<u8>> {
+        let (path, t) = ds.video_location(i, key)?;
+        if !self.open.contains_key(&path) {
+            let s = crate::video::KeyframeSeeker::open(&path, ds.fps())?;
+            self.open.insert(path.clone(), s);
+        }
+        match self.open.get_mut(&path) {
+            Some(s) => s.frame_at(t),
+            None => Err(DatasetError::video(&path, "seeker missing")),
+        }
+    }
+}
+
+/// Size on disk of everything under `root`, bytes.
+pub fn disk_usage(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                match e.metadata() {
+                    Ok(m) if m.is_dir() => stack.push(e.path()),
+                    Ok(m) => total += m.len(),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    total
+}

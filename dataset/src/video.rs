@@ -1,0 +1,317 @@
+//! Video files through video-rs (FFmpeg): per-episode H.264 encoding, appending an episode to a
+//! many-episode file by remuxing (no re-encode), and decoding (whole-file frame caches and
+//! keyframe seeks). Decoding uses whatever decoder FFmpeg has for the stream: H.264, AV1
+//! (libdav1d), HEVC, VP9 …
+//!
+//! Timestamps are set by us: frame `k` of an episode has pts `k / fps` s within its segment, and
+//! an appended episode is shifted by the file's duration so far (its `from_timestamp`).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array3;
+use video_rs::encode::Settings;
+use video_rs::ffmpeg;
+use video_rs::{Decoder, Encoder, Options, Reader, Time};
+
+use crate::durable;
+use crate::error::{DatasetError, Result};
+
+/// H.264 encoder settings for dataset videos.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VideoSettings {
+    /// x264 constant rate factor (lower is better quality; 18–23 is visually lossless for renders).
+    pub crf: u8,
+    /// x264 preset (`ultrafast` … `veryslow`).
+    pub preset: String,
+    /// A keyframe every this many frames (LeRobot uses 2 so random access decodes ≤ 2 frames).
+    pub keyframe_interval: u64,
+}
+
+impl Default for VideoSettings {
+    fn default() -> Self {
+        VideoSettings { crf: 18, preset: "veryfast".into(), keyframe_interval: 2 }
+    }
+}
+
+fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = video_rs::init() {
+            tracing::warn!("FFmpeg initialisation failed: {e}");
+        }
+        if std::env::var_os("ARMSTACK_FFMPEG_LOG").is_none() { ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error); }
+    });
+}
+
+/// Encodes one episode of one camera to its own segment file (H.264, yuv420p, no B-frames so
+/// that decode order is presentation order and segments concatenate cleanly). Segments are
+/// Matroska (`.mkv`): unlike mp4, it keeps the last frame without an explicit packet duration.
+pub struct SegmentEncoder {
+    encoder: Encoder,
+    path: PathBuf,
+    width: usize,
+    height: usize,
+    fps: f64,
+    frames: u64,
+}
+
+impl SegmentEncoder {
+    /// Creates `path` for `width`×`height` RGB frames at `fps`.
+    pub fn create(path: &Path, width: usize, height: usize, fps: f64, settings: &VideoSettings) -> Result<Self> {
+        init();
+        durable::ensure_parent(path)?;
+        if width % 2 != 0 || height % 2 != 0 {
+            return Err(DatasetError::video(path, format!("yuv420p needs even sizes, got {width}x{height}")));
+        }
+        let opts: std::collections::HashMap<String, String> = [
+            ("preset", settings.preset.clone()),
+            ("crf", settings.crf.to_string()),
+            ("bf", "0".to_string()),
+            ("tune", "zerolatency".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let s = Settings::preset_h264_custom(width, height, ffmpeg::format::Pixel::YUV420P, Options::from(opts))
+            .with_keyframe_interval(settings.keyframe_interval.max(1));
+        let encoder = video_rs::EncoderBuilder::new(path, s)
+            .with_format("matroska")
+            .build()
+            .map_err(|e| DatasetError::video(path, e))?;
+        Ok(SegmentEncoder { encoder, path: path.to_path_buf(), width, height, fps, frames: 0 })
+    }
+
+    /// Encodes the next frame (interleaved RGB8, `width*height*3` bytes).
+    pub fn push(&mut self, rgb: &[u8]) -> Result<()> {
+        if rgb.len() != self.width * self.height * 3 {
+            return Err(DatasetError::video(
+                &self.path,
+                format!("frame has {} bytes, expected {}x{}x3", rgb.len(), self.width, self.height),
+            ));
+        }
+        let frame = Array3::from_shape_vec((self.height, self.width, 3), rgb.to_vec())
+            .map_err(|e| DatasetError::video(&self.path, e))?;
+        let ts = Time::from_secs_f64(self.frames as f64 / self.fps);
+        self.encoder.encode(&frame, ts).map_err(|e| DatasetError::video(&self.path, e))?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Frames encoded so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Flushes the encoder, writes the trailer and fsyncs. Returns the segment's path.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        self.encoder.finish().map_err(|e| DatasetError::video(&self.path, e))?;
+        drop(self.encoder);
+        durable::sync_file(&self.path)?;
+        Ok(self.path)
+    }
+}
+
+/// Appends the segment at `segment` (its timestamps start at 0) to the mp4 file `dst`, shifted
+/// to start at `offset_s`, by remuxing packets (no re-encode) into a temporary file that then
+/// replaces `dst` atomically; `dst` is created when missing. Every appended packet gets an
+/// explicit duration of one frame (`1/fps`): without it the mp4 edit list ends at the last
+/// packet's start and players drop the last frame. The segment file is removed afterwards.
+pub fn append_segment(dst: &Path, segment: &Path, offset_s: f64, fps: f64) -> Result<()> {
+    init();
+    durable::ensure_parent(dst)?;
+    let tmp = durable::temp_sibling(dst);
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut head = if dst.exists() { Some(Reader::new(dst).map_err(vid(dst))?) } else { None };
+        let mut tail = Reader::new(segment).map_err(vid(segment))?;
+        let tail_stream = tail.best_video_stream_index().map_err(vid(segment))?;
+        let (out_stream, stream_info) = match head.as_ref() {
+            Some(h) => {
+                let s = h.best_video_stream_index().map_err(vid(dst))?;
+                (s, h.stream_info(s).map_err(vid(dst))?)
+            }
+            None => (tail_stream, tail.stream_info(tail_stream).map_err(vid(segment))?),
+        };
+        let writer =
+            video_rs::WriterBuilder::new(tmp.as_path()).with_format("mp4").build().map_err(vid(&tmp))?;
+        let mut muxer = video_rs::MuxerBuilder::new(writer).with_stream(stream_info).map_err(vid(&tmp))?.build();
+        let mut out_tb = None;
+        if let Some(h) = head.as_mut() {
+            loop {
+                match h.read(out_stream) {
+                    Ok(p) => {
+                        out_tb.get_or_insert(p.clone().into_inner_parts().1);
+                        muxer.mux(p).map_err(vid(&tmp))?;
+                    }
+                    Err(video_rs::Error::ReadExhausted) => break,
+                    Err(e) => return Err(DatasetError::video(dst, e)),
+                }
+            }
+            if out_tb.is_none() {
+                return Err(DatasetError::video(dst, "no video packets (truncated file?)"));
+            }
+        }
+        loop {
+            match tail.read(tail_stream) {
+                Ok(p) => {
+                    let (mut inner, src_tb) = p.into_inner_parts();
+                    let tb = *out_tb.get_or_insert(src_tb);
+                    let per_s = f64::from(tb.denominator()) / f64::from(tb.numerator());
+                    let offset = (offset_s * per_s).round() as i64;
+                    inner.rescale_ts(src_tb, tb);
+                    inner.set_pts(inner.pts().map(|t| t + offset));
+                    inner.set_dts(inner.dts().map(|t| t + offset));
+                    inner.set_duration((per_s / fps).round() as i64);
+                    inner.set_stream(out_stream);
+                    muxer.mux(video_rs::Packet::new(inner, tb)).map_err(vid(&tmp))?;
+                }
+                Err(video_rs::Error::ReadExhausted) => break,
+                Err(e) => return Err(DatasetError::video(segment, e)),
+            }
+        }
+        muxer.finish().map_err(vid(&tmp))?;
+    }
+    durable::sync_file(&tmp)?;
+    durable::commit(&tmp, dst)?;
+    std::fs::remove_file(segment).map_err(|e| DatasetError::io(segment, e))
+}
+
+fn vid(p: &Path) -> impl Fn(video_rs::Error) -> DatasetError + '_ {
+    move |e| DatasetError::video(p, e)
+}
+
+/// Every frame of a video file, decoded once, in presentation order.
+#[derive(Clone, Debug, Default)]
+pub struct DecodedVideo {
+    /// Frame width, px.
+    pub width: usize,
+    /// Frame height, px.
+    pub height: usize,
+    /// Presentation time of each frame, s.
+    pub pts_s: Vec<f64>,
+    /// Frames, interleaved RGB8, `width*height*3` bytes each, back to back.
+    pub rgb: Vec<u8>,
+}
+
+impl DecodedVideo {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.pts_s.len()
+    }
+
+    /// Whether there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.pts_s.is_empty()
+    }
+
+    /// Frame `i` as RGB8 bytes.
+    pub fn frame(&self, i: usize) -> &[u8] {
+        let n = self.width * self.height * 3;
+        &self.rgb[i * n..(i + 1) * n]
+    }
+
+    /// Index of the frame whose pts is nearest `t_s`, if within `tolerance_s`.
+    pub fn index_at(&self, t_s: f64, tolerance_s: f64) -> Option<usize> {
+        let i = self.pts_s.partition_point(|p| *p < t_s);
+        let candidates = [i.checked_sub(1), Some(i)];
+        candidates
+            .into_iter()
+            .flatten()
+            .filter(|j| *j < self.pts_s.len())
+            .min_by(|a, b| (self.pts_s[*a] - t_s).abs().total_cmp(&(self.pts_s[*b] - t_s).abs()))
+            .filter(|j| (self.pts_s[*j] - t_s).abs() <= tolerance_s)
+    }
+}
+
+/// Decodes every frame of `path` (sequentially, once).
+pub fn decode_all(path: &Path) -> Result<DecodedVideo> {
+    init();
+    if !path.exists() {
+        return Err(DatasetError::video(path, "file not found"));
+    }
+    let mut decoder = Decoder::new(path).map_err(|e| DatasetError::video(path, e))?;
+    let (w, h) = decoder.size_out();
+    let mut out = DecodedVideo { width: w as usize, height: h as usize, ..Default::default() };
+    loop {
+        match decoder.decode() {
+            Ok((t, frame)) => {
+                out.pts_s.push(t.as_secs_f64());
+                let frame = frame.as_standard_layout();
+                out.rgb.extend_from_slice(frame.as_slice().unwrap_or_default());
+            }
+            Err(video_rs::Error::DecodeExhausted) | Err(video_rs::Error::ReadExhausted) => break,
+            Err(e) => return Err(DatasetError::video(path, e)),
+        }
+    }
+    if out.is_empty() {
+        return Err(DatasetError::video(path, "no decodable frames (truncated or empty file?)"));
+    }
+    Ok(out)
+}
+
+/// Random access to frames by seeking to the keyframe before a timestamp and decoding forward.
+pub struct KeyframeSeeker {
+    path: PathBuf,
+    decoder: Decoder,
+    /// Presentation time of the last decoded frame, s (to decode forward without seeking).
+    last_pts_s: Option<f64>,
+    frame_period_s: f64,
+}
+
+impl KeyframeSeeker {
+    /// Opens `path`; `fps` tells how far apart frames are.
+    pub fn open(path: &Path, fps: f64) -> Result<KeyframeSeeker> {
+        init();
+        let decoder = Decoder::new(path).map_err(|e| DatasetError::video(path, e))?;
+        Ok(KeyframeSeeker { path: path.to_path_buf(), decoder, last_pts_s: None, frame_period_s: 1.0 / fps })
+    }
+
+    /// The frame at `t_s` (nearest pts within half a frame period), RGB8.
+    pub fn frame_at(&mut self, t_s: f64) -> Result<Vec<u8>> {
+        let half = 0.5 * self.frame_period_s;
+        // Decoding forward is cheaper than seeking when the target is just ahead.
+        let ahead = self.last_pts_s.is_some_and(|p| t_s > p && t_s - p < 4.0 * self.frame_period_s);
+        if !ahead {
+            // Seek to the keyframe at or before the target (1 ms earlier guards rounding).
+            let ms = ((t_s - half).max(0.0) * 1000.0).floor() as i64;
+            self.decoder.seek(ms).map_err(|e| DatasetError::video(&self.path, e))?;
+        }
+        let mut retried = false;
+        loop {
+            match self.decoder.decode() {
+                Ok((t, frame)) => {
+                    let p = t.as_secs_f64();
+                    self.last_pts_s = Some(p);
+                    if (p - t_s).abs() <= half {
+                        return Ok(frame.as_standard_layout().as_slice().unwrap_or_default().to_vec());
+                    }
+                    if p > t_s + half {
+                        if retried {
+                            return Err(DatasetError::video(&self.path, format!("no frame at {t_s:.4} s")));
+                        }
+                        // The seek landed after the target: go back a second and decode forward.
+                        retried = true;
+                        let ms = ((t_s - 1.0).max(0.0) * 1000.0).floor() as i64;
+                        self.decoder.seek(ms).map_err(|e| DatasetError::video(&self.path, e))?;
+                    }
+                }
+                Err(video_rs::Error::DecodeExhausted) | Err(video_rs::Error::ReadExhausted) => {
+                    self.last_pts_s = None;
+                    return Err(DatasetError::video(&self.path, format!("no frame at {t_s:.4} s (past the end)")));
+                }
+                Err(e) => return Err(DatasetError::video(&self.path, e)),
+            }
+        }
+    }
+}
+
+/// Peak signal-to-noise ratio of two 8-bit images, dB (∞ when identical).
+pub fn psnr_db(a: &[u8], b: &[u8]) -> f64 {
+    let n = a.len().min(b.len()).max(1) as f64;
+    let mse = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>() / n;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
