@@ -7,7 +7,9 @@ mod cmd;
 mod launch_file;
 mod nodes;
 mod png_out;
+mod record;
 mod shutdown;
+mod teleop;
 
 use std::path::PathBuf;
 
@@ -45,6 +47,10 @@ enum Command {
     Scene(cmd::scene::SceneCommand),
     /// Render a scene's cameras (RGB and depth, side by side) to a PNG.
     Render(cmd::render::RenderArgs),
+    /// Teleoperate the robot (keyboard, gamepad or the scripted expert).
+    Teleop(cmd::teleop::TeleopArgs),
+    /// Teleoperate and record a LeRobot v3.0 dataset.
+    Record(cmd::record::RecordArgs),
     /// Benchmarks: print a table and JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -77,6 +83,8 @@ fn main() -> Result<()> {
         Command::Topics(c) => cmd::topics::run(c, &bus_config),
         Command::Scene(c) => cmd::scene::run(c),
         Command::Render(args) => cmd::render::run(args),
+        Command::Teleop(args) => cmd::teleop::run(args, &bus_config),
+        Command::Record(args) => cmd::record::run(args, &bus_config),
         Command::Bench(c) => bench::run(c),
     }
 }

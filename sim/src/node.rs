@@ -30,7 +30,8 @@ use nalgebra::Isometry3;
 
 use crate::arm::spec::NUM_ARM_JOINTS;
 use crate::camera::CameraImage;
-use crate::env::{Action, Env, EnvConfig, Observation};
+use crate::env::{Action, Env, EnvConfig, ObjectState, Observation};
+use crate::world::ArmState;
 use crate::expert::Expert;
 use crate::world::SimError;
 
@@ -183,6 +184,43 @@ fn publish_observation(io: &Io, obs: &mut Observation, names: &[String], stamp: 
     Ok(())
 }
 
+fn pose_from_msg(p: &Pose) -> Isometry3<f64> {
+    let [x, y, z] = p.translation_m;
+    let [qx, qy, qz, qw] = p.rotation_xyzw;
+    Isometry3::from_parts(
+        nalgebra::Translation3::new(x, y, z),
+        nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(qw, qx, qy, qz)),
+    )
+}
+
+/// Rebuilds an [`Observation`] (no images) from bus messages, for bus clients that run sim-side
+/// logic such as the scripted expert. `None` when `joint_state` lacks the six joints, the
+/// gripper or the end-effector pose.
+pub fn observation_from_bus(js: &JointState, scene: Option<&SceneState>, instruction: &str, step: u32) -> Option<Observation> {
+    if js.position.len() < NUM_ARM_JOINTS + 1 {
+        return None;
+    }
+    let mut q_rad = [0.0; NUM_ARM_JOINTS];
+    q_rad.copy_from_slice(&js.position[..NUM_ARM_JOINTS]);
+    let mut qd_rad_s = [0.0; NUM_ARM_JOINTS];
+    for (v, x) in qd_rad_s.iter_mut().zip(&js.velocity) {
+        *v = *x;
+    }
+    let gripper_opening = js.position[NUM_ARM_JOINTS];
+    let finger = crate::arm::spec::ArmSpec::default().gripper_opening_to_finger_m(gripper_opening);
+    let objects = scene
+        .map(|s| s.objects.iter().map(|o| ObjectState { name: o.name.clone(), pose: pose_from_msg(&o.pose) }).collect())
+        .unwrap_or_default();
+    Some(Observation {
+        step,
+        time_s: 0.0,
+        arm: ArmState { q_rad, qd_rad_s, finger_m: [finger, finger], gripper_opening, tip_pose: pose_from_msg(js.ee_pose.as_ref()?) },
+        objects,
+        images: Vec::new(),
+        instruction: instruction.to_string(),
+    })
+}
+
 /// Builds the `scene_state` message of an observation.
 pub fn scene_state_msg(obs: &Observation, stamp_ns: u64) -> SceneState {
     let mut msg = SceneState {
@@ -249,7 +287,7 @@ impl SimNode {
         let mut seed = self.config.seed;
         let mut obs = self.env.reset(seed)?;
         let mut expert = self.config.expert_noise.map(|noise| Expert::new(&self.config.env.scene, noise, seed));
-        self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
+        let mut last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
         let mut chunk: VecDeque<Action> = VecDeque::new();
         let mut estopped = false;
         let mut next_tick = Instant::now();
@@ -262,9 +300,11 @@ impl SimNode {
                 }
                 estopped = e.engaged;
             }
+            let mut fresh: Option<Action> = None;
             if self.config.lockstep.is_some() && chunk.is_empty() {
-                if !self.wait_for_command(&io, stop) {
-                    report.lockstep_timeouts += 1;
+                match self.wait_for_command(&io, stop, last_obs_stamp) {
+                    Some(a) => fresh = a,
+                    None => report.lockstep_timeouts += 1,
                 }
             }
             // Episode control: end early, re-record, stop.
@@ -306,7 +346,7 @@ impl SimNode {
                 if let Some(expert) = expert.as_mut() {
                     expert.reset(seed);
                 }
-                self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
+                last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
                 next_tick = Instant::now();
                 continue;
             }
@@ -332,6 +372,7 @@ impl SimNode {
                 }
             }
             let direct = match (joint, ee) {
+                _ if fresh.is_some() => fresh.take(),
                 (Some(j), Some(e)) if e.header.stamp_ns > j.header.stamp_ns => Some(ee_action(&e)),
                 (Some(j), _) => Some(joint_action(&j)),
                 (None, Some(e)) => Some(ee_action(&e)),
@@ -366,6 +407,7 @@ impl SimNode {
             report.commands_clamped += u64::from(step.clamped);
             obs = step.obs;
             let stamp = now_ns();
+            last_obs_stamp = stamp;
             publish_observation(&io, &mut obs, &names, stamp)?;
             let mut ev = EpisodeEvent {
                 header: Default::default(),
@@ -398,7 +440,7 @@ impl SimNode {
                 if let Some(expert) = expert.as_mut() {
                     expert.reset(seed);
                 }
-                self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
+                last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
                 next_tick = Instant::now();
             }
             if last_status.elapsed() >= Duration::from_secs(1) {
@@ -434,29 +476,44 @@ impl SimNode {
         Ok(report)
     }
 
-    /// Lockstep: blocks until a joint, end-effector, chunk or episode-control message is queued
-    /// (it is then consumed by the normal arbitration), the timeout passes (false) or `stop`.
-    fn wait_for_command(&self, io: &Io, stop: &AtomicBool) -> bool {
-        let Some(timeout) = self.config.lockstep else { return true };
+    /// Lockstep: blocks until a joint or end-effector command stamped after the last published
+    /// observation arrives (returned as `Some(Some(action))`), a chunk or an episode-control
+    /// message is queued (`Some(None)`: the normal arbitration takes it), or the timeout or
+    /// `stop` (`None`). Commands stamped before the observation answered an older one (e.g. the
+    /// last observation of the previous episode) and are dropped.
+    fn wait_for_command(&self, io: &Io, stop: &AtomicBool, obs_stamp: u64) -> Option<Option<Action>> {
+        let timeout = self.config.lockstep?;
         let deadline = Instant::now() + timeout;
-        let ready = || {
-            !io.joint_cmd.is_empty() || !io.ee_cmd.is_empty() || !io.chunk_cmd.is_empty() || !io.control.is_empty()
-        };
-        while !ready() {
+        loop {
+            let mut newest: Option<(u64, Action)> = None;
+            while let Some(c) = io.joint_cmd.try_recv() {
+                if c.header.stamp_ns > obs_stamp && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
+                    newest = Some((c.header.stamp_ns, joint_action(&c)));
+                }
+            }
+            while let Some(c) = io.ee_cmd.try_recv() {
+                if c.header.stamp_ns > obs_stamp && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
+                    newest = Some((c.header.stamp_ns, ee_action(&c)));
+                }
+            }
+            if let Some((_, a)) = newest {
+                return Some(Some(a));
+            }
+            if !io.chunk_cmd.is_empty() || !io.control.is_empty() {
+                return Some(None);
+            }
             let now = Instant::now();
             if now >= deadline || stop.load(Ordering::Relaxed) {
-                return false;
+                return None;
             }
-            let slice = (deadline - now).min(Duration::from_millis(20));
             let mut sel = crossbeam_channel::Select::new();
             sel.recv(io.joint_cmd.receiver());
             sel.recv(io.ee_cmd.receiver());
             sel.recv(io.chunk_cmd.receiver());
             sel.recv(io.control.receiver());
-            // Only waits; the message stays queued for arbitration.
-            let _ = sel.ready_timeout(slice);
+            // Only waits; messages are taken above.
+            let _ = sel.ready_timeout((deadline - now).min(Duration::from_millis(20)));
         }
-        true
     }
 
     /// The pause between episodes (a person resets the scene on a real robot; the sim only waits).
@@ -475,7 +532,7 @@ impl SimNode {
         obs: &mut Observation,
         scene: &str,
         names: &[String],
-    ) -> Result<(), NodeError> {
+    ) -> Result<u64, NodeError> {
         let stamp = now_ns();
         let mut task =
             Task { header: Default::default(), instruction: obs.instruction.clone(), scene: scene.to_string() };
@@ -497,7 +554,7 @@ impl SimNode {
         // The initial observation carries the Start event's stamp: it is frame 0 of the episode.
         publish_observation(io, obs, names, stamp)?;
         io.episode.publish(&mut ev)?;
-        Ok(())
+        Ok(stamp)
     }
 
     fn publish_status(

@@ -12,7 +12,7 @@ pub mod keyboard;
 pub mod node;
 pub mod scripted;
 
-use bus::{EpisodeRequest, JointState};
+use bus::{EpisodeRequest, JointState, SceneState};
 
 /// What a device sees each tick.
 #[derive(Clone, Debug, Default)]
@@ -23,6 +23,8 @@ pub struct TeleopObservation {
     pub episode: Option<(u64, u64)>,
     /// The current instruction (from the `task` topic).
     pub instruction: String,
+    /// The sim's privileged scene state with the same stamp as `joint_state` (None on a real robot).
+    pub scene_state: Option<SceneState>,
 }
 
 /// What a device asks for in one tick.

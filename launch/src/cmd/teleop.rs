@@ -1,0 +1,196 @@
+//! `armstack teleop`: drive the robot from a keyboard, a gamepad or the scripted expert.
+//!
+//! One process runs the robot node (the sim today) and the teleop node on the bus; `record`
+//! adds the recorder node to the same setup.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use sim::node::{SimNode, SimNodeConfig, SimNodeReport};
+
+use crate::teleop::gamepad::GamepadDevice;
+use crate::teleop::keyboard::KeyboardDevice;
+use crate::teleop::node::{run_teleop, TeleopNodeConfig, TeleopReport};
+use crate::teleop::scripted::ScriptedDevice;
+use crate::teleop::TeleopDevice;
+
+/// Which robot the nodes drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RobotKind {
+    /// The Rapier simulator, started in this process.
+    Sim,
+    /// A WidowX-style arm through the Dynamixel driver.
+    Widowx,
+}
+
+/// Teleoperation input device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// Keys in this terminal (raw mode).
+    Keyboard,
+    /// A gamepad (gilrs).
+    Gamepad,
+    /// The scene's scripted expert (sim only), for unattended collection.
+    Scripted,
+}
+
+/// Robot and device options shared by `teleop` and `record`.
+#[derive(Args, Debug, Clone)]
+pub struct RobotArgs {
+    /// Robot to drive.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub robot: RobotKind,
+    /// Scene (sim): a built-in name or a scene TOML file.
+    #[arg(long, default_value = "pick_cube")]
+    pub scene: String,
+    /// Input device.
+    #[arg(long, value_enum, default_value = "keyboard")]
+    pub device: DeviceKind,
+    /// Scripted expert action noise in [0, 1] (0: clean; ~0.3: about half fail).
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f64,
+    /// Seed of the first episode (episode k uses seed + k; a re-recorded one keeps its seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Camera image width and height, pixels.
+    #[arg(long, default_value_t = 128)]
+    pub image_size: u32,
+    /// Pause between episodes, s (default: 0 for the scripted device, 2 for a person).
+    #[arg(long)]
+    pub reset_s: Option<f64>,
+    /// Run the sim in real time even with the scripted device (default: lockstep, as fast as
+    /// the device answers).
+    #[arg(long)]
+    pub realtime: bool,
+}
+
+/// Arguments of `armstack teleop`.
+#[derive(Args, Debug)]
+pub struct TeleopArgs {
+    #[command(flatten)]
+    pub robot: RobotArgs,
+    /// Control rate, Hz.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Stop after this many episodes.
+    #[arg(long)]
+    pub episodes: Option<u64>,
+}
+
+/// Builds the device.
+pub fn make_device(args: &RobotArgs, scene: &sim::SceneSpec) -> Result<Box<dyn TeleopDevice>> {
+    Ok(match args.device {
+        DeviceKind::Keyboard => Box::new(KeyboardDevice::new()?),
+        DeviceKind::Gamepad => Box::new(GamepadDevice::new()?),
+        DeviceKind::Scripted => {
+            if args.robot != RobotKind::Sim {
+                bail!("--device scripted needs --robot sim (the expert reads the sim's scene state)");
+            }
+            if !(0.0..=1.0).contains(&args.noise) {
+                bail!("--noise must be in [0, 1], got {}", args.noise);
+            }
+            Box::new(ScriptedDevice::new(scene, args.noise))
+        }
+    })
+}
+
+/// The sim node config for teleop/record: real time for people, lockstep for the script.
+pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: Option<u64>) -> Result<SimNodeConfig> {
+    if args.robot == RobotKind::Widowx {
+        bail!("--robot widowx needs the Dynamixel driver (issue 5); use --robot sim for now");
+    }
+    let scene = sim::load_scene(&args.scene)?;
+    let mut env = sim::EnvConfig::new(scene);
+    env.control_hz = rate_hz;
+    if cameras {
+        if args.image_size % 2 != 0 {
+            bail!("--image-size must be even (H.264 yuv420p), got {}", args.image_size);
+        }
+        env = env.with_cameras(args.image_size, args.image_size);
+    }
+    env.substeps()?;
+    let scripted = args.device == DeviceKind::Scripted;
+    let lockstep = scripted && !args.realtime;
+    let reset_s = args.reset_s.unwrap_or(if scripted { 0.0 } else { 2.0 });
+    Ok(SimNodeConfig {
+        env,
+        seed: args.seed,
+        as_fast_as_possible: false,
+        max_episodes,
+        max_steps: None,
+        name: "sim".into(),
+        expert_noise: None,
+        lockstep: lockstep.then_some(Duration::from_secs(2)),
+        reset_pause: Duration::from_secs_f64(reset_s.max(0.0)),
+    })
+}
+
+/// Runs the sim node, the teleop node and (optionally) one more node on one bus session.
+/// `extra` runs on the calling thread after the others subscribed; when it returns the others
+/// are stopped.
+pub fn run_with_robot<T: Send>(
+    bus_config: &bus::BusConfig,
+    sim_cfg: SimNodeConfig,
+    mut device: Box<dyn TeleopDevice>,
+    stop: Arc<AtomicBool>,
+    extra: Option<Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &Barrier) -> Result<T> + Send + '_>>,
+) -> Result<(SimNodeReport, TeleopReport, Option<T>)> {
+    let bus = bus::Bus::open(bus_config).context("opening the bus")?;
+    let parties = if extra.is_some() { 3 } else { 2 };
+    let ready = Barrier::new(parties);
+    std::thread::scope(|s| {
+        let teleop = s.spawn(|| {
+            let r = run_teleop(device.as_mut(), &TeleopNodeConfig::default(), &bus, &stop, Some(&ready));
+            if r.is_err() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            r
+        });
+        let extra_handle = extra.map(|f| s.spawn(|| f(&bus, &stop, &ready)));
+        ready.wait();
+        // Subscribers are declared: start the robot.
+        std::thread::sleep(Duration::from_millis(50));
+        let mut node = SimNode::new(sim_cfg)?;
+        let sim_result = node.run(&bus, &stop);
+        if sim_result.is_err() {
+            stop.store(true, Ordering::SeqCst);
+        }
+        // The sim ended (a Stop request, a limit or Ctrl-C): the recorder gets a few seconds to
+        // write the last episode, then everything stops.
+        let ended = std::time::Instant::now();
+        if let Some(h) = extra_handle.as_ref() {
+            while !h.is_finished() {
+                if ended.elapsed() > Duration::from_secs(10) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let extra_result = extra_handle.map(|h| h.join());
+        stop.store(true, Ordering::SeqCst);
+        let teleop_result = teleop.join().map_err(|_| anyhow::anyhow!("the teleop node panicked"))?;
+        let extra = match extra_result {
+            Some(Ok(r)) => Some(r?),
+            Some(Err(_)) => bail!("a node panicked"),
+            None => None,
+        };
+        Ok((sim_result?, teleop_result?, extra))
+    })
+}
+
+/// Runs `armstack teleop`.
+pub fn run(args: TeleopArgs, bus_config: &bus::BusConfig) -> Result<()> {
+    let cfg = sim_config(&args.robot, args.rate, true, args.episodes)?;
+    let device = make_device(&args.robot, &cfg.env.scene)?;
+    let stop = crate::shutdown::stop_flag()?;
+    let (sim, teleop, _) = run_with_robot::<()>(bus_config, cfg, device, stop, None)?;
+    eprintln!();
+    println!(
+        "teleop: {} episodes ({} successful), {} steps, {} commands, {} episode requests",
+        sim.episodes, sim.successes, sim.steps, teleop.commands, teleop.requests
+    );
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Aligning bus messages to dataset frames by stamp (never by arrival order).
+//!
+//! The robot's `episode` events are the frame clock: the `Start` event's stamp is tick 0 and
+//! each `Step` event's stamp is tick k. Frame k of an episode with T steps (k < T) holds:
+//! - the observation stamped tick k (`joint_state`, `scene_state`, cameras): the message with
+//!   exactly that stamp, else the newest one before it (counted as stale), else the first after;
+//! - the action: the newest command stamped in (tick k, tick k+1): what the robot applied on the
+//!   step that followed; with none, the robot held (zero end-effector delta with the last gripper
+//!   command, or the last joint target) and the frame is counted as held;
+//! - `next.reward`, `next.success` from the `Step` event at tick k+1, and `next.done` on the
+//!   last frame or where the robot said done.
+
+use std::collections::BTreeMap;
+
+use bus::{CameraFrame, ImageEncoding, JointState, SceneState};
+use dataset::FrameRecord;
+
+/// One tick of the frame clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tick {
+    /// Stamp shared by the tick's observation messages, ns.
+    pub stamp_ns: u64,
+    /// Reward of the step that ended at this tick (0 for tick 0).
+    pub reward: f64,
+    /// Episode terminated at this tick.
+    pub done: bool,
+    /// Task achieved at this tick.
+    pub success: bool,
+}
+
+/// Which command topic is the dataset's `action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionSource {
+    /// `command/ee_delta`: [dx, dy, dz (m), droll, dpitch, dyaw (rad), gripper].
+    EeDelta,
+    /// `command/joint`: six joint targets (rad) and the gripper.
+    Joint,
+}
+
+impl ActionSource {
+    /// Component names of the action vector.
+    pub fn names(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            ActionSource::EeDelta => {
+                &["delta_x_m", "delta_y_m", "delta_z_m", "delta_roll_rad", "delta_pitch_rad", "delta_yaw_rad", "gripper"]
+            }
+            ActionSource::Joint => {
+                &["waist_rad", "shoulder_rad", "elbow_rad", "forearm_roll_rad", "wrist_angle_rad", "wrist_rotate_rad", "gripper"]
+            }
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// Messages of one episode, keyed by stamp.
+#[derive(Clone, Debug, Default)]
+pub struct MessageLog {
+    /// `joint_state` by stamp.
+    pub joint: BTreeMap<u64, JointState>,
+    /// `scene_state` by stamp.
+    pub scene: BTreeMap<u64, SceneState>,
+    /// RGB frames per camera (in the recorder's camera order) by stamp.
+    pub cameras: Vec<BTreeMap<u64, CameraFrame>>,
+    /// Action vectors by command stamp.
+    pub commands: BTreeMap<u64, Vec<f32>>,
+}
+
+impl MessageLog {
+    /// An empty log for `cameras` cameras.
+    pub fn new(cameras: usize) -> MessageLog {
+        MessageLog { cameras: vec![BTreeMap::new(); cameras], ..Default::default() }
+    }
+
+    /// Drops every message stamped before `stamp_ns` (except the newest of each kind, which may
+    /// still serve as a stale fallback, and commands, whose last gripper value is needed).
+    pub fn prune_before(&mut self, stamp_ns: u64) {
+        fn keep_tail<V>(m: &mut BTreeMap<u64, V>, stamp: u64) {
+            let newest_before = m.range(..stamp).next_back().map(|(k, _)| *k);
+            m.retain(|k, _| *k >= stamp || Some(*k) == newest_before);
+        }
+        keep_tail(&mut self.joint, stamp_ns);
+        keep_tail(&mut self.scene, stamp_ns);
+        for c in &mut self.cameras {
+            keep_tail(c, stamp_ns);
+        }
+        keep_tail(&mut self.commands, stamp_ns);
+    }
+}
+
+/// Counters of one alignment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AlignStats {
+    /// Frames produced.
+    pub frames: u64,
+    /// Observations (state or image) taken from another stamp than their tick's.
+    pub stale: u64,
+    /// Images missing entirely (a black frame was stored).
+    pub missing_images: u64,
+    /// Frames whose step had no command (the robot held).
+    pub held: u64,
+}
+
+/// The message for `stamp`: exact, else newest before (stale), else first after (stale).
+fn at<V>(m: &BTreeMap<u64, V>, stamp: u64, stale: &mut u64) -> Option<V>
+where
+    V: Clone,
+{
+    if let Some(v) = m.get(&stamp) {
+        return Some(v.clone());
+    }
+    let v = m.range(..stamp).next_back().or_else(|| m.range(stamp..).next()).map(|(_, v)| v.clone());
+    if v.is_some() {
+        *stale += 1;
+    }
+    v
+}
+
+/// Object poses as the state-only policy sees them: per object x, y, z (m), sin(yaw), cos(yaw).
+pub fn env_state_vector(s: &SceneState) -> Vec<f32> {
+    let mut v = Vec::with_capacity(5 * s.objects.len());
+    for o in &s.objects {
+        let [x, y, z] = o.pose.translation_m;
+        let [qx, qy, qz, qw] = o.pose.rotation_xyzw;
+        let yaw = (2.0 * (qw * qz + qx * qy)).atan2(1.0 - 2.0 * (qy * qy + qz * qz));
+        v.extend([x as f32, y as f32, z as f32, yaw.sin() as f32, yaw.cos() as f32]);
+    }
+    v
+}
+
+/// Component names of [`env_state_vector`] for objects called `names`.
+pub fn env_state_names(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|n| ["x_m", "y_m", "z_m", "sin_yaw", "cos_yaw"].map(|c| format!("{n}.{c}")))
+        .collect()
+}
+
+/// Builds the frames of an episode from its ticks and messages. `env_state` says whether the
+/// dataset stores `observation.environment_state`; `image_bytes` is each camera's RGB8 size.
+pub fn align_episode(
+    ticks: &[Tick],
+    log: &MessageLog,
+    source: ActionSource,
+    env_state: bool,
+    image_bytes: &[usize],
+) -> (Vec<FrameRecord>, AlignStats) {
+    let mut stats = AlignStats::default();
+    let mut frames = Vec::new();
+    let steps = ticks.len().saturating_sub(1);
+    // The last command before the episode sets the held gripper/joint target.
+    let first = ticks.first().map_or(0, |t| t.stamp_ns);
+    let mut last_action: Option<Vec<f32>> = log.commands.range(..=first).next_back().map(|(_, v)| v.clone());
+    for k in 0..steps {
+        let (t0, t1) = (ticks[k].stamp_ns, ticks[k + 1].stamp_ns);
+        let Some(js) = at(&log.joint, t0, &mut stats.stale) else { continue };
+        let state: Vec<f32> = js.position.iter().map(|x| *x as f32).collect();
+        let env = if env_state {
+            at(&log.scene, t0, &mut stats.stale).map(|s| env_state_vector(&s)).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut images = Vec::with_capacity(log.cameras.len());
+        for (cam, bytes) in log.cameras.iter().zip(image_bytes) {
+            match at(cam, t0, &mut stats.stale) {
+                Some(f) if f.encoding == ImageEncoding::Rgb8 && f.data.len() == *bytes => images.push(f.data),
+                _ => {
+                    stats.missing_images += 1;
+                    images.push(vec![0; *bytes]);
+                }
+            }
+        }
+        let action = match log.commands.range(t0 + 1..t1).next_back() {
+            Some((_, a)) => a.clone(),
+            None => {
+                stats.held += 1;
+                match source {
+                    ActionSource::EeDelta => {
+                        let g = last_action.as_ref().and_then(|a| a.get(6).copied()).unwrap_or(1.0);
+                        vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, g]
+                    }
+                    ActionSource::Joint => last_action.clone().unwrap_or_else(|| state.clone()),
+                }
+            }
+        };
+        last_action = Some(action.clone());
+        let next = ticks[k + 1];
+        frames.push(FrameRecord {
+            state,
+            action,
+            env_state: env,
+            reward: next.reward as f32,
+            done: next.done || k + 1 == steps,
+            success: next.success,
+            images,
+        });
+    }
+    stats.frames = frames.len() as u64;
+    (frames, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn js(stamp: u64, q: f64) -> JointState {
+        let mut m = JointState { position: vec![q; 7], ..Default::default() };
+        m.header.stamp_ns = stamp;
+        m
+    }
+
+    #[test]
+    fn frames_follow_stamps_not_arrival_order() {
+        let ticks: Vec<Tick> = (0..4)
+            .map(|k| Tick { stamp_ns: 1000 * (k + 1), reward: if k == 3 { 1.0 } else { 0.0 }, done: k == 3, success: k == 3 })
+            .collect();
+        let mut log = MessageLog::new(0);
+        // Inserted out of order; plus a decoy observation between ticks.
+        for k in [3u64, 1, 0, 2] {
+            log.joint.insert(1000 * (k + 1), js(1000 * (k + 1), k as f64));
+        }
+        log.joint.insert(1500, js(1500, 99.0));
+        log.commands.insert(1200, vec![0.1, 0., 0., 0., 0., 0., 1.0]);
+        log.commands.insert(1900, vec![0.2, 0., 0., 0., 0., 0., 0.5]); // newest in (1000, 2000) wins
+        log.commands.insert(3100, vec![0.3, 0., 0., 0., 0., 0., 0.0]);
+        let (frames, stats) = align_episode(&ticks, &log, ActionSource::EeDelta, false, &[]);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames.iter().map(|f| f.state[0]).collect::<Vec<_>>(), vec![0.0, 1.0, 2.0]);
+        assert_eq!(frames[0].action[0], 0.2);
+        // No command in (2000, 3000): the robot held, with the last gripper command.
+        assert_eq!(frames[1].action, vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5]);
+        assert_eq!(frames[2].action[0], 0.3);
+        assert_eq!(stats.held, 1);
+        assert_eq!(stats.stale, 0);
+        assert!(frames[2].done && frames[2].success && frames[2].reward == 1.0);
+        assert!(!frames[0].done);
+    }
+}

@@ -1,0 +1,4 @@
+//! Recording: the recorder node that turns bus traffic into a LeRobot dataset.
+
+pub mod align;
+pub mod recorder;
