@@ -12,6 +12,8 @@
 pub mod durable;
 pub mod episodes;
 pub mod error;
+#[cfg(feature = "video")]
+pub mod export;
 pub mod info;
 pub mod quality;
 pub mod reader;

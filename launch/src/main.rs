@@ -51,6 +51,9 @@ enum Command {
     Teleop(cmd::teleop::TeleopArgs),
     /// Teleoperate and record a LeRobot v3.0 dataset.
     Record(cmd::record::RecordArgs),
+    /// Inspect, replay, export and rate datasets.
+    #[command(subcommand)]
+    Dataset(cmd::dataset::DatasetCommand),
     /// Benchmarks: print a table and JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -85,6 +88,7 @@ fn main() -> Result<()> {
         Command::Render(args) => cmd::render::run(args),
         Command::Teleop(args) => cmd::teleop::run(args, &bus_config),
         Command::Record(args) => cmd::record::run(args, &bus_config),
+        Command::Dataset(c) => cmd::dataset::run(c, &bus_config),
         Command::Bench(c) => bench::run(c),
     }
 }

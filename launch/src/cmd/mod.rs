@@ -1,5 +1,6 @@
 //! One module per CLI verb.
 
+pub mod dataset;
 pub mod launch;
 pub mod record;
 pub mod render;

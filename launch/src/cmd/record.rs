@@ -99,7 +99,7 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &std::sync::Barrier| {
         run_recorder(writer, &rec_cfg, bus, stop, Some(ready))
     });
-    let (sim, teleop, report) = run_with_robot::<RecorderReport>(bus_config, cfg, device, stop, Some(recorder))
+    let (sim, teleop, report) = run_with_robot::<RecorderReport>(bus_config, cfg, Some(device), stop, Some(recorder))
         .with_context(|| format!("recording into {}", args.dataset.display()))?;
     let report = report.unwrap_or_default();
     let secs = started.elapsed().as_secs_f64();

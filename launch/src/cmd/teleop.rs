@@ -134,27 +134,30 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
 pub fn run_with_robot<T: Send>(
     bus_config: &bus::BusConfig,
     sim_cfg: SimNodeConfig,
-    mut device: Box<dyn TeleopDevice>,
+    device: Option<Box<dyn TeleopDevice>>,
     stop: Arc<AtomicBool>,
     extra: Option<Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &Barrier) -> Result<T> + Send + '_>>,
 ) -> Result<(SimNodeReport, TeleopReport, Option<T>)> {
     let bus = bus::Bus::open(bus_config).context("opening the bus")?;
-    let parties = if extra.is_some() { 3 } else { 2 };
+    let parties = 1 + usize::from(device.is_some()) + usize::from(extra.is_some());
     let ready = Barrier::new(parties);
     std::thread::scope(|s| {
-        let teleop = s.spawn(|| {
-            let r = run_teleop(device.as_mut(), &TeleopNodeConfig::default(), &bus, &stop, Some(&ready));
-            if r.is_err() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            r
+        let (bus, stop, ready) = (&bus, &stop, &ready);
+        let teleop = device.map(|mut device| {
+            s.spawn(move || {
+                let r = run_teleop(device.as_mut(), &TeleopNodeConfig::default(), bus, stop, Some(ready));
+                if r.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                r
+            })
         });
-        let extra_handle = extra.map(|f| s.spawn(|| f(&bus, &stop, &ready)));
+        let extra_handle = extra.map(|f| s.spawn(move || f(bus, stop, ready)));
         ready.wait();
         // Subscribers are declared: start the robot.
         std::thread::sleep(Duration::from_millis(50));
         let mut node = SimNode::new(sim_cfg)?;
-        let sim_result = node.run(&bus, &stop);
+        let sim_result = node.run(bus, stop);
         if sim_result.is_err() {
             stop.store(true, Ordering::SeqCst);
         }
@@ -171,7 +174,10 @@ pub fn run_with_robot<T: Send>(
         }
         let extra_result = extra_handle.map(|h| h.join());
         stop.store(true, Ordering::SeqCst);
-        let teleop_result = teleop.join().map_err(|_| anyhow::anyhow!("the teleop node panicked"))?;
+        let teleop_result = match teleop {
+            Some(h) => h.join().map_err(|_| anyhow::anyhow!("the teleop node panicked"))?,
+            None => Ok(TeleopReport::default()),
+        };
         let extra = match extra_result {
             Some(Ok(r)) => Some(r?),
             Some(Err(_)) => bail!("a node panicked"),
@@ -186,7 +192,7 @@ pub fn run(args: TeleopArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let cfg = sim_config(&args.robot, args.rate, true, args.episodes)?;
     let device = make_device(&args.robot, &cfg.env.scene)?;
     let stop = crate::shutdown::stop_flag()?;
-    let (sim, teleop, _) = run_with_robot::<()>(bus_config, cfg, device, stop, None)?;
+    let (sim, teleop, _) = run_with_robot::<()>(bus_config, cfg, Some(device), stop, None)?;
     eprintln!();
     println!(
         "teleop: {} episodes ({} successful), {} steps, {} commands, {} episode requests",

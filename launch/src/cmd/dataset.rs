@@ -1,0 +1,262 @@
+//! `armstack dataset …`: inspect, replay, export and rate datasets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use dataset::reader::{disk_usage, Dataset};
+
+use super::teleop::{run_with_robot, sim_config, DeviceKind, RobotArgs, RobotKind};
+use crate::record::align::ActionSource;
+use crate::record::replay::{run_replay, ReplayReport};
+
+/// `armstack dataset` verbs.
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// fps, features, episodes, frames, tasks, size on disk.
+    Info(DirArgs),
+    /// Per-feature statistics from meta/stats.json.
+    Stats(DirArgs),
+    /// Re-send an episode's recorded actions to the robot over the bus.
+    Replay(ReplayArgs),
+    /// Write an episode's cameras side by side (with the instruction as a caption) to an mp4.
+    ExportVideo(ExportArgs),
+    /// Dataset quality: TQ (normalised return) and SACo (state-action coverage).
+    Quality(QualityArgs),
+}
+
+/// A dataset directory.
+#[derive(Args, Debug)]
+pub struct DirArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dataset replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    /// Episode index.
+    #[arg(long)]
+    pub episode: usize,
+    /// Robot to replay on.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub robot: RobotKind,
+    /// Scene (sim) the episode was recorded in.
+    #[arg(long, default_value = "pick_cube")]
+    pub scene: String,
+    /// Seed to reset the sim with (default: the episode's recorded seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Replay in real time at the dataset's fps (default: lockstep, as fast as possible).
+    #[arg(long)]
+    pub realtime: bool,
+}
+
+/// Arguments of `dataset export-video`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    /// Episode index.
+    #[arg(long)]
+    pub episode: usize,
+    /// Output mp4.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Leave out the instruction caption.
+    #[arg(long)]
+    pub no_caption: bool,
+}
+
+/// Arguments of `dataset quality`.
+#[derive(Args, Debug)]
+pub struct QualityArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    /// Return of a random policy and of an expert, for TQ (default 0 and 1: the sim's sparse
+    /// success reward).
+    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"])]
+    pub return_range: Option<Vec<f64>>,
+    /// Bin width for SACo, in standard deviations of each component.
+    #[arg(long, default_value_t = 0.1)]
+    pub bin_std: f64,
+    /// Normalise SACo by this dataset's unique pairs (as the paper does with a replay dataset).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a `dataset` verb.
+pub fn run(cmd: DatasetCommand, bus_config: &bus::BusConfig) -> Result<()> {
+    match cmd {
+        DatasetCommand::Info(a) => info(&a),
+        DatasetCommand::Stats(a) => stats(&a),
+        DatasetCommand::Replay(a) => replay(&a, bus_config),
+        DatasetCommand::ExportVideo(a) => export(&a),
+        DatasetCommand::Quality(a) => quality(&a),
+    }
+}
+
+fn info(a: &DirArgs) -> Result<()> {
+    let ds = Dataset::open(&a.dir)?;
+    let info = ds.info();
+    let bytes = disk_usage(&a.dir);
+    if a.json {
+        let v = serde_json::json!({
+            "codebase_version": info.codebase_version, "fps": info.fps, "episodes": ds.episodes().len(),
+            "frames": ds.len(), "tasks": ds.tasks(), "size_bytes": bytes,
+            "features": info.features.iter().map(|(k, f)| (k.clone(), serde_json::json!({"dtype": f.dtype, "shape": f.shape}))).collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{} ({}, robot {})", a.dir.display(), info.codebase_version, info.robot_type.as_deref().unwrap_or("?"));
+    println!("fps {} | episodes {} | frames {} | tasks {} | {:.2} MB on disk", info.fps, ds.episodes().len(), ds.len(), ds.tasks().len(), bytes as f64 / 1e6);
+    let succ = ds.episodes().iter().filter_map(|e| e.success).filter(|s| *s).count();
+    if ds.episodes().iter().any(|e| e.success.is_some()) {
+        println!("successful episodes {succ}/{}", ds.episodes().len());
+    }
+    println!("{:<36} {:<8} {:<14} names", "feature", "dtype", "shape");
+    for (k, f) in &info.features {
+        let names = match &f.names {
+            serde_json::Value::Array(a) if a.len() <= 8 => a.iter().filter_map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+            serde_json::Value::Array(a) => format!("{} names", a.len()),
+            _ => String::new(),
+        };
+        println!("{k:<36} {:<8} {:<14} {names}", f.dtype, format!("{:?}", f.shape));
+    }
+    for (i, t) in ds.tasks().iter().enumerate() {
+        println!("task {i}: {t}");
+    }
+    Ok(())
+}
+
+fn stats(a: &DirArgs) -> Result<()> {
+    let path = a.dir.join("meta/stats.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: malformed JSON", path.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let obj = v.as_object().context("stats.json is not an object")?;
+    let fmt = |x: &[f64]| x.iter().take(7).map(|v| format!("{v:+.3}")).collect::<Vec<_>>().join(" ") + if x.len() > 7 { " …" } else { "" };
+    for (k, s) in obj {
+        let Some(f) = dataset::FeatureStats::from_json(s) else { continue };
+        println!("{k} (count {})", f.count);
+        println!("  mean {}", fmt(&f.mean));
+        println!("  std  {}", fmt(&f.std));
+        println!("  min  {}", fmt(&f.min));
+        println!("  max  {}", fmt(&f.max));
+        for q in ["q01", "q50", "q99"] {
+            if let Some(v) = f.quantiles.get(q) {
+                println!("  {q}  {}", fmt(v));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
+    let ds = Dataset::open(&a.dir)?;
+    let e = ds
+        .episodes()
+        .get(a.episode)
+        .with_context(|| format!("{}: no episode {} ({} episodes)", a.dir.display(), a.episode, ds.episodes().len()))?
+        .clone();
+    let seed = match (a.seed, e.seed) {
+        (Some(s), _) | (None, Some(s)) => s,
+        (None, None) => bail!("episode {} has no recorded seed; pass --seed", a.episode),
+    };
+    let names = &ds.info().features.get(dataset::writer::ACTION).context("no action feature")?.names;
+    let source = if names.as_array().and_then(|n| n.first()).and_then(|n| n.as_str()) == Some("delta_x_m") {
+        ActionSource::EeDelta
+    } else {
+        ActionSource::Joint
+    };
+    let robot = RobotArgs {
+        robot: a.robot,
+        scene: a.scene.clone(),
+        device: DeviceKind::Scripted,
+        noise: 0.0,
+        seed,
+        image_size: 128,
+        reset_s: Some(0.0),
+        realtime: a.realtime,
+    };
+    let mut cfg = sim_config(&robot, ds.fps(), false, Some(1))?;
+    if a.realtime {
+        cfg.lockstep = None;
+    }
+    let (from, to) = (e.from_index as usize, e.to_index as usize);
+    let actions: Vec<f32> = (from..to).flat_map(|i| ds.action(i).to_vec()).collect();
+    let dim = ds.action_dim();
+    let stop = crate::shutdown::stop_flag()?;
+    let node = Box::new(move |bus: &bus::Bus, stop: &Arc<_>, ready: &std::sync::Barrier| {
+        run_replay(&actions, dim, source, bus, stop, Some(ready))
+    });
+    let (_, _, report) = run_with_robot::<ReplayReport>(bus_config, cfg, None, stop, Some(node))?;
+    let report = report.unwrap_or_default();
+    let n = report.measured.len().min(to - from);
+    let mut sq = 0.0;
+    let mut count = 0usize;
+    for k in 0..n {
+        for (m, r) in report.measured[k].iter().zip(ds.state(from + k)).take(6) {
+            sq += (m - f64::from(*r)).powi(2);
+            count += 1;
+        }
+    }
+    println!(
+        "replayed episode {} (seed {seed}): {} actions; success {} (recorded {}); joint RMS error vs recorded states {:.4} rad over {n} frames",
+        a.episode,
+        report.actions_sent,
+        report.success,
+        e.success.map_or("?".to_string(), |s| s.to_string()),
+        (sq / count.max(1) as f64).sqrt()
+    );
+    Ok(())
+}
+
+fn export(a: &ExportArgs) -> Result<()> {
+    let ds = Dataset::open(&a.dir)?;
+    let frames = dataset::export::export_episode(&ds, a.episode, &a.out, !a.no_caption)?;
+    println!("wrote {} ({frames} frames, {} fps)", a.out.display(), ds.fps());
+    Ok(())
+}
+
+fn quality(a: &QualityArgs) -> Result<()> {
+    let ds = Dataset::open(&a.dir)?;
+    let reference = match &a.reference {
+        Some(r) => Some(dataset::quality::unique_state_actions(&Dataset::open(r)?, a.bin_std)),
+        None => None,
+    };
+    let range = a.return_range.as_ref().map(|r| (r[0], r[1]));
+    let q = dataset::quality::quality(&ds, range, a.bin_std, reference);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"episodes": q.episodes, "mean_return": q.mean_return, "success_rate": q.success_rate,
+                "tq": q.tq, "unique_pairs": q.unique_pairs, "saco": q.saco})
+        );
+        return Ok(());
+    }
+    println!("{}: {} episodes, {} transitions", a.dir.display(), q.episodes, ds.len());
+    println!("mean return {:.3} | success rate {:.1}%", q.mean_return, 100.0 * q.success_rate);
+    println!("TQ   {:.3}  (normalised return; range {:?})", q.tq, range.unwrap_or((0.0, 1.0)));
+    println!(
+        "SACo {:.3}  ({} unique state-action pairs at {} std bins / {})",
+        q.saco,
+        q.unique_pairs,
+        a.bin_std,
+        if a.reference.is_some() { "reference dataset's unique pairs" } else { "transitions" }
+    );
+    Ok(())
+}
