@@ -138,6 +138,10 @@ pub struct JointCommand {
     pub position: Vec<f64>,
     /// Gripper opening fraction, 0 closed … 1 open.
     pub gripper: f64,
+    /// Stamp of the observation this command answers, ns (0: unknown). A lockstep robot uses
+    /// it to tell a fresh command from a late answer to an older observation.
+    #[serde(default)]
+    pub obs_stamp_ns: u64,
 }
 impl_message!(JointCommand, topics::COMMAND_JOINT);
 
@@ -152,6 +156,10 @@ pub struct EeDeltaCommand {
     pub delta_rpy_rad: [f64; 3],
     /// Gripper opening fraction, 0 closed … 1 open (absolute, not a delta).
     pub gripper: f64,
+    /// Stamp of the observation this command answers, ns (0: unknown). A lockstep robot uses
+    /// it to tell a fresh command from a late answer to an older observation.
+    #[serde(default)]
+    pub obs_stamp_ns: u64,
 }
 impl_message!(EeDeltaCommand, topics::COMMAND_EE_DELTA);
 

@@ -201,7 +201,7 @@ fn run_waypoints(spec: &WaypointsNodeSpec, bus: &Bus, stop: &AtomicBool) -> Resu
         let i = k % n;
         let Some(q) = spec.waypoints_rad.get(i) else { break };
         let gripper = spec.gripper.get(i).copied().unwrap_or(1.0);
-        let mut cmd = JointCommand { header: Default::default(), position: q.to_vec(), gripper };
+        let mut cmd = JointCommand { header: Default::default(), position: q.to_vec(), gripper, obs_stamp_ns: 0 };
         publisher.publish(&mut cmd)?;
         std::thread::sleep(period);
     }

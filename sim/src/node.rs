@@ -476,23 +476,24 @@ impl SimNode {
         Ok(report)
     }
 
-    /// Lockstep: blocks until a joint or end-effector command stamped after the last published
-    /// observation arrives (returned as `Some(Some(action))`), a chunk or an episode-control
+    /// Lockstep: blocks until a joint or end-effector command answering the last published
+    /// observation (its `obs_stamp_ns`, or when unset, a command stamped after it) arrives (returned as `Some(Some(action))`), a chunk or an episode-control
     /// message is queued (`Some(None)`: the normal arbitration takes it), or the timeout or
-    /// `stop` (`None`). Commands stamped before the observation answered an older one (e.g. the
-    /// last observation of the previous episode) and are dropped.
+    /// `stop` (`None`). Commands answering an older observation (e.g. the last one of the
+    /// previous episode) are dropped.
     fn wait_for_command(&self, io: &Io, stop: &AtomicBool, obs_stamp: u64) -> Option<Option<Action>> {
         let timeout = self.config.lockstep?;
         let deadline = Instant::now() + timeout;
         loop {
             let mut newest: Option<(u64, Action)> = None;
+            let answers = |obs: u64, stamp: u64| if obs != 0 { obs == obs_stamp } else { stamp > obs_stamp };
             while let Some(c) = io.joint_cmd.try_recv() {
-                if c.header.stamp_ns > obs_stamp && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
+                if answers(c.obs_stamp_ns, c.header.stamp_ns) && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
                     newest = Some((c.header.stamp_ns, joint_action(&c)));
                 }
             }
             while let Some(c) = io.ee_cmd.try_recv() {
-                if c.header.stamp_ns > obs_stamp && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
+                if answers(c.obs_stamp_ns, c.header.stamp_ns) && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
                     newest = Some((c.header.stamp_ns, ee_action(&c)));
                 }
             }

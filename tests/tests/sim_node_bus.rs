@@ -117,7 +117,7 @@ fn subscriber_sees_joint_states_at_the_configured_rate() {
 fn joint_command_moves_the_arm_and_nan_never_does() {
     let h = Harness::start("joint_cmd_test", 50.0, None);
     let target = [0.3, -0.4, 0.6, 0.1, 0.9, -0.2];
-    let cmd = JointCommand { header: Default::default(), position: target.to_vec(), gripper: 0.0 };
+    let cmd = JointCommand { header: Default::default(), position: target.to_vec(), gripper: 0.0, obs_stamp_ns: 0 };
     let js = drive_until(&h, cmd, Duration::from_secs(10), |js| {
         arm_q(js).iter().zip(target).all(|(q, t)| (q - t).abs() < 0.01)
     });
@@ -126,9 +126,9 @@ fn joint_command_moves_the_arm_and_nan_never_does() {
     let publisher = h.client.publisher::<JointCommand>().unwrap();
     let states = h.client.subscriber::<JointState>().unwrap();
     for _ in 0..20 {
-        let mut bad = JointCommand { header: Default::default(), position: vec![f64::NAN; 6], gripper: 1.0 };
+        let mut bad = JointCommand { header: Default::default(), position: vec![f64::NAN; 6], gripper: 1.0, obs_stamp_ns: 0 };
         publisher.publish(&mut bad).unwrap();
-        let mut short = JointCommand { header: Default::default(), position: vec![0.0; 3], gripper: 1.0 };
+        let mut short = JointCommand { header: Default::default(), position: vec![0.0; 3], gripper: 1.0, obs_stamp_ns: 0 };
         publisher.publish(&mut short).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -157,6 +157,7 @@ fn ee_delta_command_moves_the_tip() {
         delta_xyz_m: [0.0, 0.0, 0.01],
         delta_rpy_rad: [0.0; 3],
         gripper: 1.0,
+        obs_stamp_ns: 0,
     };
     drive_until(&h, cmd, Duration::from_secs(10), |js| js.ee_pose.as_ref().unwrap().translation_m[2] > z0 + 0.05);
 }
@@ -219,7 +220,7 @@ fn estop_holds_the_arm_and_is_reported() {
     let publisher = h.client.publisher::<JointCommand>().unwrap();
     for _ in 0..25 {
         let mut cmd =
-            JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0 };
+            JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0, obs_stamp_ns: 0 };
         publisher.publish(&mut cmd).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -229,7 +230,7 @@ fn estop_holds_the_arm_and_is_reported() {
     }
     // Release: commands act again.
     estop.publish(&mut Estop { header: Default::default(), engaged: false, reason: String::new() }).unwrap();
-    let cmd = JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0 };
+    let cmd = JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0, obs_stamp_ns: 0 };
     drive_until(&h, cmd, Duration::from_secs(10), |js| (js.position[0] - 1.0).abs() < 0.02);
 }
 

@@ -4,8 +4,9 @@
 //! each `Step` event's stamp is tick k. Frame k of an episode with T steps (k < T) holds:
 //! - the observation stamped tick k (`joint_state`, `scene_state`, cameras): the message with
 //!   exactly that stamp, else the newest one before it (counted as stale), else the first after;
-//! - the action: the newest command stamped in (tick k, tick k+1): what the robot applied on the
-//!   step that followed; with none, the robot held (zero end-effector delta with the last gripper
+//! - the action: the command that answered tick k's observation (its `obs_stamp_ns`), else the
+//!   newest command stamped in (tick k, tick k+1): what the robot applied on the step that
+//!   followed; with none, the robot held (zero end-effector delta with the last gripper
 //!   command, or the last joint target) and the frame is counted as held;
 //! - `next.reward`, `next.success` from the `Step` event at tick k+1, and `next.done` on the
 //!   last frame or where the robot said done.
@@ -63,6 +64,8 @@ pub struct MessageLog {
     pub cameras: Vec<BTreeMap<u64, CameraFrame>>,
     /// Action vectors by command stamp.
     pub commands: BTreeMap<u64, Vec<f32>>,
+    /// Command stamp by the stamp of the observation it answers (commands that say so).
+    pub answers: BTreeMap<u64, u64>,
 }
 
 impl MessageLog {
@@ -84,6 +87,7 @@ impl MessageLog {
             keep_tail(c, stamp_ns);
         }
         keep_tail(&mut self.commands, stamp_ns);
+        self.answers.retain(|obs, _| *obs >= stamp_ns);
     }
 }
 
@@ -169,8 +173,10 @@ pub fn align_episode(
                 }
             }
         }
-        let action = match log.commands.range(t0 + 1..t1).next_back() {
-            Some((_, a)) => a.clone(),
+        // The command that answered this observation, else the newest one sent before the next tick.
+        let answer = log.answers.get(&t0).and_then(|c| log.commands.get(c));
+        let action = match answer.or_else(|| log.commands.range(t0 + 1..t1).next_back().map(|(_, a)| a)) {
+            Some(a) => a.clone(),
             None => {
                 stats.held += 1;
                 match source {

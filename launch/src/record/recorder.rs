@@ -196,6 +196,9 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                 while let Some(m) = subs.ee.try_recv() {
                     let mut v: Vec<f32> = m.delta_xyz_m.iter().chain(&m.delta_rpy_rad).map(|x| *x as f32).collect();
                     v.push(m.gripper as f32);
+                    if m.obs_stamp_ns != 0 {
+                        log.answers.insert(m.obs_stamp_ns, m.header.stamp_ns);
+                    }
                     log.commands.insert(m.header.stamp_ns, v);
                 }
             }
@@ -203,6 +206,9 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                 while let Some(m) = subs.joint_cmd.try_recv() {
                     let mut v: Vec<f32> = m.position.iter().map(|x| *x as f32).collect();
                     v.push(m.gripper as f32);
+                    if m.obs_stamp_ns != 0 {
+                        log.answers.insert(m.obs_stamp_ns, m.header.stamp_ns);
+                    }
                     log.commands.insert(m.header.stamp_ns, v);
                 }
             }

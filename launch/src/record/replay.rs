@@ -64,11 +64,17 @@ pub fn run_replay(
                     delta_xyz_m: [a[0], a[1], a[2]],
                     delta_rpy_rad: [a[3], a[4], a[5]],
                     gripper: a[6],
+                    obs_stamp_ns: js.header.stamp_ns,
                 };
                 ee.publish(&mut m)?;
             }
             _ => {
-                let mut m = JointCommand { header: Default::default(), position: a[..dim - 1].to_vec(), gripper: a[dim - 1] };
+                let mut m = JointCommand {
+                    header: Default::default(),
+                    position: a[..dim - 1].to_vec(),
+                    gripper: a[dim - 1],
+                    obs_stamp_ns: js.header.stamp_ns,
+                };
                 joint.publish(&mut m)?;
             }
         }

@@ -67,6 +67,10 @@ pub trait TeleopDevice: Send {
     /// Reads pending input (never blocks for long: at most a few ms) and returns this tick's
     /// command. Called once per control tick.
     fn poll(&mut self, obs: &TeleopObservation) -> anyhow::Result<DeviceOutput>;
+    /// Whether the device reads the sim's `scene_state` (the node then waits for each tick's).
+    fn needs_scene_state(&self) -> bool {
+        false
+    }
     /// Called when the robot starts a new episode (after a reset): devices reset internal state
     /// (the scripted expert re-plans with the episode's seed).
     fn on_episode_start(&mut self, _episode: u64, _seed: u64) {}

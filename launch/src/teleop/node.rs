@@ -85,6 +85,7 @@ pub fn run_teleop(
     let mut seen_events = false;
     let mut seen_scene = false;
     let mut pending_scene: Option<SceneState> = None;
+    let mut terminal_stamp = 0u64;
     tracing::info!(device = device.name(), "teleop running");
     while !stop.load(Ordering::Relaxed) {
         let js = joint_state.recv_timeout(Duration::from_millis(50));
@@ -100,7 +101,8 @@ pub fn run_teleop(
             js = newer;
         }
         let stamp = js.header.stamp_ns;
-        let deadline = Instant::now() + cfg.sync_wait;
+        let needs_scene = device.needs_scene_state();
+        let deadline = Instant::now() + if needs_scene { cfg.sync_wait * 20 } else { cfg.sync_wait };
         loop {
             while let Some(ev) = episodes.try_recv() {
                 seen_events = true;
@@ -110,7 +112,12 @@ pub fn run_teleop(
                         device.on_episode_start(ev.episode_index, ev.seed);
                         obs.episode = Some((ev.episode_index, 0));
                     }
-                    EpisodeEventKind::Step => obs.episode = Some((ev.episode_index, ev.step)),
+                    EpisodeEventKind::Step => {
+                        obs.episode = Some((ev.episode_index, ev.step));
+                        if ev.done {
+                            terminal_stamp = ev.header.stamp_ns;
+                        }
+                    }
                     EpisodeEventKind::End => {}
                 }
             }
@@ -121,7 +128,7 @@ pub fn run_teleop(
                 }
             }
             let events_ok = !seen_events || last_event_stamp >= stamp;
-            let scene_ok = !seen_scene || pending_scene.as_ref().is_some_and(|s| s.header.stamp_ns == stamp);
+            let scene_ok = !(seen_scene || needs_scene) || pending_scene.as_ref().is_some_and(|s| s.header.stamp_ns == stamp);
             if (events_ok && scene_ok) || Instant::now() >= deadline {
                 break;
             }
@@ -133,12 +140,20 @@ pub fn run_teleop(
         obs.scene_state = pending_scene.clone();
         obs.joint_state = Some(js);
         let out = device.poll(&obs)?;
+        if stamp == terminal_stamp {
+            // The episode ended at this observation: nothing to answer (the robot resets).
+            if publish_requests(&control, &out, &mut report)? {
+                break;
+            }
+            continue;
+        }
         let (xyz, rpy) = ee_delta(&out, cfg);
         let mut cmd = EeDeltaCommand {
             header: Default::default(),
             delta_xyz_m: xyz,
             delta_rpy_rad: rpy,
             gripper: out.gripper.clamp(0.0, 1.0),
+            obs_stamp_ns: stamp,
         };
         command.publish(&mut cmd)?;
         report.commands += 1;

@@ -1,0 +1,303 @@
+//! `armstack record` end to end: the real binary records scripted episodes through the bus into
+//! a LeRobot v3.0 dataset on disk, while this test listens on the same bus as a spy; then the
+//! dataset is read back and checked against what the sim rendered and the teleop sent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use bus::{Bus, BusConfig, CameraFrame, EeDeltaCommand, EpisodeEvent, EpisodeEventKind};
+use dataset::reader::Dataset;
+use dataset::stats::{ImageStats, VectorStats};
+use dataset::table::{read_parquet, Column};
+use dataset::video::psnr_db;
+
+fn armstack(bus_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_armstack"));
+    cmd.env("ARMSTACK_BUS_DIR", bus_dir).env("RUST_LOG", "warn");
+    cmd
+}
+
+fn record(bus_dir: &Path, ds: &Path, extra: &[&str]) -> std::process::Output {
+    let mut cmd = armstack(bus_dir);
+    cmd.args(["record", "--dataset"]).arg(ds).args(["--scene", "pick_cube", "--device", "scripted"]).args(extra);
+    let out = cmd.output().expect("run armstack record");
+    assert!(out.status.success(), "record failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+struct Spy {
+    front: BTreeMap<u64, CameraFrame>,
+    wrist: BTreeMap<u64, CameraFrame>,
+    commands: BTreeMap<u64, EeDeltaCommand>,
+    /// Per sim episode: tick stamps (Start, then every Step).
+    ticks: BTreeMap<u64, Vec<u64>>,
+}
+
+#[test]
+fn record_five_scripted_episodes_through_the_bus_and_read_them_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bus_dir = tmp.path().join("bus");
+    let root = tmp.path().join("ds");
+    // The spy joins first; the recorder's session connects to it when it opens.
+    let bus = Bus::open(&BusConfig::with_discovery_dir("arm0", &bus_dir)).expect("spy bus");
+    let front = bus.subscriber_with_capacity::<CameraFrame>("camera/front", 100_000).expect("sub");
+    let wrist = bus.subscriber_with_capacity::<CameraFrame>("camera/wrist", 100_000).expect("sub");
+    let cmds = bus.subscriber_with_capacity::<EeDeltaCommand>("command/ee_delta", 100_000).expect("sub");
+    let events = bus.subscriber_with_capacity::<EpisodeEvent>("episode", 100_000).expect("sub");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = record(&bus_dir, &root, &["--episodes", "5"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("recorded 5 episodes"), "{stdout}");
+    assert!(stdout.contains("bus messages dropped 0"), "{stdout}");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut spy = Spy { front: BTreeMap::new(), wrist: BTreeMap::new(), commands: BTreeMap::new(), ticks: BTreeMap::new() };
+    while let Some(m) = front.try_recv() {
+        spy.front.insert(m.header.stamp_ns, m);
+    }
+    while let Some(m) = wrist.try_recv() {
+        spy.wrist.insert(m.header.stamp_ns, m);
+    }
+    while let Some(m) = cmds.try_recv() {
+        spy.commands.insert(m.header.stamp_ns, m);
+    }
+    while let Some(e) = events.try_recv() {
+        match e.kind {
+            EpisodeEventKind::Start => {
+                spy.ticks.insert(e.episode_index, vec![e.header.stamp_ns]);
+            }
+            EpisodeEventKind::Step => spy.ticks.entry(e.episode_index).or_default().push(e.header.stamp_ns),
+            EpisodeEventKind::End => {}
+        }
+    }
+
+    let mut ds = Dataset::open(&root).expect("open dataset");
+    assert_eq!(ds.episodes().len(), 5);
+    ds.load_frame_cache(2).expect("decode videos");
+    let fps = ds.fps();
+    assert_eq!(fps, 10.0);
+    let data = read_parquet(&root.join("data/chunk-000/file-000.parquet")).expect("data parquet");
+    let Some(Column::F32(ts)) = data.table.get("timestamp") else { panic!("timestamp is not float32") };
+    let mut worst_psnr = f64::INFINITY;
+    let mut front_stats = ImageStats::default();
+    for (e, ep) in ds.episodes().to_vec().iter().enumerate() {
+        let ticks = &spy.ticks[&(e as u64)];
+        // Frame counts equal episode lengths (the sim's step count).
+        assert_eq!(ep.length as usize, ticks.len() - 1, "episode {e}");
+        for k in 0..ep.length as usize {
+            let i = ep.from_index as usize + k;
+            // Timestamps step by 1/fps.
+            assert!((f64::from(ts[i]) - k as f64 / fps).abs() < 1e-6, "timestamp of frame {i}");
+            // Decoded frames match what the sim rendered at that tick.
+            let rendered = &spy.front[&ticks[k]];
+            let decoded = ds.image(i, "observation.images.front").expect("front");
+            worst_psnr = worst_psnr.min(psnr_db(decoded, &rendered.data));
+            let decoded = ds.image(i, "observation.images.wrist").expect("wrist");
+            worst_psnr = worst_psnr.min(psnr_db(decoded, &spy.wrist[&ticks[k]].data));
+            front_stats.push_rgb8(&rendered.data);
+            // The action is the command the teleop sent in answer to this frame's observation.
+            let c = spy.commands.values().find(|c| c.obs_stamp_ns == ticks[k]).expect("a command answers every frame");
+            let want: Vec<f32> =
+                c.delta_xyz_m.iter().chain(&c.delta_rpy_rad).chain([&c.gripper]).map(|x| *x as f32).collect();
+            assert_eq!(ds.action(i), want.as_slice(), "action of frame {i}");
+        }
+    }
+    assert!(worst_psnr >= 35.0, "worst PSNR {worst_psnr:.1} dB");
+    eprintln!("worst PSNR over {} frames x 2 cameras: {worst_psnr:.1} dB", ds.len());
+
+    // stats.json equals a recomputation.
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("meta/stats.json")).expect("stats")).expect("json");
+    for (key, dim) in [("observation.state", 7), ("action", 7), ("observation.environment_state", 5)] {
+        let mut acc = VectorStats::new(dim);
+        for i in 0..ds.len() {
+            acc.push(match key {
+                "observation.state" => ds.state(i),
+                "action" => ds.action(i),
+                _ => ds.env_state(i),
+            });
+        }
+        let want = acc.finish();
+        let got = dataset::FeatureStats::from_json(&stats[key]).expect("feature stats");
+        assert_eq!(got.count, ds.len() as u64);
+        for c in 0..dim {
+            for (g, w) in [(got.mean[c], want.mean[c]), (got.std[c], want.std[c]), (got.min[c], want.min[c])] {
+                assert!((g - w).abs() < 1e-6, "{key}[{c}]: {g} vs {w}");
+            }
+            for (q, _) in dataset::stats::QUANTILES {
+                assert!((got.quantiles[q][c] - want.quantiles[q][c]).abs() < 1e-6, "{key} {q}");
+            }
+        }
+    }
+    let img = dataset::FeatureStats::from_json(&stats["observation.images.front"]).expect("image stats");
+    let want = front_stats.finish();
+    for c in 0..3 {
+        assert!((img.mean[c] - want.mean[c]).abs() < 1e-9 && (img.std[c] - want.std[c]).abs() < 1e-9);
+    }
+    check_schema(&root);
+}
+
+/// The JSON and parquet files match DESIGN.md §4 field by field.
+fn check_schema(root: &Path) {
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("meta/info.json")).expect("info")).expect("json");
+    assert_eq!(info["codebase_version"], "v3.0");
+    assert_eq!(info["fps"], 10.0);
+    assert_eq!(info["robot_type"], "widowx250");
+    assert_eq!(info["total_episodes"], 5);
+    assert_eq!(info["total_tasks"].as_u64().map(|t| t >= 1), Some(true));
+    assert_eq!(info["chunks_size"], 1000);
+    assert_eq!(info["data_path"], "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet");
+    assert_eq!(info["video_path"], "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4");
+    let f = &info["features"];
+    for (k, dtype, shape) in [
+        ("observation.state", "float32", vec![7]),
+        ("action", "float32", vec![7]),
+        ("timestamp", "float32", vec![1]),
+        ("frame_index", "int64", vec![1]),
+        ("episode_index", "int64", vec![1]),
+        ("index", "int64", vec![1]),
+        ("task_index", "int64", vec![1]),
+        ("next.reward", "float32", vec![1]),
+        ("next.done", "bool", vec![1]),
+        ("observation.images.front", "video", vec![128, 128, 3]),
+        ("observation.images.wrist", "video", vec![128, 128, 3]),
+    ] {
+        assert_eq!(f[k]["dtype"], dtype, "{k}");
+        assert_eq!(f[k]["shape"], serde_json::json!(shape), "{k}");
+        assert!(f[k].get("names").is_some(), "{k} has names");
+    }
+    assert_eq!(f["observation.images.front"]["info"]["video.codec"], "h264");
+    assert_eq!(f["observation.images.front"]["info"]["video.pix_fmt"], "yuv420p");
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("meta/stats.json")).expect("stats")).expect("json");
+    for k in ["observation.state", "action", "observation.images.front"] {
+        for s in ["mean", "std", "min", "max", "count", "q01", "q10", "q50", "q90", "q99"] {
+            assert!(stats[k].get(s).is_some(), "stats {k}.{s}");
+        }
+    }
+    assert_eq!(stats["observation.images.front"]["mean"].as_array().map(Vec::len), Some(3));
+    assert!(stats["observation.images.front"]["mean"][0][0][0].is_number(), "image stats are [3,1,1]");
+
+    let data = read_parquet(&root.join("data/chunk-000/file-000.parquet")).expect("data");
+    let col = |n: &str| data.table.get(n).unwrap_or_else(|| panic!("data column {n}"));
+    assert!(matches!(col("observation.state"), Column::F32Vec { dim: 7, .. }));
+    assert!(matches!(col("action"), Column::F32Vec { dim: 7, .. }));
+    assert!(matches!(col("timestamp"), Column::F32(_)));
+    assert!(matches!(col("next.reward"), Column::F32(_)));
+    assert!(matches!(col("next.done"), Column::Bool(_)));
+    for n in ["frame_index", "episode_index", "index", "task_index"] {
+        assert!(matches!(col(n), Column::I64(_)), "{n} is int64");
+    }
+    let tasks = read_parquet(&root.join("meta/tasks.parquet")).expect("tasks");
+    assert!(matches!(tasks.table.get("task_index"), Some(Column::I64(_))));
+    assert!(matches!(tasks.table.get("__index_level_0__"), Some(Column::Str(_))));
+    assert!(tasks.metadata.get("pandas").is_some_and(|p| p.contains("__index_level_0__")));
+    let eps = read_parquet(&root.join("meta/episodes/chunk-000/file-000.parquet")).expect("episodes");
+    assert!(matches!(eps.table.get("tasks"), Some(Column::StrList(_))));
+    for n in ["episode_index", "length", "data/chunk_index", "data/file_index", "dataset_from_index", "dataset_to_index"] {
+        assert!(matches!(eps.table.get(n), Some(Column::I64(_))), "episodes column {n}");
+    }
+    for key in ["observation.images.front", "observation.images.wrist"] {
+        for n in ["chunk_index", "file_index"] {
+            assert!(matches!(eps.table.get(&format!("videos/{key}/{n}")), Some(Column::I64(_))));
+        }
+        for n in ["from_timestamp", "to_timestamp"] {
+            assert!(matches!(eps.table.get(&format!("videos/{key}/{n}")), Some(Column::F64(_))));
+        }
+    }
+}
+
+fn total_episodes(root: &Path) -> u64 {
+    std::fs::read_to_string(root.join("meta/info.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["total_episodes"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn kill_9_mid_episode_keeps_earlier_episodes_and_resume_appends() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bus_dir = tmp.path().join("bus");
+    let root: PathBuf = tmp.path().join("ds");
+    // Real time (1.6 s per episode) so that the kill lands mid-episode.
+    let mut child = armstack(&bus_dir)
+        .args(["record", "--dataset"])
+        .arg(&root)
+        .args(["--scene", "pick_cube", "--device", "scripted", "--realtime", "--episodes", "50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    while total_episodes(&root) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no episodes written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(700)); // well inside episode 3
+    let status = Command::new("kill").args(["-9", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let _ = child.wait();
+    let kept = total_episodes(&root);
+    assert!(kept >= 2);
+    let mut ds = Dataset::open(&root).expect("the dataset opens after kill -9");
+    assert_eq!(ds.episodes().len() as u64, kept);
+    ds.load_frame_cache(2).expect("its videos decode");
+    for i in 0..ds.len() {
+        ds.image(i, "observation.images.front").expect("every frame has an image");
+    }
+    // --resume appends after cleaning up what the killed episode left.
+    record(&bus_dir, &root, &["--episodes", "1", "--resume"]);
+    let ds = Dataset::open(&root).expect("open after resume");
+    assert_eq!(ds.episodes().len() as u64, kept + 1);
+    let last = ds.episodes().last().expect("episodes").clone();
+    assert_eq!(last.to_index as usize, ds.len());
+    assert!(!root.join(".staging").exists());
+}
+
+#[test]
+fn truncated_files_give_errors_naming_the_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bus_dir = tmp.path().join("bus");
+    let good = tmp.path().join("good");
+    record(&bus_dir, &good, &["--episodes", "2"]);
+    let cases = [
+        ("data/chunk-000/file-000.parquet", "file-000.parquet"),
+        ("meta/episodes/chunk-000/file-000.parquet", "episodes/chunk-000/file-000.parquet"),
+        ("videos/observation.images.front/chunk-000/file-000.mp4", "file-000.mp4"),
+        ("meta/info.json", "info.json"),
+    ];
+    for (i, (file, name)) in cases.iter().enumerate() {
+        let copy = tmp.path().join(format!("bad{i}"));
+        copy_dir(&good, &copy);
+        let path = copy.join(file);
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+        let err = match Dataset::open(&copy) {
+            Err(e) => e.to_string(),
+            Ok(mut ds) => ds.load_frame_cache(1).expect_err("truncated video must fail").to_string(),
+        };
+        assert!(err.contains(name), "{file}: {err}");
+        // The CLI reports the same.
+        let out = armstack(&bus_dir).args(["dataset", "info"]).arg(&copy).output().expect("run");
+        if !file.ends_with(".mp4") {
+            assert!(!out.status.success());
+            assert!(String::from_utf8_lossy(&out.stderr).contains(name), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let p = e.path();
+        let dst = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).expect("copy");
+        }
+    }
+}
