@@ -60,7 +60,7 @@ impl Counters {
 
 /// Logs the 1st, 100th, 200th, … occurrence of a rejected payload.
 fn warn_rate_limited(count: u64, key: &str, err: &DecodeError) {
-    if count == 1 || count % 100 == 0 {
+    if count == 1 || count.is_multiple_of(100) {
         tracing::warn!(key, occurrences = count, error = %err, "dropping undecodable message");
     }
 }

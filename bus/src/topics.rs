@@ -30,8 +30,7 @@ pub const COMMAND_EPISODE: &str = "command/episode";
 /// Privileged scene state from the sim ([`crate::SceneState`]).
 pub const SCENE_STATE: &str = "scene_state";
 
-const TOPICS: &[&str] =
-    &[
+const TOPICS: &[&str] = &[
     JOINT_STATE,
     CAMERA,
     COMMAND_JOINT,

@@ -68,7 +68,9 @@ pub fn write_episodes(root: &Path, episodes: &[EpisodeMeta], video_keys: &[Strin
         let get = |f: &dyn Fn(&VideoSpan) -> u64| {
             Column::I64(episodes.iter().map(|e| span(e).map_or(0, |v| f(&v) as i64)).collect())
         };
-        let getf = |f: &dyn Fn(&VideoSpan) -> f64| Column::F64(episodes.iter().map(|e| span(e).map_or(0.0, |v| f(&v))).collect());
+        let getf = |f: &dyn Fn(&VideoSpan) -> f64| {
+            Column::F64(episodes.iter().map(|e| span(e).map_or(0.0, |v| f(&v))).collect())
+        };
         t.push(&format!("videos/{key}/chunk_index"), get(&|v| v.chunk));
         t.push(&format!("videos/{key}/file_index"), get(&|v| v.file));
         t.push(&format!("videos/{key}/from_timestamp"), getf(&|v| v.from_s));
@@ -109,6 +111,9 @@ fn episode_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// One camera's columns: key, chunk indices, file indices, from and to timestamps.
+type VideoColumns = (String, Vec<i64>, Vec<i64>, Vec<f64>, Vec<f64>);
+
 /// Reads the v3.0 episodes table (all files), sorted by episode index.
 pub fn read_episodes(root: &Path, video_keys: &[String]) -> Result<Vec<EpisodeMeta>> {
     let mut out = Vec::new();
@@ -130,7 +135,7 @@ pub fn read_episodes(root: &Path, video_keys: &[String]) -> Result<Vec<EpisodeMe
         };
         let seeds = t.get("armstack/seed").and_then(Column::as_i64);
         let success = t.get("armstack/success").and_then(Column::as_bool);
-        let mut videos: Vec<(String, Vec<i64>, Vec<i64>, Vec<f64>, Vec<f64>)> = Vec::new();
+        let mut videos: Vec<VideoColumns> = Vec::new();
         for key in video_keys {
             let c = ints(&t, &path, &format!("videos/{key}/chunk_index"))?;
             let f = ints(&t, &path, &format!("videos/{key}/file_index"))?;
@@ -212,7 +217,8 @@ pub fn read_tasks(root: &Path) -> Result<Vec<String>> {
                 })
             })
             .ok_or_else(|| DatasetError::parquet(&path, "no task string column"))?;
-        let idx = f.table.get("task_index").and_then(Column::as_i64).unwrap_or_else(|| (0..text.len() as i64).collect());
+        let idx =
+            f.table.get("task_index").and_then(Column::as_i64).unwrap_or_else(|| (0..text.len() as i64).collect());
         let mut out = vec![String::new(); idx.iter().map(|i| *i as usize + 1).max().unwrap_or(0)];
         for (i, s) in idx.iter().zip(text) {
             out[*i as usize] = s;

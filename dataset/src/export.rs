@@ -118,7 +118,9 @@ pub fn export_episode(ds: &Dataset, episode: usize, out: &Path, caption: bool) -
     let e = ds
         .episodes()
         .get(episode)
-        .ok_or_else(|| DatasetError::invalid(ds.root(), format!("no episode {episode} ({} episodes)", ds.episodes().len())))?
+        .ok_or_else(|| {
+            DatasetError::invalid(ds.root(), format!("no episode {episode} ({} episodes)", ds.episodes().len()))
+        })?
         .clone();
     let keys = ds.camera_keys();
     if keys.is_empty() {

@@ -161,8 +161,8 @@ impl DatasetInfo {
     pub fn load(root: &Path) -> Result<DatasetInfo> {
         let path = root.join("meta/info.json");
         let text = std::fs::read_to_string(&path).map_err(|e| DatasetError::io(&path, e))?;
-        let info: DatasetInfo =
-            serde_json::from_str(&text).map_err(|e| DatasetError::Json { path: path.clone(), reason: e.to_string() })?;
+        let info: DatasetInfo = serde_json::from_str(&text)
+            .map_err(|e| DatasetError::Json { path: path.clone(), reason: e.to_string() })?;
         if info.fps <= 0.0 || !info.fps.is_finite() {
             return Err(DatasetError::invalid(&path, format!("fps must be positive, got {}", info.fps)));
         }
@@ -219,8 +219,10 @@ impl DatasetInfo {
     /// Path of a v2.x episode video file.
     pub fn v2_video_file(&self, root: &Path, key: &str, episode: u64) -> PathBuf {
         let chunk = episode / self.chunks_size.max(1);
-        let template =
-            self.video_path.as_deref().unwrap_or("videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4");
+        let template = self
+            .video_path
+            .as_deref()
+            .unwrap_or("videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4");
         root.join(fill(template, &[("episode_chunk", chunk), ("episode_index", episode)], Some(key)))
     }
 }
@@ -257,13 +259,20 @@ mod tests {
 
     #[test]
     fn templates_fill_like_python_format() {
-        assert_eq!(fill(DATA_PATH_V30, &[("chunk_index", 0), ("file_index", 12)], None), "data/chunk-000/file-012.parquet");
+        assert_eq!(
+            fill(DATA_PATH_V30, &[("chunk_index", 0), ("file_index", 12)], None),
+            "data/chunk-000/file-012.parquet"
+        );
         assert_eq!(
             fill(VIDEO_PATH_V30, &[("chunk_index", 1), ("file_index", 2)], Some("observation.images.front")),
             "videos/observation.images.front/chunk-001/file-002.mp4"
         );
         assert_eq!(
-            fill("data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet", &[("episode_chunk", 0), ("episode_index", 42)], None),
+            fill(
+                "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+                &[("episode_chunk", 0), ("episode_index", 42)],
+                None
+            ),
             "data/chunk-000/episode_000042.parquet"
         );
     }

@@ -34,10 +34,7 @@ pub struct Quality {
 
 /// Episode returns (sum of rewards per episode).
 pub fn episode_returns(ds: &Dataset) -> Vec<f64> {
-    ds.episodes()
-        .iter()
-        .map(|e| (e.from_index..e.to_index).map(|i| f64::from(ds.reward(i as usize))).sum())
-        .collect()
+    ds.episodes().iter().map(|e| (e.from_index..e.to_index).map(|i| f64::from(ds.reward(i as usize))).sum()).collect()
 }
 
 /// Unique state-action pairs after z-scoring and binning each component to `bin_std` standard
@@ -82,12 +79,18 @@ pub fn unique_state_actions(ds: &Dataset, bin_std: f64) -> usize {
 /// TQ and SACo of `ds`. `return_range` is `(R_low, R_high)`; `None` uses `(0, 1)`, the sparse
 /// success reward's range in the sim scenes (a random policy scores ≈ 0, an expert 1).
 /// `reference_pairs` normalises SACo; `None` uses the number of transitions.
-pub fn quality(ds: &Dataset, return_range: Option<(f64, f64)>, bin_std: f64, reference_pairs: Option<usize>) -> Quality {
+pub fn quality(
+    ds: &Dataset,
+    return_range: Option<(f64, f64)>,
+    bin_std: f64,
+    reference_pairs: Option<usize>,
+) -> Quality {
     let returns = episode_returns(ds);
     let mean_return = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
     let (lo, hi) = return_range.unwrap_or((0.0, 1.0));
     let tq = if hi > lo { (mean_return - lo) / (hi - lo) } else { f64::NAN };
-    let successes = ds.episodes().iter().filter(|e| e.to_index > e.from_index && ds.success(e.to_index as usize - 1)).count();
+    let successes =
+        ds.episodes().iter().filter(|e| e.to_index > e.from_index && ds.success(e.to_index as usize - 1)).count();
     let unique_pairs = unique_state_actions(ds, bin_std);
     let reference = reference_pairs.unwrap_or(ds.len()).max(1);
     Quality {

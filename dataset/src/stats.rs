@@ -165,8 +165,8 @@ impl ImageStats {
     /// Adds one interleaved RGB8 image.
     pub fn push_rgb8(&mut self, rgb: &[u8]) {
         for px in rgb.chunks_exact(3) {
-            for c in 0..3 {
-                self.hist[c][px[c] as usize] += 1;
+            for (h, v) in self.hist.iter_mut().zip(px) {
+                h[*v as usize] += 1;
             }
         }
         self.frames += 1;

@@ -172,8 +172,9 @@ fn to_arrow(name: &str, col: &Column) -> Result<(Field, ArrayRef), String> {
         Column::F32Vec { dim, values } => {
             let item = Arc::new(Field::new("element", DataType::Float32, true));
             let size = i32::try_from(*dim).map_err(|e| e.to_string())?;
-            let arr = FixedSizeListArray::try_new(item.clone(), size, Arc::new(Float32Array::from(values.clone())), None)
-                .map_err(err)?;
+            let arr =
+                FixedSizeListArray::try_new(item.clone(), size, Arc::new(Float32Array::from(values.clone())), None)
+                    .map_err(err)?;
             (Field::new(name, DataType::FixedSizeList(item, size), true), Arc::new(arr))
         }
         Column::F32(v) => (Field::new(name, DataType::Float32, true), Arc::new(Float32Array::from(v.clone()))),
@@ -267,7 +268,9 @@ fn from_arrow(a: &dyn Array) -> Option<Column> {
         DataType::Int32 => Column::I64(a.as_primitive::<Int32Type>().values().iter().map(|x| i64::from(*x)).collect()),
         DataType::Int16 => Column::I64(a.as_primitive::<Int16Type>().values().iter().map(|x| i64::from(*x)).collect()),
         DataType::Int8 => Column::I64(a.as_primitive::<Int8Type>().values().iter().map(|x| i64::from(*x)).collect()),
-        DataType::UInt32 => Column::I64(a.as_primitive::<UInt32Type>().values().iter().map(|x| i64::from(*x)).collect()),
+        DataType::UInt32 => {
+            Column::I64(a.as_primitive::<UInt32Type>().values().iter().map(|x| i64::from(*x)).collect())
+        }
         DataType::UInt64 => Column::I64(a.as_primitive::<UInt64Type>().values().iter().map(|x| *x as i64).collect()),
         DataType::Boolean => Column::Bool(a.as_boolean().iter().map(|x| x.unwrap_or(false)).collect()),
         DataType::Utf8 => Column::Str(a.as_string::<i32>().iter().map(|x| x.unwrap_or("").to_string()).collect()),

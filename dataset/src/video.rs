@@ -39,7 +39,9 @@ fn init() {
         if let Err(e) = video_rs::init() {
             tracing::warn!("FFmpeg initialisation failed: {e}");
         }
-        if std::env::var_os("ARMSTACK_FFMPEG_LOG").is_none() { ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error); }
+        if std::env::var_os("ARMSTACK_FFMPEG_LOG").is_none() {
+            ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+        }
     });
 }
 
@@ -60,7 +62,7 @@ impl SegmentEncoder {
     pub fn create(path: &Path, width: usize, height: usize, fps: f64, settings: &VideoSettings) -> Result<Self> {
         init();
         durable::ensure_parent(path)?;
-        if width % 2 != 0 || height % 2 != 0 {
+        if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(DatasetError::video(path, format!("yuv420p needs even sizes, got {width}x{height}")));
         }
         let opts: std::collections::HashMap<String, String> = [
@@ -132,8 +134,7 @@ pub fn append_segment(dst: &Path, segment: &Path, offset_s: f64, fps: f64) -> Re
             }
             None => (tail_stream, tail.stream_info(tail_stream).map_err(vid(segment))?),
         };
-        let writer =
-            video_rs::WriterBuilder::new(tmp.as_path()).with_format("mp4").build().map_err(vid(&tmp))?;
+        let writer = video_rs::WriterBuilder::new(tmp.as_path()).with_format("mp4").build().map_err(vid(&tmp))?;
         let mut muxer = video_rs::MuxerBuilder::new(writer).with_stream(stream_info).map_err(vid(&tmp))?.build();
         let mut out_tb = None;
         if let Some(h) = head.as_mut() {

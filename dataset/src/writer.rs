@@ -227,7 +227,8 @@ impl DatasetWriter {
         for (chunk, file) in &files {
             let path = w.info.data_file(root, *chunk, *file);
             let mut t = read_parquet(&path)?.table;
-            let keep: u64 = w.episodes.iter().filter(|e| (e.data_chunk, e.data_file) == (*chunk, *file)).map(|e| e.length).sum();
+            let keep: u64 =
+                w.episodes.iter().filter(|e| (e.data_chunk, e.data_file) == (*chunk, *file)).map(|e| e.length).sum();
             if t.rows() as u64 > keep {
                 tracing::warn!(file = %path.display(), rows = t.rows(), keep, "dropping rows of an interrupted episode");
                 t = truncate(&t, keep as usize);
@@ -255,7 +256,8 @@ impl DatasetWriter {
                 }
             }
             if !w.episodes.is_empty() {
-                w.video_cursors[ci] = next_file(FileCursor { chunk: last.0, file: last.1, items: 0 }, w.info.chunks_size);
+                w.video_cursors[ci] =
+                    next_file(FileCursor { chunk: last.0, file: last.1, items: 0 }, w.info.chunks_size);
             }
         }
         tracing::info!(root = %root.display(), episodes = w.episodes.len(), "resuming dataset");
@@ -332,7 +334,8 @@ impl DatasetWriter {
         let root = self.root.clone();
         let (ds, da, de) = self.dims;
         let cameras = self.cameras.clone();
-        let ep = self.episode.as_mut().ok_or_else(|| DatasetError::invalid(&root, "add_frame without begin_episode"))?;
+        let ep =
+            self.episode.as_mut().ok_or_else(|| DatasetError::invalid(&root, "add_frame without begin_episode"))?;
         if frame.state.len() != ds || frame.action.len() != da || frame.env_state.len() != de {
             return Err(DatasetError::invalid(
                 &root,

@@ -31,8 +31,8 @@ use nalgebra::Isometry3;
 use crate::arm::spec::NUM_ARM_JOINTS;
 use crate::camera::CameraImage;
 use crate::env::{Action, Env, EnvConfig, ObjectState, Observation};
-use crate::world::ArmState;
 use crate::expert::Expert;
+use crate::world::ArmState;
 use crate::world::SimError;
 
 /// Errors of the sim node.
@@ -196,7 +196,12 @@ fn pose_from_msg(p: &Pose) -> Isometry3<f64> {
 /// Rebuilds an [`Observation`] (no images) from bus messages, for bus clients that run sim-side
 /// logic such as the scripted expert. `None` when `joint_state` lacks the six joints, the
 /// gripper or the end-effector pose.
-pub fn observation_from_bus(js: &JointState, scene: Option<&SceneState>, instruction: &str, step: u32) -> Option<Observation> {
+pub fn observation_from_bus(
+    js: &JointState,
+    scene: Option<&SceneState>,
+    instruction: &str,
+    step: u32,
+) -> Option<Observation> {
     if js.position.len() < NUM_ARM_JOINTS + 1 {
         return None;
     }
@@ -214,7 +219,13 @@ pub fn observation_from_bus(js: &JointState, scene: Option<&SceneState>, instruc
     Some(Observation {
         step,
         time_s: 0.0,
-        arm: ArmState { q_rad, qd_rad_s, finger_m: [finger, finger], gripper_opening, tip_pose: pose_from_msg(js.ee_pose.as_ref()?) },
+        arm: ArmState {
+            q_rad,
+            qd_rad_s,
+            finger_m: [finger, finger],
+            gripper_opening,
+            tip_pose: pose_from_msg(js.ee_pose.as_ref()?),
+        },
         objects,
         images: Vec::new(),
         instruction: instruction.to_string(),
@@ -488,12 +499,16 @@ impl SimNode {
             let mut newest: Option<(u64, Action)> = None;
             let answers = |obs: u64, stamp: u64| if obs != 0 { obs == obs_stamp } else { stamp > obs_stamp };
             while let Some(c) = io.joint_cmd.try_recv() {
-                if answers(c.obs_stamp_ns, c.header.stamp_ns) && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
+                if answers(c.obs_stamp_ns, c.header.stamp_ns)
+                    && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s)
+                {
                     newest = Some((c.header.stamp_ns, joint_action(&c)));
                 }
             }
             while let Some(c) = io.ee_cmd.try_recv() {
-                if answers(c.obs_stamp_ns, c.header.stamp_ns) && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s) {
+                if answers(c.obs_stamp_ns, c.header.stamp_ns)
+                    && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s)
+                {
                     newest = Some((c.header.stamp_ns, ee_action(&c)));
                 }
             }

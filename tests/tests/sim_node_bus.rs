@@ -34,8 +34,8 @@ impl Harness {
             max_steps,
             name: "sim".into(),
             lockstep: None,
-        reset_pause: std::time::Duration::ZERO,
-        expert_noise: None,
+            reset_pause: std::time::Duration::ZERO,
+            expert_noise: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let node_bus = Bus::open(&config).unwrap();
@@ -126,9 +126,11 @@ fn joint_command_moves_the_arm_and_nan_never_does() {
     let publisher = h.client.publisher::<JointCommand>().unwrap();
     let states = h.client.subscriber::<JointState>().unwrap();
     for _ in 0..20 {
-        let mut bad = JointCommand { header: Default::default(), position: vec![f64::NAN; 6], gripper: 1.0, obs_stamp_ns: 0 };
+        let mut bad =
+            JointCommand { header: Default::default(), position: vec![f64::NAN; 6], gripper: 1.0, obs_stamp_ns: 0 };
         publisher.publish(&mut bad).unwrap();
-        let mut short = JointCommand { header: Default::default(), position: vec![0.0; 3], gripper: 1.0, obs_stamp_ns: 0 };
+        let mut short =
+            JointCommand { header: Default::default(), position: vec![0.0; 3], gripper: 1.0, obs_stamp_ns: 0 };
         publisher.publish(&mut short).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -219,8 +221,12 @@ fn estop_holds_the_arm_and_is_reported() {
     let held = states.latest().unwrap_or(reference);
     let publisher = h.client.publisher::<JointCommand>().unwrap();
     for _ in 0..25 {
-        let mut cmd =
-            JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0, obs_stamp_ns: 0 };
+        let mut cmd = JointCommand {
+            header: Default::default(),
+            position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5],
+            gripper: 0.0,
+            obs_stamp_ns: 0,
+        };
         publisher.publish(&mut cmd).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -230,7 +236,12 @@ fn estop_holds_the_arm_and_is_reported() {
     }
     // Release: commands act again.
     estop.publish(&mut Estop { header: Default::default(), engaged: false, reason: String::new() }).unwrap();
-    let cmd = JointCommand { header: Default::default(), position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5], gripper: 0.0, obs_stamp_ns: 0 };
+    let cmd = JointCommand {
+        header: Default::default(),
+        position: vec![1.0, 0.5, 0.5, 0.5, 0.5, 0.5],
+        gripper: 0.0,
+        obs_stamp_ns: 0,
+    };
     drive_until(&h, cmd, Duration::from_secs(10), |js| (js.position[0] - 1.0).abs() < 0.02);
 }
 

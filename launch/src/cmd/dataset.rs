@@ -119,7 +119,14 @@ fn info(a: &DirArgs) -> Result<()> {
         return Ok(());
     }
     println!("{} ({}, robot {})", a.dir.display(), info.codebase_version, info.robot_type.as_deref().unwrap_or("?"));
-    println!("fps {} | episodes {} | frames {} | tasks {} | {:.2} MB on disk", info.fps, ds.episodes().len(), ds.len(), ds.tasks().len(), bytes as f64 / 1e6);
+    println!(
+        "fps {} | episodes {} | frames {} | tasks {} | {:.2} MB on disk",
+        info.fps,
+        ds.episodes().len(),
+        ds.len(),
+        ds.tasks().len(),
+        bytes as f64 / 1e6
+    );
     let succ = ds.episodes().iter().filter_map(|e| e.success).filter(|s| *s).count();
     if ds.episodes().iter().any(|e| e.success.is_some()) {
         println!("successful episodes {succ}/{}", ds.episodes().len());
@@ -127,7 +134,9 @@ fn info(a: &DirArgs) -> Result<()> {
     println!("{:<36} {:<8} {:<14} names", "feature", "dtype", "shape");
     for (k, f) in &info.features {
         let names = match &f.names {
-            serde_json::Value::Array(a) if a.len() <= 8 => a.iter().filter_map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+            serde_json::Value::Array(a) if a.len() <= 8 => {
+                a.iter().filter_map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            }
             serde_json::Value::Array(a) => format!("{} names", a.len()),
             _ => String::new(),
         };
@@ -142,13 +151,17 @@ fn info(a: &DirArgs) -> Result<()> {
 fn stats(a: &DirArgs) -> Result<()> {
     let path = a.dir.join("meta/stats.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: malformed JSON", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: malformed JSON", path.display()))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let obj = v.as_object().context("stats.json is not an object")?;
-    let fmt = |x: &[f64]| x.iter().take(7).map(|v| format!("{v:+.3}")).collect::<Vec<_>>().join(" ") + if x.len() > 7 { " …" } else { "" };
+    let fmt = |x: &[f64]| {
+        x.iter().take(7).map(|v| format!("{v:+.3}")).collect::<Vec<_>>().join(" ")
+            + if x.len() > 7 { " …" } else { "" }
+    };
     for (k, s) in obj {
         let Some(f) = dataset::FeatureStats::from_json(s) else { continue };
         println!("{k} (count {})", f.count);

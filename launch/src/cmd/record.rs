@@ -67,7 +67,9 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let mut writer = if args.resume && args.dataset.join("meta/info.json").exists() {
         let w = DatasetWriter::resume(&args.dataset)?;
         let info = w.info();
-        if (info.fps - args.fps).abs() > 1e-9 || info.video_keys() != cameras.iter().map(|c| c.key.clone()).collect::<Vec<_>>() {
+        if (info.fps - args.fps).abs() > 1e-9
+            || info.video_keys() != cameras.iter().map(|c| c.key.clone()).collect::<Vec<_>>()
+        {
             bail!(
                 "{}: the dataset has fps {} and cameras {:?}; this recording would have fps {} and cameras {:?}",
                 args.dataset.display(),

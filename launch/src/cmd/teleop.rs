@@ -106,7 +106,7 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
     let mut env = sim::EnvConfig::new(scene);
     env.control_hz = rate_hz;
     if cameras {
-        if args.image_size % 2 != 0 {
+        if !args.image_size.is_multiple_of(2) {
             bail!("--image-size must be even (H.264 yuv420p), got {}", args.image_size);
         }
         env = env.with_cameras(args.image_size, args.image_size);
@@ -128,6 +128,9 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
     })
 }
 
+/// A node run beside the robot: gets the bus, the stop flag and the start barrier.
+pub type ExtraNode<'a, T> = Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &Barrier) -> Result<T> + Send + 'a>;
+
 /// Runs the sim node, the teleop node and (optionally) one more node on one bus session.
 /// `extra` runs on the calling thread after the others subscribed; when it returns the others
 /// are stopped.
@@ -136,7 +139,7 @@ pub fn run_with_robot<T: Send>(
     sim_cfg: SimNodeConfig,
     device: Option<Box<dyn TeleopDevice>>,
     stop: Arc<AtomicBool>,
-    extra: Option<Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &Barrier) -> Result<T> + Send + '_>>,
+    extra: Option<ExtraNode<'_, T>>,
 ) -> Result<(SimNodeReport, TeleopReport, Option<T>)> {
     let bus = bus::Bus::open(bus_config).context("opening the bus")?;
     let parties = 1 + usize::from(device.is_some()) + usize::from(extra.is_some());

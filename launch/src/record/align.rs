@@ -42,12 +42,24 @@ impl ActionSource {
     /// Component names of the action vector.
     pub fn names(self) -> Vec<String> {
         let names: &[&str] = match self {
-            ActionSource::EeDelta => {
-                &["delta_x_m", "delta_y_m", "delta_z_m", "delta_roll_rad", "delta_pitch_rad", "delta_yaw_rad", "gripper"]
-            }
-            ActionSource::Joint => {
-                &["waist_rad", "shoulder_rad", "elbow_rad", "forearm_roll_rad", "wrist_angle_rad", "wrist_rotate_rad", "gripper"]
-            }
+            ActionSource::EeDelta => &[
+                "delta_x_m",
+                "delta_y_m",
+                "delta_z_m",
+                "delta_roll_rad",
+                "delta_pitch_rad",
+                "delta_yaw_rad",
+                "gripper",
+            ],
+            ActionSource::Joint => &[
+                "waist_rad",
+                "shoulder_rad",
+                "elbow_rad",
+                "forearm_roll_rad",
+                "wrist_angle_rad",
+                "wrist_rotate_rad",
+                "gripper",
+            ],
         };
         names.iter().map(|s| s.to_string()).collect()
     }
@@ -133,10 +145,7 @@ pub fn env_state_vector(s: &SceneState) -> Vec<f32> {
 
 /// Component names of [`env_state_vector`] for objects called `names`.
 pub fn env_state_names(names: &[String]) -> Vec<String> {
-    names
-        .iter()
-        .flat_map(|n| ["x_m", "y_m", "z_m", "sin_yaw", "cos_yaw"].map(|c| format!("{n}.{c}")))
-        .collect()
+    names.iter().flat_map(|n| ["x_m", "y_m", "z_m", "sin_yaw", "cos_yaw"].map(|c| format!("{n}.{c}"))).collect()
 }
 
 /// Builds the frames of an episode from its ticks and messages. `env_state` says whether the
@@ -217,7 +226,12 @@ mod tests {
     #[test]
     fn frames_follow_stamps_not_arrival_order() {
         let ticks: Vec<Tick> = (0..4)
-            .map(|k| Tick { stamp_ns: 1000 * (k + 1), reward: if k == 3 { 1.0 } else { 0.0 }, done: k == 3, success: k == 3 })
+            .map(|k| Tick {
+                stamp_ns: 1000 * (k + 1),
+                reward: if k == 3 { 1.0 } else { 0.0 },
+                done: k == 3,
+                success: k == 3,
+            })
             .collect();
         let mut log = MessageLog::new(0);
         // Inserted out of order; plus a decoy observation between ticks.

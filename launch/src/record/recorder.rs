@@ -163,13 +163,15 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
     let mut report = RecorderReport::default();
     let mut log = MessageLog::new(cfg.cameras.len());
     let mut cur: Option<Current> = None;
+    // Ended episodes waiting for their last messages, oldest first.
+    let mut finished: std::collections::VecDeque<Current> = std::collections::VecDeque::new();
     let mut instruction = String::new();
     let mut stop_requested = false;
     let mut sent = 0u64;
     let mut last_progress = Instant::now();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        if stopping && cur.as_ref().is_none_or(|c| c.ended_at.is_none()) {
+        if stopping && finished.is_empty() {
             if cur.as_ref().is_some_and(|c| !c.ticks.is_empty()) {
                 report.discarded += 1;
                 tracing::warn!("stopped mid-episode: the unfinished episode is not written");
@@ -225,7 +227,7 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
             match ev.kind {
                 EpisodeEventKind::Start => {
                     if let Some(old) = cur.take() {
-                        if old.ended_at.is_none() && !old.ticks.is_empty() {
+                        if !old.ticks.is_empty() {
                             report.discarded += 1;
                             tracing::warn!(episode = old.index, "episode restarted before it ended: dropped");
                         }
@@ -239,7 +241,7 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                     });
                 }
                 EpisodeEventKind::Step => {
-                    if let Some(c) = cur.as_mut().filter(|c| c.index == ev.episode_index && c.ended_at.is_none()) {
+                    if let Some(c) = cur.as_mut().filter(|c| c.index == ev.episode_index) {
                         c.ticks.push(Tick {
                             stamp_ns: ev.header.stamp_ns,
                             reward: ev.reward,
@@ -249,16 +251,17 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                     }
                 }
                 EpisodeEventKind::End => {
-                    if let Some(c) = cur.as_mut().filter(|c| c.index == ev.episode_index) {
+                    if let Some(mut c) = cur.take_if(|c| c.index == ev.episode_index) {
                         c.ended_at = Some(Instant::now());
                         c.discarded = ev.discarded;
                         c.success = ev.success;
+                        finished.push_back(c);
                     }
                 }
             }
         }
         // Finish an ended episode once its last tick's messages are in, or after the grace period.
-        let ready = cur.as_ref().is_some_and(|c| {
+        let ready = finished.front().is_some_and(|c| {
             c.ended_at.is_some_and(|t| {
                 let last = c.ticks[c.ticks.len().saturating_sub(2)].stamp_ns;
                 let complete = log.joint.contains_key(&last) && log.cameras.iter().all(|m| m.contains_key(&last));
@@ -266,7 +269,7 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
             })
         });
         if ready {
-            if let Some(c) = cur.take() {
+            if let Some(c) = finished.pop_front() {
                 if c.discarded {
                     report.discarded += 1;
                     tracing::info!(episode = c.index, "episode discarded (re-record)");
@@ -290,7 +293,7 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                 }
             }
         }
-        if cur.is_none() && (stop_requested || cfg.episodes.is_some_and(|n| sent >= n)) {
+        if cfg.episodes.is_some_and(|n| sent >= n) || (stop_requested && cur.is_none() && finished.is_empty()) {
             break;
         }
         if last_progress.elapsed() >= Duration::from_secs(5) {

@@ -128,7 +128,8 @@ pub fn run_teleop(
                 }
             }
             let events_ok = !seen_events || last_event_stamp >= stamp;
-            let scene_ok = !(seen_scene || needs_scene) || pending_scene.as_ref().is_some_and(|s| s.header.stamp_ns == stamp);
+            let scene_ok =
+                !(seen_scene || needs_scene) || pending_scene.as_ref().is_some_and(|s| s.header.stamp_ns == stamp);
             if (events_ok && scene_ok) || Instant::now() >= deadline {
                 break;
             }

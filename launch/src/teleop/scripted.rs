@@ -45,7 +45,9 @@ impl TeleopDevice for ScriptedDevice {
             Action::EeDelta { xyz_m, rpy_rad, gripper } => {
                 Ok(DeviceOutput { absolute_delta: Some((xyz_m, rpy_rad)), gripper, ..DeviceOutput::default() })
             }
-            Action::Joint { .. } => bail!("the scripted expert produced a joint action; teleop sends end-effector deltas"),
+            Action::Joint { .. } => {
+                bail!("the scripted expert produced a joint action; teleop sends end-effector deltas")
+            }
         }
     }
 
