@@ -20,7 +20,7 @@ use crate::topics::{self, camera_topic, validate_camera_name, validate_topic};
 ///   highest priority (`RealTime`), not batched (`express`).
 /// - `command/*`: never dropped, `InteractiveHigh`, express: a lost command is worse than a
 ///   briefly blocked policy loop.
-/// - `joint_state`: `Drop` (the newest state supersedes an old one; a slow consumer must never
+/// - `joint_state`, `scene_state`: `Drop` (the newest state supersedes an old one; a slow consumer must never
 ///   stall the driver's control loop), `DataHigh`, express for low latency.
 /// - `camera/*`: `Drop`, `Data`, batched: large, superseded 30 times a second.
 /// - everything else (`status`, `episode`, `task`, custom): `Block`, `Data`.
@@ -40,7 +40,7 @@ pub fn qos_for(topic: &str) -> Qos {
         (CongestionControl::Block, Priority::RealTime, true)
     } else if topic.starts_with("command/") {
         (CongestionControl::Block, Priority::InteractiveHigh, true)
-    } else if topic == topics::JOINT_STATE {
+    } else if topic == topics::JOINT_STATE || topic == topics::SCENE_STATE {
         (CongestionControl::Drop, Priority::DataHigh, true)
     } else if topic == topics::CAMERA || topic.starts_with("camera/") {
         (CongestionControl::Drop, Priority::Data, false)

@@ -324,3 +324,34 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// LeRobot interop with the tools LeRobot uses (pandas/pyarrow): our files read as LeRobot
+/// expects, and the variant LeRobot's pandas paths write reads back identically here.
+/// Runs when `ARMSTACK_PYTHON_TESTS=1` (CI installs pandas and pyarrow).
+#[test]
+fn python_pandas_reads_our_dataset_and_we_read_its_rewrite() {
+    if std::env::var("ARMSTACK_PYTHON_TESTS").ok().as_deref() != Some("1") {
+        eprintln!("skipped: set ARMSTACK_PYTHON_TESTS=1 (needs python3 with pandas and pyarrow)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bus_dir = tmp.path().join("bus");
+    let ours = tmp.path().join("ours");
+    let theirs = tmp.path().join("theirs");
+    record(&bus_dir, &ours, &["--episodes", "3"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/lerobot_dataset.py");
+    let out = Command::new("python3").arg(&script).arg(&ours).arg(&theirs).output().expect("python3");
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let a = Dataset::open(&ours).expect("ours");
+    let mut b = Dataset::open(&theirs).expect("the pandas rewrite opens");
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.tasks(), b.tasks());
+    for i in 0..a.len() {
+        assert_eq!(a.state(i), b.state(i));
+        assert_eq!(a.action(i), b.action(i));
+        assert_eq!(a.env_state(i), b.env_state(i));
+        assert_eq!(a.task(i), b.task(i));
+    }
+    b.load_frame_cache(2).expect("videos");
+    b.image(b.len() - 1, "observation.images.wrist").expect("last frame");
+}

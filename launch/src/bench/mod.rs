@@ -1,6 +1,7 @@
 //! `armstack bench …`: benchmarks as commands that print a table and JSON.
 
 mod bus_bench;
+mod dataset_bench;
 mod sim_bench;
 
 use std::path::PathBuf;
@@ -16,6 +17,8 @@ pub enum BenchCommand {
     Sim(sim_bench::SimBenchArgs),
     /// Bus latency and throughput between two sessions on loopback, beside bare zenoh.
     Bus(bus_bench::BusBenchArgs),
+    /// Dataset write throughput and random-access training-sample read throughput.
+    Dataset(dataset_bench::DatasetBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -23,6 +26,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Sim(args) => sim_bench::run(args),
         BenchCommand::Bus(args) => bus_bench::run(args),
+        BenchCommand::Dataset(args) => dataset_bench::run(args),
     }
 }
 
