@@ -160,8 +160,10 @@ pub fn append_segment(dst: &Path, segment: &Path, offset_s: f64, fps: f64) -> Re
                     let per_s = f64::from(tb.denominator()) / f64::from(tb.numerator());
                     let offset = (offset_s * per_s).round() as i64;
                     inner.rescale_ts(src_tb, tb);
-                    inner.set_pts(inner.pts().map(|t| t + offset));
-                    inner.set_dts(inner.dts().map(|t| t + offset));
+                    // No B-frames: decode order is presentation order, so a missing dts is the pts.
+                    let pts = inner.pts().or(inner.dts());
+                    inner.set_pts(pts.map(|t| t + offset));
+                    inner.set_dts(inner.dts().or(pts).map(|t| t + offset));
                     inner.set_duration((per_s / fps).round() as i64);
                     inner.set_stream(out_stream);
                     muxer.mux(video_rs::Packet::new(inner, tb)).map_err(vid(&tmp))?;

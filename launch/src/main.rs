@@ -27,7 +27,7 @@ struct Cli {
     #[arg(long, global = true)]
     zenoh_config: Option<PathBuf>,
     /// Log filter, e.g. `info`, `debug`, `sim=debug` (env RUST_LOG).
-    #[arg(long, global = true, default_value = "info,zenoh=warn,zenoh::net::routing=error")]
+    #[arg(long, global = true, default_value = "info,zenoh=warn,zenoh::net::routing=error,video=warn")]
     log: String,
     #[command(subcommand)]
     command: Command,

@@ -101,3 +101,25 @@ fn ctrl_c_stops_the_sim_node_cleanly() {
     let left: Vec<_> = std::fs::read_dir(dir.path().join("bus")).map(|d| d.flatten().collect()).unwrap_or_default();
     assert!(left.iter().all(|e| !e.file_name().to_string_lossy().ends_with(".locator")), "{left:?}");
 }
+
+#[test]
+fn scripted_teleop_drives_the_sim_through_the_bus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = armstack(tmp.path()).args(["teleop", "--device", "scripted", "--episodes", "3"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("teleop: 3 episodes (3 successful)"), "{stdout}");
+}
+
+#[test]
+fn keyboard_teleop_without_a_terminal_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = armstack(tmp.path())
+        .args(["teleop", "--device", "keyboard"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interactive terminal") && err.contains("--device scripted"), "{err}");
+}

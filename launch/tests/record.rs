@@ -105,9 +105,10 @@ fn record_five_scripted_episodes_through_the_bus_and_read_them_back() {
     let mut front_stats = ImageStats::default();
     for ep in ds.episodes().to_vec() {
         let mut obs = env.reset(ep.seed.expect("recorded seed")).expect("reset");
-        for i in ep.from_index as usize..ep.to_index as usize {
+        let span = ep.from_index as usize..ep.to_index as usize;
+        for (i, t) in span.clone().zip(&ts[span]) {
             // Timestamps step by 1/fps.
-            assert!((f64::from(ts[i]) - ds.frame_index(i) as f64 / fps).abs() < 1e-6, "timestamp of frame {i}");
+            assert!((f64::from(*t) - ds.frame_index(i) as f64 / fps).abs() < 1e-6, "timestamp of frame {i}");
             let state: Vec<f32> =
                 obs.arm.q_rad.iter().map(|q| *q as f32).chain([obs.arm.gripper_opening as f32]).collect();
             // Replaying float32 actions drifts the f64 sim by ~1e-7 rad at most.
@@ -354,4 +355,48 @@ fn python_pandas_reads_our_dataset_and_we_read_its_rewrite() {
     }
     b.load_frame_cache(2).expect("videos");
     b.image(b.len() - 1, "observation.images.wrist").expect("last frame");
+}
+
+/// Keyboard teleop in a real pseudo-terminal (`script` allocates it): motion keys move the arm,
+/// `n` ends an episode early, `r` discards and re-records it with the same seed, `q` stops and
+/// keeps the current one.
+#[test]
+fn keyboard_episode_keys_end_rerecord_and_stop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("kb");
+    let cmd = format!(
+        "{} record --dataset {} --device keyboard --reset-s 0.2 --episodes 10",
+        env!("CARGO_BIN_EXE_armstack"),
+        root.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("ARMSTACK_BUS_DIR", tmp.path().join("bus"))
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the `script` utility (util-linux) gives the recorder a terminal");
+    let mut keys = child.stdin.take().expect("stdin");
+    let mut send = |s: &str, wait_ms: u64| {
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        std::io::Write::write_all(&mut keys, s.as_bytes()).expect("send keys");
+        std::io::Write::flush(&mut keys).expect("flush");
+    };
+    send("wwww", 1500); // forward while episode 0 runs
+    send("n", 500); // end episode 0 (kept)
+    send("r", 1200); // discard episode 1, same seed again
+    send("n", 1000); // end the re-recorded episode (kept)
+    send("q", 1000); // stop: the current episode is kept
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("recorded 3 episodes") && text.contains("discarded 1"), "{text}");
+    let ds = Dataset::open(&root).expect("open");
+    let seeds: Vec<Option<u64>> = ds.episodes().iter().map(|e| e.seed).collect();
+    assert_eq!(seeds, vec![Some(0), Some(1), Some(2)], "re-recording keeps the seed");
+    let ep0 = &ds.episodes()[0];
+    let forward = (ep0.from_index..ep0.to_index).filter(|i| ds.action(*i as usize)[0] > 0.005).count();
+    assert!(forward >= 1, "the w key moved the arm forward");
 }
