@@ -400,3 +400,43 @@ fn keyboard_episode_keys_end_rerecord_and_stop() {
     let forward = (ep0.from_index..ep0.to_index).filter(|i| ds.action(*i as usize)[0] > 0.005).count();
     assert!(forward >= 1, "the w key moved the arm forward");
 }
+
+/// `dataset replay` re-sends an episode's actions to a fresh sim with the recorded seed and
+/// reproduces it; `export-video` writes the cameras side by side; `quality` and `info` report.
+#[test]
+fn replay_export_quality_and_info_work_on_a_recording() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bus_dir = tmp.path().join("bus");
+    let root = tmp.path().join("ds");
+    record(&bus_dir, &root, &["--episodes", "2"]);
+    let run = |args: &[&str]| {
+        let out = armstack(&bus_dir).args(args).output().expect("run");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dir = root.to_str().expect("utf-8 path");
+    let replay = run(&["dataset", "replay", dir, "--episode", "1"]);
+    assert!(replay.contains("success true (recorded true)"), "{replay}");
+    let rms: f64 = replay
+        .split("joint RMS error vs recorded states ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("RMS in the output");
+    assert!(rms < 1e-3, "replay diverged: {rms} rad");
+    let mp4 = tmp.path().join("ep1.mp4");
+    let export = run(&["dataset", "export-video", dir, "--episode", "1", "--out", mp4.to_str().expect("utf-8")]);
+    let ds = Dataset::open(&root).expect("open");
+    let frames = ds.episodes()[1].length;
+    assert!(export.contains(&format!("({frames} frames")), "{export}");
+    let video = dataset::video::decode_all(&mp4).expect("the export decodes");
+    assert_eq!(video.len() as u64, frames);
+    assert_eq!(video.width, 256, "two 128-px cameras side by side");
+    assert!(video.height > 128, "a caption bar below the cameras");
+    let quality = run(&["dataset", "quality", dir, "--json"]);
+    let q: serde_json::Value = serde_json::from_str(quality.trim()).expect("json");
+    assert_eq!(q["episodes"], 2);
+    assert_eq!(q["tq"], 1.0, "noise-free expert: every episode succeeds");
+    let info = run(&["dataset", "info", dir]);
+    assert!(info.contains("episodes 2") && info.contains("observation.images.front"), "{info}");
+}

@@ -56,15 +56,16 @@ fn row(what: &str, threads: usize, items: u64, seconds: f64) -> DatasetBenchRow 
     DatasetBenchRow { what: what.into(), threads, items, seconds, per_s: items as f64 / seconds.max(1e-9) }
 }
 
-/// Reads one training sample: state, action, chunk target, both images; returns a checksum so
-/// the work cannot be optimised away.
-fn sample_from_cache(ds: &Dataset, i: usize, keys: &[String]) -> Result<u64> {
+/// Reads one training sample as a data loader would (state, action, chunk target and both
+/// images copied into a sample buffer); returns a checksum so the work cannot be optimised away.
+fn sample_from_cache(ds: &Dataset, i: usize, keys: &[String], buf: &mut Vec<u8>) -> Result<u64> {
     let mut sum = ds.state(i).len() as u64 + ds.action(i).len() as u64;
     sum += ds.action_window(i, 10).mask.iter().filter(|m| **m).count() as u64;
+    buf.clear();
     for k in keys {
-        let img = ds.image(i, k)?;
-        sum += u64::from(img[img.len() / 2]);
+        buf.extend_from_slice(ds.image(i, k)?);
     }
+    sum += u64::from(buf[buf.len() / 2]);
     Ok(sum)
 }
 
@@ -158,12 +159,27 @@ pub fn run(args: DatasetBenchArgs) -> Result<()> {
         ds.len() as u64 * keys.len() as u64,
         t.elapsed().as_secs_f64(),
     ));
+    // Fidelity: every decoded frame against the frame the sim rendered.
+    let (mut worst_psnr, mut sum_psnr, mut count) = (f64::INFINITY, 0.0, 0usize);
+    let mut i = 0;
+    for ep in &episodes {
+        for f in ep {
+            for (k, img) in keys.iter().zip(&f.images) {
+                let p = dataset::video::psnr_db(ds.image(i, k)?, img).min(99.0);
+                worst_psnr = worst_psnr.min(p);
+                sum_psnr += p;
+                count += 1;
+            }
+            i += 1;
+        }
+    }
     let n = ds.len();
     let t = Instant::now();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut check = 0u64;
+    let mut buf = Vec::new();
     for _ in 0..args.samples {
-        check = check.wrapping_add(sample_from_cache(&ds, rng.random_range(0..n), &keys)?);
+        check = check.wrapping_add(sample_from_cache(&ds, rng.random_range(0..n), &keys, &mut buf)?);
     }
     rows.push(row("random samples from the frame cache", 1, args.samples as u64, t.elapsed().as_secs_f64()));
     let t = Instant::now();
@@ -175,8 +191,9 @@ pub fn run(args: DatasetBenchArgs) -> Result<()> {
                 s.spawn(move || {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(w as u64 + 7);
                     let mut sum = 0u64;
+                    let mut buf = Vec::new();
                     for _ in 0..per {
-                        sum = sum.wrapping_add(sample_from_cache(ds, rng.random_range(0..n), keys)?);
+                        sum = sum.wrapping_add(sample_from_cache(ds, rng.random_range(0..n), keys, &mut buf)?);
                     }
                     Ok(sum)
                 })
@@ -200,6 +217,10 @@ pub fn run(args: DatasetBenchArgs) -> Result<()> {
     }
     rows.push(row("random samples by keyframe seek", 1, seeks as u64, t.elapsed().as_secs_f64()));
     let bytes = disk_usage(&root);
+    println!(
+        "fidelity: PSNR of decoded vs rendered frames: worst {worst_psnr:.1} dB, mean {:.1} dB over {count} images",
+        sum_psnr / count.max(1) as f64
+    );
     println!(
         "dataset: {} episodes, {total_frames} frames, 2 cameras {}x{}, {:.2} MB on disk (checksum {check})",
         args.episodes,

@@ -298,6 +298,10 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
         }
         if last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
+            if cur.is_none() && finished.is_empty() {
+                // Between episodes (or with a robot that sends no episode events) keep the log small.
+                log.prune_before(bus::now_ns().saturating_sub(5_000_000_000));
+            }
             tracing::info!(episodes = sent, dropped = subs.dropped(), "recording");
         }
     }
