@@ -29,7 +29,7 @@ pub struct VideoSettings {
 
 impl Default for VideoSettings {
     fn default() -> Self {
-        VideoSettings { crf: 18, preset: "veryfast".into(), keyframe_interval: 2 }
+        VideoSettings { crf: 15, preset: "veryfast".into(), keyframe_interval: 2 }
     }
 }
 

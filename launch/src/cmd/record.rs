@@ -36,7 +36,7 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_cameras: bool,
     /// x264 constant rate factor of the camera videos.
-    #[arg(long, default_value_t = 18)]
+    #[arg(long, default_value_t = 15)]
     pub crf: u8,
 }
 
