@@ -33,6 +33,19 @@ pub struct FeatureStats {
 }
 
 impl FeatureStats {
+    /// No components yet, `count` frames, every quantile key present.
+    fn empty(count: u64, image: bool) -> FeatureStats {
+        FeatureStats {
+            min: Vec::new(),
+            max: Vec::new(),
+            mean: Vec::new(),
+            std: Vec::new(),
+            count,
+            quantiles: QUANTILES.iter().map(|(k, _)| (k.to_string(), Vec::new())).collect(),
+            image,
+        }
+    }
+
     /// The JSON object of this feature in `stats.json`.
     pub fn to_json(&self) -> Value {
         let wrap = |v: &[f64]| -> Value {
@@ -119,15 +132,7 @@ impl VectorStats {
 
     /// The statistics so far.
     pub fn finish(&self) -> FeatureStats {
-        let mut s = FeatureStats {
-            min: Vec::new(),
-            max: Vec::new(),
-            mean: Vec::new(),
-            std: Vec::new(),
-            count: self.count(),
-            quantiles: QUANTILES.iter().map(|(k, _)| (k.to_string(), Vec::new())).collect(),
-            image: false,
-        };
+        let mut s = FeatureStats::empty(self.count(), false);
         for col in &self.columns {
             let mut sorted = col.clone();
             sorted.sort_by(|a, b| a.total_cmp(b));
@@ -189,15 +194,7 @@ impl ImageStats {
 
     /// The statistics so far.
     pub fn finish(&self) -> FeatureStats {
-        let mut s = FeatureStats {
-            min: Vec::new(),
-            max: Vec::new(),
-            mean: Vec::new(),
-            std: Vec::new(),
-            count: self.frames,
-            quantiles: QUANTILES.iter().map(|(k, _)| (k.to_string(), Vec::new())).collect(),
-            image: true,
-        };
+        let mut s = FeatureStats::empty(self.frames, true);
         for h in &self.hist {
             let n: u64 = h.iter().sum();
             let nf = n.max(1) as f64;

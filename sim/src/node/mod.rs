@@ -217,12 +217,8 @@ impl SimNode {
                     break;
                 }
                 chunk.clear();
-                self.reset_pause(stop);
-                obs = self.env.reset(seed)?;
-                if let Some(expert) = expert.as_mut() {
-                    expert.reset(seed);
-                }
-                last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
+                (obs, last_obs_stamp) =
+                    self.next_episode(&io, stop, episode, seed, &mut expert, &scene_name, &names)?;
                 next_tick = Instant::now();
                 continue;
             }
@@ -311,12 +307,8 @@ impl SimNode {
                 episode += 1;
                 seed += 1;
                 chunk.clear();
-                self.reset_pause(stop);
-                obs = self.env.reset(seed)?;
-                if let Some(expert) = expert.as_mut() {
-                    expert.reset(seed);
-                }
-                last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
+                (obs, last_obs_stamp) =
+                    self.next_episode(&io, stop, episode, seed, &mut expert, &scene_name, &names)?;
                 next_tick = Instant::now();
             }
             if last_status.elapsed() >= Duration::from_secs(1) {
@@ -395,6 +387,28 @@ impl SimNode {
             // Only waits; messages are taken above.
             let _ = sel.ready_timeout((deadline - now).min(Duration::from_millis(20)));
         }
+    }
+
+    /// Pauses, resets the env with `seed`, re-plans the autopilot and publishes the episode start
+    /// with its first observation; returns that observation and its stamp.
+    #[allow(clippy::too_many_arguments)]
+    fn next_episode(
+        &mut self,
+        io: &Io,
+        stop: &AtomicBool,
+        episode: u64,
+        seed: u64,
+        expert: &mut Option<Expert>,
+        scene: &str,
+        names: &[String],
+    ) -> Result<(Observation, u64), NodeError> {
+        self.reset_pause(stop);
+        let mut obs = self.env.reset(seed)?;
+        if let Some(expert) = expert.as_mut() {
+            expert.reset(seed);
+        }
+        let stamp = self.publish_episode_start(io, episode, seed, &mut obs, scene, names)?;
+        Ok((obs, stamp))
     }
 
     /// The pause between episodes (a person resets the scene on a real robot; the sim only waits).
