@@ -467,7 +467,7 @@ impl DatasetWriter {
         // 3. Metadata, info.json last.
         self.accumulate_numeric(&rows);
         for (g, e) in self.images.iter_mut().zip(&ep.images) {
-            merge_image_stats(g, e);
+            g.merge(e);
         }
         self.episodes.push(EpisodeMeta {
             index,
@@ -518,10 +518,6 @@ impl DatasetWriter {
         let _ = std::fs::remove_dir_all(self.root.join(".staging"));
         Ok(self.episodes.len() as u64)
     }
-}
-
-fn merge_image_stats(global: &mut ImageStats, episode: &ImageStats) {
-    global.merge(episode);
 }
 
 fn next_file(c: FileCursor, chunks_size: u64) -> FileCursor {

@@ -2,8 +2,8 @@
 //! `scene_state` and camera frames, and bus messages back to observations and actions.
 
 use bus::{
-    ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, ImageEncoding, JointCommand, JointState, ObjectPose,
-    Pose, SceneState,
+    ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent, EpisodeEventKind, ImageEncoding,
+    JointCommand, JointState, ObjectPose, Pose, SceneState,
 };
 use nalgebra::Isometry3;
 
@@ -137,6 +137,22 @@ pub fn observation_from_bus(
         images: Vec::new(),
         instruction: instruction.to_string(),
     })
+}
+
+/// An `episode` event of `kind` at `step`, stamped `stamp_ns`; reward 0, not done, not
+/// successful, not discarded (set those with struct update syntax).
+pub fn episode_event(
+    kind: EpisodeEventKind,
+    episode: u64,
+    seed: u64,
+    step: u64,
+    scene: &str,
+    stamp_ns: u64,
+) -> EpisodeEvent {
+    let mut ev =
+        EpisodeEvent { episode_index: episode, seed, kind, step, scene: scene.to_string(), ..Default::default() };
+    ev.header.stamp_ns = stamp_ns;
+    ev
 }
 
 /// Builds the `scene_state` message of an observation.

@@ -33,7 +33,8 @@ use crate::world::SimError;
 mod messages;
 
 pub use messages::{
-    camera_msgs, chunk_row_action, joint_state_msg, joint_state_names, observation_from_bus, scene_state_msg,
+    camera_msgs, chunk_row_action, episode_event, joint_state_msg, joint_state_names, observation_from_bus,
+    scene_state_msg,
 };
 use messages::{ee_action, joint_action};
 
@@ -187,20 +188,8 @@ impl SimNode {
             if let Some(request) = io.control.latest().map(|c| c.request) {
                 let discarded = request == EpisodeRequest::Rerecord;
                 let success = self.env.success();
-                let mut ev = EpisodeEvent {
-                    header: Default::default(),
-                    episode_index: episode,
-                    seed,
-                    kind: EpisodeEventKind::End,
-                    step: obs.step as u64,
-                    reward: 0.0,
-                    done: true,
-                    success,
-                    scene: scene_name.clone(),
-                    discarded,
-                };
-                ev.header.stamp_ns = now_ns();
-                io.episode.publish(&mut ev)?;
+                let end = episode_event(EpisodeEventKind::End, episode, seed, obs.step as u64, &scene_name, now_ns());
+                io.episode.publish(&mut EpisodeEvent { done: true, success, discarded, ..end })?;
                 tracing::info!(episode, seed, ?request, success, steps = obs.step, "episode ended on request");
                 if request == EpisodeRequest::Stop {
                     report.episodes += 1;
@@ -282,18 +271,11 @@ impl SimNode {
             last_obs_stamp = stamp;
             publish_observation(&io, &mut obs, &names, stamp)?;
             let mut ev = EpisodeEvent {
-                header: Default::default(),
-                episode_index: episode,
-                seed,
-                kind: EpisodeEventKind::Step,
-                step: obs.step as u64,
                 reward: step.reward,
                 done: step.done,
                 success: step.success,
-                scene: scene_name.clone(),
-                discarded: false,
+                ..episode_event(EpisodeEventKind::Step, episode, seed, obs.step as u64, &scene_name, stamp)
             };
-            ev.header.stamp_ns = stamp;
             io.episode.publish(&mut ev)?;
             if step.done {
                 ev.kind = EpisodeEventKind::End;
@@ -433,19 +415,7 @@ impl SimNode {
             Task { header: Default::default(), instruction: obs.instruction.clone(), scene: scene.to_string() };
         task.header.stamp_ns = stamp;
         io.task.publish(&mut task)?;
-        let mut ev = EpisodeEvent {
-            header: Default::default(),
-            episode_index: episode,
-            seed,
-            kind: EpisodeEventKind::Start,
-            step: 0,
-            reward: 0.0,
-            done: false,
-            success: false,
-            scene: scene.to_string(),
-            discarded: false,
-        };
-        ev.header.stamp_ns = stamp;
+        let mut ev = episode_event(EpisodeEventKind::Start, episode, seed, 0, scene, stamp);
         // The initial observation carries the Start event's stamp: it is frame 0 of the episode.
         publish_observation(io, obs, names, stamp)?;
         io.episode.publish(&mut ev)?;
