@@ -1,7 +1,7 @@
 //! Exporting an episode as one mp4: every camera side by side, the instruction as a caption
 //! drawn with a built-in 5×7 bitmap font (no font files, no extra crates).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{DatasetError, Result};
 use crate::reader::Dataset;
@@ -112,6 +112,63 @@ pub fn caption_bar(text: &str, width: usize) -> (Vec<u8>, usize) {
     (img, height)
 }
 
+/// Writes an mp4 (H.264) of several camera streams side by side with an optional caption bar
+/// below: the layout of episode exports and of policy rollout videos.
+pub struct ClipWriter {
+    enc: SegmentEncoder,
+    out: PathBuf,
+    sizes: Vec<(usize, usize)>,
+    width: usize,
+    top: usize,
+    canvas: Vec<u8>,
+    fps: f64,
+}
+
+impl ClipWriter {
+    /// Starts `out` for cameras of `sizes` (width, height) px at `fps`, captioned with `caption`
+    /// when it is not empty.
+    pub fn create(out: &Path, sizes: &[(usize, usize)], caption: &str, fps: f64) -> Result<ClipWriter> {
+        let sum: usize = sizes.iter().map(|s| s.0).sum();
+        let width = sum + sum % 2;
+        let top: usize = sizes.iter().map(|s| s.1).max().unwrap_or(0);
+        let (bar, bar_h) = if caption.is_empty() { (Vec::new(), 0) } else { caption_bar(caption, width) };
+        let height = top + bar_h + (top + bar_h) % 2;
+        let segment = out.with_extension("export.mkv");
+        let enc = SegmentEncoder::create(&segment, width, height, fps, &VideoSettings::default())?;
+        let mut canvas = vec![0u8; width * height * 3];
+        canvas[top * width * 3..top * width * 3 + bar.len()].copy_from_slice(&bar);
+        Ok(ClipWriter { enc, out: out.to_path_buf(), sizes: sizes.to_vec(), width, top, canvas, fps })
+    }
+
+    /// Appends one frame: one RGB8 image per camera, in the order of `sizes`.
+    pub fn push(&mut self, images: &[&[u8]]) -> Result<()> {
+        self.canvas[..self.top * self.width * 3].iter_mut().for_each(|b| *b = 0);
+        let mut x0 = 0;
+        for (img, (w, h)) in images.iter().zip(&self.sizes) {
+            if img.len() < w * h * 3 {
+                return Err(DatasetError::video(&self.out, format!("image has {} bytes, expected {w}x{h}x3", img.len())));
+            }
+            for y in 0..*h {
+                let dst = (y * self.width + x0) * 3;
+                self.canvas[dst..dst + w * 3].copy_from_slice(&img[y * w * 3..(y + 1) * w * 3]);
+            }
+            x0 += w;
+        }
+        self.enc.push(&self.canvas)
+    }
+
+    /// Finishes the file; returns the number of frames.
+    pub fn finish(self) -> Result<u64> {
+        let frames = self.enc.frames();
+        let seg = self.enc.finish()?;
+        if self.out.exists() {
+            std::fs::remove_file(&self.out).map_err(|e| DatasetError::io(&self.out, e))?;
+        }
+        append_segment(&self.out, &seg, 0.0, self.fps)?;
+        Ok(frames)
+    }
+}
+
 /// Writes episode `episode` of `ds` to `out` (mp4, H.264): cameras side by side, the instruction
 /// as a caption bar below when `caption`. Returns the number of frames.
 pub fn export_episode(ds: &Dataset, episode: usize, out: &Path, caption: bool) -> Result<u64> {
@@ -133,40 +190,14 @@ pub fn export_episode(ds: &Dataset, episode: usize, out: &Path, caption: bool) -
             (f.shape.get(1).copied().unwrap_or(0) as usize, f.shape.first().copied().unwrap_or(0) as usize)
         })
         .collect();
-    let width: usize = sizes.iter().map(|s| s.0).sum::<usize>() + (sizes.iter().map(|s| s.0).sum::<usize>() % 2);
-    let top: usize = sizes.iter().map(|s| s.1).max().unwrap_or(0);
-    let text = e.tasks.first().cloned().unwrap_or_default();
-    let (bar, bar_h) = if caption && !text.is_empty() { caption_bar(&text, width) } else { (Vec::new(), 0) };
-    let height = top + bar_h + (top + bar_h) % 2;
-    let segment = out.with_extension("export.mkv");
-    let mut enc = SegmentEncoder::create(&segment, width, height, ds.fps(), &VideoSettings::default())?;
+    let text = if caption { e.tasks.first().cloned().unwrap_or_default() } else { String::new() };
+    let mut clip = ClipWriter::create(out, &sizes, &text, ds.fps())?;
     let mut seeker = ds.seeker();
-    let mut canvas = vec![0u8; width * height * 3];
     for i in e.from_index as usize..e.to_index as usize {
-        canvas.iter_mut().for_each(|b| *b = 0);
-        let mut x0 = 0;
-        for (k, (w, h)) in keys.iter().zip(&sizes) {
-            let img = seeker.image(ds, i, k)?;
-            for y in 0..*h {
-                let src = &img[y * w * 3..(y + 1) * w * 3];
-                let dst = (y * width + x0) * 3;
-                canvas[dst..dst + w * 3].copy_from_slice(src);
-            }
-            x0 += w;
-        }
-        if bar_h > 0 {
-            let start = top * width * 3;
-            canvas[start..start + bar.len()].copy_from_slice(&bar);
-        }
-        enc.push(&canvas)?;
+        let images = keys.iter().map(|k| seeker.image(ds, i, k)).collect::<Result<Vec<_>>>()?;
+        clip.push(&images.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
     }
-    let frames = enc.frames();
-    let seg = enc.finish()?;
-    if out.exists() {
-        std::fs::remove_file(out).map_err(|e| DatasetError::io(out, e))?;
-    }
-    append_segment(out, &seg, 0.0, ds.fps())?;
-    Ok(frames)
+    clip.finish()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 pub mod durable;
 pub mod episodes;
 pub mod error;
+pub mod frames;
 #[cfg(feature = "video")]
 pub mod export;
 pub mod info;

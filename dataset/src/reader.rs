@@ -55,8 +55,7 @@ pub struct Dataset {
     task_index: Vec<i64>,
     frame_index: Vec<u32>,
     episode_pos: Vec<u32>,
-    #[cfg(feature = "video")]
-    cache: HashMap<PathBuf, crate::video::DecodedVideo>,
+    cache: HashMap<PathBuf, crate::frames::DecodedVideo>,
 }
 
 fn vector(t: &Table, path: &Path, name: &str) -> Result<(usize, Vec<f32>)> {
@@ -109,7 +108,6 @@ impl Dataset {
             task_index: vec![0; total],
             frame_index: vec![0; total],
             episode_pos: vec![0; total],
-            #[cfg(feature = "video")]
             cache: HashMap::new(),
             info,
             episodes,
@@ -201,7 +199,12 @@ impl Dataset {
     pub fn episodes(&self) -> &[EpisodeMeta] {
         &self.episodes
     }
-    /// Task strings by task index.
+    /// The sim scene the dataset was recorded in (`armstack/scene` in `info.json`), if known.
+    pub fn scene(&self) -> Option<&str> {
+        self.info.extra.get(crate::writer::SCENE_KEY).and_then(|v| v.as_str())
+    }
+
+    /// Task strings, by task index.
     pub fn tasks(&self) -> &[String] {
         &self.tasks
     }
@@ -346,7 +349,6 @@ impl Dataset {
     }
 
     /// Camera `key` at frame `i` as RGB8 from the frame cache ([`Dataset::load_frame_cache`]).
-    #[cfg(feature = "video")]
     pub fn image(&self, i: usize, key: &str) -> Result<&[u8]> {
         let (path, t) = self.video_location(i, key)?;
         let video = self

@@ -44,6 +44,9 @@ pub struct CameraFeature {
     pub height: u32,
 }
 
+/// `info.json` key naming the sim scene of the recording.
+pub const SCENE_KEY: &str = "armstack/scene";
+
 /// What a new dataset holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetSpec {
@@ -59,6 +62,8 @@ pub struct DatasetSpec {
     pub env_state_names: Vec<String>,
     /// Cameras, each one video feature.
     pub cameras: Vec<CameraFeature>,
+    /// Sim scene the episodes were recorded in (`info.json` key `armstack/scene`), if any.
+    pub scene: Option<String>,
 }
 
 /// One frame to append.
@@ -159,7 +164,10 @@ impl DatasetWriter {
         for c in &spec.cameras {
             features.insert(c.key.clone(), Feature::video(c.width, c.height, spec.fps));
         }
-        let info = DatasetInfo::new(spec.fps, &spec.robot_type, features);
+        let mut info = DatasetInfo::new(spec.fps, &spec.robot_type, features);
+        if let Some(scene) = &spec.scene {
+            info.extra.insert(SCENE_KEY.to_string(), scene.clone().into());
+        }
         std::fs::create_dir_all(root.join("meta")).map_err(|e| DatasetError::io(root, e))?;
         durable::replace_file(&root.join("meta/info.json"), info.to_json().as_bytes())?;
         Self::from_parts(root, info, Vec::new(), Vec::new())

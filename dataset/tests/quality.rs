@@ -8,6 +8,7 @@ use dataset::{DatasetSpec, DatasetWriter, FrameRecord};
 fn tq_and_saco_follow_their_definitions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = DatasetSpec {
+        scene: None,
         fps: 10.0,
         robot_type: "widowx250".into(),
         state_names: vec!["q".into()],

@@ -28,6 +28,7 @@ fn image(ep: usize, k: usize, cam: usize) -> Vec<u8> {
 }
 
 fn spec() -> DatasetSpec {
+    scene: None,
     DatasetSpec {
         fps: 10.0,
         robot_type: "widowx250".into(),

@@ -35,6 +35,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The main job in one command: record noisy scripted demonstrations, train BC, fine-tune
+    /// with CO-RFT, evaluate both, print a table and write a rollout video.
+    Demo(cmd::demo::DemoArgs),
+    /// Train a policy (behaviour cloning, CO-RFT offline RL).
+    #[command(subcommand)]
+    Train(cmd::train::TrainCommand),
+    /// Evaluate a policy in the sim: success rate with a 95% interval, episode length, video.
+    Eval(cmd::eval::EvalArgs),
+    /// Run a policy on the bus against a robot: inference thread, chunk executor, commands.
+    Deploy(cmd::deploy::DeployArgs),
     /// Run the simulator node on the bus.
     Sim(cmd::sim::SimArgs),
     /// Start the nodes a launch file lists (one process, a thread per node).
@@ -81,6 +91,10 @@ fn main() -> Result<()> {
         bus_config.zenoh_config = Some(path.clone());
     }
     match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Train(c) => cmd::train::run(c),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Deploy(args) => cmd::deploy::run(args, &bus_config),
         Command::Sim(args) => cmd::sim::run(args, &bus_config),
         Command::Launch(args) => cmd::launch::run(args, &bus_config),
         Command::Topics(c) => cmd::topics::run(c, &bus_config),

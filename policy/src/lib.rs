@@ -1,3 +1,43 @@
-//! Armstack policies: burn 0.21 models (chunked-action VLA, critics), training algorithms
-//! (BC, CO-RFT, EXPO), checkpoints, evaluation and the chunk executor (DESIGN.md §5, §7).
-//! Filled by the policy issue; the `cuda` feature selects burn's CUDA backend.
+#![warn(missing_docs)]
+//! Armstack policies (DESIGN.md §5, §7): the chunked-action VLA and its state-only variant
+//! ([`model`]), a critic ensemble over chunks, behaviour cloning and CO-RFT offline RL
+//! ([`train`]), checkpoints that rebuild from their folder ([`checkpoint`], [`spec`]),
+//! vectorised sim evaluation ([`eval`]), the chunk executor ([`executor`]) and the policy node
+//! for deployment on the bus ([`node`]).
+//!
+//! Every model is generic over the burn backend: [`Cpu`] (ndarray) everywhere, `Cuda` with the
+//! `cuda` feature. Training uses `Autodiff<backend>`; acting uses the backend itself.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod demos;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod executor;
+pub mod features;
+pub mod inference;
+pub mod model;
+pub mod node;
+pub mod normalize;
+pub mod spec;
+pub mod train;
+pub mod vocab;
+
+pub use config::{CriticConfig, ImageEncoderConfig, PolicyConfig, Variant};
+pub use error::{PolicyError, Result};
+pub use eval::{evaluate, EvalConfig, EvalReport};
+pub use executor::{ChunkExecutor, ExecMode};
+pub use inference::Policy;
+pub use spec::PolicySpec;
+
+/// The CPU backend (ndarray).
+pub type Cpu = burn::backend::NdArray<f32>;
+/// The CPU training backend.
+pub type CpuTrain = burn::backend::Autodiff<Cpu>;
+/// The CUDA backend.
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda<f32>;
+/// The CUDA training backend.
+#[cfg(feature = "cuda")]
+pub type CudaTrain = burn::backend::Autodiff<Cuda>;

@@ -123,6 +123,7 @@ pub fn run(args: DatasetBenchArgs) -> Result<()> {
     let total_frames: u64 = episodes.iter().map(|e| e.len() as u64).sum();
     // 2. Write.
     let spec = DatasetSpec {
+        scene: None,
         fps: 10.0,
         robot_type: "widowx250".into(),
         state_names: sim::node::joint_state_names(),

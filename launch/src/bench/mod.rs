@@ -2,6 +2,7 @@
 
 mod bus_bench;
 mod dataset_bench;
+mod policy_bench;
 mod sim_bench;
 
 use std::path::PathBuf;
@@ -19,6 +20,10 @@ pub enum BenchCommand {
     Bus(bus_bench::BusBenchArgs),
     /// Dataset write throughput and random-access training-sample read throughput.
     Dataset(dataset_bench::DatasetBenchArgs),
+    /// One-chunk inference latency of the state-only and vision policies.
+    Inference(policy_bench::InferenceBenchArgs),
+    /// The control loop at 10 and 50 Hz with a policy in it: period jitter, observation→command latency.
+    Deploy(policy_bench::DeployBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -27,6 +32,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Sim(args) => sim_bench::run(args),
         BenchCommand::Bus(args) => bus_bench::run(args),
         BenchCommand::Dataset(args) => dataset_bench::run(args),
+        BenchCommand::Inference(args) => policy_bench::run_inference(args),
+        BenchCommand::Deploy(args) => policy_bench::run_deploy(args),
     }
 }
 

@@ -1,10 +1,15 @@
 //! One module per CLI verb.
 
 pub mod dataset;
+pub mod demo;
+pub mod deploy;
+pub mod eval;
 pub mod launch;
+pub mod policy_args;
 pub mod record;
 pub mod render;
 pub mod scene;
 pub mod sim;
 pub mod teleop;
 pub mod topics;
+pub mod train;

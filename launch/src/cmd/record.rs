@@ -57,6 +57,7 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let cameras = camera_features(&cfg.env);
     let object_names: Vec<String> = cfg.env.scene.objects.iter().map(|o| o.name.clone()).collect();
     let spec = DatasetSpec {
+        scene: Some(cfg.env.scene.name.clone()),
         fps: args.fps,
         robot_type: "widowx250".into(),
         state_names: sim::node::joint_state_names(),

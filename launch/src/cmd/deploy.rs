@@ -1,0 +1,125 @@
+//! `armstack deploy`: a policy node on the bus driving a robot (the sim, started in this process,
+//! running in real time at the policy's control rate).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use policy::node::{run_policy_node, PolicyNodeConfig, PolicyNodeReport};
+use policy::{Policy, PolicySpec};
+
+use super::policy_args::{check_device, DeviceKind, ExecArg};
+use super::teleop::{run_with_robot, ExtraNode, RobotKind};
+use crate::with_backend;
+
+/// `armstack deploy`.
+#[derive(Args, Debug, Clone)]
+pub struct DeployArgs {
+    /// Policy folder (runs/NAME).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Robot to drive.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub robot: RobotKind,
+    /// Scene (sim; default: the policy's training scene).
+    #[arg(long)]
+    pub scene: Option<String>,
+    /// Control rate, Hz (default: the policy's).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Chunk execution.
+    #[arg(long, value_enum, default_value_t = ExecArg::Ensemble)]
+    pub exec: ExecArg,
+    /// Instruction (default: the policy's first training task).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Stop after this many episodes.
+    #[arg(long)]
+    pub episodes: Option<u64>,
+    /// Stop after this many control ticks.
+    #[arg(long)]
+    pub ticks: Option<u64>,
+    /// Seed of the first sim episode.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub seed: u64,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+}
+
+/// Runs the policy against a real-time sim; returns the node report and the sim's episodes
+/// (successes, total).
+pub fn deploy(args: &DeployArgs, bus_config: &bus::BusConfig, stop: Arc<AtomicBool>) -> Result<(PolicyNodeReport, u64, u64)> {
+    check_device(args.device)?;
+    if args.robot == RobotKind::Widowx {
+        anyhow::bail!("--robot widowx needs the Dynamixel driver (issue 5); use --robot sim for now");
+    }
+    let mut spec = PolicySpec::load(&args.policy)?;
+    if let Some(rate) = args.rate {
+        spec.fps = rate;
+    }
+    let mut env = policy::eval::eval_env(&spec, args.scene.as_deref())?;
+    env.substeps()?;
+    let period = Duration::from_secs_f64(1.0 / spec.fps);
+    let mut node_cfg = PolicyNodeConfig::new(period);
+    node_cfg.exec = args.exec.mode(spec.config.horizon);
+    node_cfg.instruction = args.task.clone();
+    node_cfg.max_ticks = args.ticks;
+    let sim_cfg = sim::node::SimNodeConfig {
+        env,
+        seed: args.seed,
+        as_fast_as_possible: false,
+        max_episodes: args.episodes,
+        max_steps: args.ticks.map(|t| t + 1),
+        name: "sim".into(),
+        expert_noise: None,
+        lockstep: None,
+        reset_pause: Duration::ZERO,
+    };
+    let dir = args.policy.clone();
+    let device = args.device;
+    let extra: ExtraNode<'_, PolicyNodeReport> = Box::new(move |bus, stop, ready| {
+        with_backend!(device, B, {
+            let mut policy = Policy::<B>::load(&dir, &Default::default())?;
+            policy.spec = spec.clone();
+            // Warm up (first-call allocations) before the robot starts.
+            let warm = policy::features::RawObs {
+                state: vec![0.0; spec.config.state_dim],
+                env_state: vec![0.0; spec.config.env_state_dim],
+                instruction: String::new(),
+                images: spec.config.image.as_ref().map_or(Vec::new(), |i| {
+                    vec![vec![0u8; i.size * i.size * 3]; i.cameras.len()]
+                }),
+            };
+            policy.act(std::slice::from_ref(&warm))?;
+            Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(ready))?)
+        })
+    });
+    let (sim_report, _, node) = run_with_robot(bus_config, sim_cfg, None, stop, Some(extra))?;
+    let node = node.context("the policy node did not report")?;
+    Ok((node, sim_report.successes, sim_report.episodes))
+}
+
+/// Prints a node report.
+pub fn print_report(r: &PolicyNodeReport) {
+    println!(
+        "ticks {}, commands {}, chunks {} ({} late), starved ticks {}, busy skips {}",
+        r.ticks, r.commands, r.executor.chunks, r.executor.late_chunks, r.executor.starved_ticks, r.busy_skips
+    );
+    println!(
+        "inference p50 {:.2} ms p99 {:.2} ms; observation→command p50 {:.2} ms p99 {:.2} ms; period p50 {:.2} ms, jitter p99 {:.2} ms",
+        r.inference.p50_ms, r.inference.p99_ms, r.obs_to_command.p50_ms, r.obs_to_command.p99_ms, r.period.p50_ms, r.jitter.p99_ms
+    );
+}
+
+/// Runs `armstack deploy`.
+pub fn run(args: DeployArgs, bus_config: &bus::BusConfig) -> Result<()> {
+    let stop = crate::shutdown::stop_flag()?;
+    let (report, successes, episodes) = deploy(&args, bus_config, stop)?;
+    println!("episodes {episodes}, successes {successes}");
+    print_report(&report);
+    Ok(())
+}

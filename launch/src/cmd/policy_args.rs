@@ -1,0 +1,131 @@
+//! Arguments and helpers shared by the policy verbs (train, eval, deploy, demo): the compute
+//! device, evaluation flags, opening datasets.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use dataset::Dataset;
+use policy::eval::EvalConfig;
+use policy::ExecMode;
+
+/// Where models run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// ndarray on the CPU.
+    Cpu,
+    /// burn's CUDA backend (needs the `cuda` cargo feature).
+    Cuda,
+}
+
+/// Fails for `cuda` in a build without the `cuda` feature.
+pub fn check_device(device: DeviceKind) -> Result<()> {
+    if device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
+        bail!("this armstack was built without CUDA; rebuild with `cargo build --release --features cuda`");
+    }
+    Ok(())
+}
+
+/// Runs `$body` with `$B` bound to the training backend of `$device`.
+#[macro_export]
+macro_rules! with_train_backend {
+    ($device:expr, $B:ident, $body:block) => {{
+        match $device {
+            #[cfg(feature = "cuda")]
+            $crate::cmd::policy_args::DeviceKind::Cuda => {
+                type $B = policy::CudaTrain;
+                $body
+            }
+            _ => {
+                type $B = policy::CpuTrain;
+                $body
+            }
+        }
+    }};
+}
+
+/// Runs `$body` with `$B` bound to the inference backend of `$device`.
+#[macro_export]
+macro_rules! with_backend {
+    ($device:expr, $B:ident, $body:block) => {{
+        match $device {
+            #[cfg(feature = "cuda")]
+            $crate::cmd::policy_args::DeviceKind::Cuda => {
+                type $B = policy::Cuda;
+                $body
+            }
+            _ => {
+                type $B = policy::Cpu;
+                $body
+            }
+        }
+    }};
+}
+
+/// How rollouts execute chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExecArg {
+    /// Each chunk to its end, then the next (Q-chunking).
+    OpenLoop,
+    /// ACT temporal ensembling (a chunk every step).
+    Ensemble,
+    /// Asynchronous refresh at half the chunk, overlaps merged 0.3/0.7.
+    Async,
+}
+
+impl ExecArg {
+    /// The executor mode for chunks of `horizon`.
+    pub fn mode(self, horizon: usize) -> ExecMode {
+        match self {
+            ExecArg::OpenLoop => ExecMode::OpenLoop,
+            ExecArg::Ensemble => ExecMode::ensemble(),
+            ExecArg::Async => ExecMode::asynchronous(horizon),
+        }
+    }
+}
+
+/// Rollout flags.
+#[derive(Args, Clone, Debug)]
+pub struct RolloutArgs {
+    /// Scene (default: the scene the training data was recorded in).
+    #[arg(long)]
+    pub scene: Option<String>,
+    /// Envs stepped in parallel.
+    #[arg(long, default_value_t = 25)]
+    pub num_envs: usize,
+    /// Seed of the first evaluation episode (episode k: seed + k). Distinct from recording
+    /// seeds by default, so evaluation scenes are unseen.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub eval_seed: u64,
+    /// Chunk execution.
+    #[arg(long, value_enum, default_value_t = ExecArg::OpenLoop)]
+    pub exec: ExecArg,
+}
+
+impl RolloutArgs {
+    /// Evaluation settings for `episodes` episodes with chunks of `horizon`.
+    pub fn eval_config(&self, episodes: usize, horizon: usize) -> EvalConfig {
+        EvalConfig { episodes, num_envs: self.num_envs, threads: 0, seed: self.eval_seed, exec: self.exec.mode(horizon) }
+    }
+}
+
+/// Opens datasets, decoding their videos into memory when `images` is set.
+pub fn open_datasets(paths: &[PathBuf], images: bool) -> Result<Vec<Dataset>> {
+    if paths.is_empty() {
+        bail!("give at least one --dataset");
+    }
+    paths
+        .iter()
+        .map(|p| {
+            #[allow(unused_mut)]
+            let mut ds = Dataset::open(p).with_context(|| format!("opening dataset {}", p.display()))?;
+            if images {
+                #[cfg(feature = "video")]
+                ds.load_frame_cache(std::thread::available_parallelism().map_or(1, |n| n.get())).with_context(|| format!("decoding the videos of {}", p.display()))?;
+                #[cfg(not(feature = "video"))]
+                bail!("this armstack was built without video support; the vision policy cannot read {}", p.display());
+            }
+            Ok(ds)
+        })
+        .collect()
+}

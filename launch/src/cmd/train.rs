@@ -1,0 +1,214 @@
+//! `armstack train bc|co-rft`: behaviour cloning and CO-RFT offline RL from LeRobot datasets.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use policy::train::co_rft::CoRftConfig;
+use policy::train::jobs::{BcJob, CoRftJob, EvalJob};
+use policy::train::{TrainReport, TrainSettings};
+use policy::{PolicySpec, Variant};
+
+use super::policy_args::{check_device, open_datasets, DeviceKind, RolloutArgs};
+use crate::shutdown::stop_flag;
+use crate::with_train_backend;
+
+/// `armstack train …`.
+#[derive(Subcommand, Debug)]
+pub enum TrainCommand {
+    /// Multi-task behaviour cloning of the chunk head.
+    Bc(BcArgs),
+    /// CO-RFT stage 2: offline RL over chunks from a BC policy.
+    CoRft(CoRftArgs),
+}
+
+/// Observation variant flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VariantArg {
+    /// Proprioception + object state (fast on a CPU).
+    State,
+    /// Cameras + proprioception (the VLA).
+    Vision,
+}
+
+/// Flags every training verb shares.
+#[derive(Args, Clone, Debug)]
+pub struct CommonTrainArgs {
+    /// Dataset folders (repeat for multi-task training).
+    #[arg(long = "dataset", required = true)]
+    pub datasets: Vec<PathBuf>,
+    /// Output folder (runs/NAME).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Gradient steps.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: u64,
+    /// Batch size.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 3e-4)]
+    pub lr: f64,
+    /// Seed (initialisation and batches).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate in the sim every this many steps (0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    pub eval_every: u64,
+    /// Episodes per periodic evaluation (0: no evaluation; the last step is kept).
+    #[arg(long, default_value_t = 20)]
+    pub eval_episodes: usize,
+    /// Continue from OUT/resume.
+    #[arg(long)]
+    pub resume: bool,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Rollout settings of the periodic evaluation.
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+}
+
+impl CommonTrainArgs {
+    fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            steps: self.steps,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            eval_every: self.eval_every,
+            checkpoint_every: self.eval_every.max(100),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ..TrainSettings::default()
+        }
+    }
+
+    fn eval(&self, horizon: usize) -> Option<EvalJob> {
+        (self.eval_episodes > 0).then(|| EvalJob {
+            scene: self.rollout.scene.clone(),
+            config: self.rollout.eval_config(self.eval_episodes, horizon),
+        })
+    }
+}
+
+/// `armstack train bc`.
+#[derive(Args, Debug)]
+pub struct BcArgs {
+    #[command(flatten)]
+    pub common: CommonTrainArgs,
+    /// Observation variant.
+    #[arg(long, value_enum, default_value_t = VariantArg::State)]
+    pub variant: VariantArg,
+    /// Chunk length H.
+    #[arg(long, default_value_t = 10)]
+    pub horizon: usize,
+}
+
+/// `armstack train co-rft`.
+#[derive(Args, Debug)]
+pub struct CoRftArgs {
+    #[command(flatten)]
+    pub common: CommonTrainArgs,
+    /// The BC policy to start from (runs/NAME).
+    #[arg(long)]
+    pub init: PathBuf,
+    /// Critic ensemble size K.
+    #[arg(long, default_value_t = 10)]
+    pub critics: usize,
+    /// Critic hidden layers.
+    #[arg(long, default_value_t = 3)]
+    pub critic_layers: usize,
+    /// Cal-QL samples per source (uniform, π(s), π(s')).
+    #[arg(long, default_value_t = 10)]
+    pub cql_samples: usize,
+    /// Weight α of the conservative term.
+    #[arg(long, default_value_t = 1.0)]
+    pub cql_alpha: f64,
+    /// η of the actor's Q/BC balance.
+    #[arg(long, default_value_t = 2.5)]
+    pub actor_eta: f64,
+    /// Critic-only steps before the actor moves.
+    #[arg(long, default_value_t = 200)]
+    pub critic_warmup: u64,
+    /// Actor learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub actor_lr: f64,
+}
+
+impl CoRftArgs {
+    /// The RL settings these flags describe.
+    pub fn rl(&self) -> CoRftConfig {
+        let mut rl = CoRftConfig::default();
+        rl.critic.ensemble = self.critics;
+        rl.critic.layers = self.critic_layers;
+        rl.cql_samples = self.cql_samples;
+        rl.cql_alpha = self.cql_alpha;
+        rl.actor_eta = self.actor_eta;
+        rl.critic_warmup = self.critic_warmup;
+        rl.actor_lr = self.actor_lr;
+        rl.critic_lr = self.common.lr;
+        rl
+    }
+}
+
+fn print_report(name: &str, out: &std::path::Path, r: &TrainReport) {
+    let losses: Vec<String> = r.final_losses.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    println!("{name}: {} steps, {:.0} samples/s, final {}", r.steps, r.samples_per_s, losses.join(", "));
+    for (step, s) in &r.evaluations {
+        println!("  step {step:>6}: success {:.0}%", 100.0 * s);
+    }
+    if let Some((s, step)) = r.best {
+        println!("  kept the best: success {:.0}% at step {step}", 100.0 * s);
+    }
+    println!("  policy: {}", out.display());
+}
+
+/// Runs `armstack train`.
+pub fn run(cmd: TrainCommand) -> Result<()> {
+    let stop = stop_flag()?;
+    match cmd {
+        TrainCommand::Bc(a) => {
+            let c = &a.common;
+            check_device(c.device)?;
+            let variant = match a.variant {
+                VariantArg::State => Variant::StateOnly,
+                VariantArg::Vision => Variant::Vision,
+            };
+            let datasets = open_datasets(&c.datasets, variant == Variant::Vision)?;
+            let job = BcJob {
+                out: c.out.clone(),
+                variant,
+                horizon: a.horizon,
+                config: None,
+                settings: c.settings(),
+                eval: c.eval(a.horizon),
+                resume: c.resume,
+            };
+            let report = with_train_backend!(c.device, B, {
+                policy::train::jobs::run_bc::<B>(&job, datasets, &stop, &Default::default())
+            })
+            .context("behaviour cloning")?;
+            print_report("bc", &c.out, &report);
+        }
+        TrainCommand::CoRft(a) => {
+            let c = &a.common;
+            check_device(c.device)?;
+            let spec = PolicySpec::load(&a.init)?;
+            let datasets = open_datasets(&c.datasets, spec.config.image.is_some())?;
+            let job = CoRftJob {
+                init: a.init.clone(),
+                out: c.out.clone(),
+                rl: a.rl(),
+                settings: c.settings(),
+                eval: c.eval(spec.config.horizon),
+                resume: c.resume,
+            };
+            let report = with_train_backend!(c.device, B, {
+                policy::train::jobs::run_co_rft::<B>(&job, datasets, &stop, &Default::default())
+            })
+            .context("CO-RFT")?;
+            print_report("co-rft", &c.out, &report);
+        }
+    }
+    Ok(())
+}

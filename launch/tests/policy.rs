@@ -1,0 +1,68 @@
+//! The policy verbs end to end through the CLI: `demo` (record → BC → CO-RFT → eval → video),
+//! `train` / `eval` on its outputs, `deploy` against the real-time sim, and clear errors.
+
+use std::path::Path;
+use std::process::Command;
+
+fn armstack(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_armstack"));
+    c.current_dir(dir).env("ARMSTACK_BUS_DIR", dir.join("bus")).env("RUST_LOG", "warn");
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run armstack");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "failed: {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn demo_then_train_eval_and_deploy_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A small demo: every stage runs, the table and the video come out.
+    let out = run_ok(armstack(dir).args([
+        "demo", "--out", "demo", "--demos", "6", "--noise", "0.3", "--bc-steps", "30", "--co-rft-steps", "20",
+        "--batch-size", "32", "--eval-episodes", "4", "--critics", "2",
+    ]));
+    assert!(out.contains("| BC |") && out.contains("| CO-RFT |"), "{out}");
+    assert!(out.contains("recorded 6 demonstrations"), "{out}");
+    let video = dir.join("demo/co_rft_rollouts.mp4");
+    assert!(std::fs::metadata(&video).map(|m| m.len() > 1000).unwrap_or(false), "no rollout video");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["bc"]["episodes"], 4);
+    assert_eq!(summary["co_rft"]["episodes"], 4);
+
+    // train bc with periodic evaluation keeps the best checkpoint and logs JSONL metrics.
+    let out = run_ok(armstack(dir).args([
+        "train", "bc", "--dataset", "demo/data", "--out", "runs/bc", "--steps", "20", "--batch-size", "16",
+        "--eval-every", "10", "--eval-episodes", "2", "--num-envs", "2",
+    ]));
+    assert!(out.contains("kept the best"), "{out}");
+    let metrics = std::fs::read_to_string(dir.join("runs/bc/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("eval_success")).count(), 2, "{metrics}");
+    assert!(dir.join("runs/bc/resume/optim_policy.mpk").exists());
+
+    // eval rebuilds the model from the folder alone; JSON report with a 95% interval.
+    run_ok(armstack(dir).args([
+        "eval", "--policy", "runs/bc", "--episodes", "3", "--num-envs", "3", "--json", "eval.json", "--exec", "ensemble",
+    ]));
+    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["episodes"], 3);
+    let (lo, hi) = (eval["ci95"][0].as_f64().unwrap(), eval["ci95"][1].as_f64().unwrap());
+    assert!(lo <= eval["success_rate"].as_f64().unwrap() && hi > lo);
+
+    // deploy: the policy node drives the real-time sim over the bus.
+    let out = run_ok(armstack(dir).args([
+        "deploy", "--policy", "demo/co_rft", "--ticks", "30", "--rate", "20",
+    ]));
+    let ticks_line = out.lines().find(|l| l.starts_with("ticks")).unwrap_or_default();
+    assert!(ticks_line.contains("ticks 30") && ticks_line.contains("commands"), "{out}");
+
+    // A policy folder that is not one: a clear error naming policy.json.
+    let out = armstack(dir).args(["eval", "--policy", "demo/data", "--episodes", "1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("policy.json"), "{err}");
+}

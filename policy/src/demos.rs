@@ -1,0 +1,119 @@
+//! Scripted demonstrations: the scene's expert with action noise, rolled out in a vectorised
+//! env and written as a LeRobot dataset (state, object state, end-effector delta actions,
+//! rewards, cameras when the env renders them). Noisy experts fail some episodes; those stay in
+//! the dataset with `success = false`, as offline RL wants.
+
+use dataset::writer::{DatasetSpec, DatasetWriter, FrameRecord};
+use sim::{Action, EnvConfig, Expert, VecEnv};
+
+use crate::error::Result;
+use crate::features::{env_state_of, state_of};
+
+/// What a collection produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CollectReport {
+    /// Episodes written.
+    pub episodes: u64,
+    /// Successful episodes.
+    pub successes: u64,
+    /// Frames written.
+    pub frames: u64,
+}
+
+/// The action row of an end-effector action: [dx, dy, dz, droll, dpitch, dyaw, gripper].
+pub fn action_row(a: &Action) -> Vec<f32> {
+    match a {
+        Action::EeDelta { xyz_m, rpy_rad, gripper } => {
+            xyz_m.iter().chain(rpy_rad).chain(std::iter::once(gripper)).map(|v| *v as f32).collect()
+        }
+        Action::Joint { q_rad, gripper } => q_rad.iter().chain(std::iter::once(gripper)).map(|v| *v as f32).collect(),
+    }
+}
+
+/// The dataset layout for `env`'s observations with end-effector actions and cameras.
+pub fn dataset_spec(env: &EnvConfig, cameras: Vec<dataset::writer::CameraFeature>) -> DatasetSpec {
+    let objects: Vec<String> = env.scene.objects.iter().map(|o| o.name.clone()).collect();
+    let comp = ["x_m", "y_m", "z_m", "sin_yaw", "cos_yaw"];
+    DatasetSpec {
+        fps: env.control_hz,
+        robot_type: "widowx250".into(),
+        state_names: sim::node::joint_state_names(),
+        action_names: ["delta_x_m", "delta_y_m", "delta_z_m", "delta_roll_rad", "delta_pitch_rad", "delta_yaw_rad", "gripper"]
+            .map(String::from)
+            .to_vec(),
+        env_state_names: objects.iter().flat_map(|n| comp.map(|c| format!("{n}.{c}"))).collect(),
+        cameras,
+        scene: Some(env.scene.name.clone()),
+    }
+}
+
+/// Rolls out the noisy expert for `episodes` episodes (seeds `seed`, `seed + 1`, …) on
+/// `num_envs` envs and appends them to `writer`.
+pub fn collect(
+    env: &EnvConfig,
+    writer: &mut DatasetWriter,
+    episodes: u64,
+    noise: f64,
+    seed: u64,
+    num_envs: usize,
+) -> Result<CollectReport> {
+    let n = num_envs.clamp(1, episodes.max(1) as usize);
+    let mut vec_env = VecEnv::new(env, n, 0)?;
+    let mut report = CollectReport::default();
+    let mut next = 0u64;
+    let mut experts: Vec<Expert> = (0..n).map(|i| Expert::new(&env.scene, noise, seed + i as u64)).collect();
+    // Per env: (episode seed, frames so far, last observation).
+    let mut slots = Vec::new();
+    let items: Vec<(usize, u64)> = (0..n.min(episodes as usize)).map(|i| (i, seed + i as u64)).collect();
+    next += items.len() as u64;
+    slots.resize_with(n, || None);
+    for (i, obs) in vec_env.reset_some(&items)? {
+        experts[i].reset(seed + i as u64);
+        slots[i] = Some((seed + i as u64, Vec::<FrameRecord>::new(), obs));
+    }
+    while slots.iter().any(Option::is_some) {
+        let actions: Vec<Action> = slots
+            .iter()
+            .zip(experts.iter_mut())
+            .map(|(s, e)| s.as_ref().map_or(Action::hold(1.0), |(_, _, obs)| e.act(obs)))
+            .collect();
+        let steps = vec_env.step(&actions)?;
+        let mut resets = Vec::new();
+        for (i, step) in steps.into_iter().enumerate() {
+            let Some((ep_seed, frames, obs)) = slots[i].as_mut() else { continue };
+            frames.push(FrameRecord {
+                state: state_of(obs),
+                action: action_row(&actions[i]),
+                env_state: env_state_of(obs),
+                reward: step.reward as f32,
+                done: step.done,
+                success: step.success,
+                images: obs.images.iter().map(|im| im.rgb.clone()).collect(),
+            });
+            *obs = step.obs;
+            if step.done {
+                writer.begin_episode(&obs.instruction)?;
+                for f in frames.iter() {
+                    writer.add_frame(f)?;
+                }
+                writer.end_episode(Some(*ep_seed), Some(step.success))?;
+                report.episodes += 1;
+                report.successes += u64::from(step.success);
+                report.frames += frames.len() as u64;
+                if next < episodes {
+                    resets.push((i, seed + next));
+                    next += 1;
+                } else {
+                    slots[i] = None;
+                }
+            }
+        }
+        for (i, obs) in vec_env.reset_some(&resets)? {
+            let s = resets.iter().find(|(j, _)| *j == i).map_or(0, |(_, s)| *s);
+            experts[i].reset(s);
+            slots[i] = Some((s, Vec::new(), obs));
+        }
+    }
+    tracing::info!(episodes = report.episodes, successes = report.successes, frames = report.frames, "collected");
+    Ok(report)
+}

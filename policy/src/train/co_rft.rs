@@ -1,0 +1,324 @@
+//! CO-RFT stage 2: offline RL over action chunks, starting from a BC policy.
+//!
+//! Notation: a batch of frames t with observation s, recorded chunk a = a_{t:t+H} (normalised,
+//! in [−1, 1]), chunk reward R = Σ_{i<H} γ^i r_{t+i} (stopping at the episode end), bootstrap
+//! weight g = γ^H · m with m = 0 when the episode ends inside the chunk, bootstrap observation
+//! s' = s_{t+H}, and Monte-Carlo return G_t. K online critics Q_k, target critics Q̄_k (EMA),
+//! policy π (deterministic chunk head). `clip` clamps a chunk to [−1, 1].
+//!
+//! **Chunked TD target** (Q-chunking backup; min over a random subset S of `target_subset`
+//! target critics, S = all K when `target_subset ≥ K`):
+//! ```text
+//! y = R + g · min_{k∈S} Q̄_k(s', clip(π(s')))
+//! L_TD = (1/K) Σ_k mean_b (Q_k(s, a) − y)²
+//! ```
+//! **Conservative regulariser** (Cal-QL): per state, N uniform chunks u ~ U[−1,1]^{H×D}
+//! (log density −HD·ln 2), N chunks clip(π(s) + σε) and N chunks clip(π(s') + σε), ε ~ N(0, I)
+//! (log density of N(π, σ²I)); the Q of the 2N policy chunks is raised to at least G_t
+//! (calibration), then
+//! ```text
+//! L_CQL = (1/K) Σ_k mean_b [ log Σ_j exp(Q_k(s, a_j) − log p(a_j)) − Q_k(s, a) ]
+//! L_critic = L_TD + α · L_CQL
+//! ```
+//! **Actor** (TD3+BC balance, every `actor_every` critic updates, after `critic_warmup` steps):
+//! ```text
+//! q_b = (1/K) Σ_k Q_k(s_b, clip(π(s_b))),  λ = η / mean_b |q_b|  (not differentiated)
+//! L_actor = −λ · mean_b q_b + L_BC(π)        (L_BC: the masked chunk MSE of `bc`)
+//! ```
+//! Targets: Q̄ ← (1 − τ)·Q̄ + τ·Q after every critic update.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr_free::normal;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{tensor, to_vec};
+use crate::checkpoint::{load_module, save_module};
+use crate::config::{CriticConfig, PolicyConfig};
+use crate::error::Result;
+use crate::inference::MODEL_STEM;
+use crate::model::{ChunkCritic, ChunkPolicy, ObsBatch};
+use crate::train::bc::{chunk_mse, load_optim, save_optim, targets};
+use crate::train::data::HostBatch;
+use crate::train::ema::soft_update;
+use crate::train::Learner;
+
+/// File stems of the critic weights.
+pub const CRITIC_STEM: &str = "critic";
+const TARGET_STEM: &str = "target_critic";
+
+/// CO-RFT hyperparameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoRftConfig {
+    /// Discount per control step γ.
+    pub gamma: f64,
+    /// Target EMA rate τ.
+    pub tau: f64,
+    /// Critic ensemble.
+    pub critic: CriticConfig,
+    /// Target critics in the min of the backup.
+    pub target_subset: usize,
+    /// Weight α of the conservative term.
+    pub cql_alpha: f64,
+    /// Chunks per source (uniform, π(s), π(s')) in the conservative term, N.
+    pub cql_samples: usize,
+    /// Standard deviation σ of the policy samples, normalised units.
+    pub policy_noise: f64,
+    /// η of the actor's Q/BC balance (TD3+BC's α).
+    pub actor_eta: f64,
+    /// Actor update every this many critic updates.
+    pub actor_every: u64,
+    /// Critic-only steps before the actor moves.
+    pub critic_warmup: u64,
+    /// Critic learning rate.
+    pub critic_lr: f64,
+    /// Actor learning rate.
+    pub actor_lr: f64,
+}
+
+impl Default for CoRftConfig {
+    /// DESIGN.md §7 defaults: γ 0.99, τ 0.005, 10 critics (min of a random 2), 10+10+10 Cal-QL
+    /// samples, TD3+BC η 2.5 with delayed actor updates, critic lr 3e-4.
+    fn default() -> CoRftConfig {
+        CoRftConfig {
+            gamma: 0.99,
+            tau: 0.005,
+            critic: CriticConfig::default(),
+            target_subset: 2,
+            cql_alpha: 1.0,
+            cql_samples: 10,
+            policy_noise: 0.1,
+            actor_eta: 2.5,
+            actor_every: 2,
+            critic_warmup: 200,
+            critic_lr: 3e-4,
+            actor_lr: 1e-4,
+        }
+    }
+}
+
+/// The chunked TD target y = R + g · min over `subset` of `target_q` (`[B, K]`), on the host.
+pub fn td_target(reward: &[f32], bootstrap: &[f32], target_q: &[f32], k: usize, subset: &[usize]) -> Vec<f32> {
+    reward
+        .iter()
+        .zip(bootstrap)
+        .enumerate()
+        .map(|(b, (r, g))| {
+            let min = subset.iter().map(|&j| target_q[b * k + j]).fold(f32::INFINITY, f32::min);
+            r + g * if min.is_finite() { min } else { 0.0 }
+        })
+        .collect()
+}
+
+/// log Σ_j exp(x_j) along `dim`, stabilised by the (non-differentiated) max.
+fn logsumexp<B: Backend>(x: Tensor<B, 3>, dim: usize) -> Tensor<B, 3> {
+    let max = x.clone().max_dim(dim).detach();
+    (x - max.clone()).exp().sum_dim(dim).log() + max
+}
+
+/// CO-RFT learner state.
+pub struct CoRftLearner<B: AutodiffBackend> {
+    /// The policy (actor).
+    pub policy: ChunkPolicy<B>,
+    /// The critic ensemble.
+    pub critic: ChunkCritic<B>,
+    target: ChunkCritic<B::InnerBackend>,
+    policy_optim: OptimizerAdaptor<Adam, ChunkPolicy<B>, B>,
+    critic_optim: OptimizerAdaptor<Adam, ChunkCritic<B>, B>,
+    config: PolicyConfig,
+    rl: CoRftConfig,
+    seed: u64,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> CoRftLearner<B> {
+    /// Starts from a BC `policy` with a fresh critic.
+    pub fn new(policy: ChunkPolicy<B>, config: &PolicyConfig, rl: &CoRftConfig, seed: u64, device: &B::Device) -> Self {
+        let critic = ChunkCritic::new(config, &rl.critic, device);
+        CoRftLearner {
+            target: critic.valid(),
+            critic,
+            policy,
+            policy_optim: AdamConfig::new().init(),
+            critic_optim: AdamConfig::new().init(),
+            config: config.clone(),
+            rl: rl.clone(),
+            seed,
+            device: device.clone(),
+        }
+    }
+
+    fn image_features(&self, obs: &ObsBatch<B>) -> Option<Tensor<B, 2>> {
+        self.policy.image_features(obs).map(|f| f.detach())
+    }
+
+    /// Critic update; returns (L_TD, L_CQL, mean Q of the data).
+    fn critic_step(&mut self, batch: &HostBatch, rng: &mut ChaCha8Rng) -> (f64, f64, f64) {
+        let (n, h, d, k) = (batch.obs.n, self.config.horizon, self.config.action_dim, self.critic.ensemble());
+        let dev = &self.device;
+        let inner_policy = self.policy.valid();
+        let obs = batch.obs.to_batch::<B>(&self.config, dev);
+        let next_inner = batch.next_obs.to_batch::<B::InnerBackend>(&self.config, dev);
+        let obs_inner = batch.obs.to_batch::<B::InnerBackend>(&self.config, dev);
+
+        // Target y (no gradient).
+        let next_pi = inner_policy.forward(&next_inner).clamp(-1.0, 1.0);
+        let next_feat = self.target.features(&next_inner, inner_policy.image_features(&next_inner));
+        let target_q = to_vec(self.target.forward(next_feat, next_pi.clone()));
+        let subset: Vec<usize> = sample(rng, k, self.rl.target_subset.clamp(1, k)).into_vec();
+        let y = td_target(&batch.reward, &batch.bootstrap, &target_q, k, &subset);
+        let y = tensor::<B, 2>(y, [n, 1], dev);
+
+        // Q of the data and of the Cal-QL samples in one pass.
+        let feat = self.critic.features(&obs, self.image_features(&obs));
+        let ns = self.rl.cql_samples;
+        let (chunks, log_p) = self.cql_chunks(&inner_policy, &obs_inner, next_pi, rng);
+        let (data_chunks, _) = targets::<B>(batch, h, d, dev);
+        let all = Tensor::cat(vec![data_chunks.unsqueeze_dim::<4>(1), Tensor::from_inner(chunks)], 1); // [n, 1+3N, h, d]
+        let m = 1 + 3 * ns;
+        let f = feat.dims()[1];
+        let feat_rep = feat.unsqueeze_dim::<3>(1).repeat_dim(1, m).reshape([n * m, f]);
+        let q = self.critic.forward(feat_rep, all.reshape([n * m, h, d])).reshape([n, m, k]).swap_dims(1, 2); // [n, k, m]
+        let q_data = q.clone().narrow(2, 0, 1).squeeze_dim::<2>(2); // [n, k]
+        let td = (q_data.clone() - y).powf_scalar(2.0).mean();
+
+        // Calibration: policy samples' Q at least the Monte-Carlo return.
+        let mc = tensor::<B, 3>(batch.mc_return.clone(), [n, 1, 1], dev);
+        let q_uniform = q.clone().narrow(2, 1, ns);
+        let q_policy = q.narrow(2, 1 + ns, 2 * ns).max_pair(mc.repeat_dim(1, k).repeat_dim(2, 2 * ns));
+        let q_samples = Tensor::cat(vec![q_uniform, q_policy], 2) - Tensor::from_inner(log_p).unsqueeze_dim::<3>(1);
+        let cql = (logsumexp(q_samples, 2).squeeze_dim::<2>(2) - q_data.clone()).mean();
+        let loss = td.clone() + cql.clone().mul_scalar(self.rl.cql_alpha);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.critic);
+        self.critic = self.critic_optim.step(self.rl.critic_lr, self.critic.clone(), grads);
+        self.target = soft_update(self.target.clone(), &self.critic.valid(), self.rl.tau);
+        let scalar = |t: Tensor<B, 1>| f64::from(t.into_scalar().elem::<f32>());
+        (scalar(td), scalar(cql), scalar(q_data.mean()))
+    }
+
+    /// The 3N Cal-QL chunks per state `[n, 3N, h, d]` and their log densities `[n, 3N]`.
+    fn cql_chunks(
+        &self,
+        policy: &ChunkPolicy<B::InnerBackend>,
+        obs: &ObsBatch<B::InnerBackend>,
+        next_pi: Tensor<B::InnerBackend, 3>,
+        rng: &mut ChaCha8Rng,
+    ) -> (Tensor<B::InnerBackend, 4>, Tensor<B::InnerBackend, 2>) {
+        let [n, h, d] = next_pi.dims();
+        let ns = self.rl.cql_samples;
+        let dim = (h * d) as f64;
+        let sigma = self.rl.policy_noise;
+        let dev = &self.device;
+        let uniform: Vec<f32> = (0..n * ns * h * d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let uniform = tensor::<B::InnerBackend, 4>(uniform, [n, ns, h, d], dev);
+        let pi = policy.forward(obs).clamp(-1.0, 1.0);
+        let mut noisy = Vec::new();
+        let mut log_p = vec![-(dim * std::f64::consts::LN_2) as f32; n * ns];
+        for base in [pi, next_pi] {
+            let eps: Vec<f32> = (0..n * ns * h * d).map(|_| normal(rng)).collect();
+            // log N(x; μ, σ²I) = −½|ε|² − HD·(ln σ + ½ ln 2π) with x = μ + σε.
+            for b in 0..n {
+                for j in 0..ns {
+                    let e = &eps[(b * ns + j) * h * d..(b * ns + j + 1) * h * d];
+                    let sq: f64 = e.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+                    log_p.push((-0.5 * sq - dim * (sigma.ln() + 0.5 * (2.0 * std::f64::consts::PI).ln())) as f32);
+                }
+            }
+            let eps = tensor::<B::InnerBackend, 4>(eps, [n, ns, h, d], dev).mul_scalar(sigma);
+            noisy.push((base.unsqueeze_dim::<4>(1) + eps).clamp(-1.0, 1.0));
+        }
+        // log_p is laid out source-major; reorder to [n, 3N].
+        let mut ordered = Vec::with_capacity(n * 3 * ns);
+        for b in 0..n {
+            for s in 0..3 {
+                let src = match s {
+                    0 => &log_p[..n * ns],
+                    1 => &log_p[n * ns..2 * n * ns],
+                    _ => &log_p[2 * n * ns..],
+                };
+                ordered.extend_from_slice(&src[b * ns..(b + 1) * ns]);
+            }
+        }
+        let mut chunks = vec![uniform];
+        chunks.extend(noisy);
+        (Tensor::cat(chunks, 1), tensor(ordered, [n, 3 * ns], dev))
+    }
+
+    /// Actor update; returns (L_actor, mean Q of π).
+    fn actor_step(&mut self, batch: &HostBatch) -> (f64, f64) {
+        let dev = &self.device;
+        let obs = batch.obs.to_batch::<B>(&self.config, dev);
+        let feat = self.critic.features(&obs, self.image_features(&obs)).detach();
+        let pi = self.policy.forward(&obs);
+        let q = self.critic.forward(feat, pi.clone().clamp(-1.0, 1.0)).mean_dim(1); // [n, 1]
+        let lambda = self.rl.actor_eta / f64::from(q.clone().abs().mean().into_scalar().elem::<f32>()).max(1e-3);
+        let (target, mask) = targets::<B>(batch, self.config.horizon, self.config.action_dim, dev);
+        let bc = chunk_mse(pi, target, mask);
+        let q_mean = q.mean();
+        let loss = bc - q_mean.clone().mul_scalar(lambda);
+        let value = f64::from(loss.clone().into_scalar().elem::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
+        self.policy = self.policy_optim.step(self.rl.actor_lr, self.policy.clone(), grads);
+        (value, f64::from(q_mean.into_scalar().elem::<f32>()))
+    }
+}
+
+impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
+    fn update(&mut self, batch: &HostBatch, step: u64) -> Result<Vec<(&'static str, f64)>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(0x5EED) ^ step.wrapping_mul(0xA24B_AED4_963E_E407));
+        let (td, cql, q_data) = self.critic_step(batch, &mut rng);
+        let mut out = vec![("td", td), ("cql", cql), ("q_data", q_data)];
+        if step >= self.rl.critic_warmup && step.is_multiple_of(self.rl.actor_every.max(1)) {
+            let (actor, q_pi) = self.actor_step(batch);
+            out.push(("actor", actor));
+            out.push(("q_pi", q_pi));
+        }
+        Ok(out)
+    }
+
+    fn policy(&self) -> ChunkPolicy<B::InnerBackend> {
+        self.policy.valid()
+    }
+
+    fn save_weights(&self, dir: &Path) -> Result<()> {
+        save_module(&self.policy, &dir.join(MODEL_STEM))?;
+        save_module(&self.critic, &dir.join(CRITIC_STEM))
+    }
+
+    fn save_resume(&self, dir: &Path) -> Result<()> {
+        self.save_weights(dir)?;
+        save_module(&self.target, &dir.join(TARGET_STEM))?;
+        save_optim(&self.policy_optim, dir, "optim_policy")?;
+        save_optim(&self.critic_optim, dir, "optim_critic")
+    }
+
+    fn load_resume(&mut self, dir: &Path) -> Result<()> {
+        let dev = self.device.clone();
+        self.policy = load_module(self.policy.clone(), &dir.join(MODEL_STEM), "policy", &dev)?;
+        self.critic = load_module(self.critic.clone(), &dir.join(CRITIC_STEM), "critic", &dev)?;
+        self.target = load_module(self.target.clone(), &dir.join(TARGET_STEM), "target critic", &dev)?;
+        self.policy_optim = load_optim(self.policy_optim.clone(), dir, "optim_policy", &dev)?;
+        self.critic_optim = load_optim(self.critic_optim.clone(), dir, "optim_critic", &dev)?;
+        Ok(())
+    }
+}
+
+/// Standard normal samples without an extra dependency (Box–Muller).
+mod rand_distr_free {
+    use rand::Rng;
+
+    /// One N(0, 1) sample.
+    pub fn normal(rng: &mut impl Rng) -> f32 {
+        let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+        let u2: f64 = rng.random_range(0.0..1.0);
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+}

@@ -1,0 +1,320 @@
+//! Training data: one or more LeRobot datasets behind a single frame index, the policy spec
+//! derived from them (dimensions, normalisation, vocabulary), chunk samples with their chunked
+//! TD quantities, and a background thread that prefetches batches.
+//!
+//! Batch `k` of a run is drawn with an RNG seeded from (run seed, k), so a resumed run sees the
+//! same batches it would have seen without the interruption.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver};
+use dataset::Dataset;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::batch::HostObs;
+use crate::config::{ImageEncoderConfig, PolicyConfig, Variant};
+use crate::error::{PolicyError, Result};
+use crate::features::RawObs;
+use crate::normalize::{FeatureAccumulator, Normalizer};
+use crate::spec::PolicySpec;
+use crate::vocab::Vocabulary;
+
+/// One sampled batch, normalised, on the host.
+#[derive(Clone, Debug, Default)]
+pub struct HostBatch {
+    /// Observations at t.
+    pub obs: HostObs,
+    /// Chunks a_{t:t+H} `[n, H, D]`, normalised.
+    pub actions: Vec<f32>,
+    /// `[n, H]`: 1 for real actions, 0 for padding past the episode end.
+    pub action_mask: Vec<f32>,
+    /// Observations at t+H (the bootstrap state; the last frame when the episode ends sooner).
+    pub next_obs: HostObs,
+    /// Σ_{i<H} γ^i r_{t+i}, stopping at the episode end.
+    pub reward: Vec<f32>,
+    /// γ^H · m, with m = 0 when the episode ends inside the chunk.
+    pub bootstrap: Vec<f32>,
+    /// Monte-Carlo return Σ_k γ^k r_{t+k} to the episode end (Cal-QL's lower bound).
+    pub mc_return: Vec<f32>,
+}
+
+/// Datasets addressed as one.
+pub struct TrainingData {
+    datasets: Vec<Dataset>,
+    /// (dataset, frame) of every frame.
+    frames: Vec<(usize, usize)>,
+    /// Per dataset, per frame: Monte-Carlo return.
+    mc_return: Vec<Vec<f32>>,
+    /// The spec every sample is normalised with.
+    pub spec: PolicySpec,
+    /// Discount per control step.
+    pub gamma: f64,
+}
+
+/// The chunked TD quantities of frame `i` of `ds`: (Σ_{k<H} γ^k r_{i+k}, γ^H · m, index of the
+/// bootstrap frame). m = 0 when the episode ends (done, or the recording stops) inside the chunk.
+pub fn chunk_return(ds: &Dataset, i: usize, horizon: usize, gamma: f64) -> (f32, f32, usize) {
+    let n = ds.n_step(i, horizon, gamma);
+    let end = ds.episode_of(i).to_index as usize;
+    match n.next {
+        Some(next) if n.steps == horizon && next < end => {
+            (n.discounted_reward as f32, gamma.powi(horizon as i32) as f32, next)
+        }
+        _ => (n.discounted_reward as f32, 0.0, (i + n.steps).min(end) - 1),
+    }
+}
+
+fn mc_returns(ds: &Dataset, gamma: f64) -> Vec<f32> {
+    let mut out = vec![0.0f32; ds.len()];
+    for ep in ds.episodes() {
+        let mut g = 0.0f64;
+        for i in (ep.from_index as usize..ep.to_index as usize).rev() {
+            if ds.done(i) {
+                g = 0.0;
+            }
+            g = f64::from(ds.reward(i)) + gamma * g;
+            out[i] = g as f32;
+        }
+    }
+    out
+}
+
+/// How to build a new policy's spec from data.
+#[derive(Clone, Debug)]
+pub struct SpecRequest {
+    /// Observation variant.
+    pub variant: Variant,
+    /// Chunk length H.
+    pub horizon: usize,
+    /// Model size preset to start from (`None`: the variant's default).
+    pub config: Option<PolicyConfig>,
+}
+
+/// Infers what an action row means from the dataset's action component names.
+fn action_kind(ds: &Dataset) -> bus::ActionKind {
+    let names = ds.info().features.get(dataset::writer::ACTION).map(|f| f.names.to_string()).unwrap_or_default();
+    if names.contains("delta_x") {
+        bus::ActionKind::EeDelta
+    } else {
+        bus::ActionKind::JointTarget
+    }
+}
+
+impl TrainingData {
+    /// Wraps `datasets`, checking they agree on dimensions, rate and action meaning.
+    pub fn new(datasets: Vec<Dataset>, spec: PolicySpec, gamma: f64) -> Result<TrainingData> {
+        let c = &spec.config;
+        for ds in &datasets {
+            let root = ds.root().display();
+            if ds.state_dim() != c.state_dim || ds.action_dim() != c.action_dim || ds.env_state_dim() < c.env_state_dim {
+                return Err(PolicyError::Mismatch(format!(
+                    "{root}: state/action/object-state widths {}/{}/{} do not match the policy's {}/{}/{}",
+                    ds.state_dim(),
+                    ds.action_dim(),
+                    ds.env_state_dim(),
+                    c.state_dim,
+                    c.action_dim,
+                    c.env_state_dim
+                )));
+            }
+            if (ds.fps() - spec.fps).abs() > 1e-6 {
+                return Err(PolicyError::Mismatch(format!("{root}: {} fps, the policy runs at {}", ds.fps(), spec.fps)));
+            }
+            if action_kind(ds) != spec.action_kind {
+                return Err(PolicyError::Mismatch(format!(
+                    "{root}: actions are {:?}, the policy's are {:?}",
+                    action_kind(ds),
+                    spec.action_kind
+                )));
+            }
+            if let Some(img) = &c.image {
+                for key in &img.cameras {
+                    if !ds.camera_keys().contains(key) {
+                        return Err(PolicyError::Mismatch(format!("{root}: no camera `{key}`")));
+                    }
+                }
+            }
+        }
+        let frames = datasets.iter().enumerate().flat_map(|(d, ds)| (0..ds.len()).map(move |i| (d, i))).collect();
+        let mc_return = datasets.iter().map(|ds| mc_returns(ds, gamma)).collect();
+        Ok(TrainingData { datasets, frames, mc_return, spec, gamma })
+    }
+
+    /// A fresh spec fitted to `datasets`: widths, normalisation from every frame, vocabulary
+    /// from every task.
+    pub fn fit_spec(datasets: &[Dataset], request: &SpecRequest) -> Result<PolicySpec> {
+        let first = datasets.first().ok_or_else(|| PolicyError::Config("no dataset given".into()))?;
+        let (mut state, mut env, mut action) =
+            (FeatureAccumulator::default(), FeatureAccumulator::default(), FeatureAccumulator::default());
+        let mut tasks: Vec<String> = Vec::new();
+        for ds in datasets {
+            if ds.is_empty() {
+                return Err(PolicyError::Mismatch(format!("{}: the dataset has no frames", ds.root().display())));
+            }
+            for i in 0..ds.len() {
+                state.push(ds.state(i));
+                env.push(ds.env_state(i));
+                action.push(ds.action(i));
+            }
+            for t in ds.tasks() {
+                if !tasks.contains(t) {
+                    tasks.push(t.clone());
+                }
+            }
+        }
+        let (state_dim, action_dim) = (first.state_dim(), first.action_dim());
+        let mut config = match (&request.config, request.variant) {
+            (Some(c), _) => c.clone(),
+            (None, Variant::StateOnly) => {
+                PolicyConfig::state_only(request.horizon, state_dim, first.env_state_dim(), action_dim)
+            }
+            (None, Variant::Vision) => {
+                let cameras = first.camera_keys();
+                let side = first.info().features.get(cameras.first().map_or("", String::as_str)).map_or(0, |f| {
+                    f.shape.first().copied().unwrap_or(0) as usize
+                });
+                PolicyConfig::vision(request.horizon, state_dim, action_dim, ImageEncoderConfig::new(side, cameras))
+            }
+        };
+        config.horizon = request.horizon;
+        config.state_dim = state_dim;
+        config.action_dim = action_dim;
+        if config.variant == Variant::StateOnly {
+            config.env_state_dim = first.env_state_dim();
+            if config.env_state_dim == 0 {
+                return Err(PolicyError::Mismatch(format!(
+                    "{}: the state-only policy needs observation.environment_state (record in the sim)",
+                    first.root().display()
+                )));
+            }
+        }
+        let vocab = Vocabulary::build(tasks.iter().map(String::as_str));
+        config.vocab_size = vocab.size();
+        config.validate()?;
+        let env_dim = config.env_state_dim;
+        Ok(PolicySpec {
+            config,
+            critic: None,
+            normalizer: Normalizer {
+                state: state.z_score(state_dim),
+                env_state: if env_dim > 0 {
+                    env.z_score(env_dim)
+                } else {
+                    crate::normalize::ZScore { mean: Vec::new(), std: Vec::new() }
+                },
+                action: action.min_max(action_dim),
+            },
+            vocab,
+            action_kind: action_kind(first),
+            fps: first.fps(),
+            scene: first.scene().map(str::to_string),
+            tasks,
+            num_params: 0,
+        })
+    }
+
+    /// Total frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The datasets.
+    pub fn datasets(&self) -> &[Dataset] {
+        &self.datasets
+    }
+
+    /// Frame `i` of dataset `d` as a raw observation (images from the frame cache).
+    pub fn raw_obs(&self, d: usize, i: usize) -> Result<RawObs> {
+        let ds = &self.datasets[d];
+        let mut images = Vec::new();
+        if let Some(img) = &self.spec.config.image {
+            for key in &img.cameras {
+                images.push(ds.image(i, key)?.to_vec());
+            }
+        }
+        Ok(RawObs {
+            state: ds.state(i).to_vec(),
+            env_state: ds.env_state(i).to_vec(),
+            instruction: ds.task(i).to_string(),
+            images,
+        })
+    }
+
+    /// A batch of `n` frames drawn uniformly with `rng`.
+    pub fn sample(&self, rng: &mut impl Rng, n: usize) -> Result<HostBatch> {
+        let c = &self.spec.config;
+        let (h, d) = (c.horizon, c.action_dim);
+        let mut b = HostBatch::default();
+        for _ in 0..n {
+            let (ds_idx, i) = self.frames[rng.random_range(0..self.frames.len())];
+            let ds = &self.datasets[ds_idx];
+            b.obs.push(&self.spec, &self.raw_obs(ds_idx, i)?)?;
+            let w = ds.action_window(i, h);
+            let start = b.actions.len();
+            b.actions.extend_from_slice(&w.values);
+            self.spec.normalizer.action.apply(&mut b.actions[start..start + h * d]);
+            b.action_mask.extend(w.mask.iter().map(|m| f32::from(u8::from(*m))));
+            let (r, boot, next) = chunk_return(ds, i, h, self.gamma);
+            b.reward.push(r);
+            b.bootstrap.push(boot);
+            b.next_obs.push(&self.spec, &self.raw_obs(ds_idx, next)?)?;
+            b.mc_return.push(self.mc_return[ds_idx][i]);
+        }
+        Ok(b)
+    }
+}
+
+/// The RNG of batch `step` of a run with `seed`.
+pub fn batch_rng(seed: u64, step: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Batches prepared on a background thread, `depth` ahead of the learner.
+pub struct Prefetcher {
+    rx: Receiver<Result<HostBatch>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prefetcher {
+    /// Starts preparing batches `first_step..` of size `batch` from `data`.
+    pub fn start(data: Arc<TrainingData>, seed: u64, first_step: u64, batch: usize, depth: usize) -> Prefetcher {
+        let (tx, rx) = bounded(depth.max(1));
+        let thread = std::thread::Builder::new()
+            .name("prefetch".into())
+            .spawn(move || {
+                let mut step = first_step;
+                loop {
+                    let b = data.sample(&mut batch_rng(seed, step), batch);
+                    if tx.send(b).is_err() {
+                        return;
+                    }
+                    step += 1;
+                }
+            })
+            .ok();
+        Prefetcher { rx, thread }
+    }
+
+    /// The next batch (blocks until it is ready).
+    pub fn next(&self) -> Result<HostBatch> {
+        self.rx.recv().map_err(|_| PolicyError::Training("the prefetch thread stopped".into()))?
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        // Unblock the sender, then wait for it.
+        let (_, dummy) = bounded(0);
+        self.rx = dummy;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

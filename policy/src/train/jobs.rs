@@ -1,0 +1,126 @@
+//! Whole training jobs as the CLI runs them: fit or load the spec, build the learner, attach a
+//! sim evaluator, run the loop.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::backend::AutodiffBackend;
+use dataset::Dataset;
+
+use crate::checkpoint::load_module;
+use crate::config::{PolicyConfig, Variant};
+use crate::error::{PolicyError, Result};
+use crate::eval::{eval_env, EvalConfig, SimEvaluator};
+use crate::inference::MODEL_STEM;
+use crate::model::ChunkPolicy;
+use crate::spec::PolicySpec;
+use crate::train::bc::BcLearner;
+use crate::train::co_rft::{CoRftConfig, CoRftLearner};
+use crate::train::data::{SpecRequest, TrainingData};
+use crate::train::{run, Evaluator, TrainReport, TrainSettings};
+
+/// Periodic evaluation of a training job.
+#[derive(Clone, Debug)]
+pub struct EvalJob {
+    /// Scene (default: the datasets' scene).
+    pub scene: Option<String>,
+    /// Rollout settings.
+    pub config: EvalConfig,
+}
+
+/// `armstack train bc`.
+#[derive(Clone, Debug)]
+pub struct BcJob {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Observation variant of a new policy.
+    pub variant: Variant,
+    /// Chunk length H.
+    pub horizon: usize,
+    /// Model config to start from (`None`: the variant's default).
+    pub config: Option<PolicyConfig>,
+    /// Loop settings.
+    pub settings: TrainSettings,
+    /// Evaluation (`None`: none; the last step is kept).
+    pub eval: Option<EvalJob>,
+    /// Continue from `out/resume`.
+    pub resume: bool,
+}
+
+fn evaluator(spec: &PolicySpec, eval: &Option<EvalJob>) -> Result<Option<SimEvaluator>> {
+    eval.as_ref()
+        .map(|e| Ok(SimEvaluator { env: eval_env(spec, e.scene.as_deref())?, config: e.config.clone() }))
+        .transpose()
+}
+
+/// Trains a new policy by behaviour cloning on `datasets`.
+pub fn run_bc<B: AutodiffBackend>(
+    job: &BcJob,
+    datasets: Vec<Dataset>,
+    stop: &AtomicBool,
+    device: &B::Device,
+) -> Result<TrainReport> {
+    let request = SpecRequest { variant: job.variant, horizon: job.horizon, config: job.config.clone() };
+    let mut spec = if job.resume && job.out.join(crate::spec::SPEC_FILE).exists() {
+        PolicySpec::load(&job.out)?
+    } else {
+        TrainingData::fit_spec(&datasets, &request)?
+    };
+    B::seed(device, job.settings.seed);
+    let model = ChunkPolicy::<B>::new(&spec.config, device);
+    spec.num_params = model.num_params();
+    tracing::info!(params = spec.num_params, variant = ?spec.config.variant, "behaviour cloning");
+    let mut learner = BcLearner::new(model, &spec.config, job.settings.lr, device);
+    let data = Arc::new(TrainingData::new(datasets, spec.clone(), 0.99)?);
+    let mut ev = evaluator(&spec, &job.eval)?;
+    let ev_ref = ev.as_mut().map(|e| e as &mut dyn Evaluator<B::InnerBackend>);
+    run("bc", &mut learner, data, &spec, &job.settings, &job.out, ev_ref, job.resume, stop, device)
+}
+
+/// `armstack train co-rft`.
+#[derive(Clone, Debug)]
+pub struct CoRftJob {
+    /// The BC policy folder to start from.
+    pub init: PathBuf,
+    /// Output folder.
+    pub out: PathBuf,
+    /// RL settings.
+    pub rl: CoRftConfig,
+    /// Loop settings.
+    pub settings: TrainSettings,
+    /// Evaluation.
+    pub eval: Option<EvalJob>,
+    /// Continue from `out/resume`.
+    pub resume: bool,
+}
+
+/// Fine-tunes the policy in `job.init` with CO-RFT on `datasets`.
+pub fn run_co_rft<B: AutodiffBackend>(
+    job: &CoRftJob,
+    datasets: Vec<Dataset>,
+    stop: &AtomicBool,
+    device: &B::Device,
+) -> Result<TrainReport> {
+    let mut spec = PolicySpec::load(&job.init)?;
+    if same_dir(&job.init, &job.out) {
+        return Err(PolicyError::Config("--out must differ from --init".into()));
+    }
+    let policy = load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;
+    spec.critic = Some(job.rl.critic.clone());
+    B::seed(device, job.settings.seed);
+    let mut learner = CoRftLearner::new(policy, &spec.config, &job.rl, job.settings.seed, device);
+    tracing::info!(critics = job.rl.critic.ensemble, "CO-RFT from {}", job.init.display());
+    let data = Arc::new(TrainingData::new(datasets, spec.clone(), job.rl.gamma)?);
+    let mut ev = evaluator(&spec, &job.eval)?;
+    let ev_ref = ev.as_mut().map(|e| e as &mut dyn Evaluator<B::InnerBackend>);
+    run("co-rft", &mut learner, data, &spec, &job.settings, &job.out, ev_ref, job.resume, stop, device)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}

@@ -1,0 +1,242 @@
+//! Training: behaviour cloning ([`bc`]) and CO-RFT offline RL ([`co_rft`]) share one loop
+//! ([`run`]): batches from a prefetch thread, an update, metrics to `metrics.jsonl` and a progress
+//! bar, periodic evaluation in the sim with the best policy kept, and resumable checkpoints.
+
+pub mod bc;
+pub mod co_rft;
+pub mod data;
+pub mod ema;
+pub mod jobs;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PolicyError, Result};
+use crate::inference::Policy;
+use crate::model::ChunkPolicy;
+use crate::spec::{write_atomic, PolicySpec};
+use data::{HostBatch, Prefetcher, TrainingData};
+
+/// Sub-folder holding the last step's full training state.
+pub const RESUME_DIR: &str = "resume";
+const STATE_FILE: &str = "state.json";
+
+/// Loop settings common to every algorithm.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Gradient steps in total.
+    pub steps: u64,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Learning rate (Adam).
+    pub lr: f64,
+    /// Seed of the initialisation and the batch sampler.
+    pub seed: u64,
+    /// Evaluate in the sim every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Log metrics every this many steps.
+    pub log_every: u64,
+    /// Save the resumable state every this many steps (and at the end).
+    pub checkpoint_every: u64,
+    /// Batches prepared ahead.
+    pub prefetch: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl Default for TrainSettings {
+    fn default() -> TrainSettings {
+        TrainSettings {
+            steps: 2000,
+            batch_size: 256,
+            lr: 3e-4,
+            seed: 0,
+            eval_every: 500,
+            log_every: 50,
+            checkpoint_every: 500,
+            prefetch: 4,
+            progress: true,
+        }
+    }
+}
+
+/// Where a run stands (saved in `resume/state.json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Steps done.
+    pub step: u64,
+    /// Best evaluation success rate so far, and its step.
+    pub best: Option<(f64, u64)>,
+}
+
+/// Scores a policy (the success rate of sim rollouts, 0…1).
+pub trait Evaluator<B: Backend> {
+    /// Evaluates `policy`.
+    fn evaluate(&mut self, policy: &Policy<B>) -> Result<f64>;
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Steps done.
+    pub steps: u64,
+    /// Training samples per second (excluding evaluation).
+    pub samples_per_s: f64,
+    /// Last logged losses.
+    pub final_losses: Vec<(String, f64)>,
+    /// Evaluations: (step, success rate).
+    pub evaluations: Vec<(u64, f64)>,
+    /// Best evaluation (success, step).
+    pub best: Option<(f64, u64)>,
+}
+
+/// One algorithm's learner state: networks and optimisers.
+pub trait Learner<B: AutodiffBackend> {
+    /// One gradient update on `batch`; returns named losses.
+    fn update(&mut self, batch: &HostBatch, step: u64) -> Result<Vec<(&'static str, f64)>>;
+    /// The current policy, for acting.
+    fn policy(&self) -> ChunkPolicy<B::InnerBackend>;
+    /// Saves the weights a user runs (`model.mpk`, and `critic.mpk` if any) into `dir`.
+    fn save_weights(&self, dir: &Path) -> Result<()>;
+    /// Saves everything needed to resume into `dir`.
+    fn save_resume(&self, dir: &Path) -> Result<()>;
+    /// Loads what [`Learner::save_resume`] wrote.
+    fn load_resume(&mut self, dir: &Path) -> Result<()>;
+}
+
+/// Appends JSON lines to `metrics.jsonl`.
+pub struct MetricsLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl MetricsLog {
+    /// Opens (appending) `dir/metrics.jsonl`.
+    pub fn open(dir: &Path) -> Result<MetricsLog> {
+        let path = dir.join("metrics.jsonl");
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| PolicyError::io(&path, e))?;
+        Ok(MetricsLog { file, path })
+    }
+
+    /// Writes one record.
+    pub fn write(&mut self, value: &serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{value}").map_err(|e| PolicyError::io(&self.path, e))
+    }
+}
+
+fn bar(steps: u64, start: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(steps);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_position(start);
+    pb
+}
+
+/// Runs `learner` on `data` for `settings.steps` steps, writing into `out`. `spec` is saved as
+/// `policy.json`. When `out/resume` exists and `resume` is set, continues from it. `stop` ends
+/// the run early (after saving) when set.
+#[allow(clippy::too_many_arguments)]
+pub fn run<B: AutodiffBackend, L: Learner<B>>(
+    name: &str,
+    learner: &mut L,
+    data: Arc<TrainingData>,
+    spec: &PolicySpec,
+    settings: &TrainSettings,
+    out: &Path,
+    mut evaluator: Option<&mut dyn Evaluator<B::InnerBackend>>,
+    resume: bool,
+    stop: &AtomicBool,
+    device: &B::Device,
+) -> Result<TrainReport> {
+    std::fs::create_dir_all(out.join(RESUME_DIR)).map_err(|e| PolicyError::io(out, e))?;
+    spec.save(out)?;
+    let resume_dir = out.join(RESUME_DIR);
+    let mut state = RunState::default();
+    if resume && resume_dir.join(STATE_FILE).exists() {
+        let path = resume_dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| PolicyError::io(&path, e))?;
+        state = serde_json::from_str(&text).map_err(|e| PolicyError::checkpoint(&path, e.to_string()))?;
+        learner.load_resume(&resume_dir)?;
+        tracing::info!(step = state.step, "resumed {name} from {}", resume_dir.display());
+    }
+    let mut metrics = MetricsLog::open(out)?;
+    let mut report = TrainReport { best: state.best, ..TrainReport::default() };
+    let prefetch = Prefetcher::start(data, settings.seed, state.step, settings.batch_size, settings.prefetch);
+    let pb = bar(settings.steps, state.step, settings.progress);
+    pb.set_prefix(name.to_string());
+    let t0 = Instant::now();
+    let mut eval_time = 0.0;
+    let first = state.step;
+    let save_resume = |learner: &L, state: &RunState| -> Result<()> {
+        learner.save_resume(&resume_dir)?;
+        let text = serde_json::to_string(state).map_err(|e| PolicyError::Training(e.to_string()))?;
+        write_atomic(&resume_dir.join(STATE_FILE), text.as_bytes())
+    };
+    while state.step < settings.steps {
+        let batch = prefetch.next()?;
+        let losses = learner.update(&batch, state.step)?;
+        if let Some((k, v)) = losses.iter().find(|(_, v)| !v.is_finite()) {
+            save_resume(learner, &state)?;
+            return Err(PolicyError::Training(format!("loss `{k}` is {v} at step {}", state.step)));
+        }
+        state.step += 1;
+        pb.inc(1);
+        let done = state.step == settings.steps || stop.load(Ordering::Relaxed);
+        if state.step.is_multiple_of(settings.log_every.max(1)) || done {
+            let elapsed = t0.elapsed().as_secs_f64() - eval_time;
+            let rate = (state.step - first) as f64 * settings.batch_size as f64 / elapsed.max(1e-9);
+            let msg: Vec<String> = losses.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            pb.set_message(msg.join(" "));
+            let mut rec = serde_json::json!({"step": state.step, "samples_per_s": rate, "algo": name});
+            for (k, v) in &losses {
+                rec[*k] = serde_json::json!(v);
+            }
+            metrics.write(&rec)?;
+            tracing::debug!(step = state.step, "{}", msg.join(" "));
+            report.samples_per_s = rate;
+            report.final_losses = losses.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        }
+        let eval_due = settings.eval_every > 0 && state.step.is_multiple_of(settings.eval_every);
+        if let Some(ev) = evaluator.as_deref_mut().filter(|_| eval_due || done) {
+            let te = Instant::now();
+            let policy = Policy { spec: spec.clone(), model: learner.policy(), device: device.clone() };
+            let success = pb.suspend(|| ev.evaluate(&policy))?;
+            eval_time += te.elapsed().as_secs_f64();
+            report.evaluations.push((state.step, success));
+            metrics.write(&serde_json::json!({"step": state.step, "eval_success": success, "algo": name}))?;
+            tracing::info!(step = state.step, success, "{name}: evaluation");
+            if state.best.is_none_or(|(b, _)| success > b) {
+                state.best = Some((success, state.step));
+                learner.save_weights(out)?;
+            }
+        }
+        if state.step.is_multiple_of(settings.checkpoint_every.max(1)) || done {
+            save_resume(learner, &state)?;
+        }
+        if done {
+            break;
+        }
+    }
+    if evaluator.is_none() {
+        learner.save_weights(out)?;
+    }
+    pb.finish_and_clear();
+    report.steps = state.step;
+    report.best = state.best;
+    Ok(report)
+}

@@ -1,0 +1,232 @@
+//! Training, checkpoints and the chunked TD target on real (tiny) datasets written by the sim's
+//! scripted expert.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use burn::module::Module;
+use dataset::writer::{DatasetWriter, FrameRecord};
+use dataset::Dataset;
+use policy::batch::{to_vec, HostObs};
+use policy::checkpoint::{load_module, save_module};
+use policy::features::RawObs;
+use policy::model::ChunkPolicy;
+use policy::train::co_rft::td_target;
+use policy::train::data::chunk_return;
+use policy::train::jobs::{run_bc, run_co_rft, BcJob, CoRftJob};
+use policy::train::TrainSettings;
+use policy::{Cpu, CpuTrain, Policy, PolicySpec, Variant};
+
+fn collect(dir: &Path, episodes: u64, noise: f64) -> Dataset {
+    let env = sim::EnvConfig::new(sim::load_scene("pick_cube").unwrap());
+    let mut w = DatasetWriter::create(dir, &policy::demos::dataset_spec(&env, Vec::new())).unwrap();
+    let r = policy::demos::collect(&env, &mut w, episodes, noise, 7, 2).unwrap();
+    assert_eq!(r.episodes, episodes);
+    w.finish().unwrap();
+    Dataset::open(dir).unwrap()
+}
+
+fn settings(steps: u64) -> TrainSettings {
+    TrainSettings {
+        steps,
+        batch_size: 32,
+        lr: 1e-3,
+        seed: 3,
+        eval_every: 0,
+        log_every: 5,
+        checkpoint_every: 1000,
+        prefetch: 2,
+        progress: false,
+    }
+}
+
+fn bc_job(out: &Path, steps: u64, resume: bool) -> BcJob {
+    BcJob {
+        out: out.to_path_buf(),
+        variant: Variant::StateOnly,
+        horizon: 5,
+        config: None,
+        settings: settings(steps),
+        eval: None,
+        resume,
+    }
+}
+
+fn losses(dir: &Path, key: &str) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get(key)?.as_f64())
+        .collect()
+}
+
+/// Outputs of the policy in `dir` on the first frames of `ds`.
+fn outputs(dir: &Path, ds: &Dataset) -> Vec<Vec<f32>> {
+    let p = Policy::<Cpu>::load(dir, &Default::default()).unwrap();
+    let obs: Vec<RawObs> = (0..8)
+        .map(|i| RawObs {
+            state: ds.state(i).to_vec(),
+            env_state: ds.env_state(i).to_vec(),
+            instruction: ds.task(i).to_string(),
+            images: Vec::new(),
+        })
+        .collect();
+    p.act(&obs).unwrap()
+}
+
+#[test]
+fn bc_loss_falls_and_training_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let ds = collect(&data, 4, 0.0);
+    let stop = AtomicBool::new(false);
+    let dev = Default::default();
+
+    // 60 steps straight.
+    let straight = tmp.path().join("straight");
+    let report = run_bc::<CpuTrain>(&bc_job(&straight, 60, false), vec![Dataset::open(&data).unwrap()], &stop, &dev)
+        .unwrap();
+    assert_eq!(report.steps, 60);
+    let l = losses(&straight, "bc");
+    let (first, last) = (l[0], *l.last().unwrap());
+    assert!(last < 0.5 * first, "BC loss should fall: first {first}, last {last}");
+
+    // 30 steps, then resumed to 60: the same weights as straight through.
+    let split = tmp.path().join("split");
+    run_bc::<CpuTrain>(&bc_job(&split, 30, false), vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap();
+    run_bc::<CpuTrain>(&bc_job(&split, 60, true), vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap();
+    assert_eq!(outputs(&straight, &ds), outputs(&split, &ds), "resumed training must match an uninterrupted run");
+}
+
+#[test]
+fn checkpoint_round_trips_exactly_and_mismatched_config_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let ds = collect(&data, 2, 0.0);
+    let dev = Default::default();
+    let spec = policy::train::data::TrainingData::fit_spec(
+        std::slice::from_ref(&ds),
+        &policy::train::data::SpecRequest { variant: Variant::StateOnly, horizon: 4, config: None },
+    )
+    .unwrap();
+    let model = ChunkPolicy::<Cpu>::new(&spec.config, &dev);
+    let dir = tmp.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut spec = spec;
+    spec.num_params = model.num_params();
+    spec.save(&dir).unwrap();
+    save_module(&model, &dir.join("model")).unwrap();
+    let loaded = load_module(ChunkPolicy::<Cpu>::new(&spec.config, &dev), &dir.join("model"), "policy", &dev).unwrap();
+    let mut host = HostObs::default();
+    for i in 0..5 {
+        host.push(
+            &spec,
+            &RawObs {
+                state: ds.state(i).to_vec(),
+                env_state: ds.env_state(i).to_vec(),
+                instruction: ds.task(i).into(),
+                images: vec![],
+            },
+        )
+        .unwrap();
+    }
+    let batch = host.to_batch::<Cpu>(&spec.config, &dev);
+    assert_eq!(to_vec(model.forward(&batch)), to_vec(loaded.forward(&batch)), "bit-exact round trip");
+
+    // Edit the architecture in policy.json: loading must say the config does not match.
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("policy.json")).unwrap()).unwrap();
+    edited["config"]["d_model"] = serde_json::json!(32);
+    edited["config"]["d_ff"] = serde_json::json!(64);
+    std::fs::write(dir.join("policy.json"), edited.to_string()).unwrap();
+    let err = Policy::<Cpu>::load(&dir, &dev).unwrap_err().to_string();
+    assert!(err.contains("model.mpk") && err.contains("policy.json"), "{err}");
+    assert!(err.contains("do not match") || err.contains("does not match") || err.contains("do not fit"), "{err}");
+
+    // A folder without policy.json.
+    let err = Policy::<Cpu>::load(tmp.path(), &dev).unwrap_err().to_string();
+    assert!(err.contains("policy.json"), "{err}");
+}
+
+/// Writes one episode with the given rewards (done on the last frame).
+fn reward_dataset(dir: &Path, episodes: &[&[f32]]) -> Dataset {
+    let env = sim::EnvConfig::new(sim::load_scene("pick_cube").unwrap());
+    let mut w = DatasetWriter::create(dir, &policy::demos::dataset_spec(&env, Vec::new())).unwrap();
+    for rewards in episodes {
+        w.begin_episode("pick up the cube").unwrap();
+        for (k, r) in rewards.iter().enumerate() {
+            let last = k + 1 == rewards.len();
+            w.add_frame(&FrameRecord {
+                state: vec![k as f32; 7],
+                action: vec![0.0; 7],
+                env_state: vec![0.0; 5],
+                reward: *r,
+                done: last,
+                success: last && *r > 0.0,
+                images: vec![],
+            })
+            .unwrap();
+        }
+        w.end_episode(Some(0), Some(rewards.last().is_some_and(|r| *r > 0.0))).unwrap();
+    }
+    w.finish().unwrap();
+    Dataset::open(dir).unwrap()
+}
+
+#[test]
+fn chunked_td_target_matches_hand_computation() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Episode 0: 7 frames, reward 1 on the last (done). Episode 1: 3 frames, no reward.
+    let ds = reward_dataset(tmp.path(), &[&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], &[0.0, 0.0, 0.0]]);
+    let (h, gamma) = (3, 0.9f64);
+    // Frame 0: no reward in the chunk, bootstrap γ³ from frame 3.
+    let (r, g, next) = chunk_return(&ds, 0, h, gamma);
+    assert_eq!((r, next), (0.0, 3));
+    assert!((f64::from(g) - 0.729).abs() < 1e-6);
+    // Frame 4: rewards 0, 0, 1 → R = 0.81; the episode ends inside the chunk → g = 0.
+    let (r, g, _) = chunk_return(&ds, 4, h, gamma);
+    assert!((f64::from(r) - 0.81).abs() < 1e-6 && g == 0.0, "{r} {g}");
+    // Frame 5: rewards 0, 1 then the end → R = 0.9, g = 0, bootstrap index stays in the episode.
+    let (r, g, next) = chunk_return(&ds, 5, h, gamma);
+    assert!((f64::from(r) - 0.9).abs() < 1e-6 && g == 0.0 && next == 6, "{r} {g} {next}");
+    // Episode 1 frame 7 (first of 3): the recording ends after 3 frames → no bootstrap.
+    let (r, g, next) = chunk_return(&ds, 7, h, gamma);
+    assert!(r == 0.0 && g == 0.0 && next == 9, "{r} {g} {next}");
+
+    // y = R + g · min over the subset of target critics: K = 3, subset {0, 2}.
+    let target_q = [0.5, 0.1, 0.7, /* row 2 */ 0.2, 0.3, 0.4];
+    let y = td_target(&[0.0, 0.81], &[0.729, 0.0], &target_q, 3, &[0, 2]);
+    assert!((f64::from(y[0]) - 0.729 * 0.5).abs() < 1e-6, "{}", y[0]);
+    assert!((f64::from(y[1]) - 0.81).abs() < 1e-6, "masked bootstrap: {}", y[1]);
+}
+
+#[test]
+fn co_rft_runs_from_a_bc_policy_and_keeps_losses_finite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    collect(&data, 4, 0.3);
+    let stop = AtomicBool::new(false);
+    let dev = Default::default();
+    let bc = tmp.path().join("bc");
+    run_bc::<CpuTrain>(&bc_job(&bc, 10, false), vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap();
+    let mut rl = policy::train::co_rft::CoRftConfig::default();
+    rl.critic.ensemble = 3;
+    rl.critic.hidden = 32;
+    rl.critic.layers = 2;
+    rl.cql_samples = 2;
+    rl.critic_warmup = 4;
+    let out = tmp.path().join("rft");
+    let job = CoRftJob { init: bc.clone(), out: out.clone(), rl, settings: settings(12), eval: None, resume: false };
+    let report = run_co_rft::<CpuTrain>(&job, vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap();
+    assert_eq!(report.steps, 12);
+    for key in ["td", "cql", "actor"] {
+        let l = losses(&out, key);
+        assert!(!l.is_empty() && l.iter().all(|v| v.is_finite()), "{key}: {l:?}");
+    }
+    // The actor moved away from the BC policy; the critic was saved beside it.
+    assert!(out.join("critic.mpk").exists() && out.join("resume/target_critic.mpk").exists());
+    let ds = Dataset::open(&data).unwrap();
+    assert_ne!(outputs(&bc, &ds), outputs(&out, &ds));
+    let spec = PolicySpec::load(&out).unwrap();
+    assert_eq!(spec.critic.map(|c| c.ensemble), Some(3));
+}
