@@ -66,3 +66,19 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("policy.json"), "{err}");
 }
+
+#[test]
+fn vision_demo_trains_the_camera_vla_from_decoded_video() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = run_ok(armstack(dir).args([
+        "demo", "--out", "v", "--variant", "vision", "--demos", "2", "--noise", "0", "--bc-steps", "3",
+        "--co-rft-steps", "2", "--batch-size", "4", "--eval-episodes", "2", "--critics", "2",
+    ]));
+    assert!(out.contains("| CO-RFT |"), "{out}");
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("v/co_rft/policy.json")).unwrap()).unwrap();
+    assert_eq!(spec["config"]["variant"], "vision");
+    assert_eq!(spec["config"]["image"]["cameras"][0], "observation.images.front");
+    assert!(dir.join("v/data/videos").exists(), "the demonstrations were recorded with cameras");
+}

@@ -31,9 +31,10 @@ pub struct ImageEncoderConfig {
 }
 
 impl ImageEncoderConfig {
-    /// Defaults for `cameras` at `size`×`size`: channels 32/64/128, a 4×4 token grid.
+    /// Defaults for `cameras` at `size`×`size`: channels 16/32/64 (CPU inference cost: see
+    /// `armstack bench inference`), a 4×4 token grid.
     pub fn new(size: usize, cameras: Vec<String>) -> ImageEncoderConfig {
-        ImageEncoderConfig { size, cameras, channels: [32, 64, 128], grid: 4 }
+        ImageEncoderConfig { size, cameras, channels: [16, 32, 64], grid: 4 }
     }
 }
 

@@ -30,18 +30,19 @@ pub fn action_row(a: &Action) -> Vec<f32> {
     }
 }
 
+/// Component names of an end-effector action row.
+pub const EE_DELTA_ACTION_NAMES: [&str; 7] =
+    ["delta_x_m", "delta_y_m", "delta_z_m", "delta_roll_rad", "delta_pitch_rad", "delta_yaw_rad", "gripper"];
+
 /// The dataset layout for `env`'s observations with end-effector actions and cameras.
 pub fn dataset_spec(env: &EnvConfig, cameras: Vec<dataset::writer::CameraFeature>) -> DatasetSpec {
     let objects: Vec<String> = env.scene.objects.iter().map(|o| o.name.clone()).collect();
-    let comp = ["x_m", "y_m", "z_m", "sin_yaw", "cos_yaw"];
     DatasetSpec {
         fps: env.control_hz,
         robot_type: "widowx250".into(),
         state_names: sim::node::joint_state_names(),
-        action_names: ["delta_x_m", "delta_y_m", "delta_z_m", "delta_roll_rad", "delta_pitch_rad", "delta_yaw_rad", "gripper"]
-            .map(String::from)
-            .to_vec(),
-        env_state_names: objects.iter().flat_map(|n| comp.map(|c| format!("{n}.{c}"))).collect(),
+        action_names: EE_DELTA_ACTION_NAMES.map(String::from).to_vec(),
+        env_state_names: crate::features::env_state_names(&objects),
         cameras,
         scene: Some(env.scene.name.clone()),
     }

@@ -39,6 +39,23 @@ pub fn env_state_of(obs: &Observation) -> Vec<f32> {
     v
 }
 
+/// Object state of a `scene_state` message, the same layout as [`env_state_of`].
+pub fn env_state_of_scene(scene: &bus::SceneState) -> Vec<f32> {
+    let mut v = Vec::with_capacity(5 * scene.objects.len());
+    for o in &scene.objects {
+        let [x, y, z] = o.pose.translation_m;
+        let [qx, qy, qz, qw] = o.pose.rotation_xyzw;
+        let yaw = (2.0 * (qw * qz + qx * qy)).atan2(1.0 - 2.0 * (qy * qy + qz * qz));
+        v.extend([x as f32, y as f32, z as f32, yaw.sin() as f32, yaw.cos() as f32]);
+    }
+    v
+}
+
+/// Component names of the object state of objects called `names`.
+pub fn env_state_names(names: &[String]) -> Vec<String> {
+    names.iter().flat_map(|n| ["x_m", "y_m", "z_m", "sin_yaw", "cos_yaw"].map(|c| format!("{n}.{c}"))).collect()
+}
+
 /// The sim camera name of a dataset image key (`observation.images.front` → `front`).
 pub fn camera_name(key: &str) -> &str {
     key.strip_prefix(IMAGE_KEY_PREFIX).unwrap_or(key)

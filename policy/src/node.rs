@@ -128,14 +128,7 @@ impl ObservationAssembler {
 
     /// Records a scene state.
     pub fn add_scene(&mut self, s: &SceneState) {
-        let mut v = Vec::with_capacity(5 * s.objects.len());
-        for o in &s.objects {
-            let [x, y, z] = o.pose.translation_m;
-            let [qx, qy, qz, qw] = o.pose.rotation_xyzw;
-            let yaw = (2.0 * (qw * qz + qx * qy)).atan2(1.0 - 2.0 * (qy * qy + qz * qz));
-            v.extend([x as f32, y as f32, z as f32, yaw.sin() as f32, yaw.cos() as f32]);
-        }
-        self.scene.insert(s.header.stamp_ns, v);
+        self.scene.insert(s.header.stamp_ns, crate::features::env_state_of_scene(s));
     }
 
     /// Records a camera frame (RGB8 only).

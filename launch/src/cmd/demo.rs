@@ -30,8 +30,8 @@ pub struct DemoArgs {
     /// Demonstrations to record.
     #[arg(long, default_value_t = 50)]
     pub demos: u64,
-    /// Expert action noise (0.5 makes roughly half the pick_cube demonstrations fail).
-    #[arg(long, default_value_t = 0.5)]
+    /// Expert action noise (0.3: about 15% of pick_cube demonstrations fail; 0.35: about 60%).
+    #[arg(long, default_value_t = 0.3)]
     pub noise: f64,
     /// Observation variant (vision renders cameras and trains the VLA).
     #[arg(long, value_enum, default_value_t = VariantArg::State)]
@@ -40,7 +40,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1500)]
     pub bc_steps: u64,
     /// CO-RFT steps.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 600)]
     pub co_rft_steps: u64,
     /// Batch size.
     #[arg(long, default_value_t = 128)]
@@ -48,9 +48,12 @@ pub struct DemoArgs {
     /// Evaluation episodes per policy.
     #[arg(long, default_value_t = 50)]
     pub eval_episodes: usize,
-    /// Seed.
+    /// Training seed (initialisation and batches).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Seed of the demonstrations (episode k of the recording uses demo_seed + k).
+    #[arg(long, default_value_t = 0)]
+    pub demo_seed: u64,
     /// Critic ensemble size.
     #[arg(long, default_value_t = 4)]
     pub critics: usize,
@@ -86,7 +89,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         })
         .collect();
     let mut writer = DatasetWriter::create(&data_dir, &policy::demos::dataset_spec(&env, cameras))?;
-    let collected = policy::demos::collect(&env, &mut writer, args.demos, args.noise, args.seed, 4)?;
+    let collected = policy::demos::collect(&env, &mut writer, args.demos, args.noise, args.demo_seed, 4)?;
     writer.finish()?;
     println!(
         "1/4 recorded {} demonstrations of {} ({} succeeded, {} frames) in {:.0} s",
@@ -142,7 +145,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     })?;
     println!("3/4 CO-RFT: {} steps, {:.0} samples/s ({:.0} s so far)", r.steps, r.samples_per_s, t0.elapsed().as_secs_f64());
     // 4. Evaluation.
-    let rollout = RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, eval_seed: 1_000_000, exec: ExecArg::OpenLoop };
+    let rollout = RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, eval_seed: 1_000_000, exec: ExecArg::Ensemble };
     let video = args.out.join("co_rft_rollouts.mp4");
     let (bc_sum, _) = evaluate_policy(&bc_dir, args.eval_episodes, &rollout, args.device, None)?;
     let (rft_sum, _) =

@@ -61,7 +61,7 @@ pub fn deploy(args: &DeployArgs, bus_config: &bus::BusConfig, stop: Arc<AtomicBo
     if let Some(rate) = args.rate {
         spec.fps = rate;
     }
-    let mut env = policy::eval::eval_env(&spec, args.scene.as_deref())?;
+    let env = policy::eval::eval_env(&spec, args.scene.as_deref())?;
     env.substeps()?;
     let period = Duration::from_secs_f64(1.0 / spec.fps);
     let mut node_cfg = PolicyNodeConfig::new(period);

@@ -98,7 +98,7 @@ pub struct RolloutArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub eval_seed: u64,
     /// Chunk execution.
-    #[arg(long, value_enum, default_value_t = ExecArg::OpenLoop)]
+    #[arg(long, value_enum, default_value_t = ExecArg::Ensemble)]
     pub exec: ExecArg,
 }
 

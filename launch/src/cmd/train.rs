@@ -121,12 +121,15 @@ pub struct CoRftArgs {
     /// Cal-QL samples per source (uniform, π(s), π(s')).
     #[arg(long, default_value_t = 10)]
     pub cql_samples: usize,
-    /// Weight α of the conservative term.
-    #[arg(long, default_value_t = 1.0)]
+    /// Weight α of the conservative term (Q values here lie in [0, 1]: sparse success reward).
+    #[arg(long, default_value_t = 0.2)]
     pub cql_alpha: f64,
-    /// η of the actor's Q/BC balance.
-    #[arg(long, default_value_t = 2.5)]
+    /// η of the actor's TD3+BC Q term (0: none).
+    #[arg(long, default_value_t = 0.0)]
     pub actor_eta: f64,
+    /// Temperature β of the advantage weights on the actor's BC term (0: plain BC).
+    #[arg(long, default_value_t = 0.05)]
+    pub awr_beta: f64,
     /// Critic-only steps before the actor moves.
     #[arg(long, default_value_t = 200)]
     pub critic_warmup: u64,
@@ -144,6 +147,7 @@ impl CoRftArgs {
         rl.cql_samples = self.cql_samples;
         rl.cql_alpha = self.cql_alpha;
         rl.actor_eta = self.actor_eta;
+        rl.awr_beta = self.awr_beta;
         rl.critic_warmup = self.critic_warmup;
         rl.actor_lr = self.actor_lr;
         rl.critic_lr = self.common.lr;

@@ -42,15 +42,7 @@ impl ActionSource {
     /// Component names of the action vector.
     pub fn names(self) -> Vec<String> {
         let names: &[&str] = match self {
-            ActionSource::EeDelta => &[
-                "delta_x_m",
-                "delta_y_m",
-                "delta_z_m",
-                "delta_roll_rad",
-                "delta_pitch_rad",
-                "delta_yaw_rad",
-                "gripper",
-            ],
+            ActionSource::EeDelta => &policy::demos::EE_DELTA_ACTION_NAMES,
             ActionSource::Joint => &[
                 "waist_rad",
                 "shoulder_rad",
@@ -131,22 +123,7 @@ where
     v
 }
 
-/// Object poses as the state-only policy sees them: per object x, y, z (m), sin(yaw), cos(yaw).
-pub fn env_state_vector(s: &SceneState) -> Vec<f32> {
-    let mut v = Vec::with_capacity(5 * s.objects.len());
-    for o in &s.objects {
-        let [x, y, z] = o.pose.translation_m;
-        let [qx, qy, qz, qw] = o.pose.rotation_xyzw;
-        let yaw = (2.0 * (qw * qz + qx * qy)).atan2(1.0 - 2.0 * (qy * qy + qz * qz));
-        v.extend([x as f32, y as f32, z as f32, yaw.sin() as f32, yaw.cos() as f32]);
-    }
-    v
-}
-
-/// Component names of [`env_state_vector`] for objects called `names`.
-pub fn env_state_names(names: &[String]) -> Vec<String> {
-    names.iter().flat_map(|n| ["x_m", "y_m", "z_m", "sin_yaw", "cos_yaw"].map(|c| format!("{n}.{c}"))).collect()
-}
+pub use policy::features::{env_state_names, env_state_of_scene as env_state_vector};
 
 /// Builds the frames of an episode from its ticks and messages. `env_state` says whether the
 /// dataset stores `observation.environment_state`; `image_bytes` is each camera's RGB8 size.

@@ -26,12 +26,22 @@ use crate::model::ChunkPolicy;
 use crate::train::data::HostBatch;
 use crate::train::Learner;
 
-/// The masked chunk regression loss (a scalar tensor).
-pub fn chunk_mse<B: Backend>(pred: Tensor<B, 3>, target: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 1> {
+/// The masked chunk regression loss (a scalar tensor), each sample weighted by `weights`
+/// (`[B, 1]`, mean 1) when given.
+pub fn chunk_mse<B: Backend>(
+    pred: Tensor<B, 3>,
+    target: Tensor<B, 3>,
+    mask: Tensor<B, 2>,
+    weights: Option<Tensor<B, 2>>,
+) -> Tensor<B, 1> {
     let d = pred.dims()[2] as f64;
-    let sq = (pred - target).powf_scalar(2.0).sum_dim(2).squeeze_dim::<2>(2); // [B, H]
-    let valid = mask.clone().sum().clamp_min(1.0);
-    (sq * mask).sum() / valid.mul_scalar(d)
+    let diff = pred - target;
+    let sq = (diff.clone() * diff).sum_dim(2).squeeze_dim::<2>(2) * mask.clone(); // [B, H]
+    let sq = match weights {
+        Some(w) => sq * w,
+        None => sq,
+    };
+    sq.sum() / mask.sum().clamp_min(1.0).mul_scalar(d)
 }
 
 /// Target tensors of a host batch: (chunks `[B, H, D]`, mask `[B, H]`).
@@ -87,7 +97,7 @@ impl<B: AutodiffBackend> Learner<B> for BcLearner<B> {
     fn update(&mut self, batch: &HostBatch, _step: u64) -> Result<Vec<(&'static str, f64)>> {
         let obs = batch.obs.to_batch::<B>(&self.config, &self.device);
         let (target, mask) = targets::<B>(batch, self.config.horizon, self.config.action_dim, &self.device);
-        let loss = chunk_mse(self.model.forward(&obs), target, mask);
+        let loss = chunk_mse(self.model.forward(&obs), target, mask, None);
         let value = f64::from(loss.clone().into_scalar().elem::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(self.lr, self.model.clone(), grads);

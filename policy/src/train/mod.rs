@@ -182,6 +182,8 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
     let t0 = Instant::now();
     let mut eval_time = 0.0;
     let first = state.step;
+    // Latest value of every loss (some are computed only on some steps, e.g. the actor's).
+    let mut latest: std::collections::BTreeMap<&'static str, f64> = std::collections::BTreeMap::new();
     let save_resume = |learner: &L, state: &RunState| -> Result<()> {
         learner.save_resume(&resume_dir)?;
         let text = serde_json::to_string(state).map_err(|e| PolicyError::Training(e.to_string()))?;
@@ -194,22 +196,23 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
             save_resume(learner, &state)?;
             return Err(PolicyError::Training(format!("loss `{k}` is {v} at step {}", state.step)));
         }
+        latest.extend(losses.iter().copied());
         state.step += 1;
         pb.inc(1);
         let done = state.step == settings.steps || stop.load(Ordering::Relaxed);
         if state.step.is_multiple_of(settings.log_every.max(1)) || done {
             let elapsed = t0.elapsed().as_secs_f64() - eval_time;
             let rate = (state.step - first) as f64 * settings.batch_size as f64 / elapsed.max(1e-9);
-            let msg: Vec<String> = losses.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            let msg: Vec<String> = latest.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
             pb.set_message(msg.join(" "));
             let mut rec = serde_json::json!({"step": state.step, "samples_per_s": rate, "algo": name});
-            for (k, v) in &losses {
+            for (k, v) in &latest {
                 rec[*k] = serde_json::json!(v);
             }
             metrics.write(&rec)?;
             tracing::debug!(step = state.step, "{}", msg.join(" "));
             report.samples_per_s = rate;
-            report.final_losses = losses.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            report.final_losses = latest.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         }
         let eval_due = settings.eval_every > 0 && state.step.is_multiple_of(settings.eval_every);
         if let Some(ev) = evaluator.as_deref_mut().filter(|_| eval_due || done) {
