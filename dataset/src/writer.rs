@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::durable;
-use crate::episodes::{read_episodes, read_tasks, write_episodes, write_tasks, EpisodeMeta, VideoSpan};
+#[cfg(feature = "video")]
+use crate::episodes::VideoSpan;
+use crate::episodes::{read_episodes, read_tasks, write_episodes, write_tasks, EpisodeMeta};
 use crate::error::{DatasetError, Result};
 use crate::info::{DatasetInfo, Feature};
 use crate::stats::{FeatureStats, ImageStats, VectorStats};
@@ -126,6 +128,7 @@ pub struct DatasetWriter {
     episodes: Vec<EpisodeMeta>,
     data_cursor: FileCursor,
     data_table: Table,
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
     video_cursors: Vec<FileCursor>,
     cameras: Vec<CameraFeature>,
     numeric: BTreeMap<String, VectorStats>,
@@ -418,6 +421,7 @@ impl DatasetWriter {
         let from_index = self.episodes.last().map_or(0, |e| e.to_index);
         let n = ep.frames;
         // 1. Videos.
+        #[allow(unused_mut)]
         let mut videos = Vec::new();
         #[cfg(feature = "video")]
         for (ci, seg) in ep.segments.into_iter().enumerate() {

@@ -28,8 +28,8 @@ fn image(ep: usize, k: usize, cam: usize) -> Vec<u8> {
 }
 
 fn spec() -> DatasetSpec {
-    scene: None,
     DatasetSpec {
+        scene: Some("pick_cube".into()),
         fps: 10.0,
         robot_type: "widowx250".into(),
         state_names: (0..3).map(|i| format!("s{i}")).collect(),
@@ -82,6 +82,7 @@ fn episodes_round_trip_with_videos_stats_and_resume() {
     w.finish().expect("finish");
 
     let mut ds = Dataset::open(&root).expect("open");
+    assert_eq!(ds.scene(), Some("pick_cube"), "the scene is kept in info.json");
     assert_eq!(ds.len(), lens.iter().sum::<usize>());
     assert_eq!(ds.episodes().len(), 4);
     assert_eq!(ds.tasks(), &["task 0".to_string(), "task 1".to_string()]);

@@ -133,16 +133,16 @@ impl PolicyConfig {
         match (&self.variant, &self.image) {
             (Variant::Vision, None) => return bad("the vision variant needs an image encoder".into()),
             (Variant::StateOnly, Some(_)) => return bad("the state-only variant takes no images".into()),
-            (Variant::Vision, Some(img)) => {
-                if img.cameras.is_empty() || img.size < 16 || !img.size.is_multiple_of(8) || img.grid == 0 {
-                    return bad(format!(
-                        "image encoder needs ≥ 1 camera, a side ≥ 16 divisible by 8 and a grid ≥ 1 (got {} cameras, \
-                         side {}, grid {})",
-                        img.cameras.len(),
-                        img.size,
-                        img.grid
-                    ));
-                }
+            (Variant::Vision, Some(img))
+                if img.cameras.is_empty() || img.size < 16 || !img.size.is_multiple_of(8) || img.grid == 0 =>
+            {
+                return bad(format!(
+                    "image encoder needs ≥ 1 camera, a side ≥ 16 divisible by 8 and a grid ≥ 1 (got {} cameras, side \
+                     {}, grid {})",
+                    img.cameras.len(),
+                    img.size,
+                    img.grid
+                ));
             }
             _ => {}
         }

@@ -194,6 +194,21 @@ impl<B: Backend> Evaluator<B> for SimEvaluator {
     }
 }
 
+/// The env a policy is evaluated in: `scene` (default: the training data's scene) at the
+/// policy's control rate, with its cameras rendered at its image size.
+pub fn eval_env(spec: &crate::spec::PolicySpec, scene: Option<&str>) -> Result<EnvConfig> {
+    let name = scene.or(spec.scene.as_deref()).ok_or_else(|| {
+        PolicyError::Config("the training data names no scene; pass --scene".into())
+    })?;
+    let scene = sim::load_scene(name).map_err(|e| PolicyError::Config(format!("scene {name}: {e}")))?;
+    let mut env = EnvConfig::new(scene);
+    env.control_hz = spec.fps;
+    if let Some(img) = &spec.config.image {
+        env = env.with_cameras(img.size as u32, img.size as u32);
+    }
+    Ok(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,19 +223,4 @@ mod tests {
         let (lo, hi) = wilson95(50, 50);
         assert!((lo - 0.9286).abs() < 1e-3 && hi == 1.0, "{lo}");
     }
-}
-
-/// The env a policy is evaluated in: `scene` (default: the training data's scene) at the
-/// policy's control rate, with its cameras rendered at its image size.
-pub fn eval_env(spec: &crate::spec::PolicySpec, scene: Option<&str>) -> Result<EnvConfig> {
-    let name = scene.or(spec.scene.as_deref()).ok_or_else(|| {
-        PolicyError::Config("the training data names no scene; pass --scene".into())
-    })?;
-    let scene = sim::load_scene(name).map_err(|e| PolicyError::Config(format!("scene {name}: {e}")))?;
-    let mut env = EnvConfig::new(scene);
-    env.control_hz = spec.fps;
-    if let Some(img) = &spec.config.image {
-        env = env.with_cameras(img.size as u32, img.size as u32);
-    }
-    Ok(env)
 }
