@@ -61,6 +61,13 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     let ticks_line = out.lines().find(|l| l.starts_with("ticks")).unwrap_or_default();
     assert!(ticks_line.contains("ticks 30") && ticks_line.contains("commands"), "{out}");
 
+    // demo never deletes a folder that is not a previous demo's output.
+    std::fs::create_dir_all(dir.join("mine")).unwrap();
+    std::fs::write(dir.join("mine/notes.txt"), "keep").unwrap();
+    let out = armstack(dir).args(["demo", "--out", "mine", "--demos", "1"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a previous demo"));
+    assert!(dir.join("mine/notes.txt").exists());
+
     // A policy folder that is not one: a clear error naming policy.json.
     let out = armstack(dir).args(["eval", "--policy", "demo/data", "--episodes", "1"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

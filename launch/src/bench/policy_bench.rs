@@ -127,19 +127,20 @@ struct DeployRow {
 
 /// Runs `armstack bench deploy`.
 pub fn run_deploy(args: DeployBenchArgs) -> Result<()> {
-    let tmp;
+    let mut tmp = None;
     let dir = match &args.policy {
         Some(p) => p.clone(),
         None => {
-            tmp = tempfile_dir()?;
+            let dir = tempfile_dir()?;
+            tmp = Some(dir.clone());
             let (_, spec) = default_specs(128).remove(0);
             let device = Default::default();
             let model = policy::model::ChunkPolicy::<policy::Cpu>::new(&spec.config, &device);
             let mut spec = spec;
             spec.num_params = model.num_params();
-            spec.save(&tmp)?;
-            policy::checkpoint::save_module(&model, &tmp.join(policy::inference::MODEL_STEM))?;
-            tmp.clone()
+            spec.save(&dir)?;
+            policy::checkpoint::save_module(&model, &dir.join(policy::inference::MODEL_STEM))?;
+            dir
         }
     };
     let mut bus_config = bus::BusConfig::from_env();
@@ -159,8 +160,17 @@ pub fn run_deploy(args: DeployBenchArgs) -> Result<()> {
             device: DeviceKind::Cpu,
         };
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (report, _, _) = deploy(&d, &bus_config, stop)?;
+        let result = deploy(&d, &bus_config, stop);
+        if result.is_err() {
+            if let Some(t) = &tmp {
+                let _ = std::fs::remove_dir_all(t);
+            }
+        }
+        let (report, _, _) = result?;
         rows.push(DeployRow { rate_hz: rate, report });
+    }
+    if let Some(t) = &tmp {
+        let _ = std::fs::remove_dir_all(t);
     }
     println!("| rate Hz | ticks | commands | chunks | late | p50 period ms | p99 jitter ms | obs→cmd p50 ms | obs→cmd p99 ms | inference p99 ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|");

@@ -71,6 +71,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let bc_dir = args.out.join("bc");
     let rft_dir = args.out.join("co_rft");
     if args.out.exists() {
+        // Only a previous demo's folder is replaced; anything else is the user's and stays.
+        let previous_demo = args.out.join("summary.json").exists() || args.out.join("data/meta/info.json").exists();
+        let empty = std::fs::read_dir(&args.out).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !previous_demo && !empty {
+            anyhow::bail!(
+                "{} exists and is not a previous demo's output; choose another --out or remove it",
+                args.out.display()
+            );
+        }
         std::fs::remove_dir_all(&args.out).with_context(|| format!("clearing {}", args.out.display()))?;
     }
     // 1. Demonstrations.
