@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod encoding;
 pub mod error;
 pub mod header;
+pub mod latency;
 pub mod messages;
 pub mod publisher;
 pub mod session;
@@ -22,6 +23,7 @@ pub mod topics;
 pub use encoding::{decode, decode_value, encode, value_to_json_string};
 pub use error::{BusError, DecodeError};
 pub use header::{now_ns, Header, Message, SCHEMA_VERSION};
+pub use latency::Percentiles;
 pub use messages::{
     ActionChunk, ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeControl, EpisodeEvent,
     EpisodeEventKind, EpisodeRequest, Estop, ImageEncoding, JointCommand, JointState, NodeState, ObjectPose, Pose,

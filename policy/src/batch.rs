@@ -75,9 +75,8 @@ impl HostObs {
                     )));
                 }
                 for ch in 0..3 {
-                    self.images.extend(
-                        (0..pixels).map(|p| (f32::from(rgb[p * 3 + ch]) / 255.0 - IMAGE_MEAN) / IMAGE_SCALE),
-                    );
+                    self.images
+                        .extend((0..pixels).map(|p| (f32::from(rgb[p * 3 + ch]) / 255.0 - IMAGE_MEAN) / IMAGE_SCALE));
                 }
             }
         }
@@ -89,9 +88,8 @@ impl HostObs {
     pub fn to_batch<B: Backend>(&self, config: &PolicyConfig, device: &B::Device) -> ObsBatch<B> {
         let n = self.n;
         let state = Tensor::from_data(TensorData::new(self.state.clone(), [n, config.state_dim]), device);
-        let env_state = (config.env_state_dim > 0).then(|| {
-            Tensor::from_data(TensorData::new(self.env_state.clone(), [n, config.env_state_dim]), device)
-        });
+        let env_state = (config.env_state_dim > 0)
+            .then(|| Tensor::from_data(TensorData::new(self.env_state.clone(), [n, config.env_state_dim]), device));
         let words = Tensor::from_data(TensorData::new(self.words.clone(), [n, config.max_words]), device);
         let images = config.image.as_ref().map(|img| {
             let shape = [n * img.cameras.len(), 3, img.size, img.size];

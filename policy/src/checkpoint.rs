@@ -43,9 +43,7 @@ pub fn load_module<B: Backend, M: Module<B>>(fresh: M, stem: &Path, what: &str, 
     let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         fresh.load_file(stem.to_path_buf(), &recorder(), device)
     }))
-    .map_err(|_| {
-        PolicyError::checkpoint(&path, format!("{what} weights do not fit the architecture in policy.json"))
-    })?
+    .map_err(|_| PolicyError::checkpoint(&path, format!("{what} weights do not fit the architecture in policy.json")))?
     .map_err(|e| {
         PolicyError::checkpoint(&path, format!("{what} weights do not match the architecture in policy.json: {e}"))
     })?;

@@ -105,9 +105,8 @@ pub fn evaluate<B: Backend>(
         for (i, slot) in slots.iter_mut().enumerate() {
             if let Some((_, tick, ex, obs)) = slot {
                 if ex.wants_chunk(*tick) {
-                    let raw = raw_obs(obs, &cameras).ok_or_else(|| {
-                        PolicyError::Mismatch(format!("the env renders no camera among {cameras:?}"))
-                    })?;
+                    let raw = raw_obs(obs, &cameras)
+                        .ok_or_else(|| PolicyError::Mismatch(format!("the env renders no camera among {cameras:?}")))?;
                     want.push(i);
                     raws.push(raw);
                 }
@@ -197,9 +196,9 @@ impl<B: Backend> Evaluator<B> for SimEvaluator {
 /// The env a policy is evaluated in: `scene` (default: the training data's scene) at the
 /// policy's control rate, with its cameras rendered at its image size.
 pub fn eval_env(spec: &crate::spec::PolicySpec, scene: Option<&str>) -> Result<EnvConfig> {
-    let name = scene.or(spec.scene.as_deref()).ok_or_else(|| {
-        PolicyError::Config("the training data names no scene; pass --scene".into())
-    })?;
+    let name = scene
+        .or(spec.scene.as_deref())
+        .ok_or_else(|| PolicyError::Config("the training data names no scene; pass --scene".into()))?;
     let scene = sim::load_scene(name).map_err(|e| PolicyError::Config(format!("scene {name}: {e}")))?;
     let mut env = EnvConfig::new(scene);
     env.control_hz = spec.fps;

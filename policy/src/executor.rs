@@ -163,9 +163,11 @@ impl ChunkExecutor {
             }
             let row = &values[i * self.dim..(i + 1) * self.dim];
             let merged: Vec<f32> = match self.queue.get(&tick) {
-                Some(old) => {
-                    old.iter().zip(row).map(|(o, n)| (keep_old * f64::from(*o) + (1.0 - keep_old) * f64::from(*n)) as f32).collect()
-                }
+                Some(old) => old
+                    .iter()
+                    .zip(row)
+                    .map(|(o, n)| (keep_old * f64::from(*o) + (1.0 - keep_old) * f64::from(*n)) as f32)
+                    .collect(),
                 None => row.to_vec(),
             };
             self.queue.insert(tick, merged);

@@ -10,8 +10,8 @@
 
 pub mod batch;
 pub mod checkpoint;
-pub mod demos;
 pub mod config;
+pub mod demos;
 pub mod error;
 pub mod eval;
 pub mod executor;

@@ -60,31 +60,7 @@ impl PolicyNodeConfig {
     }
 }
 
-/// Percentiles of a sample, ms.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    /// Samples.
-    pub n: usize,
-    /// Median.
-    pub p50_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Maximum.
-    pub max_ms: f64,
-}
-
-impl Percentiles {
-    /// Percentiles of `values_ms`.
-    pub fn of(values_ms: &[f64]) -> Percentiles {
-        if values_ms.is_empty() {
-            return Percentiles::default();
-        }
-        let mut v = values_ms.to_vec();
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        Percentiles { n: v.len(), p50_ms: at(0.5), p99_ms: at(0.99), max_ms: at(1.0) }
-    }
-}
+pub use bus::Percentiles;
 
 /// What a policy node did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -143,11 +119,8 @@ impl ObservationAssembler {
         let stamp = js.header.stamp_ns;
         let state: Vec<f32> = js.position.iter().take(7).map(|v| *v as f32).collect();
         let env_state = if self.needs_scene { self.scene.get(&stamp)?.clone() } else { Vec::new() };
-        let images = self
-            .cameras
-            .iter()
-            .map(|c| self.images.get(&(stamp, c.clone())).cloned())
-            .collect::<Option<Vec<_>>>()?;
+        let images =
+            self.cameras.iter().map(|c| self.images.get(&(stamp, c.clone())).cloned()).collect::<Option<Vec<_>>>()?;
         Some(RawObs { state, env_state, instruction: instruction.to_string(), images })
     }
 
@@ -345,11 +318,7 @@ pub fn run_policy_node<B: Backend>(
             // Take finished chunks; wait up to the budget for the one just requested.
             let budget_end = Instant::now() + cfg.inference_budget;
             loop {
-                let r = if requested {
-                    res_rx.recv_deadline(budget_end).ok()
-                } else {
-                    res_rx.try_recv().ok()
-                };
+                let r = if requested { res_rx.recv_deadline(budget_end).ok() } else { res_rx.try_recv().ok() };
                 let Some(r) = r else { break };
                 let r = match r {
                     Ok(r) => r,

@@ -84,8 +84,8 @@ fn bc_loss_falls_and_training_resumes_exactly() {
 
     // 60 steps straight.
     let straight = tmp.path().join("straight");
-    let report = run_bc::<CpuTrain>(&bc_job(&straight, 60, false), vec![Dataset::open(&data).unwrap()], &stop, &dev)
-        .unwrap();
+    let report =
+        run_bc::<CpuTrain>(&bc_job(&straight, 60, false), vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap();
     assert_eq!(report.steps, 60);
     let l = losses(&straight, "bc");
     let (first, last) = (l[0], *l.last().unwrap());

@@ -11,7 +11,9 @@ use burn::tensor::activation::relu;
 use crate::config::ImageEncoderConfig;
 
 fn conv3(c_in: usize, c_out: usize, stride: usize) -> Conv2dConfig {
-    Conv2dConfig::new([c_in, c_out], [3, 3]).with_stride([stride, stride]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+    Conv2dConfig::new([c_in, c_out], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
 }
 
 fn group_norm<B: Backend>(channels: usize, device: &B::Device) -> GroupNorm<B> {
@@ -74,11 +76,7 @@ impl<B: Backend> ImageEncoder<B> {
             });
             c_in = c;
         }
-        ImageEncoder {
-            stages,
-            pool: AdaptiveAvgPool2dConfig::new([config.grid, config.grid]).init(),
-            channels: c_in,
-        }
+        ImageEncoder { stages, pool: AdaptiveAvgPool2dConfig::new([config.grid, config.grid]).init(), channels: c_in }
     }
 
     /// `images`: `[N, 3, side, side]`, normalised → tokens `[N, grid², channels]`.

@@ -18,8 +18,8 @@ use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::batch::tensor;
-use crate::config::PolicyConfig;
 use crate::checkpoint::{load_module, recorder, save_module};
+use crate::config::PolicyConfig;
 use crate::error::{PolicyError, Result};
 use crate::inference::MODEL_STEM;
 use crate::model::ChunkPolicy;

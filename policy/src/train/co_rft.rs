@@ -305,8 +305,7 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         let bc = chunk_mse(pi, target, mask, weights);
         let q_mean = q_pi.mean();
         let loss = if self.rl.actor_eta > 0.0 {
-            let lambda =
-                self.rl.actor_eta / f64::from(q_mean.clone().abs().into_scalar().elem::<f32>()).max(1e-3);
+            let lambda = self.rl.actor_eta / f64::from(q_mean.clone().abs().into_scalar().elem::<f32>()).max(1e-3);
             bc - q_mean.clone().mul_scalar(lambda)
         } else {
             bc
@@ -320,7 +319,8 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
 
 impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
     fn update(&mut self, batch: &HostBatch, step: u64) -> Result<Vec<(&'static str, f64)>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(0x5EED) ^ step.wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(0x5EED) ^ step.wrapping_mul(0xA24B_AED4_963E_E407));
         let (td, cql, q_data) = self.critic_step(batch, &mut rng);
         let mut out = vec![("td", td), ("cql", cql), ("q_data", q_data)];
         if step >= self.rl.critic_warmup && step.is_multiple_of(self.rl.actor_every.max(1)) {

@@ -108,7 +108,8 @@ impl TrainingData {
         let c = &spec.config;
         for ds in &datasets {
             let root = ds.root().display();
-            if ds.state_dim() != c.state_dim || ds.action_dim() != c.action_dim || ds.env_state_dim() < c.env_state_dim {
+            if ds.state_dim() != c.state_dim || ds.action_dim() != c.action_dim || ds.env_state_dim() < c.env_state_dim
+            {
                 return Err(PolicyError::Mismatch(format!(
                     "{root}: state/action/object-state widths {}/{}/{} do not match the policy's {}/{}/{}",
                     ds.state_dim(),
@@ -120,7 +121,11 @@ impl TrainingData {
                 )));
             }
             if (ds.fps() - spec.fps).abs() > 1e-6 {
-                return Err(PolicyError::Mismatch(format!("{root}: {} fps, the policy runs at {}", ds.fps(), spec.fps)));
+                return Err(PolicyError::Mismatch(format!(
+                    "{root}: {} fps, the policy runs at {}",
+                    ds.fps(),
+                    spec.fps
+                )));
             }
             if action_kind(ds) != spec.action_kind {
                 return Err(PolicyError::Mismatch(format!(
@@ -172,9 +177,11 @@ impl TrainingData {
             }
             (None, Variant::Vision) => {
                 let cameras = first.camera_keys();
-                let side = first.info().features.get(cameras.first().map_or("", String::as_str)).map_or(0, |f| {
-                    f.shape.first().copied().unwrap_or(0) as usize
-                });
+                let side = first
+                    .info()
+                    .features
+                    .get(cameras.first().map_or("", String::as_str))
+                    .map_or(0, |f| f.shape.first().copied().unwrap_or(0) as usize);
                 PolicyConfig::vision(request.horizon, state_dim, action_dim, ImageEncoderConfig::new(side, cameras))
             }
         };

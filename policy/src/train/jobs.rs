@@ -107,7 +107,8 @@ pub fn run_co_rft<B: AutodiffBackend>(
     if same_dir(&job.init, &job.out) {
         return Err(PolicyError::Config("--out must differ from --init".into()));
     }
-    let policy = load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;
+    let policy =
+        load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;
     spec.critic = Some(job.rl.critic.clone());
     B::seed(device, job.settings.seed);
     let mut learner = CoRftLearner::new(policy, &spec.config, &job.rl, job.settings.seed, device);

@@ -1,0 +1,163 @@
+//! Episode bookkeeping on a real arm, so a recorder and a teleop node see the same `episode` and
+//! `task` topics as from the sim: the operator ends episodes (`command/episode`), a step limit ends
+//! them too, and a pause between episodes lets a person reset the scene. A step is one published
+//! `joint_state`; its `Step` event carries the same stamp.
+
+use std::time::{Duration, Instant};
+
+use bus::{EpisodeEvent, EpisodeEventKind, EpisodeRequest, Task};
+
+/// Episode settings.
+#[derive(Clone, Debug)]
+pub struct EpisodeConfig {
+    /// Steps per episode before it ends on its own (None: until the operator ends it).
+    pub max_steps: Option<u64>,
+    /// Pause between episodes for a person to reset the scene.
+    pub reset_pause: Duration,
+    /// Instruction published on `task` at every episode start.
+    pub instruction: String,
+    /// Scene name in events (`real` on hardware).
+    pub scene: String,
+    /// Stop after this many kept episodes.
+    pub max_episodes: Option<u64>,
+}
+
+impl Default for EpisodeConfig {
+    fn default() -> Self {
+        EpisodeConfig {
+            max_steps: None,
+            reset_pause: Duration::from_secs(2),
+            instruction: String::new(),
+            scene: "real".into(),
+            max_episodes: None,
+        }
+    }
+}
+
+/// What the episode tracker wants published this step.
+#[derive(Debug, Default)]
+pub struct EpisodeOutput {
+    /// Task to publish (episode start).
+    pub task: Option<Task>,
+    /// Events to publish, in order.
+    pub events: Vec<EpisodeEvent>,
+    /// The node should stop.
+    pub stop: bool,
+}
+
+/// Episode state machine.
+#[derive(Debug)]
+pub struct Episodes {
+    cfg: EpisodeConfig,
+    index: u64,
+    step: Option<u64>,
+    resume_at: Option<Instant>,
+    kept: u64,
+}
+
+impl Episodes {
+    /// Starts before episode 0 (it begins at the first step).
+    pub fn new(cfg: EpisodeConfig) -> Episodes {
+        Episodes { cfg, index: 0, step: None, resume_at: Some(Instant::now()), kept: 0 }
+    }
+
+    /// Episodes kept so far.
+    pub fn kept(&self) -> u64 {
+        self.kept
+    }
+
+    fn event(&self, kind: EpisodeEventKind, step: u64, stamp_ns: u64) -> EpisodeEvent {
+        let mut e = EpisodeEvent {
+            episode_index: self.index,
+            seed: self.index,
+            kind,
+            step,
+            scene: self.cfg.scene.clone(),
+            ..Default::default()
+        };
+        e.header.stamp_ns = stamp_ns;
+        e
+    }
+
+    /// Called for every published `joint_state` with its stamp, and with any operator request.
+    pub fn on_step(&mut self, now: Instant, stamp_ns: u64, request: Option<EpisodeRequest>) -> EpisodeOutput {
+        let mut out = EpisodeOutput::default();
+        match self.step {
+            None => {
+                if request == Some(EpisodeRequest::Stop) {
+                    out.stop = true;
+                    return out;
+                }
+                if self.resume_at.is_some_and(|t| now >= t) {
+                    self.resume_at = None;
+                    self.step = Some(0);
+                    let mut task = Task {
+                        instruction: self.cfg.instruction.clone(),
+                        scene: self.cfg.scene.clone(),
+                        ..Default::default()
+                    };
+                    task.header.stamp_ns = stamp_ns;
+                    out.task = Some(task);
+                    out.events.push(self.event(EpisodeEventKind::Start, 0, stamp_ns));
+                    tracing::info!(episode = self.index, "episode started");
+                }
+            }
+            Some(step) => {
+                let step = step + 1;
+                self.step = Some(step);
+                let limit = self.cfg.max_steps.is_some_and(|m| step >= m);
+                let mut ev = self.event(EpisodeEventKind::Step, step, stamp_ns);
+                ev.done = limit || request.is_some();
+                out.events.push(ev.clone());
+                if ev.done {
+                    ev.kind = EpisodeEventKind::End;
+                    ev.discarded = request == Some(EpisodeRequest::Rerecord);
+                    out.events.push(ev);
+                    self.step = None;
+                    self.resume_at = Some(now + self.cfg.reset_pause);
+                    if request != Some(EpisodeRequest::Rerecord) {
+                        self.kept += 1;
+                        self.index += 1;
+                    }
+                    tracing::info!(episode = self.index, steps = step, ?request, "episode ended");
+                    out.stop =
+                        request == Some(EpisodeRequest::Stop) || self.cfg.max_episodes.is_some_and(|m| self.kept >= m);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_request_rerecord_and_stop() {
+        let cfg = EpisodeConfig {
+            max_steps: Some(3),
+            reset_pause: Duration::ZERO,
+            max_episodes: Some(2),
+            ..Default::default()
+        };
+        let mut e = Episodes::new(cfg);
+        let t = Instant::now();
+        let kinds = |o: &EpisodeOutput| o.events.iter().map(|e| (e.kind, e.step, e.episode_index)).collect::<Vec<_>>();
+        let o = e.on_step(t, 1, None);
+        assert!(o.task.is_some());
+        assert_eq!(kinds(&o), [(EpisodeEventKind::Start, 0, 0)]);
+        e.on_step(t, 2, None);
+        e.on_step(t, 3, None);
+        let o = e.on_step(t, 4, None);
+        assert_eq!(kinds(&o), [(EpisodeEventKind::Step, 3, 0), (EpisodeEventKind::End, 3, 0)]);
+        assert!(!o.stop);
+        e.on_step(t, 5, None); // episode 1 starts
+        let o = e.on_step(t, 6, Some(EpisodeRequest::Rerecord));
+        assert!(o.events[1].discarded);
+        e.on_step(t, 7, None); // episode 1 again
+        let o = e.on_step(t, 8, Some(EpisodeRequest::EndEpisode));
+        assert!(o.stop, "two kept episodes");
+        assert_eq!(e.kept(), 2);
+    }
+}

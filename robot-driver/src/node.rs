@@ -1,0 +1,527 @@
+//! The driver node: the arm on the bus, with the same interface as the sim node.
+//!
+//! Inputs: `command/joint`, `command/ee_delta` (through an [`ArmKinematics`] the caller provides),
+//! `command/chunk` (rows played one per chunk period), `command/episode`, `estop`. Outputs:
+//! `joint_state` at the publish rate, `episode` and `task` (see [`crate::episodes`]), `status`
+//! once a second and whenever the node's state changes.
+//!
+//! Every cycle: one sync read of all servos, command arbitration (the newest direct command wins,
+//! else the current chunk row), the safety filter, one bulk write. Safety: NaN/inf and stale
+//! commands are rejected; the watchdog holds position when commands stop for `watchdog_ms`; the
+//! e-stop holds or drops torque as configured and needs a fresh command after release; a servo
+//! that stops answering, a latched hardware error or a shadow disagreement stops the arm (the
+//! servos that still answer hold where they are) and the node reports `Error` with the reason.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use bus::{
+    now_ns, ActionChunk, ActionKind, Bus, BusError, EeDeltaCommand, EpisodeControl, EpisodeEvent, Estop, JointCommand,
+    JointState, NodeState, Percentiles, Pose, Status, Task,
+};
+
+use crate::arm::{Arm, ArmError, ArmState};
+use crate::episodes::{EpisodeConfig, Episodes};
+use crate::safety::{CommandFilter, Watchdog};
+use crate::servo_map::{EstopAction, NUM_JOINTS};
+
+/// Forward and differential kinematics the node needs for `command/ee_delta` and `ee_pose`
+/// (the launch layer provides the sim crate's solver; the driver does not depend on it).
+pub trait ArmKinematics: Send + Sync {
+    /// Finger-tip pose in the base frame at `q_rad`.
+    fn ee_pose(&self, q_rad: &[f64; NUM_JOINTS]) -> Pose;
+    /// Joint targets that move the finger tip by the delta from `q_rad`; `None` when unreachable.
+    fn apply_ee_delta(
+        &self,
+        q_rad: &[f64; NUM_JOINTS],
+        xyz_m: [f64; 3],
+        rpy_rad: [f64; 3],
+    ) -> Option<[f64; NUM_JOINTS]>;
+}
+
+/// Errors of the driver node.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The arm failed at start-up (torque stays off).
+    #[error(transparent)]
+    Arm(#[from] ArmError),
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Driver node settings.
+#[derive(Clone, Debug)]
+pub struct DriverNodeConfig {
+    /// Node name in `status`.
+    pub name: String,
+    /// Servo cycle rate (read + write), Hz.
+    pub cycle_hz: f64,
+    /// `joint_state` rate, Hz (≤ `cycle_hz`; teleop and policies tick on it).
+    pub publish_hz: f64,
+    /// Stop after this many cycles.
+    pub max_cycles: Option<u64>,
+    /// Episodes.
+    pub episodes: EpisodeConfig,
+}
+
+impl Default for DriverNodeConfig {
+    fn default() -> Self {
+        DriverNodeConfig {
+            name: "driver".into(),
+            cycle_hz: 100.0,
+            publish_hz: 100.0,
+            max_cycles: None,
+            episodes: EpisodeConfig::default(),
+        }
+    }
+}
+
+/// What the driver node did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DriverReport {
+    /// Servo cycles.
+    pub cycles: u64,
+    /// `joint_state` messages published.
+    pub published: u64,
+    /// Commands applied (joint, ee delta, chunk rows).
+    pub commands_applied: u64,
+    /// Commands rejected (NaN/inf, malformed, unreachable).
+    pub commands_rejected: u64,
+    /// Commands ignored as stale.
+    pub commands_stale: u64,
+    /// Cycles whose target was clamped (limits or speed).
+    pub commands_clamped: u64,
+    /// Watchdog holds.
+    pub watchdog_holds: u64,
+    /// E-stop engagements.
+    pub estops: u64,
+    /// Cycles whose state read failed transiently (retries exhausted once).
+    pub read_errors: u64,
+    /// Cycles that started late by more than one period.
+    pub overruns: u64,
+    /// Read + write time per cycle.
+    pub cycle_time: Percentiles,
+    /// The fault that stopped the arm, if any.
+    pub fault: Option<String>,
+    /// Episodes kept.
+    pub episodes: u64,
+}
+
+struct Io {
+    joint_state: bus::Publisher<JointState>,
+    episode: bus::Publisher<EpisodeEvent>,
+    task: bus::Publisher<Task>,
+    status: bus::Publisher<Status>,
+    joint_cmd: bus::Subscriber<JointCommand>,
+    ee_cmd: bus::Subscriber<EeDeltaCommand>,
+    chunk_cmd: bus::Subscriber<ActionChunk>,
+    control: bus::Subscriber<EpisodeControl>,
+    estop: bus::Subscriber<Estop>,
+}
+
+/// A chunk being played: rows, when it arrived, the row period.
+struct Playing {
+    rows: Vec<([f64; NUM_JOINTS], f64)>,
+    kind: ActionKind,
+    start: Instant,
+    period: Duration,
+    next: usize,
+}
+
+/// The node's live state.
+struct Control {
+    desired: [f64; NUM_JOINTS],
+    gripper: f64,
+    filter: CommandFilter,
+    watchdog: Watchdog,
+    estopped: bool,
+    torque_off: bool,
+    /// Commands stamped before this are ignored (e-stop release).
+    accept_after_ns: u64,
+    fault: Option<String>,
+    chunk: Option<Playing>,
+}
+
+/// Runs the driver node: starts the arm (checks, configuration, torque on at the measured pose),
+/// then cycles until `stop`, `max_cycles`, or an episode `Stop` request.
+pub fn run_driver_node(
+    arm: &mut Arm,
+    kinematics: Option<&dyn ArmKinematics>,
+    bus: &Bus,
+    cfg: &DriverNodeConfig,
+    stop: &AtomicBool,
+    ready: Option<&Barrier>,
+) -> Result<DriverReport, DriverError> {
+    let io = Io {
+        joint_state: bus.publisher()?,
+        episode: bus.publisher()?,
+        task: bus.publisher()?,
+        status: bus.publisher()?,
+        joint_cmd: bus.subscriber()?,
+        ee_cmd: bus.subscriber()?,
+        chunk_cmd: bus.subscriber()?,
+        control: bus.subscriber()?,
+        estop: bus.subscriber()?,
+    };
+    if let Some(b) = ready {
+        b.wait();
+    }
+    let names = arm.map().state_names();
+    let safety = arm.map().safety.clone();
+    let publish_status = |state: NodeState, message: &str, report: &DriverReport, arm: &Arm| -> Result<(), BusError> {
+        let mut counters = BTreeMap::new();
+        let b = arm.bus_stats();
+        for (k, v) in [
+            ("cycles", report.cycles),
+            ("commands_applied", report.commands_applied),
+            ("commands_rejected", report.commands_rejected),
+            ("commands_stale", report.commands_stale),
+            ("commands_clamped", report.commands_clamped),
+            ("watchdog_holds", report.watchdog_holds),
+            ("estops", report.estops),
+            ("read_errors", report.read_errors),
+            ("overruns", report.overruns),
+            ("bus_tx_packets", b.tx_packets),
+            ("bus_rx_packets", b.rx_packets),
+            ("bus_crc_errors", b.crc_errors),
+            ("bus_timeouts", b.timeouts),
+            ("bus_retries", b.retries),
+            ("bus_failures", b.failures),
+        ] {
+            counters.insert(k.to_string(), v);
+        }
+        io.status.publish(&mut Status {
+            header: Default::default(),
+            node: cfg.name.clone(),
+            state,
+            message: message.to_string(),
+            counters,
+        })
+    };
+    let mut report = DriverReport::default();
+    let started = arm.start().and_then(|r| {
+        tracing::info!(servos = r.servos.len(), voltage_v = r.min_voltage_v, port = %arm.bus_mut().port_name(), "arm checks passed");
+        arm.enable_torque()
+    });
+    let mut state = match started {
+        Ok(s) => s,
+        Err(e) => {
+            publish_status(NodeState::Error, &e.to_string(), &report, arm)?;
+            return Err(e.into());
+        }
+    };
+    let mut ctl = Control {
+        desired: state.q_rad,
+        gripper: state.gripper_opening.clamp(0.0, 1.0),
+        filter: CommandFilter::new(arm.map(), state.q_rad),
+        watchdog: Watchdog::new(Duration::from_millis(safety.watchdog_ms)),
+        estopped: false,
+        torque_off: false,
+        accept_after_ns: 0,
+        fault: None,
+        chunk: None,
+    };
+    let period = Duration::from_secs_f64(1.0 / cfg.cycle_hz.max(1.0));
+    let publish_every = Duration::from_secs_f64(1.0 / cfg.publish_hz.clamp(0.1, cfg.cycle_hz.max(1.0)));
+    let mut episodes = Episodes::new(cfg.episodes.clone());
+    let mut cycle_ms = Vec::new();
+    let mut next_tick = Instant::now();
+    let mut next_publish = Instant::now();
+    let mut last_status = Instant::now();
+    let mut last_state_name = NodeState::Running;
+    publish_status(NodeState::Running, "", &report, arm)?;
+    tracing::info!(cycle_hz = cfg.cycle_hz, publish_hz = cfg.publish_hz, "driver node running");
+    while !stop.load(Ordering::Relaxed) && cfg.max_cycles.is_none_or(|m| report.cycles < m) {
+        let t0 = Instant::now();
+        report.cycles += 1;
+        // 1. Measure.
+        let mut measured = true;
+        match arm.read_state() {
+            Ok(s) => {
+                if !s.alerts.is_empty() && ctl.fault.is_none() {
+                    let hw = arm.hardware_errors(&s.alerts);
+                    fault(&mut ctl, arm, &s, ArmError::Hardware(hw).to_string());
+                }
+                state = s;
+            }
+            Err(e @ ArmError::Bus(_)) => {
+                report.read_errors += 1;
+                measured = false;
+                tracing::debug!(error = %e, "state read failed; retrying next cycle");
+            }
+            Err(e) => {
+                measured = false;
+                if ctl.fault.is_none() {
+                    fault(&mut ctl, arm, &state, e.to_string());
+                }
+            }
+        }
+        // 2. E-stop.
+        if let Some(e) = io.estop.latest() {
+            if e.engaged && !ctl.estopped {
+                report.estops += 1;
+                tracing::warn!(reason = %e.reason, action = ?safety.on_estop, "e-stop engaged");
+                ctl.chunk = None;
+                match safety.on_estop {
+                    EstopAction::Hold => hold(&mut ctl, &state),
+                    EstopAction::TorqueOff => {
+                        let silent = arm.disable_torque();
+                        ctl.torque_off = true;
+                        if !silent.is_empty() {
+                            tracing::error!(?silent, "servos did not acknowledge torque off");
+                        }
+                    }
+                }
+            } else if !e.engaged && ctl.estopped {
+                tracing::warn!("e-stop released: waiting for a new command");
+                if ctl.torque_off && ctl.fault.is_none() {
+                    match arm.enable_torque() {
+                        Ok(s) => {
+                            state = s;
+                            ctl.torque_off = false;
+                        }
+                        Err(err) => fault(&mut ctl, arm, &state, format!("re-enabling torque after the e-stop: {err}")),
+                    }
+                }
+                hold(&mut ctl, &state);
+                ctl.accept_after_ns = now_ns();
+            }
+            ctl.estopped = e.engaged;
+        }
+        // 3. Commands.
+        let accepting = !ctl.estopped && ctl.fault.is_none() && measured;
+        take_commands(&io, &mut ctl, &mut report, kinematics, accepting, safety.max_command_age_ms);
+        // 4. Watchdog.
+        if ctl.watchdog.expired(t0) && ctl.fault.is_none() {
+            report.watchdog_holds += 1;
+            tracing::warn!(ms = safety.watchdog_ms, "no command within the watchdog timeout: holding position");
+            ctl.desired = ctl.filter.last();
+            ctl.chunk = None;
+            ctl.watchdog.clear();
+        }
+        // 5. Act.
+        if measured && ctl.fault.is_none() && !ctl.torque_off {
+            if let Some(f) = ctl.filter.filter(&ctl.desired, period.as_secs_f64()) {
+                report.commands_clamped += u64::from(f.position_clamped || f.velocity_clamped);
+                if let Err(e) = arm.write_goal(&f.q_rad, ctl.gripper, &state) {
+                    tracing::warn!(error = %e, "goal write failed");
+                }
+            }
+        }
+        cycle_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        // 6. Publish.
+        let now = Instant::now();
+        if now >= next_publish && measured {
+            next_publish += publish_every;
+            if next_publish < now {
+                next_publish = now + publish_every;
+            }
+            let stamp = now_ns();
+            io.joint_state.publish(&mut joint_state_msg(&state, &names, kinematics, stamp))?;
+            report.published += 1;
+            let out = episodes.on_step(now, stamp, io.control.latest().map(|c| c.request));
+            if let Some(mut t) = out.task {
+                io.task.publish(&mut t)?;
+            }
+            for mut ev in out.events {
+                io.episode.publish(&mut ev)?;
+            }
+            if out.stop {
+                break;
+            }
+        }
+        let node_state = if ctl.fault.is_some() {
+            NodeState::Error
+        } else if ctl.estopped {
+            NodeState::Estopped
+        } else {
+            NodeState::Running
+        };
+        if node_state != last_state_name || last_status.elapsed() >= Duration::from_secs(1) {
+            let msg = match (&ctl.fault, ctl.estopped) {
+                (Some(f), _) => f.clone(),
+                (None, true) => {
+                    format!("e-stop engaged: {}", if ctl.torque_off { "torque off" } else { "holding position" })
+                }
+                _ => String::new(),
+            };
+            publish_status(node_state, &msg, &report, arm)?;
+            last_status = Instant::now();
+            last_state_name = node_state;
+        }
+        // 7. Pace.
+        next_tick += period;
+        let now = Instant::now();
+        if next_tick > now {
+            std::thread::sleep(next_tick - now);
+        } else if now - next_tick > period {
+            report.overruns += 1;
+            next_tick = now;
+        }
+    }
+    report.cycle_time = Percentiles::of(&cycle_ms);
+    report.fault = ctl.fault.clone();
+    report.episodes = episodes.kept();
+    let final_state = if ctl.fault.is_some() { NodeState::Error } else { NodeState::Stopped };
+    publish_status(final_state, ctl.fault.as_deref().unwrap_or(""), &report, arm)?;
+    tracing::info!(cycles = report.cycles, fault = ?report.fault, "driver node stopped (servos keep holding their last goal)");
+    Ok(report)
+}
+
+/// Stops following commands and holds the measured position.
+fn hold(ctl: &mut Control, state: &ArmState) {
+    ctl.filter.reset(state.q_rad);
+    ctl.desired = ctl.filter.last();
+    ctl.gripper = state.gripper_opening.clamp(0.0, 1.0);
+    ctl.chunk = None;
+    ctl.watchdog.clear();
+}
+
+/// Enters the fault state: the servos that still answer hold where `state` measured them.
+fn fault(ctl: &mut Control, arm: &mut Arm, state: &ArmState, reason: String) {
+    tracing::error!(%reason, "driver fault: stopping the arm");
+    hold(ctl, state);
+    if let Err(e) = arm.hold(state) {
+        tracing::error!(error = %e, "could not send the hold goal");
+    }
+    ctl.fault = Some(reason);
+}
+
+/// Joint targets (rad) and gripper opening.
+type Target = ([f64; NUM_JOINTS], f64);
+
+/// Reads the command topics and updates the desired target.
+#[allow(clippy::too_many_arguments)]
+fn take_commands(
+    io: &Io,
+    ctl: &mut Control,
+    report: &mut DriverReport,
+    kin: Option<&dyn ArmKinematics>,
+    accepting: bool,
+    max_age_ms: u64,
+) {
+    let joint = io.joint_cmd.latest();
+    let ee = io.ee_cmd.latest();
+    let chunk = io.chunk_cmd.latest();
+    if !accepting {
+        return;
+    }
+    let now = now_ns();
+    let fresh = |stamp: u64, report: &mut DriverReport| -> bool {
+        let stale = stamp < ctl.accept_after_ns || now.saturating_sub(stamp) > max_age_ms * 1_000_000;
+        report.commands_stale += u64::from(stale);
+        !stale
+    };
+    let t = Instant::now();
+    if let Some(c) = chunk.filter(|c| fresh(c.header.stamp_ns, report)) {
+        match parse_chunk(&c) {
+            Some(rows) => {
+                let age = Duration::from_nanos(now.saturating_sub(c.header.stamp_ns));
+                ctl.chunk = Some(Playing {
+                    rows,
+                    kind: c.kind,
+                    start: t.checked_sub(age).unwrap_or(t),
+                    period: Duration::from_nanos(c.period_ns.max(1)),
+                    next: 0,
+                });
+            }
+            None => report.commands_rejected += 1,
+        }
+    }
+    // The newest direct command wins over the chunk.
+    let direct: Option<(u64, Option<Target>)> = match (joint, ee) {
+        (Some(j), Some(e)) if e.header.stamp_ns > j.header.stamp_ns => {
+            Some((e.header.stamp_ns, ee_target(&e, kin, ctl)))
+        }
+        (Some(j), _) => Some((j.header.stamp_ns, joint_target(&j))),
+        (None, Some(e)) => Some((e.header.stamp_ns, ee_target(&e, kin, ctl))),
+        (None, None) => None,
+    };
+    let mut target = None;
+    if let Some((stamp, t)) = direct {
+        if fresh(stamp, report) {
+            ctl.chunk = None;
+            match t {
+                Some(t) => target = Some(t),
+                None => report.commands_rejected += 1,
+            }
+        }
+    } else if let Some(p) = ctl.chunk.as_mut() {
+        let due = (t.saturating_duration_since(p.start).as_nanos() / p.period.as_nanos().max(1)) as usize;
+        if due >= p.rows.len() {
+            ctl.chunk = None;
+        } else if due >= p.next {
+            p.next = due + 1;
+            let (row, g) = p.rows[due];
+            target = match p.kind {
+                ActionKind::JointTarget => Some((row, g)),
+                ActionKind::EeDelta => {
+                    let e = EeDeltaCommand {
+                        delta_xyz_m: [row[0], row[1], row[2]],
+                        delta_rpy_rad: [row[3], row[4], row[5]],
+                        gripper: g,
+                        ..Default::default()
+                    };
+                    let r = ee_target(&e, kin, ctl);
+                    report.commands_rejected += u64::from(r.is_none());
+                    r
+                }
+            };
+        }
+    }
+    if let Some((q, g)) = target {
+        ctl.desired = q;
+        ctl.gripper = g.clamp(0.0, 1.0);
+        ctl.watchdog.feed(Instant::now());
+        report.commands_applied += 1;
+    }
+}
+
+fn joint_target(c: &JointCommand) -> Option<([f64; NUM_JOINTS], f64)> {
+    let q: [f64; NUM_JOINTS] = c.position.as_slice().try_into().ok()?;
+    (q.iter().all(|v| v.is_finite()) && c.gripper.is_finite()).then_some((q, c.gripper))
+}
+
+fn ee_target(c: &EeDeltaCommand, kin: Option<&dyn ArmKinematics>, ctl: &Control) -> Option<([f64; NUM_JOINTS], f64)> {
+    let finite = c.delta_xyz_m.iter().chain(&c.delta_rpy_rad).all(|v| v.is_finite()) && c.gripper.is_finite();
+    if !finite {
+        return None;
+    }
+    let Some(kin) = kin else {
+        tracing::warn!("command/ee_delta needs kinematics; this driver was started without them");
+        return None;
+    };
+    // Deltas accumulate on the desired target, so a stream of small steps is not lost to lag.
+    let q = kin.apply_ee_delta(&ctl.desired, c.delta_xyz_m, c.delta_rpy_rad)?;
+    q.iter().all(|v| v.is_finite()).then_some((q, c.gripper))
+}
+
+/// Rows of a valid chunk (6 joint values or 6 delta values, then the gripper).
+fn parse_chunk(c: &ActionChunk) -> Option<Vec<([f64; NUM_JOINTS], f64)>> {
+    if c.validate().is_err() || c.dim as usize != NUM_JOINTS + 1 {
+        return None;
+    }
+    (0..c.horizon as usize)
+        .map(|i| {
+            let r = c.row(i)?;
+            Some((std::array::from_fn(|k| r[k] as f64), r[NUM_JOINTS] as f64))
+        })
+        .collect()
+}
+
+/// The `joint_state` message of a measurement.
+pub fn joint_state_msg(s: &ArmState, names: &[String], kin: Option<&dyn ArmKinematics>, stamp_ns: u64) -> JointState {
+    let mut m = JointState {
+        header: Default::default(),
+        name: names.to_vec(),
+        position: s.q_rad.iter().copied().chain(std::iter::once(s.gripper_opening)).collect(),
+        velocity: s.dq_rad_s.iter().copied().chain(std::iter::once(s.gripper_rate)).collect(),
+        effort: s.effort_nm.iter().copied().chain(std::iter::once(0.0)).collect(),
+        ee_pose: kin.map(|k| k.ee_pose(&s.q_rad)),
+    };
+    m.header.stamp_ns = stamp_ns;
+    m
+}

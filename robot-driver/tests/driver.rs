@@ -1,0 +1,304 @@
+//! The real driver code against the servo emulator: over a pseudo-terminal through the serial
+//! transport, and in process, with a real zenoh session on loopback for the node tests.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use bus::{Bus, BusConfig, Estop, JointCommand, JointState, NodeState, Status};
+use robot_driver::arm::{Arm, ArmError};
+use robot_driver::control_table as ct;
+use robot_driver::emulator::{Emulator, EmulatorConfig, Faults};
+use robot_driver::node::{run_driver_node, DriverError, DriverNodeConfig, DriverReport};
+use robot_driver::protocol::HardwareError;
+use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
+use robot_driver::servo_map::ServoMap;
+use robot_driver::transport::SerialTransport;
+
+fn emulator(faults: Faults) -> Emulator {
+    Emulator::from_map(&ServoMap::widowx250(), EmulatorConfig { faults, ..Default::default() })
+}
+
+fn in_process_arm(emu: &Emulator) -> Arm {
+    Arm::new(ServoBus::new(Box::new(emu.port()), ServoBusConfig::default()), ServoMap::widowx250())
+}
+
+/// Runs the driver node on a fresh bus while `script` drives it; returns the node's result and
+/// every status seen.
+fn with_node(
+    mut arm: Arm,
+    cfg: DriverNodeConfig,
+    script: impl FnOnce(&Bus) + Send,
+) -> (Result<DriverReport, DriverError>, Vec<Status>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let robot = format!("drv{}", std::process::id() % 100_000 + rand_suffix());
+    let bus = Bus::open(&BusConfig::with_discovery_dir(&robot, dir.path())).expect("bus");
+    let statuses = bus.subscriber::<Status>().expect("status sub");
+    let stop = AtomicBool::new(false);
+    let ready = Barrier::new(2);
+    let result = std::thread::scope(|s| {
+        let node = s.spawn(|| run_driver_node(&mut arm, None, &bus, &cfg, &stop, Some(&ready)));
+        ready.wait();
+        let scripted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| script(&bus)));
+        stop.store(true, Ordering::SeqCst);
+        let result = node.join().expect("node thread");
+        if let Err(p) = scripted {
+            eprintln!("the test script failed; the node returned {result:?}");
+            std::panic::resume_unwind(p);
+        }
+        result
+    });
+    let mut all = Vec::new();
+    while let Some(s) = statuses.try_recv() {
+        all.push(s);
+    }
+    (result, all)
+}
+
+fn rand_suffix() -> u32 {
+    (Instant::now().elapsed().as_nanos() as u32 ^ std::thread::current().id().as_u64_hash()) % 1000
+}
+
+trait IdHash {
+    fn as_u64_hash(&self) -> u32;
+}
+impl IdHash for std::thread::ThreadId {
+    fn as_u64_hash(&self) -> u32 {
+        format!("{self:?}").bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+    }
+}
+
+/// Streams joint targets at 50 Hz for `secs`, returning the last joint state seen.
+fn stream(bus: &Bus, target: [f64; 6], gripper: f64, secs: f64) -> Option<JointState> {
+    let cmd = bus.publisher::<JointCommand>().expect("pub");
+    let js = bus.subscriber::<JointState>().expect("sub");
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let mut last = None;
+    while Instant::now() < until {
+        cmd.publish(&mut JointCommand { position: target.to_vec(), gripper, ..Default::default() }).expect("publish");
+        std::thread::sleep(Duration::from_millis(20));
+        while let Some(m) = js.try_recv() {
+            last = Some(m);
+        }
+    }
+    last
+}
+
+fn latest_state(bus: &Bus, wait: Duration) -> JointState {
+    let js = bus.subscriber::<JointState>().expect("sub");
+    js.recv_timeout(wait).expect("a joint state")
+}
+
+fn fast_cfg() -> DriverNodeConfig {
+    DriverNodeConfig { cycle_hz: 100.0, publish_hz: 50.0, ..Default::default() }
+}
+
+const TARGET: [f64; 6] = [0.4, -0.6, 0.7, -0.3, 0.5, 0.2];
+
+#[test]
+fn sync_read_of_all_servos_over_a_pty_runs_above_100_hz() {
+    let emu = emulator(Faults::default());
+    let pty = emu.serve_pty().expect("pty");
+    let port = SerialTransport::open(pty.path(), 1_000_000).expect("open pty");
+    let mut bus = ServoBus::new(Box::new(port), ServoBusConfig::default());
+    let ids: Vec<u8> = (1..=9).collect();
+    let n = 300;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let replies = bus.sync_read(ct::STATE_BLOCK.address, ct::STATE_BLOCK.size, &ids).expect("io");
+        assert!(replies.iter().all(Result::is_ok));
+    }
+    let hz = n as f64 / t0.elapsed().as_secs_f64();
+    eprintln!("sync read of 9 servos × 10 bytes over a pty: {hz:.0} Hz");
+    assert!(hz >= 100.0, "{hz:.0} Hz");
+    assert_eq!(bus.stats().failures, 0);
+}
+
+#[test]
+fn moves_reach_their_targets_over_the_serial_path() {
+    let emu = emulator(Faults::default());
+    let pty = emu.serve_pty().expect("pty");
+    let port = SerialTransport::open(pty.path(), 1_000_000).expect("open pty");
+    let arm = Arm::new(ServoBus::new(Box::new(port), ServoBusConfig::default()), ServoMap::widowx250());
+    let (report, _) = with_node(arm, fast_cfg(), |bus| {
+        // From the sleep pose the farthest joint (shoulder, 1.2 rad) needs ~0.4 s at π rad/s.
+        let last = stream(bus, TARGET, 0.9, 1.5).expect("joint states");
+        for i in 0..6 {
+            assert!((last.position[i] - TARGET[i]).abs() < 0.02, "joint {i}: {} vs {}", last.position[i], TARGET[i]);
+        }
+        assert!((last.position[6] - 0.9).abs() < 0.05, "gripper {}", last.position[6]);
+        // Shadows follow their primary through the Secondary ID.
+        let (p, s) = (emu.present_ticks(2).expect("2"), emu.present_ticks(3).expect("3"));
+        assert!((p - s).abs() < 5.0, "shoulder {p} vs shadow {s}");
+    });
+    let report = report.expect("node ran");
+    assert!(report.commands_applied > 50, "{report:?}");
+    assert_eq!(report.fault, None);
+    assert!(report.cycle_time.p99_ms < 10.0, "{:?}", report.cycle_time);
+}
+
+#[test]
+fn watchdog_holds_position_when_commands_stop() {
+    let emu = emulator(Faults::default());
+    let (report, _) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        // Start towards a far waist target, then go silent after 0.2 s.
+        stream(bus, [2.5, -1.8, 1.55, 0.0, 0.8, 0.0], 0.5, 0.2);
+        std::thread::sleep(Duration::from_millis(600));
+        let a = latest_state(bus, Duration::from_secs(1)).position[0];
+        std::thread::sleep(Duration::from_millis(300));
+        let b = latest_state(bus, Duration::from_secs(1)).position[0];
+        assert!((a - b).abs() < 0.01, "waist kept moving after the watchdog: {a} → {b}");
+        assert!(a < 1.5, "waist reached {a}: the watchdog did not stop the move to 2.5 rad");
+    });
+    let report = report.expect("node ran");
+    assert_eq!(report.watchdog_holds, 1, "{report:?}");
+}
+
+#[test]
+fn estop_holds_and_ignores_commands_until_released() {
+    let emu = emulator(Faults::default());
+    let (report, statuses) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        let estop = bus.publisher::<Estop>().expect("pub");
+        stream(bus, TARGET, 0.5, 0.1);
+        estop.publish(&mut Estop { engaged: true, reason: "test".into(), ..Default::default() }).expect("estop");
+        std::thread::sleep(Duration::from_millis(100));
+        let held = latest_state(bus, Duration::from_secs(1)).position;
+        let later = stream(bus, [0.0; 6], 0.5, 0.5).expect("states").position;
+        for i in 0..6 {
+            assert!((held[i] - later[i]).abs() < 0.01, "joint {i} moved under e-stop: {} → {}", held[i], later[i]);
+        }
+        estop.publish(&mut Estop { engaged: false, ..Default::default() }).expect("release");
+        std::thread::sleep(Duration::from_millis(50));
+        let moved = stream(bus, [0.0; 6], 0.5, 1.2).expect("states").position;
+        assert!(moved[..6].iter().all(|q| q.abs() < 0.03), "after release the arm follows again: {moved:?}");
+    });
+    let report = report.expect("node ran");
+    assert_eq!(report.estops, 1);
+    assert!(statuses.iter().any(|s| s.state == NodeState::Estopped && s.message.contains("holding")), "{statuses:?}");
+}
+
+#[test]
+fn targets_beyond_limits_are_clamped_and_nan_is_rejected() {
+    let emu = emulator(Faults::default());
+    let (report, _) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        let last = stream(bus, [0.0, 3.0, -3.0, 0.0, 0.0, 0.0], 0.5, 1.5).expect("states").position;
+        assert!((last[1] - 1.990).abs() < 0.02, "shoulder {}", last[1]);
+        assert!((last[2] + 2.147).abs() < 0.02, "elbow {}", last[2]);
+        let before = latest_state(bus, Duration::from_secs(1)).position;
+        let after = stream(bus, [f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0], 0.5, 0.4).expect("states").position;
+        for i in 0..6 {
+            assert!((before[i] - after[i]).abs() < 0.01, "NaN command moved joint {i}");
+        }
+    });
+    let report = report.expect("node ran");
+    assert!(report.commands_clamped > 0 && report.commands_rejected >= 10, "{report:?}");
+    // The servos never saw a goal outside the limits.
+    let (lo, hi) = ServoMap::widowx250().limit_ticks(1);
+    let goal = emu.with_chain(|c| c.servo(2).map(|s| s.get(ct::GOAL_POSITION))).expect("servo 2");
+    assert!((lo as i64..=hi as i64).contains(&goal), "goal {goal} outside [{lo}, {hi}]");
+}
+
+#[test]
+fn one_percent_corrupted_bytes_are_survived_with_retries() {
+    let emu = emulator(Faults { corrupt_byte: 0.01, drop_reply: 0.0, seed: 7 });
+    let (report, _) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        let last = stream(bus, TARGET, 0.5, 2.0).expect("joint states (did start-up fail?)");
+        for i in 0..6 {
+            assert!((last.position[i] - TARGET[i]).abs() < 0.03, "joint {i}: {}", last.position[i]);
+        }
+    });
+    let report = report.expect("the node survives corruption");
+    assert!(report.cycles > 120, "{report:?}");
+    assert_eq!(report.fault, None, "{report:?}");
+    let stats = emu.stats();
+    assert!(stats.corrupted_bytes > 100, "{stats:?}");
+    eprintln!("corruption: {stats:?}; node: {report:?}");
+}
+
+#[test]
+fn a_servo_that_disappears_stops_the_arm_with_a_status_error() {
+    let emu = emulator(Faults::default());
+    let (report, statuses) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        stream(bus, TARGET, 0.5, 0.2);
+        emu.set_answering(4, false);
+        std::thread::sleep(Duration::from_millis(200));
+        let waist = emu.present_ticks(1).expect("1");
+        stream(bus, [0.0; 6], 0.5, 0.5);
+        let waist_after = emu.present_ticks(1).expect("1");
+        assert!((waist - waist_after).abs() < 3.0, "the other joints must hold: {waist} → {waist_after}");
+    });
+    let report = report.expect("node ran");
+    let fault = report.fault.expect("a fault");
+    assert!(fault.contains("servo 4 (elbow) stopped answering"), "{fault}");
+    assert!(
+        statuses.iter().any(|s| s.state == NodeState::Error && s.message.contains("servo 4 (elbow)")),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn an_overload_error_bit_stops_the_arm_and_is_reported() {
+    let emu = emulator(Faults::default());
+    let (report, statuses) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        stream(bus, TARGET, 0.5, 0.2);
+        emu.raise_hardware_error(7, HardwareError::OVERLOAD);
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let fault = report.expect("node ran").fault.expect("a fault");
+    assert!(fault.contains("servo 7 (wrist_angle): overload"), "{fault}");
+    assert!(statuses.iter().any(|s| s.state == NodeState::Error && s.message.contains("overload")));
+}
+
+#[test]
+fn startup_refuses_torque_and_names_the_servo() {
+    // A missing servo.
+    let emu = emulator(Faults::default());
+    emu.set_answering(8, false);
+    let mut arm = in_process_arm(&emu);
+    let e = arm.start().expect_err("servo 8 is missing");
+    assert!(e.to_string().contains("servo 8 (wrist_rotate) did not answer a ping"), "{e}");
+    // The wrong model: a map that says XM430 where the arm has an XL430.
+    let emu = emulator(Faults::default());
+    let text = robot_driver::servo_map::WIDOWX250_TOML.replacen("model = \"XL430-W250\"", "model = \"XM430-W350\"", 1);
+    let map = ServoMap::from_toml(&text, "test").expect("valid map");
+    let mut arm = Arm::new(ServoBus::new(Box::new(emu.port()), ServoBusConfig::default()), map);
+    let e = arm.start().expect_err("model mismatch");
+    assert!(
+        e.to_string().contains("servo 8 (wrist_rotate) is a XL430-W250 (model 1060); the servo map says XM430-W350"),
+        "{e}"
+    );
+    // A joint resting outside its limits (elbow at 2.5 rad > 1.606).
+    let emu = Emulator::from_map(
+        &ServoMap::widowx250(),
+        EmulatorConfig { pose_rad: [0.0, -1.8, 2.5, 0.0, 0.8, 0.0], ..Default::default() },
+    );
+    let mut arm = in_process_arm(&emu);
+    match arm.start() {
+        Err(ArmError::Startup(p)) => assert!(p.iter().any(|m| m.contains("joint elbow is at 2.500 rad")), "{p:?}"),
+        other => panic!("expected a start-up refusal, got {other:?}"),
+    }
+    // Torque stayed off everywhere.
+    assert!(emu.with_chain(|c| c.servos.iter().all(|s| !s.torque_on())));
+    // A latched hardware error.
+    let emu = emulator(Faults::default());
+    emu.raise_hardware_error(1, HardwareError::OVERHEATING);
+    let e = in_process_arm(&emu).start().expect_err("overheated");
+    assert!(e.to_string().contains("servo 1 (waist) has a latched hardware error: overheating"), "{e}");
+}
+
+#[test]
+fn startup_configures_the_servos_from_the_map() {
+    let emu = emulator(Faults::default());
+    let mut arm = in_process_arm(&emu);
+    arm.start().expect("a healthy arm starts");
+    emu.with_chain(|c| {
+        let shadow = c.servo(3).expect("3");
+        assert_eq!(shadow.get(ct::SECONDARY_ID), 2);
+        assert_eq!(shadow.get(ct::DRIVE_MODE) & 1, 1);
+        assert_eq!(c.servo(2).expect("2").get(ct::DRIVE_MODE) & 1, 0);
+        assert_eq!(c.servo(9).expect("9").get(ct::OPERATING_MODE), 16);
+        assert_eq!(c.servo(4).expect("4").get(ct::MIN_POSITION_LIMIT), ct::rad_to_ticks(-2.147) as i64);
+    });
+    let state = arm.enable_torque().expect("torque on");
+    assert!((state.q_rad[1] + 1.80).abs() < 0.01 && (state.q_rad[4] - 0.8).abs() < 0.01, "{state:?}");
+}
