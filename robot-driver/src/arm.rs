@@ -128,14 +128,14 @@ impl Arm {
         result
     }
 
-    fn start_checks(&mut self) -> Result<StartupReport, ArmError> {
+    /// Pings every servo and checks its model against the map; torque is not touched. Returns
+    /// (ID, role, model, firmware) per servo, or every problem found.
+    pub fn check_servos(&mut self) -> Result<Vec<(u8, String, &'static str, u8)>, ArmError> {
         let mut problems = Vec::new();
-        let mut report = StartupReport { servos: Vec::new(), min_voltage_v: f64::INFINITY };
+        let mut found = Vec::new();
         for s in self.servos.clone() {
             match self.bus.ping(s.id) {
-                Ok((number, fw)) if number == s.model.number => {
-                    report.servos.push((s.id, s.role.clone(), s.model.name, fw))
-                }
+                Ok((number, fw)) if number == s.model.number => found.push((s.id, s.role.clone(), s.model.name, fw)),
                 Ok((number, _)) => problems.push(format!(
                     "servo {} ({}) is a {} (model {number}); the servo map says {}",
                     s.id,
@@ -146,9 +146,17 @@ impl Arm {
                 Err(e) => problems.push(format!("servo {} ({}) did not answer a ping: {e}", s.id, s.role)),
             }
         }
-        if !problems.is_empty() {
-            return Err(ArmError::Startup(problems));
+        if problems.is_empty() {
+            Ok(found)
+        } else {
+            Err(ArmError::Startup(problems))
         }
+    }
+
+    fn start_checks(&mut self) -> Result<StartupReport, ArmError> {
+        let servos = self.check_servos()?;
+        let mut problems = Vec::new();
+        let mut report = StartupReport { servos, min_voltage_v: f64::INFINITY };
         for s in self.servos.clone() {
             if let Err(e) = self.configure(&s) {
                 problems.push(format!("servo {} ({}): {e}", s.id, s.role));
@@ -382,6 +390,11 @@ impl Arm {
             .filter(|s| self.bus.write_field(s.id, ct::TORQUE_ENABLE, 0).is_err())
             .map(|s| s.id)
             .collect()
+    }
+
+    /// Every servo, in bus order.
+    pub fn servos(&self) -> &[ServoRef] {
+        &self.servos
     }
 
     /// IDs of every servo, in bus order.

@@ -11,3 +11,4 @@ pub mod safety;
 pub mod servo_bus;
 pub mod servo_map;
 pub mod transport;
+pub mod calibrate;

@@ -1,4 +1,5 @@
 //! The real driver code against the servo emulator: over a pseudo-terminal through the serial
+#![allow(clippy::needless_range_loop)]
 //! transport, and in process, with a real zenoh session on loopback for the node tests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
