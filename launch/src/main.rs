@@ -8,6 +8,7 @@ mod launch_file;
 mod nodes;
 mod png_out;
 mod record;
+mod robots;
 mod shutdown;
 mod teleop;
 
@@ -45,6 +46,10 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Run a policy on the bus against a robot: inference thread, chunk executor, commands.
     Deploy(cmd::deploy::DeployArgs),
+    /// Run the Dynamixel driver node for a WidowX-style arm (hardware or --emulate).
+    Driver(cmd::driver::DriverCmdArgs),
+    /// Calibrate a WidowX-style arm: homing offsets and joint ranges → a servo map file.
+    Calibrate(cmd::calibrate::CalibrateArgs),
     /// Run the simulator node on the bus.
     Sim(cmd::sim::SimArgs),
     /// Start the nodes a launch file lists (one process, a thread per node).
@@ -95,6 +100,8 @@ fn main() -> Result<()> {
         Command::Train(c) => cmd::train::run(c),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Deploy(args) => cmd::deploy::run(args, &bus_config),
+        Command::Driver(args) => cmd::driver::run(args, &bus_config),
+        Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Sim(args) => cmd::sim::run(args, &bus_config),
         Command::Launch(args) => cmd::launch::run(args, &bus_config),
         Command::Topics(c) => cmd::topics::run(c, &bus_config),

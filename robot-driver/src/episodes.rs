@@ -79,8 +79,15 @@ impl Episodes {
         e
     }
 
+    /// Whether no episode is running (before the first, and between episodes).
+    pub fn resetting(&self) -> bool {
+        self.step.is_none()
+    }
+
     /// Called for every published `joint_state` with its stamp, and with any operator request.
-    pub fn on_step(&mut self, now: Instant, stamp_ns: u64, request: Option<EpisodeRequest>) -> EpisodeOutput {
+    /// A new episode starts once the reset pause is over and `ready` (the arm is in its start
+    /// pose).
+    pub fn on_step(&mut self, now: Instant, stamp_ns: u64, request: Option<EpisodeRequest>, ready: bool) -> EpisodeOutput {
         let mut out = EpisodeOutput::default();
         match self.step {
             None => {
@@ -88,7 +95,7 @@ impl Episodes {
                     out.stop = true;
                     return out;
                 }
-                if self.resume_at.is_some_and(|t| now >= t) {
+                if ready && self.resume_at.is_some_and(|t| now >= t) {
                     self.resume_at = None;
                     self.step = Some(0);
                     let mut task = Task {
@@ -144,19 +151,19 @@ mod tests {
         let mut e = Episodes::new(cfg);
         let t = Instant::now();
         let kinds = |o: &EpisodeOutput| o.events.iter().map(|e| (e.kind, e.step, e.episode_index)).collect::<Vec<_>>();
-        let o = e.on_step(t, 1, None);
+        let o = e.on_step(t, 1, None, true);
         assert!(o.task.is_some());
         assert_eq!(kinds(&o), [(EpisodeEventKind::Start, 0, 0)]);
-        e.on_step(t, 2, None);
-        e.on_step(t, 3, None);
-        let o = e.on_step(t, 4, None);
+        e.on_step(t, 2, None, true);
+        e.on_step(t, 3, None, true);
+        let o = e.on_step(t, 4, None, true);
         assert_eq!(kinds(&o), [(EpisodeEventKind::Step, 3, 0), (EpisodeEventKind::End, 3, 0)]);
         assert!(!o.stop);
-        e.on_step(t, 5, None); // episode 1 starts
-        let o = e.on_step(t, 6, Some(EpisodeRequest::Rerecord));
+        e.on_step(t, 5, None, true); // episode 1 starts
+        let o = e.on_step(t, 6, Some(EpisodeRequest::Rerecord), true);
         assert!(o.events[1].discarded);
-        e.on_step(t, 7, None); // episode 1 again
-        let o = e.on_step(t, 8, Some(EpisodeRequest::EndEpisode));
+        e.on_step(t, 7, None, true); // episode 1 again
+        let o = e.on_step(t, 8, Some(EpisodeRequest::EndEpisode), true);
         assert!(o.stop, "two kept episodes");
         assert_eq!(e.kept(), 2);
     }

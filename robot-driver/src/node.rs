@@ -65,6 +65,10 @@ pub struct DriverNodeConfig {
     pub max_cycles: Option<u64>,
     /// Episodes.
     pub episodes: EpisodeConfig,
+    /// Pose every episode starts from, rad: between episodes the arm moves there (at the safety
+    /// filter's speed, gripper open) and commands are ignored. `None`: episodes start where the
+    /// arm is.
+    pub ready_pose: Option<[f64; NUM_JOINTS]>,
 }
 
 impl Default for DriverNodeConfig {
@@ -75,6 +79,7 @@ impl Default for DriverNodeConfig {
             publish_hz: 100.0,
             max_cycles: None,
             episodes: EpisodeConfig::default(),
+            ready_pose: None,
         }
     }
 }
@@ -291,9 +296,16 @@ pub fn run_driver_node(
             }
             ctl.estopped = e.engaged;
         }
-        // 3. Commands.
-        let accepting = !ctl.estopped && ctl.fault.is_none() && measured;
+        // 3. Commands (between episodes with a ready pose: move there instead).
+        let resetting = cfg.ready_pose.is_some() && episodes.resetting();
+        let accepting = !ctl.estopped && ctl.fault.is_none() && measured && !resetting;
         take_commands(&io, &mut ctl, &mut report, kinematics, accepting, safety.max_command_age_ms);
+        if let (Some(ready), true) = (cfg.ready_pose, resetting && !ctl.estopped && ctl.fault.is_none()) {
+            ctl.desired = ready;
+            ctl.gripper = 1.0;
+            ctl.chunk = None;
+            ctl.watchdog.clear();
+        }
         // 4. Watchdog.
         if ctl.watchdog.expired(t0) && ctl.fault.is_none() {
             report.watchdog_holds += 1;
@@ -322,7 +334,8 @@ pub fn run_driver_node(
             let stamp = now_ns();
             io.joint_state.publish(&mut joint_state_msg(&state, &names, kinematics, stamp))?;
             report.published += 1;
-            let out = episodes.on_step(now, stamp, io.control.latest().map(|c| c.request));
+            let ready = cfg.ready_pose.is_none_or(|r| r.iter().zip(&state.q_rad).all(|(a, b)| (a - b).abs() < 0.03));
+            let out = episodes.on_step(now, stamp, io.control.latest().map(|c| c.request), ready);
             if let Some(mut t) = out.task {
                 io.task.publish(&mut t)?;
             }

@@ -2,6 +2,7 @@
 
 mod bus_bench;
 mod dataset_bench;
+mod driver_bench;
 mod policy_bench;
 mod sim_bench;
 
@@ -24,6 +25,8 @@ pub enum BenchCommand {
     Inference(policy_bench::InferenceBenchArgs),
     /// The control loop at 10 and 50 Hz with a policy in it: period jitter, observation→command latency.
     Deploy(policy_bench::DeployBenchArgs),
+    /// Dynamixel driver: full read+write servo cycles per second and cycle latency (emulator or port).
+    Driver(driver_bench::DriverBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -34,6 +37,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Dataset(args) => dataset_bench::run(args),
         BenchCommand::Inference(args) => policy_bench::run_inference(args),
         BenchCommand::Deploy(args) => policy_bench::run_deploy(args),
+        BenchCommand::Driver(args) => driver_bench::run(args),
     }
 }
 

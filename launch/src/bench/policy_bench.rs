@@ -158,6 +158,7 @@ pub fn run_deploy(args: DeployBenchArgs) -> Result<()> {
             ticks: Some((args.seconds * rate).round() as u64),
             seed: 1_000_000,
             device: DeviceKind::Cpu,
+            driver: Default::default(),
         };
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let result = deploy(&d, &bus_config, stop);

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use dataset::reader::{disk_usage, Dataset};
 
-use super::teleop::{run_with_robot, sim_config, DeviceKind, RobotArgs, RobotKind};
+use super::teleop::{robot_node, run_with_robot, DeviceKind, RobotArgs, RobotKind, RobotNode};
 use crate::record::align::ActionSource;
 use crate::record::replay::{run_replay, ReplayReport};
 
@@ -53,9 +53,13 @@ pub struct ReplayArgs {
     /// Seed to reset the sim with (default: the episode's recorded seed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Replay in real time at the dataset's fps (default: lockstep, as fast as possible).
+    /// Replay in real time at the dataset's fps (default: lockstep, as fast as possible; a
+    /// real arm always replays in real time).
     #[arg(long)]
     pub realtime: bool,
+    /// The arm's connection (`--robot widowx`).
+    #[command(flatten)]
+    pub driver: crate::robots::widowx::DriverArgs,
 }
 
 /// Arguments of `dataset export-video`.
@@ -187,6 +191,7 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
         .clone();
     let seed = match (a.seed, e.seed) {
         (Some(s), _) | (None, Some(s)) => s,
+        (None, None) if a.robot == RobotKind::Widowx => 0,
         (None, None) => bail!("episode {} has no recorded seed; pass --seed", a.episode),
     };
     let names = &ds.info().features.get(dataset::writer::ACTION).context("no action feature")?.names;
@@ -204,10 +209,14 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
         image_size: 128,
         reset_s: Some(0.0),
         realtime: a.realtime,
+        episode_s: (e.to_index - e.from_index) as f64 / ds.fps() + 1.0,
+        driver: a.driver.clone(),
     };
-    let mut cfg = sim_config(&robot, ds.fps(), false, Some(1))?;
-    if a.realtime {
-        cfg.lockstep = None;
+    let mut robot_node = robot_node(&robot, ds.fps(), false, Some(1), None)?;
+    if let RobotNode::Sim(cfg) = &mut robot_node {
+        if a.realtime {
+            cfg.lockstep = None;
+        }
     }
     let (from, to) = (e.from_index as usize, e.to_index as usize);
     let actions: Vec<f32> = (from..to).flat_map(|i| ds.action(i).to_vec()).collect();
@@ -216,7 +225,7 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let node = Box::new(move |bus: &bus::Bus, stop: &Arc<_>, ready: &std::sync::Barrier| {
         run_replay(&actions, dim, source, bus, stop, Some(ready))
     });
-    let (_, _, report) = run_with_robot::<ReplayReport>(bus_config, cfg, None, stop, Some(node))?;
+    let (_, _, report) = run_with_robot::<ReplayReport>(bus_config, robot_node, None, stop, Some(node))?;
     let report = report.unwrap_or_default();
     let n = report.measured.len().min(to - from);
     let mut sq = 0.0;

@@ -1,5 +1,5 @@
-//! `armstack deploy`: a policy node on the bus driving a robot (the sim, started in this process,
-//! running in real time at the policy's control rate).
+//! `armstack deploy`: a policy node on the bus driving a robot at the policy's control rate: the
+//! sim (started in this process, in real time) or a WidowX-style arm through the driver.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +12,8 @@ use policy::node::{run_policy_node, PolicyNodeConfig, PolicyNodeReport};
 use policy::{Policy, PolicySpec};
 
 use super::policy_args::{check_device, DeviceKind, ExecArg};
-use super::teleop::{run_with_robot, ExtraNode, RobotKind};
+use super::teleop::{run_with_robot, widowx_node, ExtraNode, RobotKind, RobotNode};
+use crate::robots::widowx::DriverArgs;
 use crate::with_backend;
 
 /// `armstack deploy`.
@@ -48,36 +49,65 @@ pub struct DeployArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+    /// The arm's connection (`--robot widowx`).
+    #[command(flatten)]
+    pub driver: DriverArgs,
 }
 
-/// Runs the policy against a real-time sim; returns the node report and the sim's episodes
-/// (successes, total).
+/// Runs the policy against a real-time sim or the arm; returns the node report and the robot's
+/// episodes (successes, total; a real arm reports no successes).
 pub fn deploy(args: &DeployArgs, bus_config: &bus::BusConfig, stop: Arc<AtomicBool>) -> Result<(PolicyNodeReport, u64, u64)> {
     check_device(args.device)?;
-    if args.robot == RobotKind::Widowx {
-        anyhow::bail!("--robot widowx needs the Dynamixel driver (issue 5); use --robot sim for now");
-    }
     let mut spec = PolicySpec::load(&args.policy)?;
     if let Some(rate) = args.rate {
         spec.fps = rate;
     }
-    let env = policy::eval::eval_env(&spec, args.scene.as_deref())?;
-    env.substeps()?;
     let period = Duration::from_secs_f64(1.0 / spec.fps);
     let mut node_cfg = PolicyNodeConfig::new(period);
     node_cfg.exec = args.exec.mode(spec.config.horizon);
     node_cfg.instruction = args.task.clone();
     node_cfg.max_ticks = args.ticks;
-    let sim_cfg = sim::node::SimNodeConfig {
-        env,
-        seed: args.seed,
-        as_fast_as_possible: false,
-        max_episodes: args.episodes,
-        max_steps: args.ticks.map(|t| t + 1),
-        name: "sim".into(),
-        expert_noise: None,
-        lockstep: None,
-        reset_pause: Duration::ZERO,
+    let robot = match args.robot {
+        RobotKind::Sim => {
+            let env = policy::eval::eval_env(&spec, args.scene.as_deref())?;
+            env.substeps()?;
+            RobotNode::Sim(Box::new(sim::node::SimNodeConfig {
+                env,
+                seed: args.seed,
+                as_fast_as_possible: false,
+                max_episodes: args.episodes,
+                max_steps: args.ticks.map(|t| t + 1),
+                name: "sim".into(),
+                expert_noise: None,
+                lockstep: None,
+                reset_pause: Duration::ZERO,
+            }))
+        }
+        RobotKind::Widowx => {
+            if spec.config.env_state_dim > 0 {
+                anyhow::bail!(
+                    "{}: this policy reads the sim's object poses (observation.environment_state, {} values), \
+                     which a real arm does not publish; deploy a policy trained on data recorded on the arm",
+                    args.policy.display(),
+                    spec.config.env_state_dim
+                );
+            }
+            if let Some(image) = &spec.config.image {
+                tracing::warn!(
+                    cameras = ?image.cameras,
+                    "this policy needs camera/<name> topics: armstack has no camera driver yet, so a camera node of \
+                     yours must publish them, or the policy node waits"
+                );
+            }
+            let episodes = robot_driver::episodes::EpisodeConfig {
+                max_steps: None,
+                reset_pause: Duration::ZERO,
+                instruction: args.task.clone().unwrap_or_default(),
+                scene: "real".into(),
+                max_episodes: args.episodes,
+            };
+            widowx_node(&args.driver, spec.fps, episodes)?
+        }
     };
     let dir = args.policy.clone();
     let device = args.device;
@@ -98,7 +128,7 @@ pub fn deploy(args: &DeployArgs, bus_config: &bus::BusConfig, stop: Arc<AtomicBo
             Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(ready))?)
         })
     });
-    let (sim_report, _, node) = run_with_robot(bus_config, sim_cfg, None, stop, Some(extra))?;
+    let (sim_report, _, node) = run_with_robot(bus_config, robot, None, stop, Some(extra))?;
     let node = node.context("the policy node did not report")?;
     Ok((node, sim_report.successes, sim_report.episodes))
 }

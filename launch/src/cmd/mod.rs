@@ -1,8 +1,10 @@
 //! One module per CLI verb.
 
+pub mod calibrate;
 pub mod dataset;
 pub mod demo;
 pub mod deploy;
+pub mod driver;
 pub mod eval;
 pub mod launch;
 pub mod policy_args;

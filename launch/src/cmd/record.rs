@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dataset::{CameraFeature, DatasetSpec, DatasetWriter};
 
-use super::teleop::{make_device, run_with_robot, sim_config, RobotArgs};
+use super::teleop::{make_device, robot_node, run_with_robot, RobotArgs, RobotNode};
 use crate::record::align::{env_state_names, ActionSource};
 use crate::record::recorder::{run_recorder, RecorderConfig, RecorderReport};
 
@@ -53,18 +53,35 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     if args.fps <= 0.0 || !args.fps.is_finite() {
         bail!("--fps must be positive");
     }
-    let cfg = sim_config(&args.robot, args.fps, !args.no_cameras, None)?;
-    let cameras = camera_features(&cfg.env);
-    let object_names: Vec<String> = cfg.env.scene.objects.iter().map(|o| o.name.clone()).collect();
-    let spec = DatasetSpec {
-        scene: Some(cfg.env.scene.name.clone()),
-        fps: args.fps,
-        robot_type: "widowx250".into(),
-        state_names: sim::node::joint_state_names(),
-        action_names: ActionSource::EeDelta.names(),
-        env_state_names: env_state_names(&object_names),
-        cameras: cameras.clone(),
+    let robot = robot_node(&args.robot, args.fps, !args.no_cameras, None, args.task.as_deref())?;
+    let (spec, camera_names) = match &robot {
+        RobotNode::Sim(cfg) => {
+            let object_names: Vec<String> = cfg.env.scene.objects.iter().map(|o| o.name.clone()).collect();
+            let spec = DatasetSpec {
+                scene: Some(cfg.env.scene.name.clone()),
+                fps: args.fps,
+                robot_type: "widowx250".into(),
+                state_names: sim::node::joint_state_names(),
+                action_names: ActionSource::EeDelta.names(),
+                env_state_names: env_state_names(&object_names),
+                cameras: camera_features(&cfg.env),
+            };
+            (spec, cfg.env.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+        }
+        RobotNode::Widowx { conn, .. } => {
+            let spec = DatasetSpec {
+                scene: None,
+                fps: args.fps,
+                robot_type: "widowx250".into(),
+                state_names: conn.arm.map().state_names(),
+                action_names: ActionSource::EeDelta.names(),
+                env_state_names: Vec::new(),
+                cameras: Vec::new(),
+            };
+            (spec, Vec::new())
+        }
     };
+    let cameras = spec.cameras.clone();
     let mut writer = if args.resume && args.dataset.join("meta/info.json").exists() {
         let w = DatasetWriter::resume(&args.dataset)?;
         let info = w.info();
@@ -86,12 +103,13 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     };
     writer.set_video_settings(dataset::video::VideoSettings { crf: args.crf, ..Default::default() });
     let already = writer.episodes();
-    let device = make_device(&args.robot, &cfg.env.scene)?;
+    let device = make_device(&args.robot, &robot)?;
+    let env_state = !spec.env_state_names.is_empty();
     let rec_cfg = RecorderConfig {
-        cameras: cfg.env.cameras.iter().map(|c| c.name.clone()).collect(),
+        cameras: camera_names,
         image_bytes: cameras.iter().map(|c| (c.width * c.height * 3) as usize).collect(),
         action: ActionSource::EeDelta,
-        env_state: true,
+        env_state,
         episodes: Some(args.episodes),
         task: args.task.clone(),
         grace: Duration::from_millis(500),
@@ -102,7 +120,7 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &std::sync::Barrier| {
         run_recorder(writer, &rec_cfg, bus, stop, Some(ready))
     });
-    let (sim, teleop, report) = run_with_robot::<RecorderReport>(bus_config, cfg, Some(device), stop, Some(recorder))
+    let (sim, teleop, report) = run_with_robot::<RecorderReport>(bus_config, robot, Some(device), stop, Some(recorder))
         .with_context(|| format!("recording into {}", args.dataset.display()))?;
     let report = report.unwrap_or_default();
     let secs = started.elapsed().as_secs_f64();
@@ -118,7 +136,7 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     );
     println!(
         "discarded {} | bus messages dropped {} | stale observations {} | missing images {} | held steps {} | \
-         sim steps {} | teleop commands {}",
+         robot steps {} | teleop commands {}",
         report.discarded,
         report.dropped_messages,
         report.align.stale,

@@ -1,7 +1,7 @@
 //! `armstack teleop`: drive the robot from a keyboard, a gamepad or the scripted expert.
 //!
-//! One process runs the robot node (the sim today) and the teleop node on the bus; `record`
-//! adds the recorder node to the same setup.
+//! One process runs the robot node (the sim, or the Dynamixel driver for `--robot widowx`) and
+//! the teleop node on the bus; `record` adds the recorder node, `deploy` the policy node.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use sim::node::{SimNode, SimNodeConfig, SimNodeReport};
+use robot_driver::episodes::EpisodeConfig;
+use robot_driver::node::{run_driver_node, DriverNodeConfig};
+use sim::node::{SimNode, SimNodeConfig};
+
+use crate::robots::widowx::{Connection, DriverArgs, SimKinematics};
 
 use crate::teleop::gamepad::GamepadDevice;
 use crate::teleop::keyboard::KeyboardDevice;
@@ -35,6 +39,9 @@ pub enum DeviceKind {
     Gamepad,
     /// The scene's scripted expert (sim only), for unattended collection.
     Scripted,
+    /// A scripted circle of the finger tip with the gripper opening and closing: needs no
+    /// scene state, so it drives a real arm unattended (smoke tests, motion data).
+    Circle,
 }
 
 /// Robot and device options shared by `teleop` and `record`.
@@ -65,6 +72,71 @@ pub struct RobotArgs {
     /// the device answers).
     #[arg(long)]
     pub realtime: bool,
+    /// Episode length on a real arm, s (it also ends when the operator ends it).
+    #[arg(long, default_value_t = 30.0)]
+    pub episode_s: f64,
+    /// The arm's connection (`--robot widowx`).
+    #[command(flatten)]
+    pub driver: DriverArgs,
+}
+
+/// The robot node of a run: the sim, or the driver on a WidowX-style arm.
+pub enum RobotNode {
+    /// The simulator.
+    Sim(Box<SimNodeConfig>),
+    /// The Dynamixel driver.
+    Widowx {
+        /// The open arm (and its emulator, if emulated).
+        conn: Box<Connection>,
+        /// Driver node settings.
+        node: DriverNodeConfig,
+    },
+}
+
+/// What the robot node did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RobotReport {
+    /// Control steps (sim) or published joint states (driver).
+    pub steps: u64,
+    /// Episodes finished.
+    pub episodes: u64,
+    /// Episodes that succeeded (sim only: a real arm does not know).
+    pub successes: u64,
+}
+
+/// The driver node for `--robot widowx`, publishing at the control rate `rate_hz`.
+pub fn widowx_node(driver: &DriverArgs, rate_hz: f64, episodes: EpisodeConfig) -> Result<RobotNode> {
+    let cycle_hz = (rate_hz * (100.0 / rate_hz).ceil().max(1.0)).max(rate_hz);
+    let mut node = super::driver::node_config(cycle_hz, rate_hz, episodes)?;
+    // Episodes start from the sim scenes' ready pose, so sim-trained policies and teleop see the
+    // same start (and the end-effector IK stays away from the folded sleep pose).
+    node.ready_pose = Some(sim::scene::READY_POSE_RAD);
+    let conn = driver.connect()?;
+    Ok(RobotNode::Widowx { conn: Box::new(conn), node })
+}
+
+/// The robot node for teleop/record: the sim (real time for people, lockstep for the script)
+/// or the driver (episodes of `--episode-s`, a reset pause between them).
+pub fn robot_node(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: Option<u64>, task: Option<&str>) -> Result<RobotNode> {
+    match args.robot {
+        RobotKind::Sim => Ok(RobotNode::Sim(Box::new(sim_config(args, rate_hz, cameras, max_episodes)?))),
+        RobotKind::Widowx => {
+            if cameras {
+                bail!("--robot widowx: armstack has no camera driver yet; record joint states and actions with --no-cameras");
+            }
+            if !(args.episode_s > 0.0) {
+                bail!("--episode-s must be positive");
+            }
+            let episodes = EpisodeConfig {
+                max_steps: Some((args.episode_s * rate_hz).round().max(1.0) as u64),
+                reset_pause: Duration::from_secs_f64(args.reset_s.unwrap_or(2.0).max(0.0)),
+                instruction: task.unwrap_or_default().to_string(),
+                scene: "real".into(),
+                max_episodes,
+            };
+            widowx_node(&args.driver, rate_hz, episodes)
+        }
+    }
 }
 
 /// Arguments of `armstack teleop`.
@@ -81,14 +153,16 @@ pub struct TeleopArgs {
 }
 
 /// Builds the device.
-pub fn make_device(args: &RobotArgs, scene: &sim::SceneSpec) -> Result<Box<dyn TeleopDevice>> {
+pub fn make_device(args: &RobotArgs, robot: &RobotNode) -> Result<Box<dyn TeleopDevice>> {
     Ok(match args.device {
         DeviceKind::Keyboard => Box::new(KeyboardDevice::new()?),
         DeviceKind::Gamepad => Box::new(GamepadDevice::new()?),
+        DeviceKind::Circle => Box::new(crate::teleop::circle::CircleDevice::default()),
         DeviceKind::Scripted => {
-            if args.robot != RobotKind::Sim {
+            let RobotNode::Sim(cfg) = robot else {
                 bail!("--device scripted needs --robot sim (the expert reads the sim's scene state)");
-            }
+            };
+            let scene = &cfg.env.scene;
             if !(0.0..=1.0).contains(&args.noise) {
                 bail!("--noise must be in [0, 1], got {}", args.noise);
             }
@@ -100,7 +174,7 @@ pub fn make_device(args: &RobotArgs, scene: &sim::SceneSpec) -> Result<Box<dyn T
 /// The sim node config for teleop/record: real time for people, lockstep for the script.
 pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: Option<u64>) -> Result<SimNodeConfig> {
     if args.robot == RobotKind::Widowx {
-        bail!("--robot widowx needs the Dynamixel driver (issue 5); use --robot sim for now");
+        bail!("--robot widowx runs the driver, not the sim");
     }
     let scene = sim::load_scene(&args.scene)?;
     let mut env = sim::EnvConfig::new(scene);
@@ -131,16 +205,17 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
 /// A node run beside the robot: gets the bus, the stop flag and the start barrier.
 pub type ExtraNode<'a, T> = Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &Barrier) -> Result<T> + Send + 'a>;
 
-/// Runs the sim node, the teleop node and (optionally) one more node on one bus session.
-/// `extra` runs on the calling thread after the others subscribed; when it returns the others
-/// are stopped.
+/// Runs the robot node, the teleop node and (optionally) one more node on one bus session.
+/// The robot runs on the calling thread once the others subscribed; when `extra` returns, the
+/// others are stopped. A driver fault (a servo lost, a hardware error) is returned as an error
+/// after every node stopped.
 pub fn run_with_robot<T: Send>(
     bus_config: &bus::BusConfig,
-    sim_cfg: SimNodeConfig,
+    robot: RobotNode,
     device: Option<Box<dyn TeleopDevice>>,
     stop: Arc<AtomicBool>,
     extra: Option<ExtraNode<'_, T>>,
-) -> Result<(SimNodeReport, TeleopReport, Option<T>)> {
+) -> Result<(RobotReport, TeleopReport, Option<T>)> {
     let bus = bus::Bus::open(bus_config).context("opening the bus")?;
     let parties = 1 + usize::from(device.is_some()) + usize::from(extra.is_some());
     let ready = Barrier::new(parties);
@@ -155,13 +230,30 @@ pub fn run_with_robot<T: Send>(
                 r
             })
         });
-        let extra_handle = extra.map(|f| s.spawn(move || f(bus, stop, ready)));
+        let extra_handle = extra.map(|f| {
+            s.spawn(move || {
+                let r = f(bus, stop, ready);
+                stop.store(true, Ordering::SeqCst);
+                r
+            })
+        });
         ready.wait();
         // Subscribers are declared: start the robot.
         std::thread::sleep(Duration::from_millis(50));
-        let mut node = SimNode::new(sim_cfg)?;
-        let sim_result = node.run(bus, stop);
-        if sim_result.is_err() {
+        let mut fault = None;
+        let robot_result: Result<RobotReport> = match robot {
+            RobotNode::Sim(cfg) => SimNode::new(*cfg).and_then(|mut n| n.run(bus, stop)).map_err(Into::into).map(|r| {
+                RobotReport { steps: r.steps, episodes: r.episodes, successes: r.successes }
+            }),
+            RobotNode::Widowx { mut conn, node } => {
+                let kin = SimKinematics::widowx250();
+                run_driver_node(&mut conn.arm, Some(&kin), bus, &node, stop, None).map_err(Into::into).map(|r| {
+                    fault = r.fault.clone();
+                    RobotReport { steps: r.published, episodes: r.episodes, successes: 0 }
+                })
+            }
+        };
+        if robot_result.is_err() {
             stop.store(true, Ordering::SeqCst);
         }
         // The sim ended (a Stop request, a limit or Ctrl-C): the recorder gets a few seconds to
@@ -186,16 +278,20 @@ pub fn run_with_robot<T: Send>(
             Some(Err(_)) => bail!("a node panicked"),
             None => None,
         };
-        Ok((sim_result?, teleop_result?, extra))
+        let robot_report = robot_result?;
+        if let Some(f) = fault {
+            bail!("the driver stopped the arm: {f}");
+        }
+        Ok((robot_report, teleop_result?, extra))
     })
 }
 
 /// Runs `armstack teleop`.
 pub fn run(args: TeleopArgs, bus_config: &bus::BusConfig) -> Result<()> {
-    let cfg = sim_config(&args.robot, args.rate, true, args.episodes)?;
-    let device = make_device(&args.robot, &cfg.env.scene)?;
+    let robot = robot_node(&args.robot, args.rate, args.robot.robot == RobotKind::Sim, args.episodes, None)?;
+    let device = make_device(&args.robot, &robot)?;
     let stop = crate::shutdown::stop_flag()?;
-    let (sim, teleop, _) = run_with_robot::<()>(bus_config, cfg, Some(device), stop, None)?;
+    let (sim, teleop, _) = run_with_robot::<()>(bus_config, robot, Some(device), stop, None)?;
     eprintln!();
     println!(
         "teleop: {} episodes ({} successful), {} steps, {} commands, {} episode requests",

@@ -42,17 +42,38 @@ pub fn run_replay(
     let mut report = ReplayReport::default();
     let rows = actions.len() / dim.max(1);
     let mut ended = false;
+    // Observations wait here until the episode's Start event (same stamp as its first
+    // observation): a real arm publishes joint states while it moves to its start pose.
+    let mut waiting: std::collections::VecDeque<JointState> = std::collections::VecDeque::new();
+    let mut start_stamp: Option<u64> = None;
     while !stop.load(Ordering::Relaxed) && !ended {
-        let Some(js) = joint_state.recv_timeout(Duration::from_millis(100)) else { continue };
+        if let Some(js) = joint_state.recv_timeout(Duration::from_millis(100)) {
+            waiting.push_back(js);
+        }
         while let Some(ev) = episodes.try_recv() {
-            if ev.kind == EpisodeEventKind::End {
-                ended = true;
-                report.success = ev.success;
+            match ev.kind {
+                EpisodeEventKind::Start if start_stamp.is_none() => start_stamp = Some(ev.header.stamp_ns),
+                EpisodeEventKind::End if start_stamp.is_some() => {
+                    ended = true;
+                    report.success = ev.success;
+                }
+                _ => {}
             }
         }
         if ended {
             break;
         }
+        let Some(start) = start_stamp else {
+            // Keep the newest few: the Start event may trail its observation.
+            while waiting.len() > 64 {
+                waiting.pop_front();
+            }
+            continue;
+        };
+        while waiting.front().is_some_and(|j| j.header.stamp_ns < start) {
+            waiting.pop_front();
+        }
+        let Some(js) = waiting.pop_front() else { continue };
         report.measured.push(js.position.clone());
         let k = report.actions_sent as usize;
         if k >= rows {

@@ -7,6 +7,7 @@
 //! and publishes `command/ee_delta`; episode requests go out on `command/episode`. Devices never
 //! touch physics or the bus.
 
+pub mod circle;
 pub mod gamepad;
 pub mod keyboard;
 pub mod node;

@@ -191,10 +191,11 @@ impl TrainingData {
         if config.variant == Variant::StateOnly {
             config.env_state_dim = first.env_state_dim();
             if config.env_state_dim == 0 {
-                return Err(PolicyError::Mismatch(format!(
-                    "{}: the state-only policy needs observation.environment_state (record in the sim)",
-                    first.root().display()
-                )));
+                // Recorded on a real arm without cameras: the policy sees the joints only.
+                tracing::warn!(
+                    dataset = %first.root().display(),
+                    "no observation.environment_state or cameras: a proprioception-only policy (it cannot see objects)"
+                );
             }
         }
         let vocab = Vocabulary::build(tasks.iter().map(String::as_str));

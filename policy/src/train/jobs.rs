@@ -50,6 +50,10 @@ pub struct BcJob {
 }
 
 fn evaluator(spec: &PolicySpec, eval: &Option<EvalJob>) -> Result<Option<SimEvaluator>> {
+    if eval.as_ref().is_some_and(|e| e.scene.is_none()) && spec.scene.is_none() {
+        tracing::info!("the data was not recorded in the sim (no scene): no periodic evaluation; pass --scene to evaluate in one");
+        return Ok(None);
+    }
     eval.as_ref()
         .map(|e| Ok(SimEvaluator { env: eval_env(spec, e.scene.as_deref())?, config: e.config.clone() }))
         .transpose()

@@ -12,7 +12,8 @@ use crate::camera::CameraImage;
 use crate::env::{Action, ObjectState, Observation};
 use crate::world::ArmState;
 
-pub(crate) fn pose_msg(p: &Isometry3<f64>) -> Pose {
+/// A bus [`Pose`] (metres, quaternion x y z w) from an isometry.
+pub fn pose_msg(p: &Isometry3<f64>) -> Pose {
     let t = p.translation.vector;
     let q = p.rotation.into_inner();
     Pose { translation_m: [t.x, t.y, t.z], rotation_xyzw: [q.i, q.j, q.k, q.w] }

@@ -33,7 +33,7 @@ use crate::world::SimError;
 mod messages;
 
 pub use messages::{
-    camera_msgs, chunk_row_action, episode_event, joint_state_msg, joint_state_names, observation_from_bus,
+    camera_msgs, chunk_row_action, episode_event, joint_state_msg, joint_state_names, observation_from_bus, pose_msg,
     scene_state_msg,
 };
 use messages::{ee_action, joint_action};

@@ -10,7 +10,7 @@ pub mod spec;
 
 use std::path::{Path, PathBuf};
 
-pub use sample::{LightSpec, PlacedObject, SceneInstance};
+pub use sample::{LightSpec, PlacedObject, SceneInstance, READY_POSE_RAD};
 pub use spec::{ConditionSpec, ExpertSpec, ObjectKind, ObjectSpec, RandomizationSpec, SceneSpec};
 
 /// Built-in scenes: (name, TOML text).

@@ -1,0 +1,121 @@
+//! `armstack calibrate`: homing offsets and joint ranges of a WidowX-style arm, like
+//! `lerobot-calibrate`. With torque off, the operator puts the arm in its home pose and then moves
+//! every joint through its range; the result is a servo map to pass to `--config`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use robot_driver::calibrate::{calibrate, CalibrationConfig, CalibrationOperator, EmulatedOperator};
+
+use crate::robots::widowx::{uncalibrated_mount_offsets, DriverArgs};
+
+/// Arguments of `armstack calibrate`.
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub conn: DriverArgs,
+    /// Where to write the calibrated servo map (TOML).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Longest range sweep, s (with --emulate: the emulated hand's sweep period).
+    #[arg(long, default_value_t = 60.0)]
+    pub sweep_s: f64,
+    /// Each joint must cover at least this fraction of its configured range.
+    #[arg(long, default_value_t = 0.8)]
+    pub min_coverage: f64,
+    /// Overwrite `--out` if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Prompts on the terminal and waits for Enter.
+struct TerminalOperator {
+    done: Arc<AtomicBool>,
+}
+
+fn wait_for_enter() {
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+}
+
+impl CalibrationOperator for TerminalOperator {
+    fn place_at_home(&mut self) {
+        eprintln!("Torque is off. Put the arm in its home pose: every joint at 0 rad (upper arm vertical,");
+        eprintln!("forearm and wrist horizontal, pointing forward; wrist and forearm rolls centred). Press Enter.");
+        wait_for_enter();
+    }
+
+    fn start_sweep(&mut self) {
+        eprintln!("Now move every joint slowly through its full range, end stop to end stop, and open and");
+        eprintln!("close the gripper fully. Press Enter when done.");
+        let done = self.done.clone();
+        std::thread::spawn(move || {
+            wait_for_enter();
+            done.store(true, Ordering::SeqCst);
+        });
+    }
+
+    fn sweep_finished(&mut self, _elapsed: Duration) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs `armstack calibrate`.
+pub fn run(args: CalibrateArgs) -> Result<()> {
+    if args.out.exists() && !args.force {
+        bail!("{} exists; pass --force to overwrite it", args.out.display());
+    }
+    let map = args.conn.map()?;
+    // The emulated arm has encoders mounted off-centre, so there is something to find.
+    let conn_args = DriverArgs { emulate_uncalibrated: args.conn.emulate, ..args.conn.clone() };
+    let mount = uncalibrated_mount_offsets(&map);
+    let mut conn = conn_args.connect()?;
+    let cfg = CalibrationConfig { max_sweep_s: args.sweep_s * 1.1, min_coverage: args.min_coverage, ..Default::default() };
+    let mut op: Box<dyn CalibrationOperator> = match &conn.emulator {
+        Some(emu) => Box::new(EmulatedOperator::new(emu.clone(), map.clone(), args.sweep_s.min(10.0))),
+        None => Box::new(TerminalOperator { done: Arc::new(AtomicBool::new(false)) }),
+    };
+    let report = calibrate(&mut conn.arm, op.as_mut(), &cfg)?;
+    println!("{:<14} {:>8} {:>8} {:>9} {:>9} {:>9}", "joint", "offset", "shadow", "min rad", "max rad", "coverage");
+    for j in &report.joints {
+        println!(
+            "{:<14} {:>8} {:>8} {:>9.3} {:>9.3} {:>8.0}%",
+            j.name,
+            j.homing_offset_ticks,
+            j.shadow_homing_offset_ticks.map_or("-".to_string(), |o| o.to_string()),
+            j.observed_min_rad,
+            j.observed_max_rad,
+            j.coverage * 100.0
+        );
+    }
+    println!("gripper range {:.3} … {:.3} rad; {} samples", report.gripper_range_rad.0, report.gripper_range_rad.1, report.samples);
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if conn.emulator.is_some() {
+        let worst = map
+            .joints
+            .iter()
+            .zip(&report.joints)
+            .map(|(j, c)| (c.homing_offset_ticks + mount[&j.id]).abs())
+            .max()
+            .unwrap_or(0);
+        println!("emulator: largest error of a recovered homing offset against the true mount offset: {worst} ticks");
+    }
+    if !report.problems.is_empty() {
+        bail!("calibration failed, nothing written:\n  - {}", report.problems.join("\n  - "));
+    }
+    let text = format!(
+        "# Calibrated by `armstack calibrate` from {}.\n{}",
+        args.conn.config.as_ref().map_or("the built-in WidowX 250 map".to_string(), |p| p.display().to_string()),
+        report.map.to_toml()
+    );
+    std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} (homing offsets are also stored in the servos); use it with --config", args.out.display());
+    Ok(())
+}

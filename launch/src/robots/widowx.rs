@@ -1,0 +1,135 @@
+//! A WidowX-style arm through the Dynamixel driver: the CLI options shared by `driver`,
+//! `calibrate`, `teleop`, `record` and `deploy`, the connection (a serial port, or the servo
+//! emulator on a pseudo-terminal), and the sim crate's kinematics for end-effector commands.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use robot_driver::arm::Arm;
+use robot_driver::emulator::{Emulator, EmulatorConfig, Faults, PtyServer};
+use robot_driver::node::ArmKinematics;
+use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
+use robot_driver::servo_map::{ServoMap, NUM_JOINTS};
+use robot_driver::transport::{set_low_latency, LatencyTimer, SerialTransport};
+use sim::arm::{apply_ee_delta, ArmSpec, IkConfig};
+
+/// How to reach the arm.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DriverArgs {
+    /// Serial device of the servo bus (e.g. /dev/ttyDXL, /dev/ttyUSB0).
+    #[arg(long)]
+    pub port: Option<String>,
+    /// Baud rate, bit/s (default: the servo map's, 1 Mbps for the WidowX).
+    #[arg(long)]
+    pub baud: Option<u32>,
+    /// Servo map TOML (default: the built-in WidowX 250 6DOF map).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run against the servo emulator on a pseudo-terminal instead of hardware (the real
+    /// driver code, serial path included).
+    #[arg(long, conflicts_with = "port")]
+    pub emulate: bool,
+    /// Emulator fault injection: probability of a corrupted byte on the wire.
+    #[arg(long, default_value_t = 0.0, requires = "emulate")]
+    pub emulate_corrupt: f64,
+    /// Emulator fault injection: probability that a servo's reply is lost.
+    #[arg(long, default_value_t = 0.0, requires = "emulate")]
+    pub emulate_drop: f64,
+    /// The emulated arm's encoders are mounted off-centre, as on an arm that was never
+    /// calibrated (`calibrate --emulate` always emulates this arm; its map drives it).
+    #[arg(long, requires = "emulate")]
+    pub emulate_uncalibrated: bool,
+    /// Read/write retries per transaction.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+}
+
+/// An open connection: the arm, and the emulator serving it when emulated.
+pub struct Connection {
+    /// The arm on its servo bus.
+    pub arm: Arm,
+    /// The emulated chain (fault injection, inspection), when `--emulate`.
+    pub emulator: Option<Emulator>,
+    /// Serves the emulator until dropped.
+    _pty: Option<PtyServer>,
+}
+
+impl DriverArgs {
+    /// The servo map (file or built-in).
+    pub fn map(&self) -> Result<ServoMap> {
+        Ok(ServoMap::load(self.config.as_deref())?)
+    }
+
+    /// Opens the port (or starts the emulator and opens its pty) with `emulator` settings.
+    pub fn connect_with(&self, emulator: EmulatorConfig) -> Result<Connection> {
+        let map = self.map()?;
+        let baud = self.baud.unwrap_or(map.baud);
+        let (path, pty, emu) = if self.emulate {
+            for (name, p) in [("--emulate-corrupt", self.emulate_corrupt), ("--emulate-drop", self.emulate_drop)] {
+                if !(0.0..=1.0).contains(&p) {
+                    bail!("{name} must be a probability in [0, 1], got {p}");
+                }
+            }
+            let faults = Faults { corrupt_byte: self.emulate_corrupt, drop_reply: self.emulate_drop, seed: 1 };
+            let mut cfg = EmulatorConfig { baud, faults, ..emulator };
+            if self.emulate_uncalibrated {
+                cfg.mount_offset_ticks = uncalibrated_mount_offsets(&map);
+            }
+            let emu = Emulator::from_map(&map, cfg);
+            let pty = emu.serve_pty().context("starting the servo emulator on a pseudo-terminal")?;
+            (pty.path().to_string(), Some(pty), Some(emu))
+        } else {
+            let Some(port) = &self.port else {
+                bail!("--robot widowx needs --port /dev/ttyXXX (the U2D2 adapter), or --emulate to run against the servo emulator");
+            };
+            match set_low_latency(std::path::Path::new(port)) {
+                LatencyTimer::Lowered(from) => tracing::info!(port = %port, from_ms = from, "USB latency timer set to 1 ms"),
+                LatencyTimer::Failed(msg) => tracing::warn!("{msg}"),
+                LatencyTimer::AlreadyLow | LatencyTimer::NotApplicable => {}
+            }
+            (port.clone(), None, None)
+        };
+        let transport = SerialTransport::open(&path, baud)?;
+        let bus = ServoBus::new(Box::new(transport), ServoBusConfig { retries: self.retries, ..Default::default() });
+        Ok(Connection { arm: Arm::new(bus, map), emulator: emu, _pty: pty })
+    }
+
+    /// Opens the port, or the emulator at the sleep pose.
+    pub fn connect(&self) -> Result<Connection> {
+        self.connect_with(EmulatorConfig::default())
+    }
+}
+
+/// Encoder mount offsets of the emulated uncalibrated arm (servo ID → ticks, within ±150; a
+/// joint's shadow differs from its primary), fixed so every command emulates the same arm.
+pub fn uncalibrated_mount_offsets(map: &ServoMap) -> std::collections::BTreeMap<u8, i32> {
+    map.servos().iter().enumerate().map(|(k, s)| (s.id, ((k as i32 * 97) % 301) - 150)).collect()
+}
+
+/// The sim crate's analytic WidowX 250 kinematics behind the driver's [`ArmKinematics`]. Deltas
+/// are limited per command like the sim's (`MAX_DELTA_XYZ_M`, `MAX_DELTA_RPY_RAD`).
+pub struct SimKinematics {
+    kin: sim::arm::ArmKinematics,
+    ik: IkConfig,
+}
+
+impl SimKinematics {
+    /// The WidowX 250 6DOF model.
+    pub fn widowx250() -> SimKinematics {
+        SimKinematics { kin: sim::arm::ArmKinematics::new(ArmSpec::default()), ik: IkConfig::default() }
+    }
+}
+
+impl ArmKinematics for SimKinematics {
+    fn ee_pose(&self, q_rad: &[f64; NUM_JOINTS]) -> bus::Pose {
+        sim::node::pose_msg(&self.kin.fk(q_rad))
+    }
+
+    fn apply_ee_delta(&self, q_rad: &[f64; NUM_JOINTS], xyz_m: [f64; 3], rpy_rad: [f64; 3]) -> Option<[f64; NUM_JOINTS]> {
+        let xyz = xyz_m.map(|v| v.clamp(-sim::env::MAX_DELTA_XYZ_M, sim::env::MAX_DELTA_XYZ_M));
+        let rpy = rpy_rad.map(|v| v.clamp(-sim::env::MAX_DELTA_RPY_RAD, sim::env::MAX_DELTA_RPY_RAD));
+        let sol = apply_ee_delta(&self.kin, q_rad, xyz, rpy, &self.ik);
+        Some(sol.q)
+    }
+}
