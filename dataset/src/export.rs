@@ -146,7 +146,10 @@ impl ClipWriter {
         let mut x0 = 0;
         for (img, (w, h)) in images.iter().zip(&self.sizes) {
             if img.len() < w * h * 3 {
-                return Err(DatasetError::video(&self.out, format!("image has {} bytes, expected {w}x{h}x3", img.len())));
+                return Err(DatasetError::video(
+                    &self.out,
+                    format!("image has {} bytes, expected {w}x{h}x3", img.len()),
+                ));
             }
             for y in 0..*h {
                 let dst = (y * self.width + x0) * 3;

@@ -12,9 +12,9 @@
 pub mod durable;
 pub mod episodes;
 pub mod error;
-pub mod frames;
 #[cfg(feature = "video")]
 pub mod export;
+pub mod frames;
 pub mod info;
 pub mod quality;
 pub mod reader;

@@ -18,7 +18,11 @@ fn run(cmd: &mut Command) -> Output {
 fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "failed: {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -31,7 +35,11 @@ fn run_err(cmd: &mut Command) -> String {
 /// A number after `key` in `text` (e.g. "retries" in "… 12 retries").
 fn number_before(text: &str, key: &str) -> u64 {
     let at = text.find(key).unwrap_or_else(|| panic!("no {key:?} in {text}"));
-    text[..at].split_whitespace().last().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("no number before {key:?}"))
+    text[..at]
+        .split_whitespace()
+        .last()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {key:?}"))
 }
 
 #[test]
@@ -57,12 +65,21 @@ fn driver_calibrate_and_bench_against_the_emulator() {
     // The uncalibrated arm: the built-in map is refused (the shadow disagrees), the calibrated one runs.
     let err = run_err(armstack(dir).args(["driver", "--emulate", "--emulate-uncalibrated", "--cycles", "50"]));
     assert!(err.contains("refusing to enable torque") && err.contains("shadow servo 3"), "{err}");
-    run_ok(armstack(dir).args(["driver", "--emulate", "--emulate-uncalibrated", "--config", "arm.toml", "--cycles", "50"]));
+    run_ok(armstack(dir).args([
+        "driver",
+        "--emulate",
+        "--emulate-uncalibrated",
+        "--config",
+        "arm.toml",
+        "--cycles",
+        "50",
+    ]));
 
     // The benchmark: three rows of JSON; full cycles well above 100 Hz at 1 Mbps.
     let out = run_ok(armstack(dir).args(["bench", "driver", "--emulate", "--cycles", "300", "--json", "bench.json"]));
     assert!(out.contains("| sync read + bulk write | 0% |"), "{out}");
-    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows[1]["hz"].as_f64().unwrap() > 150.0, "{rows:?}");
@@ -81,23 +98,43 @@ fn record_teleop_replay_and_deploy_on_the_emulated_widowx() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let wx = ["--robot", "widowx", "--emulate"];
-    let out = run_ok(armstack(dir).args(["record", "--dataset", "wx", "--no-cameras", "--device", "circle"]).args(wx).args([
-        "--episodes", "2", "--episode-s", "1.5", "--reset-s", "0.2",
-    ]));
+    let out = run_ok(
+        armstack(dir).args(["record", "--dataset", "wx", "--no-cameras", "--device", "circle"]).args(wx).args([
+            "--episodes",
+            "2",
+            "--episode-s",
+            "1.5",
+            "--reset-s",
+            "0.2",
+        ]),
+    );
     assert!(out.contains("recorded 2 episodes") && out.contains("30 frames"), "{out}");
     let info = std::fs::read_to_string(dir.join("wx/meta/info.json")).unwrap();
     assert!(info.contains("\"robot_type\": \"widowx250\"") && !info.contains("environment_state"), "{info}");
 
-    let out = run_ok(armstack(dir).args(["teleop", "--device", "circle", "--episodes", "1", "--episode-s", "1"]).args(wx));
+    let out =
+        run_ok(armstack(dir).args(["teleop", "--device", "circle", "--episodes", "1", "--episode-s", "1"]).args(wx));
     assert!(out.contains("teleop: 1 episodes"), "{out}");
 
     // Replaying a recorded episode on the (deterministic) emulated arm reproduces its states.
     let out = run_ok(armstack(dir).args(["dataset", "replay", "wx", "--episode", "1"]).args(wx));
-    let rms: f64 = out.split("recorded states ").nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse().ok()).unwrap();
+    let rms: f64 =
+        out.split("recorded states ").nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse().ok()).unwrap();
     assert!(rms < 0.02, "{out}");
 
     // A proprioception-only policy trained on the arm's data drives the arm through the driver.
-    run_ok(armstack(dir).args(["train", "bc", "--dataset", "wx", "--out", "runs/wx", "--steps", "10", "--batch-size", "8"]));
+    run_ok(armstack(dir).args([
+        "train",
+        "bc",
+        "--dataset",
+        "wx",
+        "--out",
+        "runs/wx",
+        "--steps",
+        "10",
+        "--batch-size",
+        "8",
+    ]));
     let out = run_ok(armstack(dir).args(["deploy", "--policy", "runs/wx", "--ticks", "20"]).args(wx));
     let ticks = out.lines().find(|l| l.starts_with("ticks")).unwrap_or_default();
     assert!(ticks.contains("ticks 20, commands 20"), "{out}");

@@ -13,7 +13,11 @@ fn armstack(dir: &Path) -> Command {
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run armstack");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "failed: {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -23,8 +27,23 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     let dir = tmp.path();
     // A small demo: every stage runs, the table and the video come out.
     let out = run_ok(armstack(dir).args([
-        "demo", "--out", "demo", "--demos", "6", "--noise", "0.3", "--bc-steps", "30", "--co-rft-steps", "20",
-        "--batch-size", "32", "--eval-episodes", "4", "--critics", "2",
+        "demo",
+        "--out",
+        "demo",
+        "--demos",
+        "6",
+        "--noise",
+        "0.3",
+        "--bc-steps",
+        "30",
+        "--co-rft-steps",
+        "20",
+        "--batch-size",
+        "32",
+        "--eval-episodes",
+        "4",
+        "--critics",
+        "2",
     ]));
     assert!(out.contains("| BC |") && out.contains("| CO-RFT |"), "{out}");
     assert!(out.contains("recorded 6 demonstrations"), "{out}");
@@ -37,8 +56,22 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
 
     // train bc with periodic evaluation keeps the best checkpoint and logs JSONL metrics.
     let out = run_ok(armstack(dir).args([
-        "train", "bc", "--dataset", "demo/data", "--out", "runs/bc", "--steps", "20", "--batch-size", "16",
-        "--eval-every", "10", "--eval-episodes", "2", "--num-envs", "2",
+        "train",
+        "bc",
+        "--dataset",
+        "demo/data",
+        "--out",
+        "runs/bc",
+        "--steps",
+        "20",
+        "--batch-size",
+        "16",
+        "--eval-every",
+        "10",
+        "--eval-episodes",
+        "2",
+        "--num-envs",
+        "2",
     ]));
     assert!(out.contains("kept the best"), "{out}");
     let metrics = std::fs::read_to_string(dir.join("runs/bc/metrics.jsonl")).unwrap();
@@ -47,17 +80,26 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
 
     // eval rebuilds the model from the folder alone; JSON report with a 95% interval.
     run_ok(armstack(dir).args([
-        "eval", "--policy", "runs/bc", "--episodes", "3", "--num-envs", "3", "--json", "eval.json", "--exec", "ensemble",
+        "eval",
+        "--policy",
+        "runs/bc",
+        "--episodes",
+        "3",
+        "--num-envs",
+        "3",
+        "--json",
+        "eval.json",
+        "--exec",
+        "ensemble",
     ]));
-    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
     assert_eq!(eval["episodes"], 3);
     let (lo, hi) = (eval["ci95"][0].as_f64().unwrap(), eval["ci95"][1].as_f64().unwrap());
     assert!(lo <= eval["success_rate"].as_f64().unwrap() && hi > lo);
 
     // deploy: the policy node drives the real-time sim over the bus.
-    let out = run_ok(armstack(dir).args([
-        "deploy", "--policy", "demo/co_rft", "--ticks", "30", "--rate", "20",
-    ]));
+    let out = run_ok(armstack(dir).args(["deploy", "--policy", "demo/co_rft", "--ticks", "30", "--rate", "20"]));
     let ticks_line = out.lines().find(|l| l.starts_with("ticks")).unwrap_or_default();
     assert!(ticks_line.contains("ticks 30") && ticks_line.contains("commands"), "{out}");
 
@@ -79,8 +121,25 @@ fn vision_demo_trains_the_camera_vla_from_decoded_video() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let out = run_ok(armstack(dir).args([
-        "demo", "--out", "v", "--variant", "vision", "--demos", "2", "--noise", "0", "--bc-steps", "3",
-        "--co-rft-steps", "2", "--batch-size", "4", "--eval-episodes", "2", "--critics", "2",
+        "demo",
+        "--out",
+        "v",
+        "--variant",
+        "vision",
+        "--demos",
+        "2",
+        "--noise",
+        "0",
+        "--bc-steps",
+        "3",
+        "--co-rft-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--eval-episodes",
+        "2",
+        "--critics",
+        "2",
     ]));
     assert!(out.contains("| CO-RFT |"), "{out}");
     let spec: serde_json::Value =

@@ -80,7 +80,11 @@ pub struct CalibrationReport {
 
 /// Runs the calibration. Torque is off throughout; homing offsets are written to the servos
 /// (EEPROM) after the home pose is read. The caller saves `report.map` when `problems` is empty.
-pub fn calibrate(arm: &mut Arm, op: &mut dyn CalibrationOperator, cfg: &CalibrationConfig) -> Result<CalibrationReport, ArmError> {
+pub fn calibrate(
+    arm: &mut Arm,
+    op: &mut dyn CalibrationOperator,
+    cfg: &CalibrationConfig,
+) -> Result<CalibrationReport, ArmError> {
     arm.check_servos()?;
     let silent = arm.disable_torque();
     if let Some(id) = silent.first() {

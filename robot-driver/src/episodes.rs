@@ -87,7 +87,13 @@ impl Episodes {
     /// Called for every published `joint_state` with its stamp, and with any operator request.
     /// A new episode starts once the reset pause is over and `ready` (the arm is in its start
     /// pose).
-    pub fn on_step(&mut self, now: Instant, stamp_ns: u64, request: Option<EpisodeRequest>, ready: bool) -> EpisodeOutput {
+    pub fn on_step(
+        &mut self,
+        now: Instant,
+        stamp_ns: u64,
+        request: Option<EpisodeRequest>,
+        ready: bool,
+    ) -> EpisodeOutput {
         let mut out = EpisodeOutput::default();
         match self.step {
             None => {

@@ -2,13 +2,14 @@
 //! mapping, safety and the driver node (DESIGN.md §3).
 
 pub mod arm;
+pub mod calibrate;
 pub mod control_table;
 pub mod emulator;
 pub mod episodes;
+pub mod fuzzing;
 pub mod node;
 pub mod protocol;
 pub mod safety;
 pub mod servo_bus;
 pub mod servo_map;
 pub mod transport;
-pub mod calibrate;

@@ -12,7 +12,8 @@ use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
 use robot_driver::servo_map::ServoMap;
 
 fn mounted_off_centre() -> (Emulator, BTreeMap<u8, i32>) {
-    let mount: BTreeMap<u8, i32> = [(1, 37), (2, -120), (3, -117), (4, 200), (5, 204), (6, -15), (7, 64), (8, 5), (9, 0)].into();
+    let mount: BTreeMap<u8, i32> =
+        [(1, 37), (2, -120), (3, -117), (4, 200), (5, 204), (6, -15), (7, 64), (8, 5), (9, 0)].into();
     let cfg = EmulatorConfig { mount_offset_ticks: mount.clone(), ..Default::default() };
     (Emulator::from_map(&ServoMap::widowx250(), cfg), mount)
 }
@@ -35,7 +36,10 @@ fn recovers_mount_offsets_and_ranges_then_drives_true_angles() {
             assert_eq!(cal.shadow_homing_offset_ticks, Some(-mount[&s]), "shadow of {}", j.name);
         }
         assert!(cal.coverage > 0.97, "{cal:?}");
-        assert!((cal.observed_min_rad - j.min_rad).abs() < 0.01 && (cal.observed_max_rad - j.max_rad).abs() < 0.01, "{cal:?}");
+        assert!(
+            (cal.observed_min_rad - j.min_rad).abs() < 0.01 && (cal.observed_max_rad - j.max_rad).abs() < 0.01,
+            "{cal:?}"
+        );
     }
     let g = &report.map.gripper;
     assert!((g.closed_rad + 0.60).abs() < 0.01 && (g.open_rad - 0.85).abs() < 0.01, "{g:?}");

@@ -2,7 +2,8 @@
 //! and no panic on arbitrary bytes.
 
 use proptest::prelude::*;
-use robot_driver::protocol::{Packet, PacketReader, Parsed};
+use robot_driver::fuzzing::parse_and_execute;
+use robot_driver::protocol::{instruction, Packet, PacketReader, Parsed};
 
 fn packet() -> impl Strategy<Value = Packet> {
     // Bias parameters towards FF and FD so stuffing is exercised often.
@@ -76,5 +77,38 @@ proptest! {
         for (q, w) in packets {
             prop_assert_eq!(q.encode(), w);
         }
+    }
+
+    #[test]
+    fn the_fuzz_body_holds_on_random_and_mutated_instruction_streams(
+        noise in proptest::collection::vec(any::<u8>(), 0..300),
+        p in packet(),
+        id in 0u8..4,
+        addr in 0u16..300,
+        len in 0u16..40,
+        flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 0..3),
+    ) {
+        parse_and_execute(&noise);
+        // Valid instructions of every kind the chain executes, then a random packet, with a few
+        // bytes flipped: nothing may panic.
+        let data: Vec<u8> = [0x00u8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00].into_iter().chain([
+            instruction::ping(id),
+            instruction::read(id, addr, len),
+            instruction::write(id, addr, &noise[..noise.len().min(8)]),
+            instruction::reg_write(id, addr, &[1, 2]),
+            instruction::action(0xFE),
+            instruction::sync_read(addr, len, &[1, 2, 3, 9]),
+            instruction::sync_write(addr, 2, &[(1, &[1, 2][..]), (2, &[3, 4][..])]),
+            instruction::bulk_read(&[(1, addr, len), (3, 0, 4)]),
+            instruction::bulk_write(&[(2, addr, &[7, 7, 7][..])]),
+            instruction::reboot(id),
+            p,
+        ].iter().flat_map(Packet::encode)).collect();
+        let mut data = data;
+        let n = data.len();
+        for (at, mask) in flips {
+            data[at % n] ^= mask;
+        }
+        parse_and_execute(&data);
     }
 }

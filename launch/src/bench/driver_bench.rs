@@ -91,7 +91,8 @@ fn bench_row(conn_args: &DriverArgs, full: bool, corrupt: f64, cycles: usize) ->
         p50_ms: p.p50_ms,
         p99_ms: p.p99_ms,
         max_ms: p.max_ms,
-        bytes_per_cycle: ((stats.tx_bytes + stats.rx_bytes) - (stats0.tx_bytes + stats0.rx_bytes)) as f64 / cycles as f64,
+        bytes_per_cycle: ((stats.tx_bytes + stats.rx_bytes) - (stats0.tx_bytes + stats0.rx_bytes)) as f64
+            / cycles as f64,
         retries: stats.retries - stats0.retries,
         failed_reads: failed,
     })
@@ -107,7 +108,8 @@ pub fn run(args: DriverBenchArgs) -> Result<()> {
     }
     let map = args.conn.map()?;
     let baud = args.conn.baud.unwrap_or(map.baud);
-    let mut rows = vec![bench_row(&args.conn, false, 0.0, args.cycles)?, bench_row(&args.conn, true, 0.0, args.cycles)?];
+    let mut rows =
+        vec![bench_row(&args.conn, false, 0.0, args.cycles)?, bench_row(&args.conn, true, 0.0, args.cycles)?];
     if args.conn.emulate {
         rows.push(bench_row(&args.conn, true, 0.01, args.cycles)?);
     }
@@ -115,9 +117,15 @@ pub fn run(args: DriverBenchArgs) -> Result<()> {
     println!(
         "{} servos at {baud} baud over {}",
         servos,
-        if args.conn.emulate { "the emulator's pseudo-terminal (replies paced at the baud rate)" } else { "the serial port" }
+        if args.conn.emulate {
+            "the emulator's pseudo-terminal (replies paced at the baud rate)"
+        } else {
+            "the serial port"
+        }
     );
-    println!("| cycle | corrupt bytes | cycles | Hz | p50 ms | p99 ms | max ms | bytes/cycle | retries | failed reads |");
+    println!(
+        "| cycle | corrupt bytes | cycles | Hz | p50 ms | p99 ms | max ms | bytes/cycle | retries | failed reads |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(

@@ -60,7 +60,11 @@ fn raw_for(spec: &PolicySpec) -> RawObs {
         state: vec![0.1; spec.config.state_dim],
         env_state: vec![0.1; spec.config.env_state_dim],
         instruction: "pick up the red cube".into(),
-        images: spec.config.image.as_ref().map_or(Vec::new(), |i| vec![vec![128u8; i.size * i.size * 3]; i.cameras.len()]),
+        images: spec
+            .config
+            .image
+            .as_ref()
+            .map_or(Vec::new(), |i| vec![vec![128u8; i.size * i.size * 3]; i.cameras.len()]),
     }
 }
 
@@ -84,7 +88,12 @@ pub fn run_inference(args: InferenceBenchArgs) -> Result<()> {
                 policy.act(&raw)?;
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
             }
-            InferenceRow { model: name.clone(), device: format!("{:?}", args.device), params, latency: Percentiles::of(&ms) }
+            InferenceRow {
+                model: name.clone(),
+                device: format!("{:?}", args.device),
+                params,
+                latency: Percentiles::of(&ms),
+            }
         });
         rows.push(row);
     }

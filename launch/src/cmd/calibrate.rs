@@ -75,7 +75,8 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     let conn_args = DriverArgs { emulate_uncalibrated: args.conn.emulate, ..args.conn.clone() };
     let mount = uncalibrated_mount_offsets(&map);
     let mut conn = conn_args.connect()?;
-    let cfg = CalibrationConfig { max_sweep_s: args.sweep_s * 1.1, min_coverage: args.min_coverage, ..Default::default() };
+    let cfg =
+        CalibrationConfig { max_sweep_s: args.sweep_s * 1.1, min_coverage: args.min_coverage, ..Default::default() };
     let mut op: Box<dyn CalibrationOperator> = match &conn.emulator {
         Some(emu) => Box::new(EmulatedOperator::new(emu.clone(), map.clone(), args.sweep_s.min(10.0))),
         None => Box::new(TerminalOperator { done: Arc::new(AtomicBool::new(false)) }),
@@ -93,7 +94,10 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
             j.coverage * 100.0
         );
     }
-    println!("gripper range {:.3} … {:.3} rad; {} samples", report.gripper_range_rad.0, report.gripper_range_rad.1, report.samples);
+    println!(
+        "gripper range {:.3} … {:.3} rad; {} samples",
+        report.gripper_range_rad.0, report.gripper_range_rad.1, report.samples
+    );
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

@@ -133,7 +133,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let r = with_train_backend!(args.device, B, {
         policy::train::jobs::run_bc::<B>(&bc, datasets, &stop, &Default::default())
     })?;
-    println!("2/4 behaviour cloning: {} steps, {:.0} samples/s ({:.0} s so far)", r.steps, r.samples_per_s, t0.elapsed().as_secs_f64());
+    println!(
+        "2/4 behaviour cloning: {} steps, {:.0} samples/s ({:.0} s so far)",
+        r.steps,
+        r.samples_per_s,
+        t0.elapsed().as_secs_f64()
+    );
     // 3. CO-RFT.
     let mut rl = policy::train::co_rft::CoRftConfig::default();
     rl.critic.ensemble = args.critics;
@@ -152,13 +157,24 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let r = with_train_backend!(args.device, B, {
         policy::train::jobs::run_co_rft::<B>(&job, datasets, &stop, &Default::default())
     })?;
-    println!("3/4 CO-RFT: {} steps, {:.0} samples/s ({:.0} s so far)", r.steps, r.samples_per_s, t0.elapsed().as_secs_f64());
+    println!(
+        "3/4 CO-RFT: {} steps, {:.0} samples/s ({:.0} s so far)",
+        r.steps,
+        r.samples_per_s,
+        t0.elapsed().as_secs_f64()
+    );
     // 4. Evaluation.
-    let rollout = RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, eval_seed: 1_000_000, exec: ExecArg::Ensemble };
+    let rollout =
+        RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, eval_seed: 1_000_000, exec: ExecArg::Ensemble };
     let video = args.out.join("co_rft_rollouts.mp4");
     let (bc_sum, _) = evaluate_policy(&bc_dir, args.eval_episodes, &rollout, args.device, None)?;
-    let (rft_sum, _) =
-        evaluate_policy(&rft_dir, args.eval_episodes, &rollout, args.device, cfg!(feature = "video").then_some((video.as_path(), 4)))?;
+    let (rft_sum, _) = evaluate_policy(
+        &rft_dir,
+        args.eval_episodes,
+        &rollout,
+        args.device,
+        cfg!(feature = "video").then_some((video.as_path(), 4)),
+    )?;
     println!("4/4 evaluated both on {} unseen {} scenes", args.eval_episodes, args.scene);
     print_table(&[("BC", &bc_sum), ("CO-RFT", &rft_sum)], collected.successes, collected.episodes);
     let summary = serde_json::json!({

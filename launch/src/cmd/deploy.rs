@@ -2,8 +2,8 @@
 //! sim (started in this process, in real time) or a WidowX-style arm through the driver.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -56,7 +56,11 @@ pub struct DeployArgs {
 
 /// Runs the policy against a real-time sim or the arm; returns the node report and the robot's
 /// episodes (successes, total; a real arm reports no successes).
-pub fn deploy(args: &DeployArgs, bus_config: &bus::BusConfig, stop: Arc<AtomicBool>) -> Result<(PolicyNodeReport, u64, u64)> {
+pub fn deploy(
+    args: &DeployArgs,
+    bus_config: &bus::BusConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(PolicyNodeReport, u64, u64)> {
     check_device(args.device)?;
     let mut spec = PolicySpec::load(&args.policy)?;
     if let Some(rate) = args.rate {
@@ -120,9 +124,11 @@ pub fn deploy(args: &DeployArgs, bus_config: &bus::BusConfig, stop: Arc<AtomicBo
                 state: vec![0.0; spec.config.state_dim],
                 env_state: vec![0.0; spec.config.env_state_dim],
                 instruction: String::new(),
-                images: spec.config.image.as_ref().map_or(Vec::new(), |i| {
-                    vec![vec![0u8; i.size * i.size * 3]; i.cameras.len()]
-                }),
+                images: spec
+                    .config
+                    .image
+                    .as_ref()
+                    .map_or(Vec::new(), |i| vec![vec![0u8; i.size * i.size * 3]; i.cameras.len()]),
             };
             policy.act(std::slice::from_ref(&warm))?;
             Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(ready))?)

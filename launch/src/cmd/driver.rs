@@ -46,7 +46,13 @@ pub fn print_report(r: &DriverReport, bus: &robot_driver::servo_bus::BusStats) {
     );
     println!(
         "commands: {} applied, {} rejected, {} stale, {} clamped; watchdog holds {}, e-stops {}, read errors {}",
-        r.commands_applied, r.commands_rejected, r.commands_stale, r.commands_clamped, r.watchdog_holds, r.estops, r.read_errors
+        r.commands_applied,
+        r.commands_rejected,
+        r.commands_stale,
+        r.commands_clamped,
+        r.watchdog_holds,
+        r.estops,
+        r.read_errors
     );
     println!(
         "servo bus: {} packets out, {} in, {} CRC errors, {} timeouts, {} retries, {} failed transactions",

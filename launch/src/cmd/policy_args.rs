@@ -105,7 +105,13 @@ pub struct RolloutArgs {
 impl RolloutArgs {
     /// Evaluation settings for `episodes` episodes with chunks of `horizon`.
     pub fn eval_config(&self, episodes: usize, horizon: usize) -> EvalConfig {
-        EvalConfig { episodes, num_envs: self.num_envs, threads: 0, seed: self.eval_seed, exec: self.exec.mode(horizon) }
+        EvalConfig {
+            episodes,
+            num_envs: self.num_envs,
+            threads: 0,
+            seed: self.eval_seed,
+            exec: self.exec.mode(horizon),
+        }
     }
 }
 
@@ -121,7 +127,8 @@ pub fn open_datasets(paths: &[PathBuf], images: bool) -> Result<Vec<Dataset>> {
             let mut ds = Dataset::open(p).with_context(|| format!("opening dataset {}", p.display()))?;
             if images {
                 #[cfg(feature = "video")]
-                ds.load_frame_cache(std::thread::available_parallelism().map_or(1, |n| n.get())).with_context(|| format!("decoding the videos of {}", p.display()))?;
+                ds.load_frame_cache(std::thread::available_parallelism().map_or(1, |n| n.get()))
+                    .with_context(|| format!("decoding the videos of {}", p.display()))?;
                 #[cfg(not(feature = "video"))]
                 bail!("this armstack was built without video support; the vision policy cannot read {}", p.display());
             }

@@ -89,7 +89,7 @@ pub enum RobotNode {
         /// The open arm (and its emulator, if emulated).
         conn: Box<Connection>,
         /// Driver node settings.
-        node: DriverNodeConfig,
+        node: Box<DriverNodeConfig>,
     },
 }
 
@@ -112,19 +112,25 @@ pub fn widowx_node(driver: &DriverArgs, rate_hz: f64, episodes: EpisodeConfig) -
     // same start (and the end-effector IK stays away from the folded sleep pose).
     node.ready_pose = Some(sim::scene::READY_POSE_RAD);
     let conn = driver.connect()?;
-    Ok(RobotNode::Widowx { conn: Box::new(conn), node })
+    Ok(RobotNode::Widowx { conn: Box::new(conn), node: Box::new(node) })
 }
 
 /// The robot node for teleop/record: the sim (real time for people, lockstep for the script)
 /// or the driver (episodes of `--episode-s`, a reset pause between them).
-pub fn robot_node(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: Option<u64>, task: Option<&str>) -> Result<RobotNode> {
+pub fn robot_node(
+    args: &RobotArgs,
+    rate_hz: f64,
+    cameras: bool,
+    max_episodes: Option<u64>,
+    task: Option<&str>,
+) -> Result<RobotNode> {
     match args.robot {
         RobotKind::Sim => Ok(RobotNode::Sim(Box::new(sim_config(args, rate_hz, cameras, max_episodes)?))),
         RobotKind::Widowx => {
             if cameras {
                 bail!("--robot widowx: armstack has no camera driver yet; record joint states and actions with --no-cameras");
             }
-            if !(args.episode_s > 0.0) {
+            if args.episode_s.is_nan() || args.episode_s <= 0.0 {
                 bail!("--episode-s must be positive");
             }
             let episodes = EpisodeConfig {
@@ -242,9 +248,10 @@ pub fn run_with_robot<T: Send>(
         std::thread::sleep(Duration::from_millis(50));
         let mut fault = None;
         let robot_result: Result<RobotReport> = match robot {
-            RobotNode::Sim(cfg) => SimNode::new(*cfg).and_then(|mut n| n.run(bus, stop)).map_err(Into::into).map(|r| {
-                RobotReport { steps: r.steps, episodes: r.episodes, successes: r.successes }
-            }),
+            RobotNode::Sim(cfg) => SimNode::new(*cfg)
+                .and_then(|mut n| n.run(bus, stop))
+                .map_err(Into::into)
+                .map(|r| RobotReport { steps: r.steps, episodes: r.episodes, successes: r.successes }),
             RobotNode::Widowx { mut conn, node } => {
                 let kin = SimKinematics::widowx250();
                 run_driver_node(&mut conn.arm, Some(&kin), bus, &node, stop, None).map_err(Into::into).map(|r| {

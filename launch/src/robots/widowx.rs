@@ -84,7 +84,9 @@ impl DriverArgs {
                 bail!("--robot widowx needs --port /dev/ttyXXX (the U2D2 adapter), or --emulate to run against the servo emulator");
             };
             match set_low_latency(std::path::Path::new(port)) {
-                LatencyTimer::Lowered(from) => tracing::info!(port = %port, from_ms = from, "USB latency timer set to 1 ms"),
+                LatencyTimer::Lowered(from) => {
+                    tracing::info!(port = %port, from_ms = from, "USB latency timer set to 1 ms")
+                }
                 LatencyTimer::Failed(msg) => tracing::warn!("{msg}"),
                 LatencyTimer::AlreadyLow | LatencyTimer::NotApplicable => {}
             }
@@ -126,7 +128,12 @@ impl ArmKinematics for SimKinematics {
         sim::node::pose_msg(&self.kin.fk(q_rad))
     }
 
-    fn apply_ee_delta(&self, q_rad: &[f64; NUM_JOINTS], xyz_m: [f64; 3], rpy_rad: [f64; 3]) -> Option<[f64; NUM_JOINTS]> {
+    fn apply_ee_delta(
+        &self,
+        q_rad: &[f64; NUM_JOINTS],
+        xyz_m: [f64; 3],
+        rpy_rad: [f64; 3],
+    ) -> Option<[f64; NUM_JOINTS]> {
         let xyz = xyz_m.map(|v| v.clamp(-sim::env::MAX_DELTA_XYZ_M, sim::env::MAX_DELTA_XYZ_M));
         let rpy = rpy_rad.map(|v| v.clamp(-sim::env::MAX_DELTA_RPY_RAD, sim::env::MAX_DELTA_RPY_RAD));
         let sol = apply_ee_delta(&self.kin, q_rad, xyz, rpy, &self.ik);

@@ -32,7 +32,7 @@ impl TeleopDevice for CircleDevice {
         let theta = self.tick as f64 * w;
         let step = RADIUS_M * w;
         let xyz = [-step * theta.sin(), step * theta.cos(), 0.0];
-        let gripper = if (self.tick / 20) % 2 == 0 { 1.0 } else { 0.0 };
+        let gripper = if (self.tick / 20).is_multiple_of(2) { 1.0 } else { 0.0 };
         self.tick += 1;
         Ok(DeviceOutput { absolute_delta: Some((xyz, [0.0; 3])), gripper, ..DeviceOutput::default() })
     }

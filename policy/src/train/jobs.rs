@@ -51,7 +51,9 @@ pub struct BcJob {
 
 fn evaluator(spec: &PolicySpec, eval: &Option<EvalJob>) -> Result<Option<SimEvaluator>> {
     if eval.as_ref().is_some_and(|e| e.scene.is_none()) && spec.scene.is_none() {
-        tracing::info!("the data was not recorded in the sim (no scene): no periodic evaluation; pass --scene to evaluate in one");
+        tracing::info!(
+            "the data was not recorded in the sim (no scene): no periodic evaluation; pass --scene to evaluate in one"
+        );
         return Ok(None);
     }
     eval.as_ref()
