@@ -264,6 +264,8 @@ impl Arm {
         let mut raw = vec![(0i64, 0i64, 0i64); ids.len()];
         let mut alerts = Vec::new();
         let mut lost = None;
+        let mut transient = None;
+        // Every servo's failure count is updated before deciding; a lost servo beats a transient error.
         for (k, r) in replies.into_iter().enumerate() {
             match r {
                 Ok(reply) => {
@@ -283,12 +285,12 @@ impl Arm {
                             reason: e.to_string(),
                         });
                     } else {
-                        return Err(ArmError::Bus(e));
+                        transient.get_or_insert(ArmError::Bus(e));
                     }
                 }
             }
         }
-        if let Some(e) = lost {
+        if let Some(e) = lost.or(transient) {
             return Err(e);
         }
         let pos = |k: usize| ticks_to_rad(raw[k].0 as i32);
