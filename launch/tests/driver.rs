@@ -2,35 +2,11 @@
 //! `driver`, `calibrate`, `bench driver`, and `--robot widowx` on `record`, `teleop`, `dataset
 //! replay` and `deploy`.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn armstack(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_armstack"));
-    c.current_dir(dir).env("ARMSTACK_BUS_DIR", dir.join("bus")).env("RUST_LOG", "warn");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run armstack")
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "failed: {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn run_err(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(!out.status.success(), "expected a failure: {cmd:?}");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
+use common::{armstack, run_err, run_ok};
 
 /// A number after `key` in `text` (e.g. "retries" in "… 12 retries").
 fn number_before(text: &str, key: &str) -> u64 {

@@ -1,25 +1,9 @@
 //! The policy verbs end to end through the CLI: `demo` (record → BC → CO-RFT → eval → video),
 //! `train` / `eval` on its outputs, `deploy` against the real-time sim, and clear errors.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn armstack(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_armstack"));
-    c.current_dir(dir).env("ARMSTACK_BUS_DIR", dir.join("bus")).env("RUST_LOG", "warn");
-    c
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run armstack");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "failed: {cmd:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use common::{armstack, run_ok};
 
 #[test]
 fn demo_then_train_eval_and_deploy_from_the_cli() {
