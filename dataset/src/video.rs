@@ -185,29 +185,66 @@ fn vid(p: &Path) -> impl Fn(video_rs::Error) -> DatasetError + '_ {
 
 pub use crate::frames::DecodedVideo;
 
-/// Decodes every frame of `path` (sequentially, once).
-pub fn decode_all(path: &Path) -> Result<DecodedVideo> {
+/// Decodes `path` frame by frame in presentation order, calling `on_frame(pts_s, rgb, width,
+/// height)` for each (RGB8, row-major, contiguous); stops early when it returns `false`. Returns
+/// the number of frames decoded. Errors name the file; a file with no decodable frame is an error.
+/// With `keep_partial`, a read error after some good frames (a truncated file) ends the decode
+/// with those frames and a warning instead of an error.
+pub fn decode_each(
+    path: &Path,
+    keep_partial: bool,
+    mut on_frame: impl FnMut(f64, &[u8], usize, usize) -> bool,
+) -> Result<usize> {
     init();
     if !path.exists() {
         return Err(DatasetError::video(path, "file not found"));
     }
     let mut decoder = Decoder::new(path).map_err(|e| DatasetError::video(path, e))?;
     let (w, h) = decoder.size_out();
-    let mut out = DecodedVideo { width: w as usize, height: h as usize, ..Default::default() };
+    let mut n = 0;
+    // Frames drained from the decoder at the end of a stream with B-frames can come without a
+    // timestamp (FFmpeg's "no pts", read as a huge negative time): continue the last spacing.
+    let (mut last_t, mut step) = (f64::NAN, 0.0f64);
     loop {
         match decoder.decode() {
             Ok((t, frame)) => {
-                out.pts_s.push(t.as_secs_f64());
+                n += 1;
+                let mut t = t.as_secs_f64();
+                if !t.is_finite() || t <= last_t {
+                    t = last_t + if step > 0.0 { step } else { 1.0 / 30.0 };
+                } else if last_t.is_finite() {
+                    step = t - last_t;
+                }
+                last_t = t;
                 let frame = frame.as_standard_layout();
-                out.rgb.extend_from_slice(frame.as_slice().unwrap_or_default());
+                if !on_frame(t, frame.as_slice().unwrap_or_default(), w as usize, h as usize) {
+                    break;
+                }
             }
             Err(video_rs::Error::DecodeExhausted) | Err(video_rs::Error::ReadExhausted) => break,
+            // A truncated file ends in a read error after its good frames: keep those.
+            Err(e) if keep_partial && n > 0 => {
+                tracing::warn!(file = %path.display(), frames = n, "decoding stopped early: {e}");
+                break;
+            }
             Err(e) => return Err(DatasetError::video(path, e)),
         }
     }
-    if out.is_empty() {
+    if n == 0 {
         return Err(DatasetError::video(path, "no decodable frames (truncated or empty file?)"));
     }
+    Ok(n)
+}
+
+/// Decodes every frame of `path` (sequentially, once).
+pub fn decode_all(path: &Path) -> Result<DecodedVideo> {
+    let mut out = DecodedVideo::default();
+    decode_each(path, false, |t, rgb, w, h| {
+        (out.width, out.height) = (w, h);
+        out.pts_s.push(t);
+        out.rgb.extend_from_slice(rgb);
+        true
+    })?;
     Ok(out)
 }
 

@@ -69,6 +69,9 @@ enum Command {
     /// Inspect, replay, export and rate datasets.
     #[command(subcommand)]
     Dataset(cmd::dataset::DatasetCommand),
+    /// Action-free video for pre-training: ingest into frame stores.
+    #[command(subcommand)]
+    Video(cmd::video::VideoCommand),
     /// Benchmarks: print a table and JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -110,6 +113,7 @@ fn main() -> Result<()> {
         Command::Teleop(args) => cmd::teleop::run(args, &bus_config),
         Command::Record(args) => cmd::record::run(args, &bus_config),
         Command::Dataset(c) => cmd::dataset::run(c, &bus_config),
+        Command::Video(c) => cmd::video::run(c),
         Command::Bench(c) => bench::run(c),
     }
 }

@@ -1,3 +1,9 @@
-//! Armstack video pre-training: video decoding, frame caches, ICVF value pre-training on
-//! action-free video and inverse-dynamics labels (DESIGN.md §5, §7). Filled by the video
-//! pre-training issue.
+//! Armstack video pre-training (DESIGN.md §5): action-free video into frame stores, value
+//! pre-training on them (ICVF, V-PTR), and inverse-dynamics labels for action-free episodes
+//! (SS-ORL).
+
+pub mod image_ops;
+#[cfg(feature = "video")]
+pub mod ingest;
+pub mod resample;
+pub mod store;

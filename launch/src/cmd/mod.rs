@@ -15,3 +15,4 @@ pub mod sim;
 pub mod teleop;
 pub mod topics;
 pub mod train;
+pub mod video;

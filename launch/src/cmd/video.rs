@@ -1,0 +1,108 @@
+//! `armstack video …`: action-free video for pre-training.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+#[cfg(feature = "video")]
+use video_pretrain::ingest::{collect_inputs, ingest_dataset, ingest_videos, IngestConfig, IngestReport};
+
+/// `armstack video …`
+#[derive(Subcommand, Debug)]
+pub enum VideoCommand {
+    /// Decode videos (any format FFmpeg reads) or a LeRobot dataset's cameras into a frame store.
+    Ingest(IngestArgs),
+}
+
+/// Arguments of `armstack video ingest`.
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// A folder (searched recursively), a glob like `videos/*.mp4`, or a file; repeatable.
+    #[arg(long)]
+    pub videos: Vec<String>,
+    /// A LeRobot dataset whose camera streams are ingested (actions dropped); repeatable.
+    #[arg(long)]
+    pub dataset: Vec<PathBuf>,
+    /// Output frame store folder (created; must be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Frame side after resize and centre crop, px.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Frames per second after resampling.
+    #[arg(long, default_value_t = 5.0)]
+    pub fps: f64,
+    /// Decoding threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[cfg(feature = "video")]
+fn print_report(what: &str, r: &IngestReport) {
+    println!(
+        "{what}: {} episodes, {} skipped; {} frames decoded, {} written in {:.1} s ({:.0} decoded frames/s)",
+        r.episodes,
+        r.skipped,
+        r.decoded_frames,
+        r.written_frames,
+        r.seconds,
+        r.decode_fps()
+    );
+}
+
+/// Runs `armstack video …`.
+pub fn run(cmd: VideoCommand) -> Result<()> {
+    let VideoCommand::Ingest(a) = cmd;
+    #[cfg(not(feature = "video"))]
+    {
+        let _ = a;
+        bail!("this armstack was built without the `video` feature (no FFmpeg): ingest needs it");
+    }
+    #[cfg(feature = "video")]
+    ingest(a)
+}
+
+#[cfg(feature = "video")]
+fn ingest(a: IngestArgs) -> Result<()> {
+    if a.videos.is_empty() == a.dataset.is_empty() || a.dataset.len() > 1 && !a.videos.is_empty() {
+        bail!("pass --videos (one or more) or one --dataset");
+    }
+    if a.fps.is_nan() || a.fps <= 0.0 || a.size == 0 {
+        bail!("--fps and --size must be positive");
+    }
+    let mut cfg = IngestConfig { size: a.size, fps: a.fps, ..Default::default() };
+    if let Some(t) = a.threads {
+        cfg.threads = t.max(1);
+    }
+    if let Some(ds) = a.dataset.first() {
+        let (m, r) = ingest_dataset(ds, &a.out, &cfg)?;
+        print_report(&format!("ingested {} into {}", ds.display(), a.out.display()), &r);
+        println!("{} frames of {}×{} at {} fps", m.frames, m.size, m.size, m.fps);
+        return Ok(());
+    }
+    let mut files = Vec::new();
+    for spec in &a.videos {
+        files.extend(collect_inputs(spec)?);
+    }
+    if files.is_empty() {
+        bail!("no files found in {:?}", a.videos);
+    }
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let (m, r) = ingest_videos(&files, &a.out, &cfg, &|done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    print_report(&format!("ingested {} files into {}", files.len(), a.out.display()), &r);
+    for s in &m.skipped {
+        println!("skipped {}: {}", s.source, s.reason);
+    }
+    if m.frames == 0 {
+        bail!("no frames were ingested");
+    }
+    Ok(())
+}
