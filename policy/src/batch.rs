@@ -15,6 +15,15 @@ use crate::vocab::PAD;
 const IMAGE_MEAN: f32 = 0.5;
 const IMAGE_SCALE: f32 = 0.25;
 
+/// Appends interleaved RGB8 `rgb` as normalised channel-major planes (`[3, H, W]`), the image
+/// encoder's input. Every model that feeds or pre-trains the image encoder uses this.
+pub fn push_image_chw(rgb: &[u8], out: &mut Vec<f32>) {
+    let pixels = rgb.len() / 3;
+    for ch in 0..3 {
+        out.extend((0..pixels).map(|p| (f32::from(rgb[p * 3 + ch]) / 255.0 - IMAGE_MEAN) / IMAGE_SCALE));
+    }
+}
+
 /// Normalised observations of a batch, row-major.
 #[derive(Clone, Debug, Default)]
 pub struct HostObs {
@@ -74,10 +83,7 @@ impl HostObs {
                         rgb.len()
                     )));
                 }
-                for ch in 0..3 {
-                    self.images
-                        .extend((0..pixels).map(|p| (f32::from(rgb[p * 3 + ch]) / 255.0 - IMAGE_MEAN) / IMAGE_SCALE));
-                }
+                push_image_chw(rgb, &mut self.images);
             }
         }
         self.n += 1;

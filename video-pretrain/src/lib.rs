@@ -2,6 +2,7 @@
 //! pre-training on them (ICVF, V-PTR), and inverse-dynamics labels for action-free episodes
 //! (SS-ORL).
 
+pub mod icvf;
 pub mod image_ops;
 #[cfg(feature = "video")]
 pub mod ingest;

@@ -1,0 +1,237 @@
+//! ICVF training on a frame store: the algorithm box of V-PTR stage 1.
+//!
+//! Each step: sample (s, s′, g, z) → encode the 4·B frames with the online network and with the
+//! EMA target → V(s, g, z), V̄(s′, g, z), V̄(s′, z, z), V̄(s, z, z) → expectile-weighted TD loss
+//! ([`icvf_loss`]) → Adam step → θ̄ ← (1 − τ)θ̄ + τθ. Outputs in `out/`: `icvf.mpk` (the whole
+//! network), `encoder.mpk` (φ's trunk, which `train bc|co-rft --encoder` loads into a policy),
+//! `icvf.json` and `metrics.jsonl`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::loss::{icvf_loss, IcvfStats, IcvfTerms};
+use super::model::{Icvf, IcvfConfig};
+use super::sampling::{GoalMix, IcvfIndices, IcvfSampler};
+use crate::store::{FrameStore, StoreError};
+
+/// File stem of the whole network.
+pub const MODEL_STEM: &str = "icvf";
+/// File stem of the encoder alone.
+pub const ENCODER_STEM: &str = "encoder";
+/// The run description.
+pub const SPEC_FILE: &str = "icvf.json";
+
+/// Errors of ICVF training.
+#[derive(Debug, thiserror::Error)]
+pub enum IcvfError {
+    /// The frame store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Weights or the run folder.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    /// A bad setting or input.
+    #[error("{0}")]
+    Config(String),
+    /// File system.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Training settings (paper defaults where the paper gives one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IcvfTrainConfig {
+    /// Gradient steps.
+    pub steps: u64,
+    /// Samples per batch (64 for vision in the paper).
+    pub batch_size: usize,
+    /// Adam learning rate (5e-5 for vision in the paper).
+    pub lr: f64,
+    /// Discount γ.
+    pub gamma: f64,
+    /// Expectile τ on the intent advantage.
+    pub expectile: f64,
+    /// Target EMA rate.
+    pub ema: f64,
+    /// Seed of initialisation and sampling.
+    pub seed: u64,
+    /// Log a metrics line every this many steps.
+    pub log_every: u64,
+}
+
+impl Default for IcvfTrainConfig {
+    fn default() -> Self {
+        IcvfTrainConfig {
+            steps: 2000,
+            batch_size: 64,
+            lr: 5e-5,
+            gamma: 0.99,
+            expectile: 0.9,
+            ema: 0.005,
+            seed: 0,
+            log_every: 50,
+        }
+    }
+}
+
+/// `icvf.json`: what was trained, on what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IcvfSpec {
+    /// Network sizes (the encoder config is what a policy must match).
+    pub model: IcvfConfig,
+    /// Training settings.
+    pub train: IcvfTrainConfig,
+    /// The frame store trained on.
+    pub frames: String,
+    /// Loss over the last logging window.
+    pub final_loss: f64,
+}
+
+impl IcvfSpec {
+    /// Reads `dir/icvf.json`.
+    pub fn load(dir: &Path) -> Result<IcvfSpec, IcvfError> {
+        let path = dir.join(SPEC_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| IcvfError::Io { path: path.clone(), source })?;
+        serde_json::from_str(&text).map_err(|e| IcvfError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Normalised frames `[n, 3, S, S]` for store indices.
+fn frames<B: Backend>(store: &FrameStore, idx: &[usize], device: &B::Device) -> Tensor<B, 4> {
+    let size = store.manifest.size;
+    let mut host = Vec::with_capacity(idx.len() * 3 * size * size);
+    for &i in idx {
+        policy::batch::push_image_chw(store.frame(i), &mut host);
+    }
+    Tensor::from_data(TensorData::new(host, [idx.len(), 3, size, size]), device)
+}
+
+/// r = 1[a = b] − 1 and m = 1 − 1[a = b] per sample.
+fn reward_mask<B: Backend>(a: &[usize], b: &[usize], device: &B::Device) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let same: Vec<f32> = a.iter().zip(b).map(|(x, y)| f32::from(u8::from(x == y))).collect();
+    let r: Vec<f32> = same.iter().map(|s| s - 1.0).collect();
+    let m: Vec<f32> = same.iter().map(|s| 1.0 - s).collect();
+    let n = a.len();
+    (Tensor::from_data(TensorData::new(r, [n]), device), Tensor::from_data(TensorData::new(m, [n]), device))
+}
+
+/// The loss terms of one batch.
+pub fn batch_terms<B: AutodiffBackend>(
+    model: &Icvf<B>,
+    target: &Icvf<B::InnerBackend>,
+    store: &FrameStore,
+    ix: &IcvfIndices,
+    device: &B::Device,
+) -> IcvfTerms<B> {
+    let n = ix.s.len();
+    let all: Vec<usize> = [&ix.s, &ix.next, &ix.g, &ix.z].into_iter().flatten().copied().collect();
+    let f = model.features(frames::<B>(store, &all, device));
+    let part = |f: &Tensor<B, 2>, k: usize| f.clone().narrow(0, k * n, n);
+    let v = model.values(part(&f, 0), part(&f, 2), part(&f, 3));
+    let tf = target.features(frames::<B::InnerBackend>(store, &all, device));
+    let tpart = |k: usize| tf.clone().narrow(0, k * n, n);
+    let lift = Tensor::<B, 2>::from_inner;
+    let (r, m) = reward_mask::<B>(&ix.s, &ix.g, device);
+    let (r_z, m_z) = reward_mask::<B>(&ix.s, &ix.z, device);
+    IcvfTerms {
+        v,
+        next_g: lift(target.values(tpart(1), tpart(2), tpart(3))),
+        next_z: lift(target.values(tpart(1), tpart(3), tpart(3))),
+        now_z: lift(target.values(tpart(0), tpart(3), tpart(3))),
+        r,
+        m,
+        r_z,
+        m_z,
+    }
+}
+
+/// Trains ICVF on `store` into `out`; `on_log(step, stats)` is called every `log_every` steps.
+pub fn train_icvf<B: AutodiffBackend>(
+    store: &FrameStore,
+    store_path: &Path,
+    model_cfg: &IcvfConfig,
+    cfg: &IcvfTrainConfig,
+    out: &Path,
+    device: &B::Device,
+    on_log: &mut dyn FnMut(u64, &IcvfStats),
+) -> Result<IcvfSpec, IcvfError> {
+    if model_cfg.encoder.size != store.manifest.size {
+        return Err(IcvfError::Config(format!(
+            "the encoder takes {0}×{0} frames, the store holds {1}×{1}",
+            model_cfg.encoder.size, store.manifest.size
+        )));
+    }
+    let episodes = store.manifest.episodes.iter().map(|e| (e.start as usize, e.len as usize)).collect();
+    let sampler = IcvfSampler::new(episodes, GoalMix::default())
+        .ok_or_else(|| IcvfError::Config("the frame store has no episode with two frames".into()))?;
+    std::fs::create_dir_all(out).map_err(|source| IcvfError::Io { path: out.into(), source })?;
+    B::seed(device, cfg.seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut model: Icvf<B> = model_cfg.init(device);
+    let mut target = model.valid();
+    let mut optim = AdamConfig::new().init();
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics =
+        std::fs::File::create(&metrics_path).map_err(|source| IcvfError::Io { path: metrics_path.clone(), source })?;
+    let mut window = Vec::new();
+    let mut last_loss = f64::NAN;
+    for step in 1..=cfg.steps {
+        let ix = sampler.sample(&mut rng, cfg.batch_size);
+        let (loss, stats) = icvf_loss(batch_terms(&model, &target, store, &ix, device), cfg.gamma, cfg.expectile);
+        if !stats.loss.is_finite() {
+            return Err(IcvfError::Config(format!("the loss became {} at step {step}", stats.loss)));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(cfg.lr, model, grads);
+        target = policy::train::ema::soft_update(target, &model.valid(), cfg.ema);
+        window.push(stats);
+        if step % cfg.log_every.max(1) == 0 || step == cfg.steps {
+            let n = window.len() as f64;
+            let mean = IcvfStats {
+                loss: window.iter().map(|s| s.loss).sum::<f64>() / n,
+                v_mean: window.iter().map(|s| s.v_mean).sum::<f64>() / n,
+                adv_positive: window.iter().map(|s| s.adv_positive).sum::<f64>() / n,
+            };
+            window.clear();
+            last_loss = mean.loss;
+            let line = format!(
+                "{{\"step\":{step},\"loss\":{},\"v_mean\":{},\"adv_positive\":{}}}\n",
+                mean.loss, mean.v_mean, mean.adv_positive
+            );
+            metrics
+                .write_all(line.as_bytes())
+                .map_err(|source| IcvfError::Io { path: metrics_path.clone(), source })?;
+            on_log(step, &mean);
+        }
+    }
+    policy::checkpoint::save_module(&model, &out.join(MODEL_STEM))?;
+    policy::checkpoint::save_module(&model.encoder, &out.join(ENCODER_STEM))?;
+    let spec = IcvfSpec {
+        model: model_cfg.clone(),
+        train: cfg.clone(),
+        frames: store_path.display().to_string(),
+        final_loss: last_loss,
+    };
+    let text = serde_json::to_string_pretty(&spec).map_err(|e| IcvfError::Config(e.to_string()))?;
+    policy::spec::write_atomic(&out.join(SPEC_FILE), text.as_bytes())?;
+    Ok(spec)
+}
+
+/// Loads a trained network from `dir`.
+pub fn load_icvf<B: Backend>(dir: &Path, device: &B::Device) -> Result<(IcvfSpec, Icvf<B>), IcvfError> {
+    let spec = IcvfSpec::load(dir)?;
+    let model = policy::checkpoint::load_module(spec.model.init(device), &dir.join(MODEL_STEM), "ICVF", device)?;
+    Ok((spec, model))
+}
