@@ -75,7 +75,7 @@ fn learns_temporal_distance_and_its_encoder_transfers() {
     assert!(a.iter().all(|v| v.is_finite()));
     assert_eq!(a, b);
     // A run folder without icvf.json is a clear error.
-    let err = load_icvf::<Cpu>(tmp.path(), &device).err().expect("no run").to_string();
+    let err = load_icvf::<Cpu>(tmp.path(), &device).expect_err("no run").to_string();
     assert!(err.contains("icvf.json"), "{err}");
 
     // The encoder weights load into the policy's image encoder of the same config.

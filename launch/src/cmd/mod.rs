@@ -15,4 +15,5 @@ pub mod sim;
 pub mod teleop;
 pub mod topics;
 pub mod train;
+pub mod train_icvf;
 pub mod video;

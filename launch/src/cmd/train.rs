@@ -20,6 +20,8 @@ pub enum TrainCommand {
     Bc(BcArgs),
     /// CO-RFT stage 2: offline RL over chunks from a BC policy.
     CoRft(CoRftArgs),
+    /// ICVF value pre-training on action-free video frames (V-PTR stage 1).
+    Icvf(super::train_icvf::IcvfArgs),
 }
 
 /// Observation variant flag.
@@ -171,6 +173,7 @@ fn print_report(name: &str, out: &std::path::Path, r: &TrainReport) {
 pub fn run(cmd: TrainCommand) -> Result<()> {
     let stop = stop_flag()?;
     match cmd {
+        TrainCommand::Icvf(a) => super::train_icvf::run(a)?,
         TrainCommand::Bc(a) => {
             let c = &a.common;
             check_device(c.device)?;

@@ -1,0 +1,77 @@
+//! `armstack train icvf`: intention-conditioned value pre-training on a frame store (V-PTR stage 1).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use video_pretrain::icvf::model::IcvfConfig;
+use video_pretrain::icvf::train::{train_icvf, IcvfTrainConfig};
+use video_pretrain::store::FrameStore;
+
+use super::policy_args::{check_device, DeviceKind};
+use crate::with_train_backend;
+
+/// `armstack train icvf`.
+#[derive(Args, Debug)]
+pub struct IcvfArgs {
+    /// Frame store from `armstack video ingest`.
+    #[arg(long)]
+    pub frames: PathBuf,
+    /// Output folder (icvf.mpk, encoder.mpk, icvf.json, metrics.jsonl).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Gradient steps.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: u64,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    /// Width of the multilinear heads.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+}
+
+/// Runs `armstack train icvf`.
+pub fn run(a: IcvfArgs) -> Result<()> {
+    check_device(a.device)?;
+    if a.steps == 0 || a.batch_size == 0 || a.hidden == 0 {
+        bail!("--steps, --batch-size and --hidden must be positive");
+    }
+    let store =
+        FrameStore::open(&a.frames).with_context(|| format!("opening the frame store {}", a.frames.display()))?;
+    let model = IcvfConfig { hidden: a.hidden, ..IcvfConfig::new(store.manifest.size) };
+    let cfg =
+        IcvfTrainConfig { steps: a.steps, batch_size: a.batch_size, lr: a.lr, seed: a.seed, ..Default::default() };
+    let bar = indicatif::ProgressBar::new(a.steps);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let t0 = std::time::Instant::now();
+    let spec = with_train_backend!(a.device, B, {
+        train_icvf::<B>(&store, &a.frames, &model, &cfg, &a.out, &Default::default(), &mut |step, s| {
+            bar.set_position(step);
+            bar.set_message(format!("loss {:.4}", s.loss));
+        })?
+    });
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "icvf: {} steps on {} frames ({} episodes) in {secs:.1} s ({:.2} s/step), final loss {:.4}",
+        a.steps,
+        store.len(),
+        store.manifest.episodes.len(),
+        secs / a.steps as f64,
+        spec.final_loss
+    );
+    println!("  encoder: {}", a.out.join("encoder.mpk").display());
+    Ok(())
+}
