@@ -32,8 +32,8 @@ fn with_node(
     script: impl FnOnce(&Bus) + Send,
 ) -> (Result<DriverReport, DriverError>, Vec<Status>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let robot = format!("drv{}", std::process::id() % 100_000 + rand_suffix());
-    let bus = Bus::open(&BusConfig::with_discovery_dir(&robot, dir.path())).expect("bus");
+    // Each test discovers peers only in its own temp folder, so one robot name serves all.
+    let bus = Bus::open(&BusConfig::with_discovery_dir("drv", dir.path())).expect("bus");
     let statuses = bus.subscriber::<Status>().expect("status sub");
     let stop = AtomicBool::new(false);
     let ready = Barrier::new(2);
@@ -54,19 +54,6 @@ fn with_node(
         all.push(s);
     }
     (result, all)
-}
-
-fn rand_suffix() -> u32 {
-    (Instant::now().elapsed().as_nanos() as u32 ^ std::thread::current().id().as_u64_hash()) % 1000
-}
-
-trait IdHash {
-    fn as_u64_hash(&self) -> u32;
-}
-impl IdHash for std::thread::ThreadId {
-    fn as_u64_hash(&self) -> u32 {
-        format!("{self:?}").bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
-    }
 }
 
 /// Streams joint targets at 50 Hz for `secs`, returning the last joint state seen.
