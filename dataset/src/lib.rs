@@ -18,6 +18,7 @@ pub mod frames;
 pub mod info;
 pub mod quality;
 pub mod reader;
+pub mod relabel;
 pub mod stats;
 pub mod table;
 #[cfg(feature = "video")]

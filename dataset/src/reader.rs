@@ -10,7 +10,7 @@ use crate::episodes::{read_episodes, read_episodes_v2, read_tasks, EpisodeMeta};
 use crate::error::{DatasetError, Result};
 use crate::info::{DatasetInfo, Layout};
 use crate::table::{read_parquet, Column, Table};
-use crate::writer::{ACTION, DONE, ENV_STATE, REWARD, STATE, SUCCESS};
+use crate::writer::{ACTION, DONE, ENV_STATE, PROXY, REWARD, STATE, SUCCESS};
 
 /// LeRobot's tolerance between a frame's timestamp and its video pts, s.
 pub const TIMESTAMP_TOLERANCE_S: f64 = 1e-4;
@@ -55,6 +55,10 @@ pub struct Dataset {
     task_index: Vec<i64>,
     frame_index: Vec<u32>,
     episode_pos: Vec<u32>,
+    /// Per frame: the action is a proxy label (`action.is_proxy`), not a recorded one.
+    proxy: Vec<bool>,
+    /// The data parquet files, in reading order.
+    files: Vec<PathBuf>,
     cache: HashMap<PathBuf, crate::frames::DecodedVideo>,
 }
 
@@ -108,6 +112,8 @@ impl Dataset {
             task_index: vec![0; total],
             frame_index: vec![0; total],
             episode_pos: vec![0; total],
+            proxy: vec![false; total],
+            files: files.clone(),
             cache: HashMap::new(),
             info,
             episodes,
@@ -121,7 +127,9 @@ impl Dataset {
                 .and_then(Column::as_i64)
                 .ok_or_else(|| DatasetError::parquet(path, "missing column \"index\""))?;
             let (sd, s) = vector(&t, path, STATE)?;
-            let (ad, a) = vector(&t, path, ACTION)?;
+            // Action-free datasets (videos with states, to be labelled by an inverse-dynamics
+            // model) have no action column: width 0.
+            let (ad, a) = if t.get(ACTION).is_some() { vector(&t, path, ACTION)? } else { (0, Vec::new()) };
             let env = if t.get(ENV_STATE).is_some() { Some(vector(&t, path, ENV_STATE)?) } else { None };
             if ds.state.is_empty() {
                 ds.state_dim = sd;
@@ -138,6 +146,7 @@ impl Dataset {
             let done = t.get(DONE).and_then(Column::as_bool);
             let success = t.get(SUCCESS).and_then(Column::as_bool);
             let task = t.get("task_index").and_then(Column::as_i64);
+            let proxy = t.get(PROXY).and_then(Column::as_bool);
             for r in 0..rows {
                 let Ok(g) = usize::try_from(index[r]) else { continue };
                 if g >= total {
@@ -154,6 +163,7 @@ impl Dataset {
                 ds.done[g] = done.as_ref().is_some_and(|v| v[r]);
                 ds.success[g] = success.as_ref().is_some_and(|v| v[r]);
                 ds.task_index[g] = task.as_ref().map_or(0, |v| v[r]);
+                ds.proxy[g] = proxy.as_ref().is_some_and(|v| v[r]);
             }
         }
         if let Some(missing) = filled.iter().position(|f| !f) {
@@ -228,7 +238,19 @@ impl Dataset {
     pub fn state(&self, i: usize) -> &[f32] {
         &self.state[i * self.state_dim..(i + 1) * self.state_dim]
     }
-    /// `action` of frame `i`.
+    /// True when the dataset has actions (an action-free one has width 0).
+    pub fn has_actions(&self) -> bool {
+        self.action_dim > 0
+    }
+    /// True when frame `i`'s action is a proxy label (written by `dataset label`), not recorded.
+    pub fn is_proxy(&self, i: usize) -> bool {
+        self.proxy[i]
+    }
+    /// The data parquet files, in reading order.
+    pub fn data_files(&self) -> &[PathBuf] {
+        &self.files
+    }
+    /// `action` of frame `i` (empty for an action-free dataset).
     pub fn action(&self, i: usize) -> &[f32] {
         &self.action[i * self.action_dim..(i + 1) * self.action_dim]
     }

@@ -28,6 +28,9 @@ pub const STATE: &str = "observation.state";
 pub const ENV_STATE: &str = "observation.environment_state";
 /// Feature key of the commanded action.
 pub const ACTION: &str = "action";
+/// Whether the frame's action is a proxy label (inferred by an inverse-dynamics model, written
+/// by `armstack dataset label`) rather than the recorded command.
+pub const PROXY: &str = "action.is_proxy";
 /// Reward of the step that followed the frame.
 pub const REWARD: &str = "next.reward";
 /// Whether the episode ended after the frame.
@@ -558,7 +561,7 @@ fn truncate(t: &Table, rows: usize) -> Table {
 }
 
 /// The `huggingface` schema metadata (datasets' `Sequence` form, readable by datasets 3 and 4).
-fn hf_metadata(info: &DatasetInfo) -> HashMap<String, String> {
+pub(crate) fn hf_metadata(info: &DatasetInfo) -> HashMap<String, String> {
     let mut features = serde_json::Map::new();
     for (k, f) in &info.features {
         if f.is_video() {

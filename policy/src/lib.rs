@@ -5,7 +5,7 @@
 //! vectorised sim evaluation ([`eval`]), the chunk executor ([`executor`]) and the policy node
 //! for deployment on the bus ([`node`]).
 //!
-//! Every model is generic over the burn backend: [`Cpu`] (ndarray) everywhere, `Cuda` with the
+//! Every model is generic over the burn backend: [`Cpu`] (burn-flex) everywhere, `Cuda` with the
 //! `cuda` feature. Training uses `Autodiff<backend>`; acting uses the backend itself.
 
 pub mod batch;
@@ -20,6 +20,7 @@ pub mod inference;
 pub mod model;
 pub mod node;
 pub mod normalize;
+pub mod pretrained;
 pub mod spec;
 pub mod train;
 pub mod vocab;
@@ -31,8 +32,8 @@ pub use executor::{ChunkExecutor, ExecMode};
 pub use inference::Policy;
 pub use spec::PolicySpec;
 
-/// The CPU backend (ndarray).
-pub type Cpu = burn::backend::NdArray<f32>;
+/// The CPU backend (burn-flex: im2col + gemm convolutions, SIMD, rayon).
+pub type Cpu = burn::backend::Flex;
 /// The CPU training backend.
 pub type CpuTrain = burn::backend::Autodiff<Cpu>;
 /// The CUDA backend.

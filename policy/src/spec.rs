@@ -32,6 +32,9 @@ pub struct PolicySpec {
     pub tasks: Vec<String>,
     /// Number of model parameters (checked when weights are loaded).
     pub num_params: usize,
+    /// The pre-trained image encoder the policy started from (`--encoder`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained_encoder: Option<String>,
 }
 
 /// File name of the spec inside a policy folder.
@@ -87,6 +90,7 @@ impl PolicySpec {
             scene,
             tasks,
             num_params: 0,
+            pretrained_encoder: None,
         }
     }
 }

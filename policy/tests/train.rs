@@ -37,6 +37,7 @@ fn settings(steps: u64) -> TrainSettings {
         checkpoint_every: 1000,
         prefetch: 2,
         progress: false,
+        skip_proxy_labels: false,
     }
 }
 
@@ -49,6 +50,7 @@ fn bc_job(out: &Path, steps: u64, resume: bool) -> BcJob {
         settings: settings(steps),
         eval: None,
         resume,
+        encoder: None,
     }
 }
 
@@ -216,7 +218,15 @@ fn co_rft_runs_from_a_bc_policy_and_keeps_losses_finite() {
     rl.cql_samples = 2;
     rl.critic_warmup = 4;
     let out = tmp.path().join("rft");
-    let job = CoRftJob { init: bc.clone(), out: out.clone(), rl, settings: settings(12), eval: None, resume: false };
+    let job = CoRftJob {
+        init: bc.clone(),
+        out: out.clone(),
+        rl,
+        settings: settings(12),
+        eval: None,
+        resume: false,
+        encoder: None,
+    };
     let report = run_co_rft::<CpuTrain>(&job, vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap();
     assert_eq!(report.steps, 12);
     for key in ["td", "cql", "actor"] {

@@ -89,6 +89,8 @@ pub struct BusStats {
     pub status_errors: u64,
     /// Transactions that failed after every retry.
     pub failures: u64,
+    /// Late replies to an earlier request (wrong data length), ignored.
+    pub stale_replies: u64,
 }
 
 /// Client settings.
@@ -192,20 +194,17 @@ impl ServoBus {
     }
 
     /// Sends `p` and collects status packets from `ids` (in any order) until all arrived or the
-    /// timeout; returns one slot per ID.
-    fn transact(
-        &mut self,
-        p: &Packet,
-        ids: &[u8],
-        reply_data_len: usize,
-    ) -> Result<Vec<Option<Status>>, ServoBusError> {
+    /// timeout; returns one slot per ID. `reply_lens[k]` is the data length expected from
+    /// `ids[k]`: a reply of another length without an error is a late reply to an earlier
+    /// request (one that timed out, e.g. while the machine was busy) and is ignored.
+    fn transact(&mut self, p: &Packet, ids: &[u8], reply_lens: &[usize]) -> Result<Vec<Option<Status>>, ServoBusError> {
         let sent = self.send(p)?;
-        let timeout = self.timeout_for(sent, ids.len() * status_len(reply_data_len), ids.len());
+        let expected_bytes: usize = reply_lens.iter().map(|&l| status_len(l)).sum();
+        let timeout = self.timeout_for(sent, expected_bytes, ids.len());
         let deadline = Instant::now() + timeout;
         let mut got: Vec<Option<Status>> = vec![None; ids.len()];
         // Once every expected byte has arrived, a missing reply was damaged, not late: stop
         // waiting (the caller retries at once instead of after the timeout).
-        let expected_bytes = ids.len() * status_len(reply_data_len);
         let mut received = 0usize;
         while got.iter().any(Option::is_none) && received < expected_bytes {
             let now = Instant::now();
@@ -229,6 +228,10 @@ impl ServoBus {
                         let Some(status) = Status::from_packet(pkt) else { continue };
                         self.stats.rx_packets += 1;
                         if let Some(slot) = ids.iter().position(|&id| id == status.id) {
+                            if status.data.len() != reply_lens[slot] && status.error.error.is_none() {
+                                self.stats.stale_replies += 1;
+                                continue;
+                            }
                             if status.error.alert {
                                 self.alerts.insert(status.id);
                             }
@@ -251,7 +254,7 @@ impl ServoBus {
             if attempt > 0 {
                 self.stats.retries += 1;
             }
-            if let Some(status) = self.transact(p, &[p.id], data_len)?.pop().flatten() {
+            if let Some(status) = self.transact(p, &[p.id], &[data_len])?.pop().flatten() {
                 if status.error.error.is_some() {
                     self.stats.status_errors += 1;
                     return Err(ServoBusError::Status { id: p.id, what, error: status.error });
@@ -331,7 +334,7 @@ impl ServoBus {
                 self.stats.retries += 1;
             }
             let ask: Vec<u8> = missing.iter().map(|&i| ids[i]).collect();
-            let replies = self.transact(&inst::sync_read(address, len, &ask), &ask, len as usize)?;
+            let replies = self.transact(&inst::sync_read(address, len, &ask), &ask, &vec![len as usize; ask.len()])?;
             for (slot, reply) in missing.into_iter().zip(replies) {
                 let Some(s) = reply else { continue };
                 out[slot] = Some(if s.error.error.is_some() {
@@ -365,8 +368,8 @@ impl ServoBus {
     /// serves configuration checks, where the caller reports what is missing).
     pub fn bulk_read(&mut self, items: &[(u8, u16, u16)]) -> Result<Vec<Result<Reply, ServoBusError>>, ServoBusError> {
         let ids: Vec<u8> = items.iter().map(|i| i.0).collect();
-        let longest = items.iter().map(|i| i.2 as usize).max().unwrap_or(0);
-        let replies = self.transact(&inst::bulk_read(items), &ids, longest)?;
+        let lens: Vec<usize> = items.iter().map(|i| i.2 as usize).collect();
+        let replies = self.transact(&inst::bulk_read(items), &ids, &lens)?;
         Ok(replies
             .into_iter()
             .zip(items)
@@ -407,5 +410,54 @@ pub fn decode_signed(b: &[u8]) -> i64 {
         2 => i16::from_le_bytes([b[0], b[1]]) as i64,
         4 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::status::{status_packet, StatusError};
+
+    /// A port whose every request is answered by `replies` (bytes queued at once).
+    struct Scripted {
+        replies: Vec<u8>,
+        pending: Vec<u8>,
+    }
+
+    impl Transport for Scripted {
+        fn write_all(&mut self, _bytes: &[u8]) -> std::io::Result<()> {
+            self.pending.extend_from_slice(&self.replies);
+            Ok(())
+        }
+        fn read(&mut self, buf: &mut [u8], _timeout: Duration) -> std::io::Result<usize> {
+            let n = self.pending.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+        fn clear_input(&mut self) -> std::io::Result<()> {
+            self.pending.clear();
+            Ok(())
+        }
+        fn baud(&self) -> u32 {
+            1_000_000
+        }
+        fn name(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    #[test]
+    fn a_late_reply_to_an_earlier_write_is_not_taken_for_the_read() {
+        // Servo 2's acknowledgement of an earlier write (no data) arrives just after the read
+        // request went out, then the read's own reply (1 byte: 250).
+        let ok = StatusError { alert: false, error: None };
+        let mut replies = status_packet(2, ok, &[]).encode();
+        replies.extend(status_packet(2, ok, &[250]).encode());
+        let mut bus = ServoBus::new(Box::new(Scripted { replies, pending: Vec::new() }), ServoBusConfig::default());
+        let reply = bus.read(2, 9, 1).expect("read");
+        assert_eq!(reply.data, vec![250]);
+        assert_eq!(bus.stats().stale_replies, 1);
+        assert_eq!(bus.stats().retries, 0);
     }
 }

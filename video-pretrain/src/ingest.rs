@@ -193,18 +193,36 @@ pub fn ingest_videos(
     Ok((manifest, report))
 }
 
-/// Ingests every camera of every episode of the LeRobot dataset at `root` (actions dropped) into
-/// a new store at `out`.
-pub fn ingest_dataset(root: &Path, out: &Path, cfg: &IngestConfig) -> Result<(Manifest, IngestReport), StoreError> {
+/// Ingests every camera of every episode of the LeRobot datasets at `roots` (actions dropped)
+/// into a new store at `out`. Episodes are named `ROOT#CAMERA#EPISODE`.
+pub fn ingest_dataset(
+    roots: &[PathBuf],
+    out: &Path,
+    cfg: &IngestConfig,
+) -> Result<(Manifest, IngestReport), StoreError> {
     let t0 = Instant::now();
+    let mut writer = FrameStoreWriter::create(out, cfg.size, cfg.fps)?;
+    let mut report = IngestReport::default();
+    for root in roots {
+        ingest_one_dataset(root, &mut writer, cfg, &mut report)?;
+    }
+    let manifest = writer.finish()?;
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok((manifest, report))
+}
+
+fn ingest_one_dataset(
+    root: &Path,
+    writer: &mut FrameStoreWriter,
+    cfg: &IngestConfig,
+    report: &mut IngestReport,
+) -> Result<(), StoreError> {
     let mut ds = dataset::Dataset::open(root)?;
     let keys = ds.camera_keys();
     if keys.is_empty() {
         return Err(StoreError::Invalid { path: root.into(), reason: "the dataset has no camera streams".into() });
     }
     ds.load_frame_cache(cfg.threads.max(1))?;
-    let mut writer = FrameStoreWriter::create(out, cfg.size, cfg.fps)?;
-    let mut report = IngestReport::default();
     // LeRobot video features are shaped [height, width, channels].
     let side = |key: &str| -> (usize, usize) {
         let shape = ds.info().features.get(key).map(|f| f.shape.clone()).unwrap_or_default();
@@ -236,9 +254,7 @@ pub fn ingest_dataset(root: &Path, out: &Path, cfg: &IngestConfig) -> Result<(Ma
             writer.add_episode(&format!("{}#{key}#{e}", root.display()), &frames)?;
         }
     }
-    let manifest = writer.finish()?;
-    report.seconds = t0.elapsed().as_secs_f64();
-    Ok((manifest, report))
+    Ok(())
 }
 
 /// Side of a square RGB image of `bytes` bytes.

@@ -3,6 +3,7 @@
 //! (SS-ORL).
 
 pub mod icvf;
+pub mod idm;
 pub mod image_ops;
 #[cfg(feature = "video")]
 pub mod ingest;

@@ -1,14 +1,13 @@
 //! ICVF training on a synthetic store (a bright square moving across each episode): training
 //! runs, logs and saves; the saved network reloads and gives the same values; the encoder
-//! weights load into the policy's image encoder. Whether the value learns temporal distance needs
-//! far more steps than CI affords on the CPU backend (about 2.5 s per step at batch 32 × 32 px
-//! here): that is an experiment, not a test.
+//! weights load into the policy's image encoder; and a short run learns temporal distance: the
+//! value of reaching the last frame grows along the episode.
 
 use burn::module::Module;
 use policy::model::image::ImageEncoder;
 use policy::{Cpu, CpuTrain};
 use video_pretrain::icvf::model::IcvfConfig;
-use video_pretrain::icvf::train::{load_icvf, train_icvf, IcvfTrainConfig, ENCODER_STEM};
+use video_pretrain::icvf::train::{load_icvf, train_icvf, IcvfTrainConfig};
 use video_pretrain::store::{FrameStore, FrameStoreWriter};
 
 const SIZE: usize = 32;
@@ -78,13 +77,69 @@ fn learns_temporal_distance_and_its_encoder_transfers() {
     let err = load_icvf::<Cpu>(tmp.path(), &device).expect_err("no run").to_string();
     assert!(err.contains("icvf.json"), "{err}");
 
-    // The encoder weights load into the policy's image encoder of the same config.
-    let enc = ImageEncoder::<Cpu>::new(&model_cfg.encoder, &device);
-    let fresh = enc.num_params();
-    let loaded = policy::checkpoint::load_module(enc, &out.join(ENCODER_STEM), "encoder", &device).expect("encoder");
-    assert_eq!(loaded.num_params(), fresh);
-    // An encoder of another size does not load.
+    // The encoder folder (encoder.json + encoder.mpk) loads into the policy's image encoder.
+    let loaded = policy::pretrained::load_encoder::<Cpu>(&out, &model_cfg.encoder, &device).expect("encoder");
+    assert_eq!(loaded.num_params(), ImageEncoder::<Cpu>::new(&model_cfg.encoder, &device).num_params());
+    assert_eq!(policy::pretrained::encoder_config(&out).expect("encoder.json"), model_cfg.encoder);
+    // A policy whose encoder has other channels is refused, naming both.
     let other = policy::ImageEncoderConfig { channels: [8, 16, 32], ..model_cfg.encoder.clone() };
-    let wrong = ImageEncoder::<Cpu>::new(&other, &device);
-    assert!(policy::checkpoint::load_module(wrong, &out.join(ENCODER_STEM), "encoder", &device).is_err());
+    let err = policy::pretrained::load_encoder::<Cpu>(&out, &other, &device).expect_err("mismatch").to_string();
+    assert!(err.contains("[16, 32, 64]") && err.contains("[8, 16, 32]"), "{err}");
+    // adopt_encoder_shape makes a new policy's config take the pre-trained shape.
+    let mut target = policy::ImageEncoderConfig::new(48, vec!["observation.images.front".into()]);
+    target.channels = [4, 4, 4];
+    policy::pretrained::adopt_encoder_shape(&out, &mut target).expect("adopt");
+    assert_eq!((target.channels, target.grid, target.size), (model_cfg.encoder.channels, model_cfg.encoder.grid, 48));
+    assert!(policy::pretrained::load_encoder::<Cpu>(&out, &target, &device).is_ok());
 }
+
+/// Spearman rank correlation of `v` with its index.
+fn rank_correlation(v: &[f32]) -> f64 {
+    let n = v.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
+    let mut rank = vec![0.0; n];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r as f64;
+    }
+    let d2: f64 = rank.iter().enumerate().map(|(i, r)| (i as f64 - r).powi(2)).sum();
+    1.0 - 6.0 * d2 / (n as f64 * (n as f64 * n as f64 - 1.0))
+}
+
+#[test]
+fn value_to_the_last_frame_grows_along_the_episode() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("frames");
+    let mut w = FrameStoreWriter::create(&dir, SIZE, 5.0).expect("store");
+    for e in 0..6 {
+        let frames: Vec<u8> = (0..LEN).flat_map(|k| frame(k, e % 3)).collect();
+        w.add_episode(&format!("synthetic {e}"), &frames).expect("episode");
+    }
+    w.finish().expect("finish");
+    let store = FrameStore::open(&dir).expect("open");
+    let model_cfg = IcvfConfig { hidden: 64, ..IcvfConfig::new(SIZE) };
+    let cfg =
+        IcvfTrainConfig { steps: STEPS, batch_size: 16, lr: 1e-3, gamma: 0.9, log_every: 50, ..Default::default() };
+    let out = tmp.path().join("icvf");
+    train_icvf::<CpuTrain>(&store, &dir, &model_cfg, &cfg, &out, &Default::default(), &mut |_, _| {}).expect("train");
+    let device = Default::default();
+    let (_, model) = load_icvf::<Cpu>(&out, &device).expect("load");
+    let images: Vec<f32> = (0..LEN)
+        .flat_map(|k| {
+            let mut v = Vec::new();
+            policy::batch::push_image_chw(&frame(k, 1), &mut v);
+            v
+        })
+        .collect();
+    let x =
+        burn::tensor::Tensor::<Cpu, 4>::from_data(burn::tensor::TensorData::new(images, [LEN, 3, SIZE, SIZE]), &device);
+    let f = model.features(x);
+    let goal = f.clone().narrow(0, LEN - 1, 1).repeat_dim(0, LEN);
+    // Values [LEN, ensemble]: the ensemble mean per frame.
+    let v = model.values(f, goal.clone(), goal).mean_dim(1).into_data().to_vec::<f32>().expect("values");
+    let rho = rank_correlation(&v);
+    assert!(rho > 0.8, "rank correlation of V(s_t, last, last) with t: {rho:.2}; values {v:?}");
+    assert!(v[LEN - 1] > v[0] + 0.5, "{v:?}");
+}
+
+const STEPS: u64 = 150;

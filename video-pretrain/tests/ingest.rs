@@ -117,11 +117,12 @@ fn ingests_the_camera_streams_of_a_lerobot_dataset() {
     w.finish().expect("finish");
     let out = tmp.path().join("frames");
     let cfg = IngestConfig { size: 16, fps: 5.0, threads: 2 };
-    let (m, r) = video_pretrain::ingest::ingest_dataset(&root, &out, &cfg).expect("ingest");
-    // 2 cameras × 2 episodes; 10 frames at 10 fps → 5 at 5 fps, 7 → 4.
-    assert_eq!(r.episodes, 4);
+    // The same dataset twice stands for two datasets: their episodes follow each other.
+    let (m, r) = video_pretrain::ingest::ingest_dataset(&[root.clone(), root.clone()], &out, &cfg).expect("ingest");
+    // Per dataset, 2 cameras × 2 episodes; 10 frames at 10 fps → 5 at 5 fps, 7 → 4.
+    assert_eq!(r.episodes, 8);
     let lens: Vec<u64> = m.episodes.iter().map(|e| e.len).collect();
-    assert_eq!(lens, [5, 4, 5, 4]);
+    assert_eq!(lens, [5, 4, 5, 4, 5, 4, 5, 4]);
     assert!(m.episodes[1].source.ends_with("observation.images.front#1"), "{:?}", m.episodes[1]);
     let store = FrameStore::open(&out).expect("open");
     let mean = |e: usize| store.episode(e).iter().map(|&b| b as f64).sum::<f64>() / store.episode(e).len() as f64;

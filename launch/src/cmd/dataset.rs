@@ -24,6 +24,27 @@ pub enum DatasetCommand {
     ExportVideo(ExportArgs),
     /// Dataset quality: TQ (normalised return) and SACo (state-action coverage).
     Quality(QualityArgs),
+    /// Proxy actions from an inverse-dynamics model (`train idm`) into a new dataset, each
+    /// frame marked recorded or proxy (`action.is_proxy`): SS-ORL.
+    Label(LabelArgs),
+}
+
+/// Arguments of `dataset label`.
+#[derive(Args, Debug)]
+pub struct LabelArgs {
+    /// The IDM (a `train idm` output folder).
+    #[arg(long)]
+    pub idm: PathBuf,
+    /// Dataset to label (action-free, or with actions: the IDM's own labelled episodes keep
+    /// theirs, and the proxies of the others are compared with what was recorded).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Output dataset folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A dataset directory.
@@ -106,7 +127,36 @@ pub fn run(cmd: DatasetCommand, bus_config: &bus::BusConfig) -> Result<()> {
         DatasetCommand::Replay(a) => replay(&a, bus_config),
         DatasetCommand::ExportVideo(a) => export(&a),
         DatasetCommand::Quality(a) => quality(&a),
+        DatasetCommand::Label(a) => label(&a),
     }
+}
+
+fn label(a: &LabelArgs) -> Result<()> {
+    use video_pretrain::idm::{label::label_dataset, train::load_idm};
+    let device = Default::default();
+    let (spec, model) =
+        load_idm::<policy::Cpu>(&a.idm, &device).with_context(|| format!("loading the IDM in {}", a.idm.display()))?;
+    let ds = Dataset::open(&a.dataset).with_context(|| format!("opening {}", a.dataset.display()))?;
+    let r = label_dataset(&model, &spec, &a.idm, &ds, &a.dataset, &a.out, &device)
+        .with_context(|| format!("labelling {} into {}", a.dataset.display(), a.out.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "labelled {}: {} episodes, {} frames; {} episodes kept their recorded actions, {} frames got proxy labels",
+        a.out.display(),
+        r.episodes,
+        r.frames,
+        r.kept_episodes,
+        r.proxy_frames
+    );
+    if let (Some(n), Some(raw)) = (r.proxy_rmse, &r.proxy_rmse_raw) {
+        let raw: Vec<String> = spec.action_names.iter().zip(raw).map(|(k, v)| format!("{k} {v:.4}")).collect();
+        println!("  proxy vs recorded actions: RMS error {n:.4} (normalised, [-1, 1] per component)");
+        println!("  per component: {}", raw.join(", "));
+    }
+    Ok(())
 }
 
 fn info(a: &DirArgs) -> Result<()> {

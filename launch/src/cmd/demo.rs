@@ -128,6 +128,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         settings: settings(args.bc_steps, 1e-3),
         eval: None,
         resume: false,
+        encoder: None,
     };
     let datasets = open_datasets(std::slice::from_ref(&data_dir), vision)?;
     let r = with_train_backend!(args.device, B, {
@@ -152,6 +153,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         settings: settings(args.co_rft_steps, 3e-4),
         eval: None,
         resume: false,
+        encoder: None,
     };
     let datasets = open_datasets(std::slice::from_ref(&data_dir), vision)?;
     let r = with_train_backend!(args.device, B, {

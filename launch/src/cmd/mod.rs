@@ -16,4 +16,5 @@ pub mod teleop;
 pub mod topics;
 pub mod train;
 pub mod train_icvf;
+pub mod train_idm;
 pub mod video;

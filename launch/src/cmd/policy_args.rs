@@ -12,7 +12,7 @@ use policy::ExecMode;
 /// Where models run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
-    /// ndarray on the CPU.
+    /// burn-flex on the CPU.
     Cpu,
     /// burn's CUDA backend (needs the `cuda` cargo feature).
     Cuda,

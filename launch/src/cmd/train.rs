@@ -22,6 +22,8 @@ pub enum TrainCommand {
     CoRft(CoRftArgs),
     /// ICVF value pre-training on action-free video frames (V-PTR stage 1).
     Icvf(super::train_icvf::IcvfArgs),
+    /// Inverse-dynamics model (s_{t-1}, s_t, s_{t+1}) → a_t for proxy action labels (SS-ORL).
+    Idm(super::train_idm::IdmArgs),
 }
 
 /// Observation variant flag.
@@ -63,6 +65,14 @@ pub struct CommonTrainArgs {
     /// Continue from OUT/resume.
     #[arg(long)]
     pub resume: bool,
+    /// Leave out frames whose actions are proxy labels (`dataset label`): recorded actions only.
+    #[arg(long)]
+    pub skip_proxy_labels: bool,
+    /// Start the image encoder from a pre-trained one (a `train icvf` run folder): V-PTR.
+    /// bc: a new vision policy takes its channels and grid; co-rft: replaces the encoder of
+    /// --init (the critic's image features come from it too).
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
@@ -81,6 +91,7 @@ impl CommonTrainArgs {
             eval_every: self.eval_every,
             checkpoint_every: self.eval_every.max(100),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            skip_proxy_labels: self.skip_proxy_labels,
             ..TrainSettings::default()
         }
     }
@@ -174,6 +185,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
     let stop = stop_flag()?;
     match cmd {
         TrainCommand::Icvf(a) => super::train_icvf::run(a)?,
+        TrainCommand::Idm(a) => super::train_idm::run(a)?,
         TrainCommand::Bc(a) => {
             let c = &a.common;
             check_device(c.device)?;
@@ -190,6 +202,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 settings: c.settings(),
                 eval: c.eval(a.horizon),
                 resume: c.resume,
+                encoder: c.encoder.clone(),
             };
             let report = with_train_backend!(c.device, B, {
                 policy::train::jobs::run_bc::<B>(&job, datasets, &stop, &Default::default())
@@ -209,6 +222,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 settings: c.settings(),
                 eval: c.eval(spec.config.horizon),
                 resume: c.resume,
+                encoder: c.encoder.clone(),
             };
             let report = with_train_backend!(c.device, B, {
                 policy::train::jobs::run_co_rft::<B>(&job, datasets, &stop, &Default::default())

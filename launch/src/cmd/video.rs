@@ -64,8 +64,8 @@ pub fn run(cmd: VideoCommand) -> Result<()> {
 
 #[cfg(feature = "video")]
 fn ingest(a: IngestArgs) -> Result<()> {
-    if a.videos.is_empty() == a.dataset.is_empty() || a.dataset.len() > 1 && !a.videos.is_empty() {
-        bail!("pass --videos (one or more) or one --dataset");
+    if a.videos.is_empty() == a.dataset.is_empty() {
+        bail!("pass --videos or --dataset (either one or more times), not both");
     }
     if a.fps.is_nan() || a.fps <= 0.0 || a.size == 0 {
         bail!("--fps and --size must be positive");
@@ -74,9 +74,9 @@ fn ingest(a: IngestArgs) -> Result<()> {
     if let Some(t) = a.threads {
         cfg.threads = t.max(1);
     }
-    if let Some(ds) = a.dataset.first() {
-        let (m, r) = ingest_dataset(ds, &a.out, &cfg)?;
-        print_report(&format!("ingested {} into {}", ds.display(), a.out.display()), &r);
+    if !a.dataset.is_empty() {
+        let (m, r) = ingest_dataset(&a.dataset, &a.out, &cfg)?;
+        print_report(&format!("ingested {} datasets into {}", a.dataset.len(), a.out.display()), &r);
         println!("{} frames of {}×{} at {} fps", m.frames, m.size, m.size, m.fps);
         return Ok(());
     }

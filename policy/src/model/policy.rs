@@ -91,6 +91,18 @@ impl<B: Backend> ChunkPolicy<B> {
         }
     }
 
+    /// Replaces the image encoder (a pre-trained one, [`crate::pretrained`]). Fails for a policy
+    /// without cameras.
+    pub fn with_image_encoder(mut self, encoder: ImageEncoder<B>) -> crate::Result<ChunkPolicy<B>> {
+        if self.image.is_none() {
+            return Err(crate::PolicyError::Config(
+                "a pre-trained image encoder needs a vision policy (--variant vision)".into(),
+            ));
+        }
+        self.image = Some(encoder);
+        Ok(self)
+    }
+
     /// Image tokens `[B, cameras · grid², d_model]` of `images` (`[B · cameras, 3, s, s]`).
     fn image_tokens(&self, images: Tensor<B, 4>, batch: usize) -> Option<Tensor<B, 3>> {
         let (enc, proj, cams) = (self.image.as_ref()?, self.image_proj.as_ref()?, self.camera_embed.as_ref()?);

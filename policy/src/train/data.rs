@@ -158,6 +158,13 @@ impl TrainingData {
             if ds.is_empty() {
                 return Err(PolicyError::Mismatch(format!("{}: the dataset has no frames", ds.root().display())));
             }
+            if !ds.has_actions() {
+                return Err(PolicyError::Mismatch(format!(
+                    "{}: the dataset has no actions; label it first (`armstack train idm` on episodes with \
+                     actions, then `armstack dataset label`)",
+                    ds.root().display()
+                )));
+            }
             for i in 0..ds.len() {
                 state.push(ds.state(i));
                 env.push(ds.env_state(i));
@@ -220,6 +227,7 @@ impl TrainingData {
             scene: first.scene().map(str::to_string),
             tasks,
             num_params: 0,
+            pretrained_encoder: None,
         })
     }
 
@@ -231,6 +239,25 @@ impl TrainingData {
     /// True when there are no frames.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
+    }
+
+    /// Drops frames whose actions are proxy labels (`action.is_proxy`, written by `dataset
+    /// label`), so training sees recorded actions only. Fails when nothing is left.
+    pub fn without_proxy_labels(mut self) -> Result<TrainingData> {
+        let before = self.frames.len();
+        let datasets = &self.datasets;
+        self.frames.retain(|&(d, i)| !datasets[d].is_proxy(i));
+        tracing::info!(
+            kept = self.frames.len(),
+            dropped = before - self.frames.len(),
+            "proxy-labelled frames left out"
+        );
+        if self.frames.is_empty() {
+            return Err(PolicyError::Mismatch(
+                "every frame's action is a proxy label: nothing left to train on".into(),
+            ));
+        }
+        Ok(self)
     }
 
     /// The datasets.

@@ -43,14 +43,14 @@ pub fn soft_update<B: Backend, M: Module<B>>(target: M, online: &M, tau: f64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::NdArray;
+    use crate::Cpu;
     use burn::nn::LinearConfig;
 
     #[test]
     fn blends_every_parameter() {
         let device = Default::default();
-        let a = LinearConfig::new(2, 1).init::<NdArray>(&device);
-        let b = LinearConfig::new(2, 1).init::<NdArray>(&device);
+        let a = LinearConfig::new(2, 1).init::<Cpu>(&device);
+        let b = LinearConfig::new(2, 1).init::<Cpu>(&device);
         let wa = crate::batch::to_vec(a.weight.val());
         let wb = crate::batch::to_vec(b.weight.val());
         let c = soft_update(a, &b, 0.25);

@@ -15,6 +15,7 @@ use crate::error::{PolicyError, Result};
 use crate::eval::{eval_env, EvalConfig, SimEvaluator};
 use crate::inference::MODEL_STEM;
 use crate::model::ChunkPolicy;
+use crate::pretrained::{adopt_encoder_shape, load_encoder};
 use crate::spec::PolicySpec;
 use crate::train::bc::BcLearner;
 use crate::train::co_rft::{CoRftConfig, CoRftLearner};
@@ -47,6 +48,38 @@ pub struct BcJob {
     pub eval: Option<EvalJob>,
     /// Continue from `out/resume`.
     pub resume: bool,
+    /// A pre-trained image encoder folder to start from ([`crate::pretrained`]).
+    pub encoder: Option<PathBuf>,
+}
+
+/// Starts `model`'s image encoder from the pre-trained one in `dir` and records it in `spec`.
+fn start_from_encoder<B: AutodiffBackend>(
+    model: ChunkPolicy<B>,
+    spec: &mut PolicySpec,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<ChunkPolicy<B>> {
+    let image = spec.config.image.as_ref().ok_or_else(|| {
+        PolicyError::Config("--encoder needs a vision policy (--variant vision): this one has no cameras".into())
+    })?;
+    let encoder = load_encoder(dir, image, device)?;
+    spec.pretrained_encoder = Some(dir.display().to_string());
+    tracing::info!("image encoder starts from {}", dir.display());
+    model.with_image_encoder(encoder)
+}
+
+fn training_data(
+    datasets: Vec<Dataset>,
+    spec: &PolicySpec,
+    gamma: f64,
+    settings: &TrainSettings,
+) -> Result<TrainingData> {
+    let data = TrainingData::new(datasets, spec.clone(), gamma)?;
+    if settings.skip_proxy_labels {
+        data.without_proxy_labels()
+    } else {
+        Ok(data)
+    }
 }
 
 fn evaluator(spec: &PolicySpec, eval: &Option<EvalJob>) -> Result<Option<SimEvaluator>> {
@@ -69,17 +102,20 @@ pub fn run_bc<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<TrainReport> {
     let request = SpecRequest { variant: job.variant, horizon: job.horizon, config: job.config.clone() };
-    let mut spec = if job.resume && job.out.join(crate::spec::SPEC_FILE).exists() {
-        PolicySpec::load(&job.out)?
-    } else {
-        TrainingData::fit_spec(&datasets, &request)?
-    };
+    let fresh = !(job.resume && job.out.join(crate::spec::SPEC_FILE).exists());
+    let mut spec = if fresh { TrainingData::fit_spec(&datasets, &request)? } else { PolicySpec::load(&job.out)? };
+    if let (Some(dir), Some(image), true) = (&job.encoder, spec.config.image.as_mut(), fresh) {
+        adopt_encoder_shape(dir, image)?;
+    }
     B::seed(device, job.settings.seed);
-    let model = ChunkPolicy::<B>::new(&spec.config, device);
+    let mut model = ChunkPolicy::<B>::new(&spec.config, device);
+    if let (Some(dir), true) = (&job.encoder, fresh) {
+        model = start_from_encoder(model, &mut spec, dir, device)?;
+    }
     spec.num_params = model.num_params();
     tracing::info!(params = spec.num_params, variant = ?spec.config.variant, "behaviour cloning");
     let mut learner = BcLearner::new(model, &spec.config, job.settings.lr, device);
-    let data = Arc::new(TrainingData::new(datasets, spec.clone(), 0.99)?);
+    let data = Arc::new(training_data(datasets, &spec, 0.99, &job.settings)?);
     let mut ev = evaluator(&spec, &job.eval)?;
     let ev_ref = ev.as_mut().map(|e| e as &mut dyn Evaluator<B::InnerBackend>);
     run("bc", &mut learner, data, &spec, &job.settings, &job.out, ev_ref, job.resume, stop, device)
@@ -100,6 +136,8 @@ pub struct CoRftJob {
     pub eval: Option<EvalJob>,
     /// Continue from `out/resume`.
     pub resume: bool,
+    /// Replace the initial policy's image encoder by this pre-trained one ([`crate::pretrained`]).
+    pub encoder: Option<PathBuf>,
 }
 
 /// Fine-tunes the policy in `job.init` with CO-RFT on `datasets`.
@@ -113,13 +151,16 @@ pub fn run_co_rft<B: AutodiffBackend>(
     if same_dir(&job.init, &job.out) {
         return Err(PolicyError::Config("--out must differ from --init".into()));
     }
-    let policy =
+    let mut policy =
         load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;
+    if let Some(dir) = &job.encoder {
+        policy = start_from_encoder(policy, &mut spec, dir, device)?;
+    }
     spec.critic = Some(job.rl.critic.clone());
     B::seed(device, job.settings.seed);
     let mut learner = CoRftLearner::new(policy, &spec.config, &job.rl, job.settings.seed, device);
     tracing::info!(critics = job.rl.critic.ensemble, "CO-RFT from {}", job.init.display());
-    let data = Arc::new(TrainingData::new(datasets, spec.clone(), job.rl.gamma)?);
+    let data = Arc::new(training_data(datasets, &spec, job.rl.gamma, &job.settings)?);
     let mut ev = evaluator(&spec, &job.eval)?;
     let ev_ref = ev.as_mut().map(|e| e as &mut dyn Evaluator<B::InnerBackend>);
     run("co-rft", &mut learner, data, &spec, &job.settings, &job.out, ev_ref, job.resume, stop, device)

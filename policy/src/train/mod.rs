@@ -51,6 +51,9 @@ pub struct TrainSettings {
     pub prefetch: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Train on recorded actions only: frames marked `action.is_proxy` are left out.
+    #[serde(default)]
+    pub skip_proxy_labels: bool,
 }
 
 impl Default for TrainSettings {
@@ -65,6 +68,7 @@ impl Default for TrainSettings {
             checkpoint_every: 500,
             prefetch: 4,
             progress: true,
+            skip_proxy_labels: false,
         }
     }
 }

@@ -59,9 +59,9 @@ pub fn icvf_loss<B: Backend>(t: IcvfTerms<B>, gamma: f64, expectile: f64) -> (Te
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::NdArray;
+    use policy::Cpu;
 
-    type B = NdArray;
+    type B = Cpu;
 
     fn t2(v: [[f32; 2]; 2]) -> Tensor<B, 2> {
         Tensor::from_data(TensorData::new(v.concat(), [2, 2]), &Default::default())

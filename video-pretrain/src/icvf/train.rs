@@ -23,8 +23,8 @@ use crate::store::{FrameStore, StoreError};
 
 /// File stem of the whole network.
 pub const MODEL_STEM: &str = "icvf";
-/// File stem of the encoder alone.
-pub const ENCODER_STEM: &str = "encoder";
+/// File stem of the encoder alone (with `encoder.json`: [`policy::pretrained`]).
+pub use policy::pretrained::ENCODER_STEM;
 /// The run description.
 pub const SPEC_FILE: &str = "icvf.json";
 
@@ -217,7 +217,7 @@ pub fn train_icvf<B: AutodiffBackend>(
         }
     }
     policy::checkpoint::save_module(&model, &out.join(MODEL_STEM))?;
-    policy::checkpoint::save_module(&model.encoder, &out.join(ENCODER_STEM))?;
+    policy::pretrained::save_encoder(&model.encoder, &model_cfg.encoder, out)?;
     let spec = IcvfSpec {
         model: model_cfg.clone(),
         train: cfg.clone(),
