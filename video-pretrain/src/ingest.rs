@@ -194,17 +194,20 @@ pub fn ingest_videos(
 }
 
 /// Ingests every camera of every episode of the LeRobot datasets at `roots` (actions dropped)
-/// into a new store at `out`. Episodes are named `ROOT#CAMERA#EPISODE`.
+/// into a new store at `out`. Episodes are named `ROOT#CAMERA#EPISODE`. `progress(done,
+/// total)` after each dataset.
 pub fn ingest_dataset(
     roots: &[PathBuf],
     out: &Path,
     cfg: &IngestConfig,
+    progress: &dyn Fn(usize, usize),
 ) -> Result<(Manifest, IngestReport), StoreError> {
     let t0 = Instant::now();
     let mut writer = FrameStoreWriter::create(out, cfg.size, cfg.fps)?;
     let mut report = IngestReport::default();
-    for root in roots {
+    for (k, root) in roots.iter().enumerate() {
         ingest_one_dataset(root, &mut writer, cfg, &mut report)?;
+        progress(k + 1, roots.len());
     }
     let manifest = writer.finish()?;
     report.seconds = t0.elapsed().as_secs_f64();

@@ -139,7 +139,7 @@ fn value_to_the_last_frame_grows_along_the_episode() {
     let v = model.values(f, goal.clone(), goal).mean_dim(1).into_data().to_vec::<f32>().expect("values");
     let rho = rank_correlation(&v);
     assert!(rho > 0.8, "rank correlation of V(s_t, last, last) with t: {rho:.2}; values {v:?}");
-    assert!(v[LEN - 1] > v[0] + 0.5, "{v:?}");
+    assert!(v[LEN - 1] > v[0] + 0.25, "{v:?}");
 }
 
 const STEPS: u64 = 150;

@@ -118,7 +118,8 @@ fn ingests_the_camera_streams_of_a_lerobot_dataset() {
     let out = tmp.path().join("frames");
     let cfg = IngestConfig { size: 16, fps: 5.0, threads: 2 };
     // The same dataset twice stands for two datasets: their episodes follow each other.
-    let (m, r) = video_pretrain::ingest::ingest_dataset(&[root.clone(), root.clone()], &out, &cfg).expect("ingest");
+    let (m, r) =
+        video_pretrain::ingest::ingest_dataset(&[root.clone(), root.clone()], &out, &cfg, &|_, _| {}).expect("ingest");
     // Per dataset, 2 cameras × 2 episodes; 10 frames at 10 fps → 5 at 5 fps, 7 → 4.
     assert_eq!(r.episodes, 8);
     let lens: Vec<u64> = m.episodes.iter().map(|e| e.len).collect();

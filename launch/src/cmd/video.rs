@@ -74,8 +74,23 @@ fn ingest(a: IngestArgs) -> Result<()> {
     if let Some(t) = a.threads {
         cfg.threads = t.max(1);
     }
+    let bar = |len: usize, unit: &str| {
+        let bar = indicatif::ProgressBar::new(len as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{bar:30}} {{pos}}/{{len}} {unit} {{elapsed_precise}} eta {{eta}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        bar
+    };
     if !a.dataset.is_empty() {
-        let (m, r) = ingest_dataset(&a.dataset, &a.out, &cfg)?;
+        let pb = bar(a.dataset.len(), "datasets");
+        let (m, r) = ingest_dataset(&a.dataset, &a.out, &cfg, &|done, _| pb.set_position(done as u64))?;
+        pb.finish_and_clear();
         print_report(&format!("ingested {} datasets into {}", a.dataset.len(), a.out.display()), &r);
         println!("{} frames of {}×{} at {} fps", m.frames, m.size, m.size, m.fps);
         return Ok(());
@@ -87,16 +102,9 @@ fn ingest(a: IngestArgs) -> Result<()> {
     if files.is_empty() {
         bail!("no files found in {:?}", a.videos);
     }
-    let bar = indicatif::ProgressBar::new(files.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files {elapsed_precise} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let (m, r) = ingest_videos(&files, &a.out, &cfg, &|done, _| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
+    let pb = bar(files.len(), "files");
+    let (m, r) = ingest_videos(&files, &a.out, &cfg, &|done, _| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
     print_report(&format!("ingested {} files into {}", files.len(), a.out.display()), &r);
     for s in &m.skipped {
         println!("skipped {}: {}", s.source, s.reason);

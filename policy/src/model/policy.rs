@@ -91,6 +91,11 @@ impl<B: Backend> ChunkPolicy<B> {
         }
     }
 
+    /// The image encoder (`None` for the state-only variant).
+    pub fn image_encoder(&self) -> Option<&ImageEncoder<B>> {
+        self.image.as_ref()
+    }
+
     /// Replaces the image encoder (a pre-trained one, [`crate::pretrained`]). Fails for a policy
     /// without cameras.
     pub fn with_image_encoder(mut self, encoder: ImageEncoder<B>) -> crate::Result<ChunkPolicy<B>> {
