@@ -2,6 +2,7 @@
 //! pre-training on them (ICVF, V-PTR), and inverse-dynamics labels for action-free episodes
 //! (SS-ORL).
 
+pub mod error;
 pub mod icvf;
 pub mod idm;
 pub mod image_ops;

@@ -24,17 +24,22 @@ fn frame(k: usize, offset: usize) -> Vec<u8> {
     img
 }
 
-#[test]
-fn learns_temporal_distance_and_its_encoder_transfers() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("frames");
-    let mut w = FrameStoreWriter::create(&dir, SIZE, 5.0).expect("store");
+/// Six episodes of the moving square (three offsets, twice each).
+fn synthetic_store(dir: &std::path::Path) -> FrameStore {
+    let mut w = FrameStoreWriter::create(dir, SIZE, 5.0).expect("store");
     for e in 0..6 {
         let frames: Vec<u8> = (0..LEN).flat_map(|k| frame(k, e % 3)).collect();
         w.add_episode(&format!("synthetic {e}"), &frames).expect("episode");
     }
     w.finish().expect("finish");
-    let store = FrameStore::open(&dir).expect("open");
+    FrameStore::open(dir).expect("open")
+}
+
+#[test]
+fn training_runs_reloads_and_its_encoder_transfers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("frames");
+    let store = synthetic_store(&dir);
     let model_cfg = IcvfConfig { hidden: 64, ..IcvfConfig::new(SIZE) };
     let cfg = IcvfTrainConfig { steps: 3, batch_size: 4, lr: 1e-3, gamma: 0.9, log_every: 1, ..Default::default() };
     let out = tmp.path().join("icvf");
@@ -110,13 +115,7 @@ fn rank_correlation(v: &[f32]) -> f64 {
 fn value_to_the_last_frame_grows_along_the_episode() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("frames");
-    let mut w = FrameStoreWriter::create(&dir, SIZE, 5.0).expect("store");
-    for e in 0..6 {
-        let frames: Vec<u8> = (0..LEN).flat_map(|k| frame(k, e % 3)).collect();
-        w.add_episode(&format!("synthetic {e}"), &frames).expect("episode");
-    }
-    w.finish().expect("finish");
-    let store = FrameStore::open(&dir).expect("open");
+    let store = synthetic_store(&dir);
     let model_cfg = IcvfConfig { hidden: 64, ..IcvfConfig::new(SIZE) };
     let cfg =
         IcvfTrainConfig { steps: STEPS, batch_size: 16, lr: 1e-3, gamma: 0.9, log_every: 50, ..Default::default() };

@@ -7,7 +7,7 @@
 //! `icvf.json` and `metrics.jsonl`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::loss::{icvf_loss, IcvfStats, IcvfTerms};
 use super::model::{Icvf, IcvfConfig};
 use super::sampling::{GoalMix, IcvfIndices, IcvfSampler};
-use crate::store::{FrameStore, StoreError};
+use crate::store::FrameStore;
 
 /// File stem of the whole network.
 pub const MODEL_STEM: &str = "icvf";
@@ -29,26 +29,7 @@ pub use policy::pretrained::ENCODER_STEM;
 pub const SPEC_FILE: &str = "icvf.json";
 
 /// Errors of ICVF training.
-#[derive(Debug, thiserror::Error)]
-pub enum IcvfError {
-    /// The frame store.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Weights or the run folder.
-    #[error(transparent)]
-    Policy(#[from] policy::PolicyError),
-    /// A bad setting or input.
-    #[error("{0}")]
-    Config(String),
-    /// File system.
-    #[error("{path}: {source}")]
-    Io {
-        /// Path.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-}
+pub use crate::error::PretrainError as IcvfError;
 
 /// Training settings (paper defaults where the paper gives one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 //! Outputs in `out/`: `idm.mpk` (best weights), `idm.json` ([`IdmSpec`]) and `metrics.jsonl`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -25,26 +25,7 @@ pub const MODEL_STEM: &str = "idm";
 pub const SPEC_FILE: &str = "idm.json";
 
 /// Errors of IDM training and labelling.
-#[derive(Debug, thiserror::Error)]
-pub enum IdmError {
-    /// Weights or files.
-    #[error(transparent)]
-    Policy(#[from] policy::PolicyError),
-    /// The dataset.
-    #[error(transparent)]
-    Dataset(#[from] dataset::DatasetError),
-    /// A bad setting or input.
-    #[error("{0}")]
-    Config(String),
-    /// File system.
-    #[error("{path}: {source}")]
-    Io {
-        /// Path.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-}
+pub use crate::error::PretrainError as IdmError;
 
 /// Training settings (SS-ORL defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
