@@ -6,6 +6,7 @@ mod bench;
 mod cmd;
 mod launch_file;
 mod nodes;
+mod curves_png;
 mod png_out;
 mod record;
 mod robots;
@@ -39,7 +40,7 @@ enum Command {
     /// The main job in one command: record noisy scripted demonstrations, train BC, fine-tune
     /// with CO-RFT, evaluate both, print a table and write a rollout video.
     Demo(cmd::demo::DemoArgs),
-    /// Train a policy (behaviour cloning, CO-RFT offline RL).
+    /// Train a policy (behaviour cloning, CO-RFT offline RL, online EXPO / SAC / H2O, pre-training).
     #[command(subcommand)]
     Train(cmd::train::TrainCommand),
     /// Evaluate a policy in the sim: success rate with a 95% interval, episode length, video.
@@ -72,6 +73,8 @@ enum Command {
     /// Action-free video for pre-training: ingest into frame stores.
     #[command(subcommand)]
     Video(cmd::video::VideoCommand),
+    /// Learning curves of online runs (seeds × methods × scenes) as one PNG and CSV.
+    Curves(cmd::curves::CurvesArgs),
     /// Benchmarks: print a table and JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -114,6 +117,7 @@ fn main() -> Result<()> {
         Command::Record(args) => cmd::record::run(args, &bus_config),
         Command::Dataset(c) => cmd::dataset::run(c, &bus_config),
         Command::Video(c) => cmd::video::run(c),
+        Command::Curves(args) => cmd::curves::run(args),
         Command::Bench(c) => bench::run(c),
     }
 }

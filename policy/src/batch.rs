@@ -90,6 +90,15 @@ impl HostObs {
         Ok(())
     }
 
+    /// Appends every row of `other` (same model).
+    pub fn extend(&mut self, other: HostObs) {
+        self.n += other.n;
+        self.state.extend(other.state);
+        self.env_state.extend(other.env_state);
+        self.words.extend(other.words);
+        self.images.extend(other.images);
+    }
+
     /// The batch on `device`.
     pub fn to_batch<B: Backend>(&self, config: &PolicyConfig, device: &B::Device) -> ObsBatch<B> {
         let n = self.n;

@@ -1,6 +1,7 @@
 //! One module per CLI verb.
 
 pub mod calibrate;
+pub mod curves;
 pub mod dataset;
 pub mod demo;
 pub mod deploy;
@@ -17,4 +18,5 @@ pub mod topics;
 pub mod train;
 pub mod train_icvf;
 pub mod train_idm;
+pub mod train_online;
 pub mod video;

@@ -1,4 +1,5 @@
-//! `armstack train bc|co-rft`: behaviour cloning and CO-RFT offline RL from LeRobot datasets.
+//! `armstack train bc|co-rft|…`: behaviour cloning and CO-RFT offline RL from LeRobot datasets; the
+//! other training verbs live in their own modules.
 
 use std::path::PathBuf;
 
@@ -24,6 +25,12 @@ pub enum TrainCommand {
     Icvf(super::train_icvf::IcvfArgs),
     /// Inverse-dynamics model (s_{t-1}, s_t, s_{t+1}) → a_t for proxy action labels (SS-ORL).
     Idm(super::train_idm::IdmArgs),
+    /// EXPO online fine-tuning in the sim: a flow base policy, Gaussian edits, max-Q selection.
+    Expo(super::train_online::ExpoArgs),
+    /// A plain SAC-style online actor-critic on the chunk head (EXPO's baseline).
+    Sac(super::train_online::SacArgs),
+    /// H2O: scarce real transitions mixed with sim rollouts, weighted by a dynamics ratio.
+    H2o(super::train_online::H2oArgs),
 }
 
 /// Observation variant flag.
@@ -186,6 +193,9 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Icvf(a) => super::train_icvf::run(a)?,
         TrainCommand::Idm(a) => super::train_idm::run(a)?,
+        TrainCommand::Expo(a) => super::train_online::run(super::train_online::OnlineVerb::Expo(a), &stop)?,
+        TrainCommand::Sac(a) => super::train_online::run(super::train_online::OnlineVerb::Sac(a), &stop)?,
+        TrainCommand::H2o(a) => super::train_online::run(super::train_online::OnlineVerb::H2o(a), &stop)?,
         TrainCommand::Bc(a) => {
             let c = &a.common;
             check_device(c.device)?;

@@ -130,6 +130,17 @@ impl<B: Backend> ChunkPolicy<B> {
 
     /// Predicted chunks `[B, H, action_dim]` in normalised action units.
     pub fn forward(&self, obs: &ObsBatch<B>) -> Tensor<B, 3> {
+        self.head.forward(self.query_features(obs))
+    }
+
+    /// Chunks `[B, H, action_dim]` from query features (the output of [`ChunkPolicy::query_features`]).
+    pub fn head_forward(&self, features: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.head.forward(features)
+    }
+
+    /// The trunk's normalised outputs at the H action queries, `[B, H, d_model]`: what the chunk
+    /// head (and an expressive head on the trunk, [`crate::model::flow`]) reads.
+    pub fn query_features(&self, obs: &ObsBatch<B>) -> Tensor<B, 3> {
         let b = obs.len();
         let mut tokens = vec![self.state_proj.forward(obs.state.clone()).unsqueeze_dim::<3>(1)];
         if let (Some(proj), Some(env)) = (&self.env_proj, &obs.env_state) {
@@ -145,6 +156,6 @@ impl<B: Backend> ChunkPolicy<B> {
         let x = Tensor::cat(tokens, 1) + self.positions.val().unsqueeze_dim::<3>(0);
         let y = self.trunk.forward(TransformerEncoderInput::new(x).mask_pad(obs.pad_mask.clone()));
         let q = y.narrow(1, self.obs_tokens, self.horizon);
-        self.head.forward(self.norm.forward(q))
+        self.norm.forward(q)
     }
 }

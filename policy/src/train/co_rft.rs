@@ -48,13 +48,13 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr_free::normal;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{tensor, to_vec};
 use crate::checkpoint::{load_module, save_module};
 use crate::config::{CriticConfig, PolicyConfig};
 use crate::error::Result;
+use crate::gaussian::normal;
 use crate::inference::MODEL_STEM;
 use crate::model::{ChunkCritic, ChunkPolicy, ObsBatch};
 use crate::train::bc::{chunk_mse, load_optim, save_optim, targets};
@@ -355,17 +355,5 @@ impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
         self.policy_optim = load_optim(self.policy_optim.clone(), dir, "optim_policy", &dev)?;
         self.critic_optim = load_optim(self.critic_optim.clone(), dir, "optim_critic", &dev)?;
         Ok(())
-    }
-}
-
-/// Standard normal samples without an extra dependency (Box–Muller).
-mod rand_distr_free {
-    use rand::Rng;
-
-    /// One N(0, 1) sample.
-    pub fn normal(rng: &mut impl Rng) -> f32 {
-        let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-        let u2: f64 = rng.random_range(0.0..1.0);
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
     }
 }

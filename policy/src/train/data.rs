@@ -40,6 +40,29 @@ pub struct HostBatch {
     pub mc_return: Vec<f32>,
 }
 
+impl HostBatch {
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.obs.n
+    }
+
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.obs.n == 0
+    }
+
+    /// Appends every row of `other` (same model).
+    pub fn extend(&mut self, other: HostBatch) {
+        self.obs.extend(other.obs);
+        self.actions.extend(other.actions);
+        self.action_mask.extend(other.action_mask);
+        self.next_obs.extend(other.next_obs);
+        self.reward.extend(other.reward);
+        self.bootstrap.extend(other.bootstrap);
+        self.mc_return.extend(other.mc_return);
+    }
+}
+
 /// Datasets addressed as one.
 pub struct TrainingData {
     datasets: Vec<Dataset>,

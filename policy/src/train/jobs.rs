@@ -166,7 +166,8 @@ pub fn run_co_rft<B: AutodiffBackend>(
     run("co-rft", &mut learner, data, &spec, &job.settings, &job.out, ev_ref, job.resume, stop, device)
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
+/// True when `a` and `b` name the same existing folder.
+pub fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
