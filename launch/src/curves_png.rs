@@ -25,14 +25,14 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{bail, Context, Result};
 use plotters::backend::{BitMapBackend, RGBPixel};
 use plotters::chart::ChartBuilder;
 use plotters::coord::Shift;
 use plotters::drawing::{DrawingArea, IntoDrawingArea};
 use plotters::element::{Circle, PathElement, Polygon};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{BLACK, Color, FontStyle, HSLColor, IntoFont, RGBColor, TextStyle, WHITE, register_font};
+use plotters::style::{register_font, Color, FontStyle, HSLColor, IntoFont, RGBColor, TextStyle, BLACK, WHITE};
 
 /// Width of one panel in pixels; the image is `PANEL_WIDTH * panels.len()` wide.
 const PANEL_WIDTH: u32 = 640;

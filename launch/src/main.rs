@@ -4,9 +4,9 @@
 
 mod bench;
 mod cmd;
+mod curves_png;
 mod launch_file;
 mod nodes;
-mod curves_png;
 mod png_out;
 mod record;
 mod robots;

@@ -35,8 +35,8 @@ pub fn tanh_gaussian<B: Backend>(
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let z = mean + log_std.clone().exp() * eps.clone();
     let u = z.tanh();
-    let log_p = gaussian_log_prob(eps, log_std)
-        - (u.clone().powf_scalar(2.0).neg().add_scalar(1.0 + 1e-6)).log().sum_dim(1);
+    let log_p =
+        gaussian_log_prob(eps, log_std) - (u.clone().powf_scalar(2.0).neg().add_scalar(1.0 + 1e-6)).log().sum_dim(1);
     (u, log_p)
 }
 

@@ -172,7 +172,8 @@ fn the_on_the_fly_policy_picks_the_best_candidate_under_a_hand_made_critic() {
     assert_eq!(cands.len(), b * 2 * n * H * D, "2N candidates per observation were scored");
     for o in 0..b {
         let mine: Vec<&[f32]> = cands[o * 2 * n * H * D..(o + 1) * 2 * n * H * D].chunks(H * D).collect();
-        let q: Vec<f32> = mine.iter().map(|x| -x.iter().zip(&goal).map(|(a, g)| (a - g).powi(2)).sum::<f32>()).collect();
+        let q: Vec<f32> =
+            mine.iter().map(|x| -x.iter().zip(&goal).map(|(a, g)| (a - g).powi(2)).sum::<f32>()).collect();
         let best = (0..q.len()).max_by(|&i, &j| q[i].total_cmp(&q[j])).unwrap();
         assert_eq!(&chosen[o * H * D..(o + 1) * H * D], mine[best], "observation {o}");
         assert!((value[o] - q[best]).abs() < 1e-6);

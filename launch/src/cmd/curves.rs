@@ -106,7 +106,8 @@ fn aggregate(group: &Group, x_max: u64) -> Vec<(f64, f64, f64, f64)> {
 }
 
 fn parse_group(spec: &str) -> Result<Group> {
-    let (name, dirs) = spec.split_once('=').with_context(|| format!("--group {spec}: expected PANEL/LABEL=DIR[,DIR…]"))?;
+    let (name, dirs) =
+        spec.split_once('=').with_context(|| format!("--group {spec}: expected PANEL/LABEL=DIR[,DIR…]"))?;
     let (panel, label) = name.split_once('/').unwrap_or(("", name));
     let runs = dirs
         .split(',')
@@ -129,11 +130,19 @@ pub fn run(args: CurvesArgs) -> Result<()> {
     }
     let mut csv = String::from("panel,label,env_steps,mean_success,min_success,max_success,runs\n");
     let mut pngs = Vec::new();
-    println!("{:<16} {:<12} {:>5} {:>9} {:>9} {:>9} {:>16}", "panel", "label", "runs", "start", "final", "final_min", "steps_to_baseline");
+    println!(
+        "{:<16} {:<12} {:>5} {:>9} {:>9} {:>9} {:>16}",
+        "panel", "label", "runs", "start", "final", "final_min", "steps_to_baseline"
+    );
     for (panel, members) in &panels {
         let x_max = members.iter().flat_map(|g| g.runs.iter().map(|r| r[r.len() - 1].env_steps)).max().unwrap_or(0);
-        let curves: Vec<(&Group, Vec<(f64, f64, f64, f64)>)> = members.iter().map(|g| (*g, aggregate(g, x_max))).collect();
-        let target = args.baseline.as_ref().and_then(|b| curves.iter().find(|(g, _)| &g.label == b)).map(|(_, c)| c[c.len() - 1].1);
+        let curves: Vec<(&Group, Vec<(f64, f64, f64, f64)>)> =
+            members.iter().map(|g| (*g, aggregate(g, x_max))).collect();
+        let target = args
+            .baseline
+            .as_ref()
+            .and_then(|b| curves.iter().find(|(g, _)| &g.label == b))
+            .map(|(_, c)| c[c.len() - 1].1);
         let mut drawn = Vec::new();
         for (g, points) in &curves {
             for (x, m, lo, hi) in points {
@@ -145,7 +154,13 @@ pub fn run(args: CurvesArgs) -> Result<()> {
             let (first, last) = (points[0], points[points.len() - 1]);
             println!(
                 "{:<16} {:<12} {:>5} {:>8.1}% {:>8.1}% {:>8.1}% {:>16}",
-                panel, g.label, g.runs.len(), 100.0 * first.1, 100.0 * last.1, 100.0 * last.2, reach
+                panel,
+                g.label,
+                g.runs.len(),
+                100.0 * first.1,
+                100.0 * last.1,
+                100.0 * last.2,
+                reach
             );
             drawn.push(Curve { label: g.label.clone(), points: points.clone() });
         }

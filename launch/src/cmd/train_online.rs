@@ -67,6 +67,9 @@ pub struct OnlineArgs {
     /// Save the weights every this many env steps (and at the end).
     #[arg(long, default_value_t = 5000)]
     pub checkpoint_every: u64,
+    /// Log losses to metrics.jsonl every this many critic updates.
+    #[arg(long, default_value_t = 100)]
+    pub log_every: u64,
     /// Seed (batches, noise, training scenes).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -92,6 +95,7 @@ impl OnlineArgs {
             eval_seed: self.eval_seed,
             train_seed: 2_000_000 + self.seed * 100_000,
             checkpoint_every: self.checkpoint_every,
+            log_every: self.log_every,
             seed: self.seed,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             ..OnlineSettings::default()
@@ -176,7 +180,13 @@ fn print_report(name: &str, out: &Path, r: &OnlineReport) {
     );
     println!("  {:>10}  {:>8}  {:>15}", "env steps", "success", "95% interval");
     for p in &r.evaluations {
-        println!("  {:>10}  {:>7.0}%  {:>6.0}% – {:>3.0}%", p.env_steps, 100.0 * p.success, 100.0 * p.ci95.0, 100.0 * p.ci95.1);
+        println!(
+            "  {:>10}  {:>7.0}%  {:>6.0}% – {:>3.0}%",
+            p.env_steps,
+            100.0 * p.success,
+            100.0 * p.ci95.0,
+            100.0 * p.ci95.1
+        );
     }
     println!("  policy: {} (curve: {}, curve.png)", out.display(), out.join(CURVE_FILE).display());
 }

@@ -48,7 +48,11 @@ impl<B: Backend> Discriminators<B> {
 
     /// Cross-entropy of both discriminators on a real batch (class 0) and a sim batch (class 1),
     /// a scalar: mean over samples of −log p_sa[label] − log p_sas[label].
-    pub fn loss(&self, real: (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>), sim: (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>)) -> Tensor<B, 1> {
+    pub fn loss(
+        &self,
+        real: (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>),
+        sim: (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>),
+    ) -> Tensor<B, 1> {
         let (r_sa, r_sas) = self.log_probs(real.0, real.1, real.2);
         let (s_sa, s_sas) = self.log_probs(sim.0, sim.1, sim.2);
         let nll_real = (r_sa.narrow(1, 0, 1) + r_sas.narrow(1, 0, 1)).mean().neg();

@@ -127,7 +127,13 @@ impl<B: Backend> FlowPolicy<B> {
 
     /// The flow-matching imitation loss L_flow on chunks `target` (`[B, H, D]`) with `mask`
     /// (`[B, H]`); x₀ and t are drawn from `rng`.
-    pub fn loss(&self, obs: &ObsBatch<B>, target: Tensor<B, 3>, mask: Tensor<B, 2>, rng: &mut impl Rng) -> Tensor<B, 1> {
+    pub fn loss(
+        &self,
+        obs: &ObsBatch<B>,
+        target: Tensor<B, 3>,
+        mask: Tensor<B, 2>,
+        rng: &mut impl Rng,
+    ) -> Tensor<B, 1> {
         let [b, h, d] = target.dims();
         let device = target.device();
         let query = self.trunk.query_features(obs);

@@ -114,8 +114,9 @@ struct Slot {
 fn sim_action(spec: &PolicySpec, row: &[f32]) -> Result<sim::Action> {
     let mut raw = row.to_vec();
     spec.normalizer.action.invert(&mut raw);
-    sim::node::chunk_row_action(spec.action_kind, &raw)
-        .ok_or_else(|| PolicyError::Mismatch(format!("{:?} actions need 7 values per row, got {}", spec.action_kind, raw.len())))
+    sim::node::chunk_row_action(spec.action_kind, &raw).ok_or_else(|| {
+        PolicyError::Mismatch(format!("{:?} actions need 7 values per row, got {}", spec.action_kind, raw.len()))
+    })
 }
 
 fn cameras(spec: &PolicySpec) -> Vec<String> {
@@ -167,7 +168,11 @@ fn rollout(
             let chunks = act(&raws)?;
             for (i, chunk) in want.into_iter().zip(chunks) {
                 if chunk.len() != h * d {
-                    return Err(PolicyError::Mismatch(format!("a chunk of {} values, expected {}", chunk.len(), h * d)));
+                    return Err(PolicyError::Mismatch(format!(
+                        "a chunk of {} values, expected {}",
+                        chunk.len(),
+                        h * d
+                    )));
                 }
                 if let Some(s) = slots[i].as_mut() {
                     s.chunk = chunk;

@@ -120,7 +120,11 @@ impl Default for ExpoConfig {
 /// Per observation, the candidate with the highest min over the scored critics:
 /// `candidates` `[B·C, H, D]` (observation-major, C per observation), `q` `[B·C, S]`. Returns
 /// the chosen chunks `[B, H, D]` and their values `[B]`.
-pub fn select_best<B: Backend>(candidates: Tensor<B, 3>, q: Tensor<B, 2>, per_obs: usize) -> (Tensor<B, 3>, Tensor<B, 1>) {
+pub fn select_best<B: Backend>(
+    candidates: Tensor<B, 3>,
+    q: Tensor<B, 2>,
+    per_obs: usize,
+) -> (Tensor<B, 3>, Tensor<B, 1>) {
     let [n, h, d] = candidates.dims();
     let b = n / per_obs.max(1);
     let score = q.min_dim(1).reshape([b, per_obs]); // [B, C]
@@ -155,7 +159,8 @@ pub fn on_the_fly<B: Backend>(
     let eps = explore.then(|| tensor::<B, 2>(normal_vec(rng, bn * h * d), [bn, h * d], &a.device()));
     let (u, _) = edit.sample(feats, a.clone(), eps);
     let edited = apply_edit(a.clone(), u, beta);
-    let candidates = Tensor::cat(vec![a.reshape([b, n, h, d]), edited.reshape([b, n, h, d])], 1).reshape([b * 2 * n, h, d]);
+    let candidates =
+        Tensor::cat(vec![a.reshape([b, n, h, d]), edited.reshape([b, n, h, d])], 1).reshape([b * 2 * n, h, d]);
     let q = score(candidates.clone());
     select_best(candidates, q, 2 * n)
 }
@@ -233,7 +238,12 @@ impl<B: AutodiffBackend> ExpoLearner<B> {
 
     /// Pre-trains the flow head by imitation: `steps` steps, the acting copy then set to the
     /// result. Returns the last loss.
-    pub fn pretrain_base(&mut self, steps: u64, mut batches: impl FnMut(&mut ChaCha8Rng) -> Result<HostBatch>, rng: &mut ChaCha8Rng) -> Result<f64> {
+    pub fn pretrain_base(
+        &mut self,
+        steps: u64,
+        mut batches: impl FnMut(&mut ChaCha8Rng) -> Result<HostBatch>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<f64> {
         let mut last = f64::NAN;
         for _ in 0..steps {
             let batch = batches(rng)?;
@@ -269,7 +279,18 @@ impl<B: Backend> ExpoActor<B> {
         let critic = &self.critic;
         let score = |c: Tensor<B, 3>| critic.forward_members(repeat_rows(critic_feat.clone(), per), c, &members);
         let explore = mode == ActMode::Explore;
-        on_the_fly(&self.base, &self.edit, obs, edit_feat, self.rl.samples, self.rl.beta, explore, &mut self.rng, &score).0
+        on_the_fly(
+            &self.base,
+            &self.edit,
+            obs,
+            edit_feat,
+            self.rl.samples,
+            self.rl.beta,
+            explore,
+            &mut self.rng,
+            &score,
+        )
+        .0
     }
 }
 
@@ -286,7 +307,12 @@ impl<B: Backend> ChunkActor for ExpoActor<B> {
 }
 
 impl<B: AutodiffBackend> OnlineLearner<B> for ExpoLearner<B> {
-    fn critic_update(&mut self, batch: &HostBatch, _offline: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn critic_update(
+        &mut self,
+        batch: &HostBatch,
+        _offline: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(&'static str, f64)>> {
         let (n, h, d) = (batch.len(), self.config().horizon, self.config().action_dim);
         let dev = self.device.clone();
         let k = self.critic.ensemble();
@@ -298,9 +324,11 @@ impl<B: AutodiffBackend> OnlineLearner<B> for ExpoLearner<B> {
         let members = subset(rng, k, self.rl.target_subset);
         let per = 2 * self.rl.samples.max(1);
         let target = &self.target;
-        let score = |c: Tensor<B::InnerBackend, 3>| target.forward_members(repeat_rows(target_feat.clone(), per), c, &members);
+        let score =
+            |c: Tensor<B::InnerBackend, 3>| target.forward_members(repeat_rows(target_feat.clone(), per), c, &members);
         let edit_feat = edit.features(&next, image);
-        let (_, value) = on_the_fly(&self.base_ema, &edit, &next, edit_feat, self.rl.samples, self.rl.beta, true, rng, &score);
+        let (_, value) =
+            on_the_fly(&self.base_ema, &edit, &next, edit_feat, self.rl.samples, self.rl.beta, true, rng, &score);
         // The value is already the min over S; td_target with a one-member "ensemble".
         let y = td_target(&batch.reward, &batch.bootstrap, &to_vec(value), 1, &[0]);
         let y = tensor::<B, 2>(y, [n, 1], &dev);
@@ -316,7 +344,12 @@ impl<B: AutodiffBackend> OnlineLearner<B> for ExpoLearner<B> {
         Ok(vec![("td", td), ("q_data", f64::from(q.mean().into_scalar().elem::<f32>()))])
     }
 
-    fn actor_update(&mut self, batch: &HostBatch, _offline: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn actor_update(
+        &mut self,
+        batch: &HostBatch,
+        _offline: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(&'static str, f64)>> {
         let base = self.base_step(batch, rng);
         let (n, h, d) = (batch.len(), self.config().horizon, self.config().action_dim);
         let dev = self.device.clone();

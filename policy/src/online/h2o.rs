@@ -51,12 +51,23 @@ pub struct H2oConfig {
 impl Default for H2oConfig {
     /// DESIGN.md §7: MLP 256-256, noise 0.1, λ 0.01, ρ clipped to [10⁻⁵, 1].
     fn default() -> H2oConfig {
-        H2oConfig { sac: SacConfig::default(), disc_hidden: 256, disc_noise: 0.1, disc_lr: 3e-4, penalty: 0.01, ratio_min: 1e-5 }
+        H2oConfig {
+            sac: SacConfig::default(),
+            disc_hidden: 256,
+            disc_noise: 0.1,
+            disc_lr: 3e-4,
+            penalty: 0.01,
+            ratio_min: 1e-5,
+        }
     }
 }
 
 /// Rows `rows` of a batch as discriminator inputs: (s, a, s′) flattened, host vectors.
-pub fn transition_rows(batch: &HostBatch, rows: std::ops::Range<usize>, chunk: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn transition_rows(
+    batch: &HostBatch,
+    rows: std::ops::Range<usize>,
+    chunk: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let state = |o: &HostObs| {
         let (sd, ed) = (o.state.len() / o.n.max(1), o.env_state.len() / o.n.max(1));
         let mut v = Vec::with_capacity(rows.len() * (sd + ed));
@@ -90,11 +101,7 @@ fn inputs<B: Backend>(
         }
         v
     };
-    (
-        tensor(noisy(s), [n, w], device),
-        tensor(noisy(a), [n, chunk], device),
-        tensor(noisy(s2), [n, w], device),
-    )
+    (tensor(noisy(s), [n, w], device), tensor(noisy(a), [n, chunk], device), tensor(noisy(s2), [n, w], device))
 }
 
 /// One cross-entropy step of `disc` on the real rows `..offline` and sim rows `offline..` of
@@ -119,11 +126,18 @@ pub fn discriminator_step<B: AutodiffBackend>(
 }
 
 /// The dynamics ratio ρ of rows `rows` of `batch` (no input noise).
-pub fn dynamics_ratio<B: Backend>(disc: &Discriminators<B>, batch: &HostBatch, rows: std::ops::Range<usize>, chunk: usize, device: &B::Device) -> Vec<f32> {
+pub fn dynamics_ratio<B: Backend>(
+    disc: &Discriminators<B>,
+    batch: &HostBatch,
+    rows: std::ops::Range<usize>,
+    chunk: usize,
+    device: &B::Device,
+) -> Vec<f32> {
     let n = rows.len();
     let (s, a, s2) = transition_rows(batch, rows, chunk);
     let w = s.len() / n.max(1);
-    let log_ratio = disc.log_ratio(tensor(s, [n, w], device), tensor(a, [n, chunk], device), tensor(s2, [n, w], device));
+    let log_ratio =
+        disc.log_ratio(tensor(s, [n, w], device), tensor(a, [n, chunk], device), tensor(s2, [n, w], device));
     to_vec(log_ratio).into_iter().map(f32::exp).collect()
 }
 
@@ -152,7 +166,12 @@ impl<B: AutodiffBackend> H2oLearner<B> {
 }
 
 impl<B: AutodiffBackend> OnlineLearner<B> for H2oLearner<B> {
-    fn critic_update(&mut self, batch: &HostBatch, offline: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn critic_update(
+        &mut self,
+        batch: &HostBatch,
+        offline: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(&'static str, f64)>> {
         let n = batch.len();
         let n_sim = n - offline.min(n);
         if offline == 0 || n_sim == 0 {
@@ -161,7 +180,15 @@ impl<B: AutodiffBackend> OnlineLearner<B> for H2oLearner<B> {
         }
         let dev = self.device.clone();
         let (disc, disc_loss) = discriminator_step(
-            self.disc.clone(), &mut self.disc_optim, batch, offline, self.chunk, self.cfg.disc_noise, self.cfg.disc_lr, rng, &dev,
+            self.disc.clone(),
+            &mut self.disc_optim,
+            batch,
+            offline,
+            self.chunk,
+            self.cfg.disc_noise,
+            self.cfg.disc_lr,
+            rng,
+            &dev,
         );
         self.disc = disc;
         let rho = dynamics_ratio(&self.disc.valid(), batch, offline..n, self.chunk, &dev);
@@ -177,7 +204,9 @@ impl<B: AutodiffBackend> OnlineLearner<B> for H2oLearner<B> {
         let q_sim = q.clone().narrow(0, offline, n_sim) + tensor::<B, 2>(log_omega, [n_sim, 1], &dev); // [n_sim, K]
         let max = q_sim.clone().max_dim(0).detach();
         let lse = (q_sim - max.clone()).exp().sum_dim(0).log() + max; // [1, K]
-        let penalty = (lse.squeeze_dim::<1>(0) - q.narrow(0, 0, offline).mean_dim(0).squeeze_dim::<1>(0)).sum().div_scalar(k as f64);
+        let penalty = (lse.squeeze_dim::<1>(0) - q.narrow(0, 0, offline).mean_dim(0).squeeze_dim::<1>(0))
+            .sum()
+            .div_scalar(k as f64);
         let loss = real_td.clone() + sim_td.clone() + penalty.clone().mul_scalar(self.cfg.penalty);
         let scalar = |t: &Tensor<B, 1>| f64::from(t.clone().into_scalar().elem::<f32>());
         let out = vec![
@@ -192,7 +221,12 @@ impl<B: AutodiffBackend> OnlineLearner<B> for H2oLearner<B> {
         Ok(out)
     }
 
-    fn actor_update(&mut self, batch: &HostBatch, offline: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn actor_update(
+        &mut self,
+        batch: &HostBatch,
+        offline: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(&'static str, f64)>> {
         self.sac.actor_update(batch, offline, rng)
     }
 

@@ -100,9 +100,11 @@ pub fn run_online_job<B: AutodiffBackend>(
         spec.scene = Some(scene.clone());
     }
     B::seed(device, s.seed);
-    let policy = load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;
+    let policy =
+        load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;
     let gamma = job.algo.gamma();
-    let data = if datasets.is_empty() { None } else { Some(Arc::new(TrainingData::new(datasets, spec.clone(), gamma)?)) };
+    let data =
+        if datasets.is_empty() { None } else { Some(Arc::new(TrainingData::new(datasets, spec.clone(), gamma)?)) };
     std::fs::create_dir_all(&job.out).map_err(|e| PolicyError::io(&job.out, e))?;
     let text = serde_json::to_string_pretty(job).map_err(|e| PolicyError::Training(e.to_string()))?;
     write_atomic(&job.out.join("online.json"), text.as_bytes())?;
@@ -137,7 +139,8 @@ pub fn run_online_job<B: AutodiffBackend>(
             let c = &spec.config;
             let state_width = c.state_dim + c.env_state_dim;
             let chunk = c.horizon * c.action_dim;
-            let mut learner = H2oLearner::new(SacLearner::new(policy, &spec, &cfg.sac, device), state_width, chunk, cfg, device);
+            let mut learner =
+                H2oLearner::new(SacLearner::new(policy, &spec, &cfg.sac, device), state_width, chunk, cfg, device);
             let mut settings = s.clone();
             settings.offline_ratio = 0.5;
             run_online("h2o", &mut learner, data, &spec, &env, &settings, gamma, &job.out, stop)

@@ -121,8 +121,12 @@ pub trait OnlineLearner<B: AutodiffBackend> {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<(&'static str, f64)>>;
     /// One update of the actor (and whatever else moves once per env step).
-    fn actor_update(&mut self, batch: &HostBatch, offline: usize, rng: &mut ChaCha8Rng)
-        -> Result<Vec<(&'static str, f64)>>;
+    fn actor_update(
+        &mut self,
+        batch: &HostBatch,
+        offline: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(&'static str, f64)>>;
     /// A snapshot of the current policy for the collector; `seed` seeds its sampling.
     fn actor(&self, seed: u64) -> Box<dyn ChunkActor>;
     /// Saves the weights a user runs into `dir`.
@@ -140,6 +144,9 @@ pub struct OnlineReport {
     pub critic_updates: u64,
     /// Actor updates done.
     pub actor_updates: u64,
+    /// Critic updates owed while there was nothing to sample (no offline data and no finished
+    /// episode yet), skipped.
+    pub skipped_updates: u64,
     /// Evaluations, in order.
     pub evaluations: Vec<EvalPoint>,
     /// Wall time, s.
@@ -176,8 +183,11 @@ impl Curve {
     fn create(dir: &Path) -> Result<Curve> {
         let path = dir.join(CURVE_FILE);
         let mut file = std::fs::File::create(&path).map_err(|e| PolicyError::io(&path, e))?;
-        writeln!(file, "env_steps,train_episodes,success,ci95_low,ci95_high,episodes,mean_length,train_success_recent,wall_s")
-            .map_err(|e| PolicyError::io(&path, e))?;
+        writeln!(
+            file,
+            "env_steps,train_episodes,success,ci95_low,ci95_high,episodes,mean_length,train_success_recent,wall_s"
+        )
+        .map_err(|e| PolicyError::io(&path, e))?;
         Ok(Curve { file, path })
     }
 
@@ -248,8 +258,15 @@ pub fn run_online<B: AutodiffBackend, L: OnlineLearner<B>>(
         train_seed: settings.train_seed,
         max_lead: settings.max_lead,
     };
-    let collector =
-        spawn_collector(env.clone(), spec.clone(), collect_cfg, learner.actor(settings.seed), snap_rx, rep_tx, stop.clone())?;
+    let collector = spawn_collector(
+        env.clone(),
+        spec.clone(),
+        collect_cfg,
+        learner.actor(settings.seed),
+        snap_rx,
+        rep_tx,
+        stop.clone(),
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x0411_11E5);
     let mut replay = OnlineReplay::new(settings.replay_capacity, spec.config.horizon, gamma);
     let pb = bar(settings.env_steps, settings.progress, name);
@@ -263,14 +280,27 @@ pub fn run_online<B: AutodiffBackend, L: OnlineLearner<B>>(
     let mut last_eval = String::new();
     let mut finished = false;
     let result: Result<()> = (|| loop {
-        let owed = (settings.utd * settings.env_steps.min(report.env_steps).saturating_sub(settings.warmup) as f64) as u64;
+        let owed =
+            (settings.utd * settings.env_steps.min(report.env_steps).saturating_sub(settings.warmup) as f64) as u64;
         let can_sample = !replay.is_empty() || offline.is_some();
-        if report.critic_updates < owed && !can_sample {
-            report.critic_updates = owed;
+        if report.critic_updates + report.skipped_updates < owed && !can_sample {
+            // No data to learn from yet (no offline data, no finished episode): these updates
+            // are skipped, not postponed.
+            report.skipped_updates = owed - report.critic_updates;
         }
-        if report.critic_updates < owed && !stop.load(Ordering::Relaxed) {
+        if report.critic_updates + report.skipped_updates < owed && !stop.load(Ordering::Relaxed) {
             while let Ok(r) = rep_rx.try_recv() {
-                finished |= handle(r, &mut replay, &mut report, &mut recent, &mut curve, &mut metrics, &pb, &mut last_eval, t0)?;
+                finished |= handle(
+                    r,
+                    &mut replay,
+                    &mut report,
+                    &mut recent,
+                    &mut curve,
+                    &mut metrics,
+                    &pb,
+                    &mut last_eval,
+                    t0,
+                )?;
             }
             let tu = Instant::now();
             let (batch, n_off) = mixed_batch(offline.as_deref(), &replay, spec, settings, &mut rng)?;
@@ -299,29 +329,39 @@ pub fn run_online<B: AutodiffBackend, L: OnlineLearner<B>>(
             }
             continue;
         }
-        if report.env_steps > settings.warmup.min(settings.env_steps) && report.env_steps > acked || (finished && acked < report.env_steps) {
+        if report.env_steps > settings.warmup.min(settings.env_steps) && report.env_steps > acked
+            || (finished && acked < report.env_steps)
+        {
             acked = report.env_steps;
             let snapshot = Snapshot { actor: learner.actor(settings.seed.wrapping_add(acked)), env_steps: acked };
             let _ = snap_tx.send(snapshot);
         }
         if report.env_steps >= next_checkpoint {
             learner.save(out)?;
-            next_checkpoint = (report.env_steps / settings.checkpoint_every.max(1) + 1) * settings.checkpoint_every.max(1);
+            next_checkpoint =
+                (report.env_steps / settings.checkpoint_every.max(1) + 1) * settings.checkpoint_every.max(1);
         }
         if finished || stop.load(Ordering::Relaxed) {
             return Ok(());
         }
         match rep_rx.recv_timeout(std::time::Duration::from_millis(200)) {
             Ok(r) => {
-                finished |= handle(r, &mut replay, &mut report, &mut recent, &mut curve, &mut metrics, &pb, &mut last_eval, t0)?
+                finished |=
+                    handle(r, &mut replay, &mut report, &mut recent, &mut curve, &mut metrics, &pb, &mut last_eval, t0)?
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(PolicyError::Training("the collector thread stopped without finishing".into()))
             }
         }
-        let msg: Vec<String> = latest.iter().filter(|(k, _)| ["td", "q_data", "alpha"].contains(k)).map(|(k, v)| format!("{k} {v:.3}")).collect();
-        let train = if recent.is_empty() { String::new() } else {
+        let msg: Vec<String> = latest
+            .iter()
+            .filter(|(k, _)| ["td", "q_data", "alpha"].contains(k))
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        let train = if recent.is_empty() {
+            String::new()
+        } else {
             format!("train {:.0}%", 100.0 * recent.iter().filter(|s| **s).count() as f64 / recent.len() as f64)
         };
         pb.set_message(format!("{last_eval} {train} {}", msg.join(" ")));
@@ -369,7 +409,8 @@ fn handle(
             pb.set_position(k);
         }
         Report::Eval(p) => {
-            let recent_rate = (!recent.is_empty()).then(|| recent.iter().filter(|s| **s).count() as f64 / recent.len() as f64);
+            let recent_rate =
+                (!recent.is_empty()).then(|| recent.iter().filter(|s| **s).count() as f64 / recent.len() as f64);
             curve.write(&p, recent_rate, t0.elapsed().as_secs_f64())?;
             metrics.write(&serde_json::json!({
                 "env_steps": p.env_steps, "eval_success": p.success, "eval_ci95": [p.ci95.0, p.ci95.1],

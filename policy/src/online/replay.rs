@@ -113,7 +113,8 @@ impl OnlineReplay {
         out.bootstrap.push(bootstrap as f32);
         out.next_obs.push(spec, next)?;
         // Monte-Carlo return to the episode end.
-        let mc: f64 = episode.steps[t..].iter().enumerate().map(|(k, s)| self.gamma.powi(k as i32) * f64::from(s.reward)).sum();
+        let mc: f64 =
+            episode.steps[t..].iter().enumerate().map(|(k, s)| self.gamma.powi(k as i32) * f64::from(s.reward)).sum();
         out.mc_return.push(mc as f32);
         Ok(())
     }

@@ -221,12 +221,27 @@ impl<B: Backend> ChunkActor for SacActor<B> {
 }
 
 /// A snapshot actor of `policy`.
-pub fn sac_actor<B: Backend>(policy: GaussianChunkPolicy<B>, spec: &PolicySpec, seed: u64, device: &B::Device) -> Box<dyn ChunkActor> {
-    Box::new(SacActor { policy, spec: spec.clone(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5AC), device: device.clone() })
+pub fn sac_actor<B: Backend>(
+    policy: GaussianChunkPolicy<B>,
+    spec: &PolicySpec,
+    seed: u64,
+    device: &B::Device,
+) -> Box<dyn ChunkActor> {
+    Box::new(SacActor {
+        policy,
+        spec: spec.clone(),
+        rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5AC),
+        device: device.clone(),
+    })
 }
 
 impl<B: AutodiffBackend> OnlineLearner<B> for SacLearner<B> {
-    fn critic_update(&mut self, batch: &HostBatch, _offline: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn critic_update(
+        &mut self,
+        batch: &HostBatch,
+        _offline: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(&'static str, f64)>> {
         let (sq, q) = self.td_errors(batch, rng);
         let loss = sq.mean();
         let td = f64::from(loss.clone().into_scalar().elem::<f32>());
@@ -234,7 +249,12 @@ impl<B: AutodiffBackend> OnlineLearner<B> for SacLearner<B> {
         Ok(vec![("td", td), ("q_data", f64::from(q.mean().into_scalar().elem::<f32>()))])
     }
 
-    fn actor_update(&mut self, batch: &HostBatch, _offline: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(&'static str, f64)>> {
+    fn actor_update(
+        &mut self,
+        batch: &HostBatch,
+        _offline: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(&'static str, f64)>> {
         let (n, h, d) = (batch.len(), self.config().horizon, self.config().action_dim);
         let dev = self.device.clone();
         let obs = batch.obs.to_batch::<B>(self.config(), &dev);
