@@ -79,6 +79,9 @@ fn at(rows: &[CurveRow], x: f64) -> f64 {
     rows[rows.len() - 1].success
 }
 
+/// (env steps, mean, min, max) of a group at one point.
+type Point = (f64, f64, f64, f64);
+
 /// A group: its runs' curves.
 struct Group {
     panel: String,
@@ -87,7 +90,7 @@ struct Group {
 }
 
 /// (x, mean, min, max) over the group's runs at every evaluation step of any run, up to `x_max`.
-fn aggregate(group: &Group, x_max: u64) -> Vec<(f64, f64, f64, f64)> {
+fn aggregate(group: &Group, x_max: u64) -> Vec<Point> {
     let mut xs: Vec<u64> = group.runs.iter().flat_map(|r| r.iter().map(|p| p.env_steps)).collect();
     xs.push(x_max);
     xs.sort_unstable();
@@ -136,8 +139,7 @@ pub fn run(args: CurvesArgs) -> Result<()> {
     );
     for (panel, members) in &panels {
         let x_max = members.iter().flat_map(|g| g.runs.iter().map(|r| r[r.len() - 1].env_steps)).max().unwrap_or(0);
-        let curves: Vec<(&Group, Vec<(f64, f64, f64, f64)>)> =
-            members.iter().map(|g| (*g, aggregate(g, x_max))).collect();
+        let curves: Vec<(&Group, Vec<Point>)> = members.iter().map(|g| (*g, aggregate(g, x_max))).collect();
         let target = args
             .baseline
             .as_ref()

@@ -78,6 +78,13 @@ pub fn evaluate_policy(
     let cfg = rollout.eval_config(episodes, spec.config.horizon);
     let keep = video.map_or(0, |(_, n)| n);
     let mut frames: BTreeMap<usize, Vec<Vec<Vec<u8>>>> = BTreeMap::new();
+    if dir.join(policy::online::expo::FLOW_STEM).with_extension("mpk").exists() {
+        tracing::warn!(
+            "{} is an EXPO run: this evaluates its base policy's chunk head μ(s) alone, not the on-the-fly policy \
+             (flow samples, edits, critic); the latter's success is in its curve.csv",
+            dir.display()
+        );
+    }
     let t0 = std::time::Instant::now();
     let report = with_backend!(device, B, {
         let policy = Policy::<B>::load(dir, &Default::default())?;

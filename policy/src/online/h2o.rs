@@ -106,6 +106,7 @@ fn inputs<B: Backend>(
 
 /// One cross-entropy step of `disc` on the real rows `..offline` and sim rows `offline..` of
 /// `batch`; returns the updated discriminators and the loss.
+#[allow(clippy::too_many_arguments)]
 pub fn discriminator_step<B: AutodiffBackend>(
     disc: Discriminators<B>,
     optim: &mut OptimizerAdaptor<Adam, Discriminators<B>, B>,

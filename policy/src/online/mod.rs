@@ -329,9 +329,7 @@ pub fn run_online<B: AutodiffBackend, L: OnlineLearner<B>>(
             }
             continue;
         }
-        if report.env_steps > settings.warmup.min(settings.env_steps) && report.env_steps > acked
-            || (finished && acked < report.env_steps)
-        {
+        if report.env_steps > acked && (report.env_steps > settings.warmup.min(settings.env_steps) || finished) {
             acked = report.env_steps;
             let snapshot = Snapshot { actor: learner.actor(settings.seed.wrapping_add(acked)), env_steps: acked };
             let _ = snap_tx.send(snapshot);
