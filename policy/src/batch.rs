@@ -90,6 +90,15 @@ impl HostObs {
         Ok(())
     }
 
+    /// Raw observations normalised for `spec`'s model and moved to `device` in one batch.
+    pub fn batch_of<B: Backend>(spec: &PolicySpec, observations: &[RawObs], device: &B::Device) -> Result<ObsBatch<B>> {
+        let mut host = HostObs::default();
+        for o in observations {
+            host.push(spec, o)?;
+        }
+        Ok(host.to_batch(&spec.config, device))
+    }
+
     /// Appends every row of `other` (same model).
     pub fn extend(&mut self, other: HostObs) {
         self.n += other.n;

@@ -38,11 +38,7 @@ impl<B: Backend> Policy<B> {
     /// Action chunks in raw units for a batch of observations: one `H × D` row-major vector per
     /// observation (normalised outputs are clamped to the training range).
     pub fn act(&self, observations: &[RawObs]) -> Result<Vec<Vec<f32>>> {
-        let mut host = HostObs::default();
-        for o in observations {
-            host.push(&self.spec, o)?;
-        }
-        let batch = host.to_batch::<B>(&self.spec.config, &self.device);
+        let batch = HostObs::batch_of::<B>(&self.spec, observations, &self.device)?;
         let mut values = to_vec(self.model.forward(&batch));
         self.spec.normalizer.action.invert(&mut values);
         let per = self.spec.config.horizon * self.spec.config.action_dim;

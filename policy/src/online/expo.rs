@@ -296,11 +296,7 @@ impl<B: Backend> ExpoActor<B> {
 
 impl<B: Backend> ChunkActor for ExpoActor<B> {
     fn act(&mut self, obs: &[RawObs], mode: ActMode) -> Result<Vec<Vec<f32>>> {
-        let mut host = HostObs::default();
-        for o in obs {
-            host.push(&self.spec, o)?;
-        }
-        let batch = host.to_batch::<B>(&self.spec.config, &self.device);
+        let batch = HostObs::batch_of::<B>(&self.spec, obs, &self.device)?;
         let per = self.spec.config.horizon * self.spec.config.action_dim;
         Ok(to_vec(self.chunks(&batch, mode)).chunks(per).map(<[f32]>::to_vec).collect())
     }

@@ -203,11 +203,7 @@ pub struct SacActor<B: Backend> {
 
 impl<B: Backend> ChunkActor for SacActor<B> {
     fn act(&mut self, obs: &[RawObs], mode: ActMode) -> Result<Vec<Vec<f32>>> {
-        let mut host = HostObs::default();
-        for o in obs {
-            host.push(&self.spec, o)?;
-        }
-        let batch = host.to_batch::<B>(&self.spec.config, &self.device);
+        let batch = HostObs::batch_of::<B>(&self.spec, obs, &self.device)?;
         let per = self.spec.config.horizon * self.spec.config.action_dim;
         let chunks = match mode {
             ActMode::Evaluate => self.policy.mean.forward(&batch),
