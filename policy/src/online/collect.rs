@@ -393,7 +393,9 @@ impl Collector {
             )?;
         }
         let me = this.into_inner();
-        if !me.stop.load(Ordering::Relaxed) && me.evaluate(taken_total.get())? {
+        // The final evaluation (already done when the budget is 0).
+        let steps = taken_total.get();
+        if !me.stop.load(Ordering::Relaxed) && (steps == 0 || me.evaluate(steps)?) {
             me.send(Report::Finished)?;
         }
         Ok(())
