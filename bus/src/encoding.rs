@@ -59,6 +59,15 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     })
 }
 
+/// Encodes a dynamic [`Value`] as CBOR (for tools and tests that write a payload by hand, e.g.
+/// the way a client in another language writes it).
+pub fn encode_value(value: &Value) -> Result<Vec<u8>, BusError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out)
+        .map_err(|e| BusError::Encode { topic: "CBOR value", reason: e.to_string() })?;
+    Ok(out)
+}
+
 /// Renders a CBOR value as one line of JSON. Byte strings are shown as the string
 /// `"<N bytes>"`, non-finite floats as the strings `"NaN"`, `"inf"`, `"-inf"`, tags are dropped
 /// (their content is shown), and non-text map keys are rendered and quoted.

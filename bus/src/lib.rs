@@ -1,14 +1,17 @@
 #![warn(missing_docs)]
 //! Armstack message bus.
 //!
-//! Typed messages ([`messages`]), topic names and key expressions ([`topics`]), CBOR encoding
-//! ([`encoding`]), zenoh session setup with local discovery ([`session`], [`discovery`]), typed
-//! publish/subscribe ([`publisher`], [`subscriber`]) and a latency benchmark ([`bench`]).
+//! Typed messages ([`messages`], whose float fields also accept CBOR integers: [`wire_float`]),
+//! topic names and key expressions ([`topics`]), CBOR encoding ([`encoding`]), zenoh session
+//! setup with local discovery ([`session`], [`discovery`]), typed publish/subscribe
+//! ([`publisher`], [`subscriber`]) and a latency benchmark ([`bench`]). [`config_error`] places
+//! errors of the project's config files (every crate that reads one depends on this one).
 //!
 //! Nothing outside this crate knows zenoh. The wire format is documented for non-Rust clients in
 //! `docs/wire-schema.md` at the workspace root.
 
 pub mod bench;
+pub mod config_error;
 pub mod discovery;
 pub mod encoding;
 pub mod error;
@@ -19,8 +22,9 @@ pub mod publisher;
 pub mod session;
 pub mod subscriber;
 pub mod topics;
+pub mod wire_float;
 
-pub use encoding::{decode, decode_value, encode, value_to_json_string};
+pub use encoding::{decode, decode_value, encode, encode_value, value_to_json_string};
 pub use error::{BusError, DecodeError};
 pub use header::{now_ns, Header, Message, SCHEMA_VERSION};
 pub use latency::Percentiles;
@@ -31,7 +35,10 @@ pub use messages::{
 };
 pub use publisher::Publisher;
 pub use session::{Bus, BusConfig};
-pub use subscriber::{RawSample, RawSubscriber, Subscriber, SubscriberStats, DEFAULT_QUEUE_CAPACITY};
+pub use subscriber::{
+    RawSample, RawSubscriber, Subscriber, SubscriberStats, DEFAULT_QUEUE_CAPACITY, STATUS_DECODE_ERRORS,
+    STATUS_NEWER_SCHEMA,
+};
 pub use topics::{key, topic_names, validate_robot_name, DEFAULT_ROBOT};
 
 /// Re-exported so tooling can inspect decoded values without depending on ciborium itself.

@@ -1,5 +1,6 @@
 //! The message types published on the bus. Every type has `header: Header` as its first field
 //! and serializes to a CBOR map keyed by field name; enums serialize as their variant name string.
+//! Every float field decodes through [`crate::wire_float`], so a CBOR integer is accepted for it.
 
 use std::collections::BTreeMap;
 
@@ -8,14 +9,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::BusError;
 use crate::header::{impl_message, Header};
 use crate::topics;
+use crate::wire_float;
 
 /// A rigid transform: translation in metres and rotation as a unit quaternion (x, y, z, w).
 /// The frames are stated by the field that holds the pose.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pose {
     /// Translation, metres.
+    #[serde(deserialize_with = "wire_float::f64_array")]
     pub translation_m: [f64; 3],
     /// Rotation quaternion in (x, y, z, w) order, unit norm.
+    #[serde(deserialize_with = "wire_float::f64_array")]
     pub rotation_xyzw: [f64; 4],
 }
 
@@ -34,10 +38,13 @@ pub struct JointState {
     /// Joint names, in chain order (`waist` … `wrist_rotate`, then `gripper`).
     pub name: Vec<String>,
     /// Positions: rad for revolute joints; for `gripper`, opening fraction 0 closed … 1 open.
+    #[serde(deserialize_with = "wire_float::f64_vec")]
     pub position: Vec<f64>,
     /// Velocities, rad/s (gripper: fraction/s).
+    #[serde(deserialize_with = "wire_float::f64_vec")]
     pub velocity: Vec<f64>,
     /// Efforts, N·m (may be empty when not measured).
+    #[serde(deserialize_with = "wire_float::f64_vec")]
     pub effort: Vec<f64>,
     /// Finger-tip frame (`ee_gripper`) pose in the robot base frame, if computed.
     pub ee_pose: Option<Pose>,
@@ -71,12 +78,16 @@ impl ImageEncoding {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct CameraIntrinsics {
     /// Focal length along x, pixels.
+    #[serde(deserialize_with = "wire_float::f64")]
     pub fx: f64,
     /// Focal length along y, pixels.
+    #[serde(deserialize_with = "wire_float::f64")]
     pub fy: f64,
     /// Principal point x, pixels.
+    #[serde(deserialize_with = "wire_float::f64")]
     pub cx: f64,
     /// Principal point y, pixels.
+    #[serde(deserialize_with = "wire_float::f64")]
     pub cy: f64,
 }
 
@@ -135,8 +146,10 @@ pub struct JointCommand {
     /// Common header; `stamp_ns` is when the command was issued.
     pub header: Header,
     /// Targets for the 6 arm joints in chain order, rad.
+    #[serde(deserialize_with = "wire_float::f64_vec")]
     pub position: Vec<f64>,
     /// Gripper opening fraction, 0 closed … 1 open.
+    #[serde(deserialize_with = "wire_float::f64")]
     pub gripper: f64,
     /// Stamp of the observation this command answers, ns (0: unknown). A lockstep robot uses
     /// it to tell a fresh command from a late answer to an older observation.
@@ -151,10 +164,13 @@ pub struct EeDeltaCommand {
     /// Common header; `stamp_ns` is when the command was issued.
     pub header: Header,
     /// Translation of the finger-tip frame, metres, in the robot base frame.
+    #[serde(deserialize_with = "wire_float::f64_array")]
     pub delta_xyz_m: [f64; 3],
     /// Rotation as roll, pitch, yaw increments, rad, about the base frame axes.
+    #[serde(deserialize_with = "wire_float::f64_array")]
     pub delta_rpy_rad: [f64; 3],
     /// Gripper opening fraction, 0 closed … 1 open (absolute, not a delta).
+    #[serde(deserialize_with = "wire_float::f64")]
     pub gripper: f64,
     /// Stamp of the observation this command answers, ns (0: unknown). A lockstep robot uses
     /// it to tell a fresh command from a late answer to an older observation.
@@ -187,6 +203,7 @@ pub struct ActionChunk {
     /// Time between consecutive rows, ns.
     pub period_ns: u64,
     /// Row-major `horizon × dim` values (units per [`ActionKind`]).
+    #[serde(deserialize_with = "wire_float::f32_vec")]
     pub values: Vec<f32>,
     /// `stamp_ns` of the observation the chunk was computed from (ns since the UNIX epoch).
     pub obs_stamp_ns: u64,
@@ -300,6 +317,7 @@ pub struct EpisodeEvent {
     /// Step index within the episode, from 0.
     pub step: u64,
     /// Reward of this step (dimensionless).
+    #[serde(deserialize_with = "wire_float::f64")]
     pub reward: f64,
     /// Whether the episode terminated at this step.
     pub done: bool,

@@ -1,7 +1,7 @@
 //! Typed subscribers with bounded queues, decode-error accounting and gap detection, and a raw
 //! subscriber for tooling.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,11 @@ use crate::topics::{camera_topic, validate_camera_name, validate_topic_pattern};
 /// Queue capacity of subscribers created without an explicit capacity, messages.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
 
+/// `status` counter: payloads a node's subscribers could not decode (see [`SubscriberStats`]).
+pub const STATUS_DECODE_ERRORS: &str = "decode_errors";
+/// `status` counter: messages a node's subscribers rejected for a newer schema version.
+pub const STATUS_NEWER_SCHEMA: &str = "newer_schema";
+
 /// A snapshot of a subscriber's counters (all counts of messages since creation).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SubscriberStats {
@@ -35,6 +40,37 @@ pub struct SubscriberStats {
     pub gaps_missed: u64,
     /// Messages discarded because the queue was full (the oldest queued one is discarded).
     pub dropped: u64,
+}
+
+impl SubscriberStats {
+    /// Adds the receive-side faults to a node's `status` counters, under the names every node
+    /// uses ([`STATUS_DECODE_ERRORS`], [`STATUS_NEWER_SCHEMA`]). `self` is usually the sum of
+    /// all the node's subscribers' stats.
+    pub fn add_to_status_counters(&self, counters: &mut BTreeMap<String, u64>) {
+        *counters.entry(STATUS_DECODE_ERRORS.to_string()).or_default() += self.decode_errors;
+        *counters.entry(STATUS_NEWER_SCHEMA.to_string()).or_default() += self.newer_schema;
+    }
+}
+
+impl std::ops::Add for SubscriberStats {
+    type Output = SubscriberStats;
+
+    /// Counter-wise sum (for a node's total over its subscribers).
+    fn add(self, other: SubscriberStats) -> SubscriberStats {
+        SubscriberStats {
+            received: self.received + other.received,
+            decode_errors: self.decode_errors + other.decode_errors,
+            newer_schema: self.newer_schema + other.newer_schema,
+            gaps_missed: self.gaps_missed + other.gaps_missed,
+            dropped: self.dropped + other.dropped,
+        }
+    }
+}
+
+impl std::iter::Sum for SubscriberStats {
+    fn sum<I: Iterator<Item = SubscriberStats>>(iter: I) -> SubscriberStats {
+        iter.fold(SubscriberStats::default(), |total, s| total + s)
+    }
 }
 
 #[derive(Default)]
@@ -275,5 +311,26 @@ impl Bus {
             BusError::Zenoh { op: "declare subscriber", key: key_expr.to_string(), reason: e.to_string() }
         })?;
         Ok(RawSubscriber { _inner: inner, rx, dropped })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nodes_subscribers_sum_into_its_status_counters() {
+        let joint = SubscriberStats { received: 5, decode_errors: 2, newer_schema: 1, ..Default::default() };
+        let estop = SubscriberStats { received: 1, decode_errors: 3, newer_schema: 4, gaps_missed: 1, dropped: 0 };
+        let total: SubscriberStats = [joint, estop].into_iter().sum();
+        assert_eq!(
+            total,
+            SubscriberStats { received: 6, decode_errors: 5, newer_schema: 5, gaps_missed: 1, dropped: 0 }
+        );
+        let mut counters = BTreeMap::from([("steps".to_string(), 9)]);
+        total.add_to_status_counters(&mut counters);
+        assert_eq!(counters.get(STATUS_DECODE_ERRORS), Some(&5));
+        assert_eq!(counters.get(STATUS_NEWER_SCHEMA), Some(&5));
+        assert_eq!(counters.get("steps"), Some(&9));
     }
 }

@@ -216,6 +216,28 @@ fn newer_schema_is_rejected_and_counted() {
     assert!(text.contains(&format!("up to {SCHEMA_VERSION}")), "{text}");
 }
 
+/// A command written the way a Python client writes it (`cbor2.dumps` of Python ints where floats
+/// are expected, no optional keys) is decoded, not dropped as a decode error.
+#[test]
+fn integers_where_floats_are_expected_are_decoded() {
+    let (_dir, a, b) = pair("intfloat");
+    let sub = b.subscriber::<JointCommand>().expect("subscriber");
+    let text = |s: &str| bus::Value::Text(s.into());
+    let int = |i: i64| bus::Value::Integer(i.into());
+    let header = [("schema", 1), ("stamp_ns", 5), ("seq", 0), ("source_id", 4242)];
+    let python_command = bus::Value::Map(vec![
+        (text("header"), bus::Value::Map(header.iter().map(|(k, v)| (text(k), int(*v))).collect())),
+        (text("position"), bus::Value::Array([0, 1, -1, 0, 2, 0].into_iter().map(int).collect())),
+        (text("gripper"), int(1)),
+    ]);
+    let bytes = bus::encode_value(&python_command).expect("encode");
+    put_until(&a, &a.key("command/joint"), &bytes, || sub.stats().received > 0);
+    let got = sub.try_recv().expect("a decoded command");
+    assert_eq!(got.position, [0.0, 1.0, -1.0, 0.0, 2.0, 0.0]);
+    assert_eq!(got.gripper, 1.0);
+    assert_eq!(sub.stats().decode_errors, 0);
+}
+
 #[test]
 fn full_queue_keeps_the_newest() {
     let (_dir, a, b) = pair("full");
