@@ -6,8 +6,11 @@
 //!   |Δroll/pitch/yaw| ≤ 0.25 rad, as in BridgeData), solved by damped-least-squares IK from the
 //!   previously commanded joint targets.
 //!
-//! Out-of-range actions are clamped and counted (a warning is logged once per env); an action
-//! with a NaN or infinite value is rejected and the arm holds its previous targets.
+//! Out-of-range actions are clamped and counted per env (a warning is logged once per process,
+//! however many envs clamp); an action with a NaN or infinite value is rejected and the arm
+//! holds its previous targets (also counted, and warned about once per process).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nalgebra::Isometry3;
 
@@ -17,6 +20,11 @@ use crate::camera::{render, CameraImage, CameraSpec};
 use crate::scene::{SceneInstance, SceneSpec};
 use crate::task;
 use crate::world::{ArmState, PhysicsConfig, SimError, SimWorld};
+
+/// Set once the out-of-range warning was logged in this process.
+static CLAMP_WARNED: AtomicBool = AtomicBool::new(false);
+/// Set once the NaN/inf warning was logged in this process.
+static REJECT_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Per-step limit on end-effector translation deltas, metres per axis.
 pub const MAX_DELTA_XYZ_M: f64 = 0.05;
@@ -199,8 +207,6 @@ pub struct Env {
     target_q: [f64; NUM_ARM_JOINTS],
     target_gripper: f64,
     counters: EnvCounters,
-    warned_clamp: bool,
-    warned_reject: bool,
 }
 
 impl Env {
@@ -215,8 +221,6 @@ impl Env {
             target_q: [0.0; NUM_ARM_JOINTS],
             target_gripper: 1.0,
             counters: EnvCounters::default(),
-            warned_clamp: false,
-            warned_reject: false,
         })
     }
 
@@ -267,9 +271,8 @@ impl Env {
         if !action.is_finite() {
             rejected = true;
             self.counters.rejected_actions += 1;
-            if !self.warned_reject {
-                tracing::warn!(?action, "action with NaN/inf rejected; the arm holds position (warned once)");
-                self.warned_reject = true;
+            if !REJECT_WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(?action, "action with NaN/inf rejected; the arm holds position (counted; warned once)");
             }
         } else {
             let spec = &world.spec;
@@ -303,9 +306,8 @@ impl Env {
             self.target_gripper = g;
             if clamped {
                 self.counters.clamped_actions += 1;
-                if !self.warned_clamp {
+                if !CLAMP_WARNED.swap(true, Ordering::Relaxed) {
                     tracing::warn!(?action, "action out of range: clamped (counted; warned once)");
-                    self.warned_clamp = true;
                 }
             }
         }
