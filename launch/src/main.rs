@@ -7,16 +7,19 @@ mod cmd;
 mod curves_png;
 mod launch_file;
 mod nodes;
+mod output_path;
 mod png_out;
 mod record;
 mod robots;
 mod shutdown;
+mod stdout;
 mod teleop;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Armstack: a Rust control stack for WidowX-style robot arms.
 #[derive(Parser, Debug)]
@@ -28,9 +31,10 @@ struct Cli {
     /// A zenoh JSON5 config file to join a router or remote peers (env ARMSTACK_ZENOH_CONFIG).
     #[arg(long, global = true)]
     zenoh_config: Option<PathBuf>,
-    /// Log filter, e.g. `info`, `debug`, `sim=debug` (env RUST_LOG).
-    #[arg(long, global = true, default_value = "info,zenoh=warn,zenoh::net::routing=error,video=warn")]
-    log: String,
+    /// Log filter, e.g. `info`, `debug`, `sim=debug`. When not given: the RUST_LOG environment
+    /// variable if set, else `info,zenoh=warn,zenoh::net::routing=error,video=warn`.
+    #[arg(long, global = true)]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,20 +84,55 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-fn init_tracing(filter: &str) {
-    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+/// The log filter when neither `--log` nor RUST_LOG is given.
+const DEFAULT_LOG_FILTER: &str = "info,zenoh=warn,zenoh::net::routing=error,video=warn";
+
+/// Logs to stderr with the `--log` filter; without one, RUST_LOG's, else [`DEFAULT_LOG_FILTER`].
+fn init_tracing(flag: Option<&str>) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let env_filter = match flag {
+        Some(filter) => EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("--log {filter}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
+    };
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+    Ok(())
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    init_tracing(&cli.log);
+/// Lets every flag of every verb take a value that looks like a negative number (`--rate -5`),
+/// so that the flag's range check reports it instead of "unexpected argument '-5'".
+fn allow_negative_numbers(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let takes_value = arg.get_action().takes_values() && arg.get_num_args().is_none_or(|n| n.takes_values());
+        arg.allow_negative_numbers(takes_value)
+    })
+    .mut_subcommands(allow_negative_numbers)
+}
+
+fn parse_cli() -> Cli {
+    let matches = allow_negative_numbers(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+fn main() -> ExitCode {
+    match run(parse_cli()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`armstack … | head`): stop quietly.
+        Err(e) if stdout::is_closed_stdout(&e) => ExitCode::from(stdout::CLOSED_STDOUT_STATUS),
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the verb of `cli`.
+fn run(cli: Cli) -> Result<()> {
+    init_tracing(cli.log.as_deref())?;
     let mut bus_config = bus::BusConfig::from_env();
     if let Some(robot) = &cli.robot_name {
         bus_config.robot = robot.clone();

@@ -14,22 +14,25 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use sim::{Env, EnvConfig, Expert};
 
+use crate::outln;
+use crate::output_path::{prepare_output_dir, ExistingDir};
+
 /// Arguments of `armstack bench dataset`.
 #[derive(Args, Debug)]
 pub struct DatasetBenchArgs {
     /// Episodes to record (pick_cube, scripted expert with noise 0.3).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = crate::cmd::arg_ranges::at_least(1u64))]
     pub episodes: u64,
     /// Camera width and height, pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::cmd::arg_ranges::int_range(2u32, 4096))]
     pub size: u32,
     /// Random samples per read measurement (keyframe seeks use a tenth).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = crate::cmd::arg_ranges::at_least(10usize))]
     pub samples: usize,
     /// Reader threads for the multi-threaded rows (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cmd::arg_ranges::at_least(1usize))]
     pub threads: Option<usize>,
-    /// Keep the dataset here (default: a temporary directory, removed afterwards).
+    /// Keep the dataset here, a new or empty folder (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Also write the JSON here.
@@ -79,8 +82,8 @@ pub fn run(args: DatasetBenchArgs) -> Result<()> {
             tmp.join("bench-dataset")
         }
     };
-    if root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("clearing {}", root.display()))?;
+    if args.dir.is_some() {
+        prepare_output_dir(&root, "--dir", ExistingDir::Refuse { hint: "remove it or choose another --dir" })?;
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // 1. Roll out the episodes in memory (not timed).
@@ -218,20 +221,20 @@ pub fn run(args: DatasetBenchArgs) -> Result<()> {
     }
     rows.push(row("random samples by keyframe seek", 1, seeks as u64, t.elapsed().as_secs_f64()));
     let bytes = disk_usage(&root);
-    println!(
+    outln!(
         "fidelity: PSNR of decoded vs rendered frames: worst {worst_psnr:.1} dB, mean {:.1} dB over {count} images",
         sum_psnr / count.max(1) as f64
-    );
-    println!(
+    )?;
+    outln!(
         "dataset: {} episodes, {total_frames} frames, 2 cameras {}x{}, {:.2} MB on disk (checksum {check})",
         args.episodes,
         args.size,
         args.size,
         bytes as f64 / 1e6
-    );
-    println!("{:<50} {:>7} {:>9} {:>9} {:>12}", "measurement", "threads", "items", "seconds", "per second");
+    )?;
+    outln!("{:<50} {:>7} {:>9} {:>9} {:>12}", "measurement", "threads", "items", "seconds", "per second")?;
     for r in &rows {
-        println!("{:<50} {:>7} {:>9} {:>9.3} {:>12.0}", r.what, r.threads, r.items, r.seconds, r.per_s);
+        outln!("{:<50} {:>7} {:>9} {:>9.3} {:>12.0}", r.what, r.threads, r.items, r.seconds, r.per_s)?;
     }
     super::emit_json(&rows, args.json.as_ref())?;
     if args.dir.is_none() {

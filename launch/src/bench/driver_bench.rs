@@ -11,6 +11,7 @@ use robot_driver::control_table as ct;
 use serde::Serialize;
 
 use super::emit_json;
+use crate::outln;
 use crate::robots::widowx::DriverArgs;
 
 /// Arguments of `armstack bench driver`.
@@ -19,7 +20,7 @@ pub struct DriverBenchArgs {
     #[command(flatten)]
     pub conn: DriverArgs,
     /// Cycles per row.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = crate::cmd::arg_ranges::at_least(1usize))]
     pub cycles: usize,
     /// Write the rows as JSON here too.
     #[arg(long)]
@@ -114,7 +115,7 @@ pub fn run(args: DriverBenchArgs) -> Result<()> {
         rows.push(bench_row(&args.conn, true, 0.01, args.cycles)?);
     }
     let servos = map.servos().len();
-    println!(
+    outln!(
         "{} servos at {baud} baud over {}",
         servos,
         if args.conn.emulate {
@@ -122,13 +123,13 @@ pub fn run(args: DriverBenchArgs) -> Result<()> {
         } else {
             "the serial port"
         }
-    );
-    println!(
+    )?;
+    outln!(
         "| cycle | corrupt bytes | cycles | Hz | p50 ms | p99 ms | max ms | bytes/cycle | retries | failed reads |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    )?;
+    outln!("|---|---|---|---|---|---|---|---|---|---|")?;
     for r in &rows {
-        println!(
+        outln!(
             "| {} | {:.0}% | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
             r.cycle,
             r.corrupt_byte * 100.0,
@@ -140,7 +141,7 @@ pub fn run(args: DriverBenchArgs) -> Result<()> {
             r.bytes_per_cycle,
             r.retries,
             r.failed_reads
-        );
+        )?;
     }
     emit_json(&rows, args.json.as_ref())
 }

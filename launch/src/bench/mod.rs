@@ -8,9 +8,12 @@ mod sim_bench;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde::Serialize;
+
+use crate::outln;
+use crate::output_path::check_output_file;
 
 /// `armstack bench …`
 #[derive(Subcommand, Debug)]
@@ -29,8 +32,26 @@ pub enum BenchCommand {
     Driver(driver_bench::DriverBenchArgs),
 }
 
+impl BenchCommand {
+    /// Where `--json` writes the rows, if given.
+    fn json_path(&self) -> Option<&PathBuf> {
+        match self {
+            BenchCommand::Sim(a) => a.json.as_ref(),
+            BenchCommand::Bus(a) => a.json.as_ref(),
+            BenchCommand::Dataset(a) => a.json.as_ref(),
+            BenchCommand::Inference(a) => a.json.as_ref(),
+            BenchCommand::Deploy(a) => a.json.as_ref(),
+            BenchCommand::Driver(a) => a.json.as_ref(),
+        }
+    }
+}
+
 /// Runs a benchmark.
 pub fn run(cmd: BenchCommand) -> Result<()> {
+    // A benchmark can take minutes: the JSON file is checked before it starts.
+    if let Some(path) = cmd.json_path() {
+        check_output_file(path, "--json")?;
+    }
     match cmd {
         BenchCommand::Sim(args) => sim_bench::run(args),
         BenchCommand::Bus(args) => bus_bench::run(args),
@@ -44,9 +65,9 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 /// Prints rows as pretty JSON on stdout and, when asked, writes them to a file.
 pub fn emit_json<T: Serialize>(rows: &T, path: Option<&PathBuf>) -> Result<()> {
     let json = serde_json::to_string_pretty(rows)?;
-    println!("{json}");
+    outln!("{json}")?;
     if let Some(path) = path {
-        std::fs::write(path, &json)?;
+        std::fs::write(path, &json).with_context(|| format!("writing --json {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -16,16 +16,17 @@ use super::emit_json;
 use crate::cmd::deploy::{deploy, DeployArgs};
 use crate::cmd::policy_args::{check_device, DeviceKind, ExecArg};
 use crate::cmd::teleop::RobotKind;
+use crate::outln;
 use crate::with_backend;
 
 /// `armstack bench inference`.
 #[derive(Args, Debug)]
 pub struct InferenceBenchArgs {
     /// Chunks timed per model (after 10 warm-up calls).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::cmd::arg_ranges::at_least(1usize))]
     pub iterations: usize,
     /// Camera side of the vision model, px.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::cmd::arg_ranges::int_range(1usize, 4096))]
     pub image_size: usize,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
@@ -97,13 +98,18 @@ pub fn run_inference(args: InferenceBenchArgs) -> Result<()> {
         });
         rows.push(row);
     }
-    println!("| model | device | params | p50 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|---|");
+    outln!("| model | device | params | p50 ms | p99 ms | max ms |")?;
+    outln!("|---|---|---|---|---|---|")?;
     for r in &rows {
-        println!(
+        outln!(
             "| {} | {} | {} | {:.2} | {:.2} | {:.2} |",
-            r.model, r.device, r.params, r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms
-        );
+            r.model,
+            r.device,
+            r.params,
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.latency.max_ms
+        )?;
     }
     emit_json(&rows, args.json.as_ref())
 }
@@ -115,10 +121,10 @@ pub struct DeployBenchArgs {
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Control rates to run, Hz.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![10.0, 50.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10.0, 50.0], value_parser = crate::cmd::arg_ranges::rate_hz())]
     pub rates: Vec<f64>,
     /// Seconds per rate.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = crate::cmd::arg_ranges::duration_s())]
     pub seconds: f64,
     /// Chunk execution.
     #[arg(long, value_enum, default_value_t = ExecArg::Ensemble)]
@@ -182,11 +188,11 @@ pub fn run_deploy(args: DeployBenchArgs) -> Result<()> {
     if let Some(t) = &tmp {
         let _ = std::fs::remove_dir_all(t);
     }
-    println!("| rate Hz | ticks | commands | chunks | late | p50 period ms | p99 jitter ms | obs→cmd p50 ms | obs→cmd p99 ms | inference p99 ms |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    outln!("| rate Hz | ticks | commands | chunks | late | p50 period ms | p99 jitter ms | obs→cmd p50 ms | obs→cmd p99 ms | inference p99 ms |")?;
+    outln!("|---|---|---|---|---|---|---|---|---|---|")?;
     for r in &rows {
         let p = &r.report;
-        println!(
+        outln!(
             "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             r.rate_hz,
             p.ticks,
@@ -198,7 +204,7 @@ pub fn run_deploy(args: DeployBenchArgs) -> Result<()> {
             p.obs_to_command.p50_ms,
             p.obs_to_command.p99_ms,
             p.inference.p99_ms
-        );
+        )?;
     }
     emit_json(&rows, args.json.as_ref())
 }

@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
-
 use sim::{Action, Env, EnvConfig, Expert, Observation, VecEnv};
+
+use crate::outln;
 
 /// Arguments of `armstack bench sim`.
 #[derive(Args, Debug)]
@@ -18,16 +19,16 @@ pub struct SimBenchArgs {
     #[arg(long)]
     pub scene: Vec<String>,
     /// Control steps per measurement.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = crate::cmd::arg_ranges::at_least(1u32))]
     pub steps: u32,
     /// Camera width and height, pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::cmd::arg_ranges::int_range(1u32, 4096))]
     pub size: u32,
     /// Physics rate, Hz.
-    #[arg(long, default_value_t = 500.0)]
+    #[arg(long, default_value_t = 500.0, value_parser = crate::cmd::arg_ranges::rate_hz())]
     pub physics_hz: f64,
     /// Solver iterations.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::cmd::arg_ranges::at_least(1usize))]
     pub solver_iterations: usize,
     /// Also write the JSON here.
     #[arg(long)]
@@ -259,12 +260,21 @@ pub fn run(args: SimBenchArgs) -> Result<()> {
             }
         }
     }
-    println!(
+    outln!(
         "{:<15} {:<8} {:>3} {:>4} {:>11} {:>12} {:>9} {:>9} {:>8} {:>7}",
-        "scene", "cameras", "thr", "envs", "ctrl/s", "physics/s", "RTF", "frames/s", "µs/step", "success"
-    );
+        "scene",
+        "cameras",
+        "thr",
+        "envs",
+        "ctrl/s",
+        "physics/s",
+        "RTF",
+        "frames/s",
+        "µs/step",
+        "success"
+    )?;
     for r in &rows {
-        println!(
+        outln!(
             "{:<15} {:<8} {:>3} {:>4} {:>11.1} {:>12.0} {:>9.1} {:>9.1} {:>8.1} {:>3}/{:<3}",
             r.scene,
             if r.cameras { format!("{}²", args.size) } else { "off".into() },
@@ -277,12 +287,12 @@ pub fn run(args: SimBenchArgs) -> Result<()> {
             r.us_per_physics_step,
             r.successes,
             r.episodes
-        );
+        )?;
     }
-    println!();
-    println!("{:<15} {:>6} {:>3} {:>10} {:>10}", "render only", "size", "thr", "frames/s", "µs/frame");
+    outln!()?;
+    outln!("{:<15} {:>6} {:>3} {:>10} {:>10}", "render only", "size", "thr", "frames/s", "µs/frame")?;
     for r in &render_rows {
-        println!("{:<15} {:>5}² {:>3} {:>10.1} {:>10.0}", r.scene, r.size, r.threads, r.frames_per_s, r.us_per_frame);
+        outln!("{:<15} {:>5}² {:>3} {:>10.1} {:>10.0}", r.scene, r.size, r.threads, r.frames_per_s, r.us_per_frame)?;
     }
     super::emit_json(&SimBenchReport { env: rows, render: render_rows }, args.json.as_ref())
 }

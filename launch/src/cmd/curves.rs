@@ -10,6 +10,8 @@ use clap::Args;
 use policy::online::CURVE_FILE;
 
 use crate::curves_png::{write_curves_png, Curve, Panel};
+use crate::outln;
+use crate::output_path::{prepare_output_dir, ExistingDir};
 
 /// `armstack curves`.
 #[derive(Args, Debug)]
@@ -126,17 +128,24 @@ fn parse_group(spec: &str) -> Result<Group> {
 /// Runs `armstack curves`.
 pub fn run(args: CurvesArgs) -> Result<()> {
     let groups = args.groups.iter().map(|g| parse_group(g)).collect::<Result<Vec<_>>>()?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    // curves.csv and curves.png of an earlier call are replaced; other files stay.
+    prepare_output_dir(&args.out, "--out", ExistingDir::WriteInto)?;
     let mut panels: BTreeMap<String, Vec<&Group>> = BTreeMap::new();
     for g in &groups {
         panels.entry(g.panel.clone()).or_default().push(g);
     }
     let mut csv = String::from("panel,label,env_steps,mean_success,min_success,max_success,runs\n");
     let mut pngs = Vec::new();
-    println!(
+    outln!(
         "{:<16} {:<12} {:>5} {:>9} {:>9} {:>9} {:>16}",
-        "panel", "label", "runs", "start", "final", "final_min", "steps_to_baseline"
-    );
+        "panel",
+        "label",
+        "runs",
+        "start",
+        "final",
+        "final_min",
+        "steps_to_baseline"
+    )?;
     for (panel, members) in &panels {
         let x_max = members.iter().flat_map(|g| g.runs.iter().map(|r| r[r.len() - 1].env_steps)).max().unwrap_or(0);
         let curves: Vec<(&Group, Vec<Point>)> = members.iter().map(|g| (*g, aggregate(g, x_max))).collect();
@@ -154,7 +163,7 @@ pub fn run(args: CurvesArgs) -> Result<()> {
                 .and_then(|t| points.iter().find(|p| p.1 >= t - 1e-9))
                 .map_or_else(|| "-".to_string(), |p| format!("{}", p.0 as u64));
             let (first, last) = (points[0], points[points.len() - 1]);
-            println!(
+            outln!(
                 "{:<16} {:<12} {:>5} {:>8.1}% {:>8.1}% {:>8.1}% {:>16}",
                 panel,
                 g.label,
@@ -163,7 +172,7 @@ pub fn run(args: CurvesArgs) -> Result<()> {
                 100.0 * last.1,
                 100.0 * last.2,
                 reach
-            );
+            )?;
             drawn.push(Curve { label: g.label.clone(), points: points.clone() });
         }
         pngs.push(Panel { title: panel.clone(), curves: drawn });
@@ -172,7 +181,7 @@ pub fn run(args: CurvesArgs) -> Result<()> {
     std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
     let png_path = args.out.join("curves.png");
     write_curves_png(&png_path, &pngs, "env steps", "success rate")?;
-    println!("wrote {} and {}", csv_path.display(), png_path.display());
+    outln!("wrote {} and {}", csv_path.display(), png_path.display())?;
     Ok(())
 }
 

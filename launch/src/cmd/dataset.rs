@@ -7,7 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use dataset::reader::{disk_usage, Dataset};
 
+use super::arg_ranges;
 use super::teleop::{robot_node, run_with_robot, DeviceKind, RobotArgs, RobotKind, RobotNode};
+use crate::outln;
+use crate::output_path::{check_output_file, prepare_output_dir, ExistingDir};
 use crate::record::align::ActionSource;
 use crate::record::replay::{run_replay, ReplayReport};
 
@@ -106,10 +109,10 @@ pub struct QualityArgs {
     pub dir: PathBuf,
     /// Return of a random policy and of an expert, for TQ (default 0 and 1: the sim's sparse
     /// success reward).
-    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"])]
+    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"], value_parser = arg_ranges::finite())]
     pub return_range: Option<Vec<f64>>,
     /// Bin width for SACo, in standard deviations of each component.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = arg_ranges::positive("std"))]
     pub bin_std: f64,
     /// Normalise SACo by this dataset's unique pairs (as the paper does with a replay dataset).
     #[arg(long)]
@@ -133,6 +136,11 @@ pub fn run(cmd: DatasetCommand, bus_config: &bus::BusConfig) -> Result<()> {
 
 fn label(a: &LabelArgs) -> Result<()> {
     use video_pretrain::idm::{label::label_dataset, train::load_idm};
+    prepare_output_dir(
+        &a.out,
+        "--out",
+        ExistingDir::Refuse { hint: "a labelled dataset is written into a new folder" },
+    )?;
     let device = Default::default();
     let (spec, model) =
         load_idm::<policy::Cpu>(&a.idm, &device).with_context(|| format!("loading the IDM in {}", a.idm.display()))?;
@@ -140,21 +148,21 @@ fn label(a: &LabelArgs) -> Result<()> {
     let r = label_dataset(&model, &spec, &a.idm, &ds, &a.dataset, &a.out, &device)
         .with_context(|| format!("labelling {} into {}", a.dataset.display(), a.out.display()))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "labelled {}: {} episodes, {} frames; {} episodes kept their recorded actions, {} frames got proxy labels",
         a.out.display(),
         r.episodes,
         r.frames,
         r.kept_episodes,
         r.proxy_frames
-    );
+    )?;
     if let (Some(n), Some(raw)) = (r.proxy_rmse, &r.proxy_rmse_raw) {
         let raw: Vec<String> = spec.action_names.iter().zip(raw).map(|(k, v)| format!("{k} {v:.4}")).collect();
-        println!("  proxy vs recorded actions: RMS error {n:.4} (normalised, [-1, 1] per component)");
-        println!("  per component: {}", raw.join(", "));
+        outln!("  proxy vs recorded actions: RMS error {n:.4} (normalised, [-1, 1] per component)")?;
+        outln!("  per component: {}", raw.join(", "))?;
     }
     Ok(())
 }
@@ -169,23 +177,23 @@ fn info(a: &DirArgs) -> Result<()> {
             "frames": ds.len(), "tasks": ds.tasks(), "size_bytes": bytes,
             "features": info.features.iter().map(|(k, f)| (k.clone(), serde_json::json!({"dtype": f.dtype, "shape": f.shape}))).collect::<serde_json::Map<_, _>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
-    println!("{} ({}, robot {})", a.dir.display(), info.codebase_version, info.robot_type.as_deref().unwrap_or("?"));
-    println!(
+    outln!("{} ({}, robot {})", a.dir.display(), info.codebase_version, info.robot_type.as_deref().unwrap_or("?"))?;
+    outln!(
         "fps {} | episodes {} | frames {} | tasks {} | {:.2} MB on disk",
         info.fps,
         ds.episodes().len(),
         ds.len(),
         ds.tasks().len(),
         bytes as f64 / 1e6
-    );
+    )?;
     let succ = ds.episodes().iter().filter_map(|e| e.success).filter(|s| *s).count();
     if ds.episodes().iter().any(|e| e.success.is_some()) {
-        println!("successful episodes {succ}/{}", ds.episodes().len());
+        outln!("successful episodes {succ}/{}", ds.episodes().len())?;
     }
-    println!("{:<36} {:<8} {:<14} names", "feature", "dtype", "shape");
+    outln!("{:<36} {:<8} {:<14} names", "feature", "dtype", "shape")?;
     for (k, f) in &info.features {
         let names = match &f.names {
             serde_json::Value::Array(a) if a.len() <= 8 => {
@@ -194,10 +202,10 @@ fn info(a: &DirArgs) -> Result<()> {
             serde_json::Value::Array(a) => format!("{} names", a.len()),
             _ => String::new(),
         };
-        println!("{k:<36} {:<8} {:<14} {names}", f.dtype, format!("{:?}", f.shape));
+        outln!("{k:<36} {:<8} {:<14} {names}", f.dtype, format!("{:?}", f.shape))?;
     }
     for (i, t) in ds.tasks().iter().enumerate() {
-        println!("task {i}: {t}");
+        outln!("task {i}: {t}")?;
     }
     Ok(())
 }
@@ -208,7 +216,7 @@ fn stats(a: &DirArgs) -> Result<()> {
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: malformed JSON", path.display()))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     let obj = v.as_object().context("stats.json is not an object")?;
@@ -218,14 +226,14 @@ fn stats(a: &DirArgs) -> Result<()> {
     };
     for (k, s) in obj {
         let Some(f) = dataset::FeatureStats::from_json(s) else { continue };
-        println!("{k} (count {})", f.count);
-        println!("  mean {}", fmt(&f.mean));
-        println!("  std  {}", fmt(&f.std));
-        println!("  min  {}", fmt(&f.min));
-        println!("  max  {}", fmt(&f.max));
+        outln!("{k} (count {})", f.count)?;
+        outln!("  mean {}", fmt(&f.mean))?;
+        outln!("  std  {}", fmt(&f.std))?;
+        outln!("  min  {}", fmt(&f.min))?;
+        outln!("  max  {}", fmt(&f.max))?;
         for q in ["q01", "q50", "q99"] {
             if let Some(v) = f.quantiles.get(q) {
-                println!("  {q}  {}", fmt(v));
+                outln!("  {q}  {}", fmt(v))?;
             }
         }
     }
@@ -286,21 +294,22 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
             count += 1;
         }
     }
-    println!(
+    outln!(
         "replayed episode {} (seed {seed}): {} actions; success {} (recorded {}); joint RMS error vs recorded states {:.4} rad over {n} frames",
         a.episode,
         report.actions_sent,
         report.success,
         e.success.map_or("?".to_string(), |s| s.to_string()),
         (sq / count.max(1) as f64).sqrt()
-    );
+    )?;
     Ok(())
 }
 
 fn export(a: &ExportArgs) -> Result<()> {
+    check_output_file(&a.out, "--out")?;
     let ds = Dataset::open(&a.dir)?;
     let frames = dataset::export::export_episode(&ds, a.episode, &a.out, !a.no_caption)?;
-    println!("wrote {} ({frames} frames, {} fps)", a.out.display(), ds.fps());
+    outln!("wrote {} ({frames} frames, {} fps)", a.out.display(), ds.fps())?;
     Ok(())
 }
 
@@ -313,22 +322,22 @@ fn quality(a: &QualityArgs) -> Result<()> {
     let range = a.return_range.as_ref().map(|r| (r[0], r[1]));
     let q = dataset::quality::quality(&ds, range, a.bin_std, reference);
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"episodes": q.episodes, "mean_return": q.mean_return, "success_rate": q.success_rate,
                 "tq": q.tq, "unique_pairs": q.unique_pairs, "saco": q.saco})
-        );
+        )?;
         return Ok(());
     }
-    println!("{}: {} episodes, {} transitions", a.dir.display(), q.episodes, ds.len());
-    println!("mean return {:.3} | success rate {:.1}%", q.mean_return, 100.0 * q.success_rate);
-    println!("TQ   {:.3}  (normalised return; range {:?})", q.tq, range.unwrap_or((0.0, 1.0)));
-    println!(
+    outln!("{}: {} episodes, {} transitions", a.dir.display(), q.episodes, ds.len())?;
+    outln!("mean return {:.3} | success rate {:.1}%", q.mean_return, 100.0 * q.success_rate)?;
+    outln!("TQ   {:.3}  (normalised return; range {:?})", q.tq, range.unwrap_or((0.0, 1.0)))?;
+    outln!(
         "SACo {:.3}  ({} unique state-action pairs at {} std bins / {})",
         q.saco,
         q.unique_pairs,
         a.bin_std,
         if a.reference.is_some() { "reference dataset's unique pairs" } else { "transitions" }
-    );
+    )?;
     Ok(())
 }

@@ -5,16 +5,19 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use dataset::writer::DatasetWriter;
 use policy::train::jobs::{BcJob, CoRftJob};
 use policy::train::TrainSettings;
 use policy::Variant;
 
+use super::arg_ranges;
 use super::eval::{evaluate_policy, print_summary, EvalSummary};
 use super::policy_args::{open_datasets, DeviceKind, ExecArg, RolloutArgs};
 use super::train::VariantArg;
+use crate::outln;
+use crate::output_path::{prepare_output_dir, ExistingDir};
 use crate::shutdown::stop_flag;
 use crate::with_train_backend;
 
@@ -28,25 +31,25 @@ pub struct DemoArgs {
     #[arg(long, default_value = "pick_cube")]
     pub scene: String,
     /// Demonstrations to record.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1u64))]
     pub demos: u64,
     /// Expert action noise (0.3: about 15% of pick_cube demonstrations fail; 0.35: about 60%).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.3, value_parser = arg_ranges::unit_interval())]
     pub noise: f64,
     /// Observation variant (vision renders cameras and trains the VLA).
     #[arg(long, value_enum, default_value_t = VariantArg::State)]
     pub variant: VariantArg,
     /// BC steps.
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1500, value_parser = arg_ranges::at_least(1u64))]
     pub bc_steps: u64,
     /// CO-RFT steps.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = arg_ranges::at_least(1u64))]
     pub co_rft_steps: u64,
     /// Batch size.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
     /// Evaluation episodes per policy.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1usize))]
     pub eval_episodes: usize,
     /// Training seed (initialisation and batches).
     #[arg(long, default_value_t = 0)]
@@ -55,7 +58,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0)]
     pub demo_seed: u64,
     /// Critic ensemble size.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = arg_ranges::at_least(1usize))]
     pub critics: usize,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
@@ -70,18 +73,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let data_dir = args.out.join("data");
     let bc_dir = args.out.join("bc");
     let rft_dir = args.out.join("co_rft");
-    if args.out.exists() {
-        // Only a previous demo's folder is replaced; anything else is the user's and stays.
-        let previous_demo = args.out.join("summary.json").exists() || args.out.join("data/meta/info.json").exists();
-        let empty = std::fs::read_dir(&args.out).map(|mut d| d.next().is_none()).unwrap_or(false);
-        if !previous_demo && !empty {
-            anyhow::bail!(
-                "{} exists and is not a previous demo's output; choose another --out or remove it",
-                args.out.display()
-            );
-        }
-        std::fs::remove_dir_all(&args.out).with_context(|| format!("clearing {}", args.out.display()))?;
-    }
+    // Only a previous demo's folder is replaced; anything else is the user's and stays.
+    let previous = ExistingDir::ReplacePrevious { what: "demo", markers: &["summary.json", "data/meta/info.json"] };
+    prepare_output_dir(&args.out, "--out", previous)?;
     // 1. Demonstrations.
     let scene = sim::load_scene(&args.scene)?;
     let mut env = sim::EnvConfig::new(scene);
@@ -100,14 +94,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut writer = DatasetWriter::create(&data_dir, &policy::demos::dataset_spec(&env, cameras))?;
     let collected = policy::demos::collect(&env, &mut writer, args.demos, args.noise, args.demo_seed, 4)?;
     writer.finish()?;
-    println!(
+    outln!(
         "1/4 recorded {} demonstrations of {} ({} succeeded, {} frames) in {:.0} s",
         collected.episodes,
         args.scene,
         collected.successes,
         collected.frames,
         t0.elapsed().as_secs_f64()
-    );
+    )?;
     let settings = |steps: u64, lr: f64| TrainSettings {
         steps,
         batch_size: args.batch_size,
@@ -134,12 +128,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let r = with_train_backend!(args.device, B, {
         policy::train::jobs::run_bc::<B>(&bc, datasets, &stop, &Default::default())
     })?;
-    println!(
+    outln!(
         "2/4 behaviour cloning: {} steps, {:.0} samples/s ({:.0} s so far)",
         r.steps,
         r.samples_per_s,
         t0.elapsed().as_secs_f64()
-    );
+    )?;
     // 3. CO-RFT.
     let mut rl = policy::train::co_rft::CoRftConfig::default();
     rl.critic.ensemble = args.critics;
@@ -159,12 +153,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let r = with_train_backend!(args.device, B, {
         policy::train::jobs::run_co_rft::<B>(&job, datasets, &stop, &Default::default())
     })?;
-    println!(
+    outln!(
         "3/4 CO-RFT: {} steps, {:.0} samples/s ({:.0} s so far)",
         r.steps,
         r.samples_per_s,
         t0.elapsed().as_secs_f64()
-    );
+    )?;
     // 4. Evaluation.
     let rollout =
         RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, eval_seed: 1_000_000, exec: ExecArg::Ensemble };
@@ -177,27 +171,27 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.device,
         cfg!(feature = "video").then_some((video.as_path(), 4)),
     )?;
-    println!("4/4 evaluated both on {} unseen {} scenes", args.eval_episodes, args.scene);
-    print_table(&[("BC", &bc_sum), ("CO-RFT", &rft_sum)], collected.successes, collected.episodes);
+    outln!("4/4 evaluated both on {} unseen {} scenes", args.eval_episodes, args.scene)?;
+    print_table(&[("BC", &bc_sum), ("CO-RFT", &rft_sum)], collected.successes, collected.episodes)?;
     let summary = serde_json::json!({
         "scene": args.scene, "demos": collected.episodes, "demo_successes": collected.successes,
         "bc": bc_sum, "co_rft": rft_sum, "wall_s": t0.elapsed().as_secs_f64(),
     });
     std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if cfg!(feature = "video") {
-        println!("rollout video: {}", video.display());
+        outln!("rollout video: {}", video.display())?;
     }
-    println!("done in {:.0} s; everything is in {}", t0.elapsed().as_secs_f64(), args.out.display());
+    outln!("done in {:.0} s; everything is in {}", t0.elapsed().as_secs_f64(), args.out.display())?;
     Ok(())
 }
 
-fn print_table(rows: &[(&str, &EvalSummary)], demo_ok: u64, demos: u64) {
-    println!();
-    println!("| policy | success | 95% CI | mean length |");
-    println!("|---|---|---|---|");
-    println!("| expert demos | {demo_ok}/{demos} | | |");
+fn print_table(rows: &[(&str, &EvalSummary)], demo_ok: u64, demos: u64) -> Result<()> {
+    outln!()?;
+    outln!("| policy | success | 95% CI | mean length |")?;
+    outln!("|---|---|---|---|")?;
+    outln!("| expert demos | {demo_ok}/{demos} | | |")?;
     for (name, s) in rows {
-        println!(
+        outln!(
             "| {name} | {}/{} ({:.0}%) | {:.0}–{:.0}% | {:.1} |",
             s.successes,
             s.episodes,
@@ -205,9 +199,10 @@ fn print_table(rows: &[(&str, &EvalSummary)], demo_ok: u64, demos: u64) {
             100.0 * s.ci95.0,
             100.0 * s.ci95.1,
             s.mean_length
-        );
+        )?;
     }
     for (_, s) in rows {
-        print_summary(s);
+        print_summary(s)?;
     }
+    Ok(())
 }

@@ -11,8 +11,10 @@ use clap::Args;
 use policy::node::{run_policy_node, PolicyNodeConfig, PolicyNodeReport};
 use policy::{Policy, PolicySpec};
 
+use super::arg_ranges;
 use super::policy_args::{check_device, DeviceKind, ExecArg};
-use super::teleop::{run_with_robot, widowx_node, ExtraNode, RobotKind, RobotNode};
+use super::teleop::{supervise_robot, widowx_node, ExtraNode, RobotKind, RobotNode};
+use crate::outln;
 use crate::robots::widowx::DriverArgs;
 use crate::with_backend;
 
@@ -29,7 +31,7 @@ pub struct DeployArgs {
     #[arg(long)]
     pub scene: Option<String>,
     /// Control rate, Hz (default: the policy's).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::rate_hz())]
     pub rate: Option<f64>,
     /// Chunk execution.
     #[arg(long, value_enum, default_value_t = ExecArg::Ensemble)]
@@ -38,10 +40,10 @@ pub struct DeployArgs {
     #[arg(long)]
     pub task: Option<String>,
     /// Stop after this many episodes.
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub episodes: Option<u64>,
     /// Stop after this many control ticks.
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub ticks: Option<u64>,
     /// Seed of the first sim episode.
     #[arg(long, default_value_t = 1_000_000)]
@@ -66,7 +68,9 @@ pub fn deploy(
     if let Some(rate) = args.rate {
         spec.fps = rate;
     }
-    let period = Duration::from_secs_f64(1.0 / spec.fps);
+    let period = Duration::try_from_secs_f64(1.0 / spec.fps).map_err(|_| {
+        anyhow::anyhow!("{}: the policy's control rate is {} Hz; pass --rate HZ", args.policy.display(), spec.fps)
+    })?;
     let mut node_cfg = PolicyNodeConfig::new(period);
     node_cfg.exec = args.exec.mode(spec.config.horizon);
     node_cfg.instruction = args.task.clone();
@@ -134,28 +138,35 @@ pub fn deploy(
             Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(ready))?)
         })
     });
-    let (sim_report, _, node) = run_with_robot(bus_config, robot, None, stop, Some(extra))?;
+    let (sim_report, _, node) =
+        supervise_robot(bus_config, robot, None, stop, Some(("policy", extra)))?.into_result()?;
     let node = node.context("the policy node did not report")?;
     Ok((node, sim_report.successes, sim_report.episodes))
 }
 
 /// Prints a node report.
-pub fn print_report(r: &PolicyNodeReport) {
-    println!(
+pub fn print_report(r: &PolicyNodeReport) -> Result<()> {
+    outln!(
         "ticks {}, commands {}, chunks {} ({} late), starved ticks {}, busy skips {}",
-        r.ticks, r.commands, r.executor.chunks, r.executor.late_chunks, r.executor.starved_ticks, r.busy_skips
-    );
-    println!(
+        r.ticks,
+        r.commands,
+        r.executor.chunks,
+        r.executor.late_chunks,
+        r.executor.starved_ticks,
+        r.busy_skips
+    )?;
+    outln!(
         "inference p50 {:.2} ms p99 {:.2} ms; observation→command p50 {:.2} ms p99 {:.2} ms; period p50 {:.2} ms, jitter p99 {:.2} ms",
         r.inference.p50_ms, r.inference.p99_ms, r.obs_to_command.p50_ms, r.obs_to_command.p99_ms, r.period.p50_ms, r.jitter.p99_ms
-    );
+    )?;
+    Ok(())
 }
 
 /// Runs `armstack deploy`.
 pub fn run(args: DeployArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let stop = crate::shutdown::stop_flag()?;
     let (report, successes, episodes) = deploy(&args, bus_config, stop)?;
-    println!("episodes {episodes}, successes {successes}");
-    print_report(&report);
+    outln!("episodes {episodes}, successes {successes}")?;
+    print_report(&report)?;
     Ok(())
 }

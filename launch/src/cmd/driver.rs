@@ -6,6 +6,8 @@ use clap::Args;
 use robot_driver::episodes::EpisodeConfig;
 use robot_driver::node::{run_driver_node, DriverNodeConfig, DriverReport};
 
+use super::arg_ranges;
+use crate::outln;
 use crate::robots::widowx::{DriverArgs, SimKinematics};
 
 /// Arguments of `armstack driver`.
@@ -14,13 +16,13 @@ pub struct DriverCmdArgs {
     #[command(flatten)]
     pub conn: DriverArgs,
     /// Servo cycle rate (one read of every servo + one write), Hz.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, value_parser = arg_ranges::rate_hz())]
     pub rate: f64,
     /// `joint_state` rate, Hz (default: the cycle rate).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::rate_hz())]
     pub publish_hz: Option<f64>,
     /// Stop after this many cycles (default: until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub cycles: Option<u64>,
     /// Instruction published on `task` at each episode start.
     #[arg(long, default_value = "")]
@@ -39,12 +41,16 @@ pub fn node_config(cycle_hz: f64, publish_hz: f64, episodes: EpisodeConfig) -> R
 }
 
 /// Prints a driver report.
-pub fn print_report(r: &DriverReport, bus: &robot_driver::servo_bus::BusStats) {
-    println!(
+pub fn print_report(r: &DriverReport, bus: &robot_driver::servo_bus::BusStats) -> Result<()> {
+    outln!(
         "driver: {} cycles, cycle time p50 {:.2} ms p99 {:.2} ms, {} overruns, {} joint states",
-        r.cycles, r.cycle_time.p50_ms, r.cycle_time.p99_ms, r.overruns, r.published
-    );
-    println!(
+        r.cycles,
+        r.cycle_time.p50_ms,
+        r.cycle_time.p99_ms,
+        r.overruns,
+        r.published
+    )?;
+    outln!(
         "commands: {} applied, {} rejected, {} stale, {} clamped; watchdog holds {}, e-stops {}, read errors {}",
         r.commands_applied,
         r.commands_rejected,
@@ -53,11 +59,17 @@ pub fn print_report(r: &DriverReport, bus: &robot_driver::servo_bus::BusStats) {
         r.watchdog_holds,
         r.estops,
         r.read_errors
-    );
-    println!(
+    )?;
+    outln!(
         "servo bus: {} packets out, {} in, {} CRC errors, {} timeouts, {} retries, {} failed transactions",
-        bus.tx_packets, bus.rx_packets, bus.crc_errors, bus.timeouts, bus.retries, bus.failures
-    );
+        bus.tx_packets,
+        bus.rx_packets,
+        bus.crc_errors,
+        bus.timeouts,
+        bus.retries,
+        bus.failures
+    )?;
+    Ok(())
 }
 
 /// Runs `armstack driver`.
@@ -72,7 +84,7 @@ pub fn run(args: DriverCmdArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let result = run_driver_node(&mut conn.arm, Some(&kin), &bus, &cfg, &stop, None);
     let stats = conn.arm.bus_stats();
     let report = result?;
-    print_report(&report, &stats);
+    print_report(&report, &stats)?;
     if let Some(fault) = report.fault {
         bail!("the driver stopped the arm: {fault}");
     }

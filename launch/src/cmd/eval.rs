@@ -11,7 +11,10 @@ use policy::{Policy, PolicySpec};
 use serde::Serialize;
 use sim::EnvConfig;
 
+use super::arg_ranges;
 use super::policy_args::{check_device, DeviceKind, RolloutArgs};
+use crate::outln;
+use crate::output_path::check_output_file;
 use crate::with_backend;
 
 /// `armstack eval`.
@@ -21,15 +24,15 @@ pub struct EvalArgs {
     #[arg(long)]
     pub policy: PathBuf,
     /// Episodes.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1usize))]
     pub episodes: usize,
     /// Write the first `--video-episodes` episodes to this mp4.
     #[arg(long)]
     pub video: Option<PathBuf>,
     /// Episodes in the video.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = arg_ranges::at_least(1usize))]
     pub video_episodes: usize,
-    /// Write the report as JSON here.
+    /// Write the report as JSON here (its folder must exist; checked before evaluating).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Compute device.
@@ -147,8 +150,8 @@ fn write_video(
 }
 
 /// Prints one summary line.
-pub fn print_summary(s: &EvalSummary) {
-    println!(
+pub fn print_summary(s: &EvalSummary) -> Result<()> {
+    outln!(
         "{}: {}/{} success = {:.1}% (95% CI {:.1}–{:.1}%), mean length {:.1} steps, {:.1} s",
         s.policy,
         s.successes,
@@ -158,14 +161,22 @@ pub fn print_summary(s: &EvalSummary) {
         100.0 * s.ci95.1,
         s.mean_length,
         s.wall_s
-    );
+    )?;
+    Ok(())
 }
 
 /// Runs `armstack eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
+    // Every output is checked before the evaluation, not after it.
+    if let Some(path) = &args.json {
+        check_output_file(path, "--json")?;
+    }
+    if let Some(path) = &args.video {
+        check_output_file(path, "--video")?;
+    }
     let video = args.video.as_deref().map(|p| (p, args.video_episodes));
     let (summary, _) = evaluate_policy(&args.policy, args.episodes, &args.rollout, args.device, video)?;
-    print_summary(&summary);
+    print_summary(&summary)?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;

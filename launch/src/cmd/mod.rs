@@ -1,5 +1,6 @@
-//! One module per CLI verb.
+//! One module per CLI verb, and the range checks of their numeric flags.
 
+pub mod arg_ranges;
 pub mod calibrate;
 pub mod curves;
 pub mod dataset;

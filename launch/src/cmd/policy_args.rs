@@ -9,6 +9,8 @@ use dataset::Dataset;
 use policy::eval::EvalConfig;
 use policy::ExecMode;
 
+use super::arg_ranges;
+
 /// Where models run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
@@ -91,7 +93,7 @@ pub struct RolloutArgs {
     #[arg(long)]
     pub scene: Option<String>,
     /// Envs stepped in parallel.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, value_parser = arg_ranges::at_least(1usize))]
     pub num_envs: usize,
     /// Seed of the first evaluation episode (episode k: seed + k). Distinct from recording
     /// seeds by default, so evaluation scenes are unseen.

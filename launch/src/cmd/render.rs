@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-
 use sim::{Env, EnvConfig};
+
+use super::arg_ranges;
+use crate::outln;
+use crate::output_path::check_output_file;
 
 /// Arguments of `armstack render`.
 #[derive(Args, Debug)]
@@ -20,10 +23,10 @@ pub struct RenderArgs {
     #[arg(long, default_value = "frame.png")]
     pub out: PathBuf,
     /// Image width, pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(1u32, 4096))]
     pub width: u32,
     /// Image height, pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(1u32, 4096))]
     pub height: u32,
     /// Run the scripted expert for this many control steps before rendering.
     #[arg(long, default_value_t = 0)]
@@ -32,6 +35,7 @@ pub struct RenderArgs {
 
 /// Renders the scene and writes the PNG.
 pub fn run(args: RenderArgs) -> Result<()> {
+    check_output_file(&args.out, "--out")?;
     let spec = sim::load_scene(&args.scene)?;
     let mut env = Env::new(EnvConfig::new(spec.clone()).with_cameras(args.width, args.height))?;
     let mut obs = env.reset(args.seed)?;
@@ -42,13 +46,13 @@ pub fn run(args: RenderArgs) -> Result<()> {
     }
     let tiles: Vec<&sim::CameraImage> = obs.images.iter().collect();
     crate::png_out::write_rgbd_strip(&args.out, &tiles).with_context(|| format!("writing {}", args.out.display()))?;
-    println!("instruction: {}", obs.instruction);
-    println!(
+    outln!("instruction: {}", obs.instruction)?;
+    outln!(
         "wrote {} ({} cameras × RGB + depth, {}×{} each)",
         args.out.display(),
         tiles.len(),
         args.width,
         args.height
-    );
+    )?;
     Ok(())
 }

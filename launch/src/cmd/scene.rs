@@ -3,6 +3,8 @@
 use anyhow::Result;
 use clap::Subcommand;
 
+use crate::outln;
+
 /// `armstack scene …`
 #[derive(Subcommand, Debug)]
 pub enum SceneCommand {
@@ -22,26 +24,28 @@ pub enum SceneCommand {
 pub fn run(cmd: SceneCommand) -> Result<()> {
     match cmd {
         SceneCommand::List => {
-            println!("{:<16} {:>9}  description", "scene", "max steps");
+            outln!("{:<16} {:>9}  description", "scene", "max steps")?;
             for (name, _) in sim::scene::BUILTIN_SCENES {
                 let spec = sim::load_scene(name)?;
-                println!("{:<16} {:>9}  {}", spec.name, spec.max_steps, spec.description);
+                outln!("{:<16} {:>9}  {}", spec.name, spec.max_steps, spec.description)?;
             }
         }
         SceneCommand::Show { name, seed } => {
             let spec = sim::load_scene(&name)?;
             if let Some((_, text)) = sim::scene::BUILTIN_SCENES.iter().find(|(n, _)| *n == name) {
-                println!("# built-in scene `{name}`\n{text}");
+                outln!("# built-in scene `{name}`\n{text}")?;
             }
             let inst = sim::SceneInstance::sample(&spec, seed);
-            println!("# episode sampled with seed {seed}");
-            println!("instruction: {}", inst.instruction);
-            println!(
+            outln!("# episode sampled with seed {seed}")?;
+            outln!("instruction: {}", inst.instruction)?;
+            outln!(
                 "friction {:.2}, motor gain ×{:.2}, latency {:.0} ms",
-                inst.friction, inst.motor_gain_scale, inst.latency_ms
-            );
+                inst.friction,
+                inst.motor_gain_scale,
+                inst.latency_ms
+            )?;
             for o in &inst.objects {
-                println!(
+                outln!(
                     "  {:<8} {:?} {} at ({:.3}, {:.3}, {:.3}) m, yaw {:.2} rad, {:.3} kg",
                     o.name,
                     o.kind,
@@ -51,7 +55,7 @@ pub fn run(cmd: SceneCommand) -> Result<()> {
                     o.position_m[2],
                     o.yaw_rad,
                     o.mass_kg
-                );
+                )?;
             }
         }
     }

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
+use super::arg_ranges;
 use crate::nodes::{run_nodes, NodeSpec, SimNodeSpec};
 
 /// Arguments of `armstack sim`.
@@ -12,10 +13,10 @@ pub struct SimArgs {
     #[arg(long, default_value = "pick_cube")]
     pub scene: String,
     /// Control rate, Hz.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = arg_ranges::rate_hz())]
     pub rate: f64,
     /// Physics rate, Hz (a whole multiple of the control rate).
-    #[arg(long, default_value_t = 500.0)]
+    #[arg(long, default_value_t = 500.0, value_parser = arg_ranges::rate_hz())]
     pub physics_hz: f64,
     /// Seed of the first episode (episode k uses seed + k).
     #[arg(long, default_value_t = 0)]
@@ -27,20 +28,20 @@ pub struct SimArgs {
     #[arg(long)]
     pub no_cameras: bool,
     /// Camera image width, pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(1u32, 4096))]
     pub width: u32,
     /// Camera image height, pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(1u32, 4096))]
     pub height: u32,
     /// Stop after this many episodes.
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub episodes: Option<u64>,
     /// Stop after this many control steps.
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub steps: Option<u64>,
     /// Autopilot: the scene's scripted expert drives, with this action noise in [0, 1]
     /// (0: clean demonstrations; ~0.3: about half fail). Bus commands take over when sent.
-    #[arg(long, value_name = "NOISE")]
+    #[arg(long, value_name = "NOISE", value_parser = arg_ranges::unit_interval())]
     pub expert: Option<f64>,
 }
 

@@ -1,16 +1,19 @@
 //! `armstack train bc|co-rft|…`: behaviour cloning and CO-RFT offline RL from LeRobot datasets; the
 //! other training verbs live in their own modules.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use policy::train::co_rft::CoRftConfig;
 use policy::train::jobs::{BcJob, CoRftJob, EvalJob};
 use policy::train::{TrainReport, TrainSettings};
 use policy::{PolicySpec, Variant};
 
+use super::arg_ranges;
 use super::policy_args::{check_device, open_datasets, DeviceKind, RolloutArgs};
+use crate::outln;
+use crate::output_path::{prepare_output_dir, ExistingDir};
 use crate::shutdown::stop_flag;
 use crate::with_train_backend;
 
@@ -52,13 +55,13 @@ pub struct CommonTrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Gradient steps.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = arg_ranges::at_least(1u64))]
     pub steps: u64,
     /// Batch size.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 3e-4)]
+    #[arg(long, default_value_t = 3e-4, value_parser = arg_ranges::positive(""))]
     pub lr: f64,
     /// Seed (initialisation and batches).
     #[arg(long, default_value_t = 0)]
@@ -72,6 +75,9 @@ pub struct CommonTrainArgs {
     /// Continue from OUT/resume.
     #[arg(long)]
     pub resume: bool,
+    /// Replace the previous training run in `--out` (without it, a non-empty `--out` is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Leave out frames whose actions are proxy labels (`dataset label`): recorded actions only.
     #[arg(long)]
     pub skip_proxy_labels: bool,
@@ -120,7 +126,7 @@ pub struct BcArgs {
     #[arg(long, value_enum, default_value_t = VariantArg::State)]
     pub variant: VariantArg,
     /// Chunk length H.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = arg_ranges::at_least(1usize))]
     pub horizon: usize,
 }
 
@@ -133,28 +139,28 @@ pub struct CoRftArgs {
     #[arg(long)]
     pub init: PathBuf,
     /// Critic ensemble size K.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = arg_ranges::at_least(1usize))]
     pub critics: usize,
     /// Critic hidden layers.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = arg_ranges::at_least(1usize))]
     pub critic_layers: usize,
     /// Cal-QL samples per source (uniform, π(s), π(s')).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = arg_ranges::at_least(1usize))]
     pub cql_samples: usize,
     /// Weight α of the conservative term (Q values here lie in [0, 1]: sparse success reward).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = arg_ranges::non_negative(""))]
     pub cql_alpha: f64,
     /// η of the actor's TD3+BC Q term (0: none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = arg_ranges::non_negative(""))]
     pub actor_eta: f64,
     /// Temperature β of the advantage weights on the actor's BC term (0: plain BC).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = arg_ranges::non_negative(""))]
     pub awr_beta: f64,
     /// Critic-only steps before the actor moves.
     #[arg(long, default_value_t = 200)]
     pub critic_warmup: u64,
     /// Actor learning rate.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = arg_ranges::positive(""))]
     pub actor_lr: f64,
 }
 
@@ -175,16 +181,43 @@ impl CoRftArgs {
     }
 }
 
-fn print_report(name: &str, out: &std::path::Path, r: &TrainReport) {
+/// Files one of which every training run folder holds: `--force` replaces only such a folder.
+const RUN_MARKERS: &[&str] = &["policy.json", "metrics.jsonl", "icvf.json", "idm.json", "resume"];
+
+/// Makes `out` the folder of a new training run before any work: created if absent; an existing
+/// non-empty one is continued with `--resume` (`resume: Some(true)`; `None`: the verb has no
+/// `--resume`), replaced with `--force` if it is a previous run, refused otherwise. `out` must
+/// not hold any of `inputs` (the data or policy the run starts from).
+pub(super) fn prepare_run_out(out: &Path, force: bool, resume: Option<bool>, inputs: &[&Path]) -> Result<()> {
+    if let Ok(out_abs) = out.canonicalize() {
+        for input in inputs {
+            if input.canonicalize().is_ok_and(|i| i.starts_with(&out_abs)) {
+                bail!("--out {} holds the input {}; write the run to another folder", out.display(), input.display());
+            }
+        }
+    }
+    let existing = match (resume, force) {
+        (Some(true), _) => ExistingDir::WriteInto,
+        (_, true) => ExistingDir::ReplacePrevious { what: "training run", markers: RUN_MARKERS },
+        (Some(false), false) => {
+            ExistingDir::Refuse { hint: "pass --force to replace the previous run, or --resume to continue it" }
+        }
+        (None, false) => ExistingDir::Refuse { hint: "pass --force to replace the previous run" },
+    };
+    prepare_output_dir(out, "--out", existing)
+}
+
+fn print_report(name: &str, out: &Path, r: &TrainReport) -> Result<()> {
     let losses: Vec<String> = r.final_losses.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-    println!("{name}: {} steps, {:.0} samples/s, final {}", r.steps, r.samples_per_s, losses.join(", "));
+    outln!("{name}: {} steps, {:.0} samples/s, final {}", r.steps, r.samples_per_s, losses.join(", "))?;
     for (step, s) in &r.evaluations {
-        println!("  step {step:>6}: success {:.0}%", 100.0 * s);
+        outln!("  step {step:>6}: success {:.0}%", 100.0 * s)?;
     }
     if let Some((s, step)) = r.best {
-        println!("  kept the best: success {:.0}% at step {step}", 100.0 * s);
+        outln!("  kept the best: success {:.0}% at step {step}", 100.0 * s)?;
     }
-    println!("  policy: {}", out.display());
+    outln!("  policy: {}", out.display())?;
+    Ok(())
 }
 
 /// Runs `armstack train`.
@@ -199,6 +232,8 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         TrainCommand::Bc(a) => {
             let c = &a.common;
             check_device(c.device)?;
+            let inputs: Vec<&Path> = c.datasets.iter().chain(&c.encoder).map(PathBuf::as_path).collect();
+            prepare_run_out(&c.out, c.force, Some(c.resume), &inputs)?;
             let variant = match a.variant {
                 VariantArg::State => Variant::StateOnly,
                 VariantArg::Vision => Variant::Vision,
@@ -218,11 +253,14 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 policy::train::jobs::run_bc::<B>(&job, datasets, &stop, &Default::default())
             })
             .context("behaviour cloning")?;
-            print_report("bc", &c.out, &report);
+            print_report("bc", &c.out, &report)?;
         }
         TrainCommand::CoRft(a) => {
             let c = &a.common;
             check_device(c.device)?;
+            let inputs: Vec<&Path> =
+                c.datasets.iter().chain(&c.encoder).chain(std::iter::once(&a.init)).map(PathBuf::as_path).collect();
+            prepare_run_out(&c.out, c.force, Some(c.resume), &inputs)?;
             let spec = PolicySpec::load(&a.init)?;
             let datasets = open_datasets(&c.datasets, spec.config.image.is_some())?;
             let job = CoRftJob {
@@ -238,7 +276,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 policy::train::jobs::run_co_rft::<B>(&job, datasets, &stop, &Default::default())
             })
             .context("CO-RFT")?;
-            print_report("co-rft", &c.out, &report);
+            print_report("co-rft", &c.out, &report)?;
         }
     }
     Ok(())

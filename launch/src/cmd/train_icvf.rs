@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use video_pretrain::icvf::model::IcvfConfig;
 use video_pretrain::icvf::train::{train_icvf, IcvfTrainConfig};
 use video_pretrain::store::FrameStore;
 
+use super::arg_ranges;
 use super::policy_args::{check_device, DeviceKind};
+use crate::outln;
 use crate::with_train_backend;
 
 /// `armstack train icvf`.
@@ -21,20 +23,23 @@ pub struct IcvfArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Gradient steps.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = arg_ranges::at_least(1u64))]
     pub steps: u64,
     /// Samples per batch.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 5e-5)]
+    #[arg(long, default_value_t = 5e-5, value_parser = arg_ranges::positive(""))]
     pub lr: f64,
     /// Width of the multilinear heads.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]
     pub hidden: usize,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Replace the previous run in `--out` (without it, a non-empty `--out` is refused).
+    #[arg(long)]
+    pub force: bool,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
@@ -43,9 +48,7 @@ pub struct IcvfArgs {
 /// Runs `armstack train icvf`.
 pub fn run(a: IcvfArgs) -> Result<()> {
     check_device(a.device)?;
-    if a.steps == 0 || a.batch_size == 0 || a.hidden == 0 {
-        bail!("--steps, --batch-size and --hidden must be positive");
-    }
+    super::train::prepare_run_out(&a.out, a.force, None, &[&a.frames])?;
     let store =
         FrameStore::open(&a.frames).with_context(|| format!("opening the frame store {}", a.frames.display()))?;
     let model = IcvfConfig { hidden: a.hidden, ..IcvfConfig::new(store.manifest.size) };
@@ -64,14 +67,14 @@ pub fn run(a: IcvfArgs) -> Result<()> {
     });
     bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "icvf: {} steps on {} frames ({} episodes) in {secs:.1} s ({:.2} s/step), final loss {:.4}",
         a.steps,
         store.len(),
         store.manifest.episodes.len(),
         secs / a.steps as f64,
         spec.final_loss
-    );
-    println!("  encoder: {}", a.out.join("encoder.mpk").display());
+    )?;
+    outln!("  encoder: {}", a.out.join("encoder.mpk").display())?;
     Ok(())
 }

@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use dataset::Dataset;
 use video_pretrain::idm::train::{train_idm, IdmTrainConfig};
 
+use super::arg_ranges;
 use super::policy_args::{check_device, DeviceKind};
+use crate::outln;
 use crate::with_train_backend;
 
 /// `armstack train idm`.
@@ -23,23 +25,26 @@ pub struct IdmArgs {
     /// Use only this fraction of the dataset's episodes as the labelled set, drawn from the
     /// lower-return half as in SS-ORL (1: every episode). `dataset label` on the same dataset
     /// then keeps their recorded actions and labels the rest.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = arg_ranges::fraction())]
     pub labelled_fraction: f64,
     /// Gradient steps.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = arg_ranges::at_least(1u64))]
     pub steps: u64,
     /// Samples per batch.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = arg_ranges::positive(""))]
     pub lr: f64,
     /// Hidden width of the two-layer MLP.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = arg_ranges::at_least(1usize))]
     pub hidden: usize,
     /// Seed (episode choice, initialisation, batches).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Replace the previous run in `--out` (without it, a non-empty `--out` is refused).
+    #[arg(long)]
+    pub force: bool,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
@@ -48,9 +53,7 @@ pub struct IdmArgs {
 /// Runs `armstack train idm`.
 pub fn run(a: IdmArgs) -> Result<()> {
     check_device(a.device)?;
-    if !(a.labelled_fraction > 0.0 && a.labelled_fraction <= 1.0) {
-        bail!("--labelled-fraction must be in (0, 1]");
-    }
+    super::train::prepare_run_out(&a.out, a.force, None, &[&a.dataset])?;
     let ds = Dataset::open(&a.dataset).with_context(|| format!("opening {}", a.dataset.display()))?;
     let cfg = IdmTrainConfig {
         steps: a.steps,
@@ -73,18 +76,20 @@ pub fn run(a: IdmArgs) -> Result<()> {
         })?
     });
     bar.finish_and_clear();
-    println!(
+    outln!(
         "idm: {} steps in {:.1} s on {} labelled episodes of {} ({} for validation)",
         a.steps,
         t0.elapsed().as_secs_f64(),
         spec.labelled_episodes.len(),
         ds.episodes().len(),
         spec.val_episodes.len()
-    );
-    println!(
+    )?;
+    outln!(
         "  kept step {}: validation NLL {:.3}, action RMS error {:.4} (normalised, [-1, 1] per component)",
-        spec.best_step, spec.val_nll, spec.val_rmse
-    );
-    println!("  model: {}", a.out.display());
+        spec.best_step,
+        spec.val_nll,
+        spec.val_rmse
+    )?;
+    outln!("  model: {}", a.out.display())?;
     Ok(())
 }

@@ -14,9 +14,11 @@ use policy::online::sac::SacConfig;
 use policy::online::{OnlineReport, OnlineSettings, CURVE_FILE};
 use policy::PolicySpec;
 
+use super::arg_ranges;
 use super::curves::{read_curve, CurveRow};
 use super::policy_args::{check_device, open_datasets, DeviceKind};
 use crate::curves_png::{write_curves_png, Curve, Panel};
+use crate::outln;
 use crate::with_train_backend;
 
 /// Flags every online verb shares.
@@ -38,25 +40,25 @@ pub struct OnlineArgs {
     #[arg(long, default_value_t = 0)]
     pub warmup: u64,
     /// Critic updates per env step (update-to-data ratio).
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = arg_ranges::positive(""))]
     pub utd: f64,
     /// Critic updates per actor update (default: one actor update per env step).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub actor_every: Option<u64>,
     /// Chunks per batch.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
     /// Critic ensemble size K.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = arg_ranges::at_least(1usize))]
     pub critics: usize,
     /// Envs rolled out together.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = arg_ranges::at_least(1usize))]
     pub num_envs: usize,
     /// Sim worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub sim_threads: usize,
     /// Evaluate every this many env steps (and at the start and the end).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = arg_ranges::at_least(1u64))]
     pub eval_every: u64,
     /// Episodes per evaluation (the same scenes each time; 0: none).
     #[arg(long, default_value_t = 50)]
@@ -65,14 +67,17 @@ pub struct OnlineArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub eval_seed: u64,
     /// Save the weights every this many env steps (and at the end).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = arg_ranges::at_least(1u64))]
     pub checkpoint_every: u64,
     /// Log losses to metrics.jsonl every this many critic updates.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = arg_ranges::at_least(1u64))]
     pub log_every: u64,
     /// Seed (batches, noise, training scenes).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Replace the previous run in `--out` (without it, a non-empty `--out` is refused).
+    #[arg(long)]
+    pub force: bool,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
@@ -112,19 +117,19 @@ pub struct ExpoArgs {
     #[arg(long = "dataset")]
     pub datasets: Vec<PathBuf>,
     /// Share of each batch from the demonstrations (0: none, WSRL).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = arg_ranges::unit_interval())]
     pub offline_ratio: f64,
     /// Edit scale β (normalised action units; 0.7 for hard dexterous tasks).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = arg_ranges::non_negative(""))]
     pub beta: f64,
     /// Base chunks sampled per decision N (as many edited ones join them).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = arg_ranges::at_least(1usize))]
     pub samples: usize,
     /// Euler steps of the flow head.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = arg_ranges::at_least(1usize))]
     pub flow_steps: usize,
     /// Hidden width of the flow head (and of the edit policy).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]
     pub hidden: usize,
     /// Imitation steps of the flow head on the demonstrations before going online.
     #[arg(long, default_value_t = 500)]
@@ -140,13 +145,13 @@ pub struct SacArgs {
     #[arg(long = "dataset")]
     pub datasets: Vec<PathBuf>,
     /// Share of each batch from the demonstrations (0: none, WSRL).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = arg_ranges::unit_interval())]
     pub offline_ratio: f64,
     /// Initial σ of the chunk Gaussian (normalised units).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = arg_ranges::positive(""))]
     pub init_std: f64,
     /// Target entropy (default −H·D/2; WSRL uses 0).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::finite())]
     pub target_entropy: Option<f64>,
 }
 
@@ -159,7 +164,7 @@ pub struct H2oArgs {
     #[arg(long = "real", required = true)]
     pub real: Vec<PathBuf>,
     /// Weight λ of the sim Q penalty.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = arg_ranges::non_negative(""))]
     pub penalty: f64,
 }
 
@@ -173,22 +178,23 @@ pub enum OnlineVerb {
     H2o(H2oArgs),
 }
 
-fn print_report(name: &str, out: &Path, r: &OnlineReport) {
-    println!(
+fn print_report(name: &str, out: &Path, r: &OnlineReport) -> Result<()> {
+    outln!(
         "{name}: {} env steps, {} episodes, {} critic / {} actor updates, {:.1} critic updates/s, {:.1} env steps/s, {:.0} s",
         r.env_steps, r.train_episodes, r.critic_updates, r.actor_updates, r.critic_updates_per_s, r.env_steps_per_s, r.wall_s
-    );
-    println!("  {:>10}  {:>8}  {:>15}", "env steps", "success", "95% interval");
+    )?;
+    outln!("  {:>10}  {:>8}  {:>15}", "env steps", "success", "95% interval")?;
     for p in &r.evaluations {
-        println!(
+        outln!(
             "  {:>10}  {:>7.0}%  {:>6.0}% – {:>3.0}%",
             p.env_steps,
             100.0 * p.success,
             100.0 * p.ci95.0,
             100.0 * p.ci95.1
-        );
+        )?;
     }
-    println!("  policy: {} (curve: {}, curve.png)", out.display(), out.join(CURVE_FILE).display());
+    outln!("  policy: {} (curve: {}, curve.png)", out.display(), out.join(CURVE_FILE).display())?;
+    Ok(())
 }
 
 /// Draws `out/curve.csv` as `out/curve.png`.
@@ -228,6 +234,9 @@ pub fn run(verb: OnlineVerb, stop: &Arc<AtomicBool>) -> Result<()> {
         }
     };
     check_device(online.device)?;
+    let inputs: Vec<&Path> =
+        datasets.iter().map(PathBuf::as_path).chain(std::iter::once(online.init.as_path())).collect();
+    super::train::prepare_run_out(&online.out, online.force, None, &inputs)?;
     let spec = PolicySpec::load(&online.init)?;
     let opened = if datasets.is_empty() { Vec::new() } else { open_datasets(&datasets, spec.config.image.is_some())? };
     let name = algo.name();
@@ -247,6 +256,6 @@ pub fn run(verb: OnlineVerb, stop: &Arc<AtomicBool>) -> Result<()> {
     if !report.evaluations.is_empty() {
         plot_run(name, &online.out, &scene).context("drawing curve.png")?;
     }
-    print_report(name, &online.out, &report);
+    print_report(name, &online.out, &report)?;
     Ok(())
 }

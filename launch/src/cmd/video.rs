@@ -7,6 +7,12 @@ use clap::{Args, Subcommand};
 #[cfg(feature = "video")]
 use video_pretrain::ingest::{collect_inputs, ingest_dataset, ingest_videos, IngestConfig, IngestReport};
 
+use super::arg_ranges;
+#[cfg(feature = "video")]
+use crate::outln;
+#[cfg(feature = "video")]
+use crate::output_path::{prepare_output_dir, ExistingDir};
+
 /// `armstack video …`
 #[derive(Subcommand, Debug)]
 pub enum VideoCommand {
@@ -27,19 +33,19 @@ pub struct IngestArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Frame side after resize and centre crop, px.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(1usize, 4096))]
     pub size: usize,
     /// Frames per second after resampling.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = arg_ranges::rate_hz())]
     pub fps: f64,
     /// Decoding threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1usize))]
     pub threads: Option<usize>,
 }
 
 #[cfg(feature = "video")]
-fn print_report(what: &str, r: &IngestReport) {
-    println!(
+fn print_report(what: &str, r: &IngestReport) -> Result<()> {
+    outln!(
         "{what}: {} episodes, {} skipped; {} frames decoded, {} written in {:.1} s ({:.0} decoded frames/s)",
         r.episodes,
         r.skipped,
@@ -47,7 +53,8 @@ fn print_report(what: &str, r: &IngestReport) {
         r.written_frames,
         r.seconds,
         r.decode_fps()
-    );
+    )?;
+    Ok(())
 }
 
 /// Runs `armstack video …`.
@@ -67,12 +74,14 @@ fn ingest(a: IngestArgs) -> Result<()> {
     if a.videos.is_empty() == a.dataset.is_empty() {
         bail!("pass --videos or --dataset (either one or more times), not both");
     }
-    if a.fps.is_nan() || a.fps <= 0.0 || a.size == 0 {
-        bail!("--fps and --size must be positive");
-    }
+    prepare_output_dir(
+        &a.out,
+        "--out",
+        ExistingDir::Refuse { hint: "a frame store is written into a new or empty folder" },
+    )?;
     let mut cfg = IngestConfig { size: a.size, fps: a.fps, ..Default::default() };
     if let Some(t) = a.threads {
-        cfg.threads = t.max(1);
+        cfg.threads = t;
     }
     let bar = |len: usize, unit: &str| {
         let bar = indicatif::ProgressBar::new(len as u64);
@@ -91,8 +100,8 @@ fn ingest(a: IngestArgs) -> Result<()> {
         let pb = bar(a.dataset.len(), "datasets");
         let (m, r) = ingest_dataset(&a.dataset, &a.out, &cfg, &|done, _| pb.set_position(done as u64))?;
         pb.finish_and_clear();
-        print_report(&format!("ingested {} datasets into {}", a.dataset.len(), a.out.display()), &r);
-        println!("{} frames of {}×{} at {} fps", m.frames, m.size, m.size, m.fps);
+        print_report(&format!("ingested {} datasets into {}", a.dataset.len(), a.out.display()), &r)?;
+        outln!("{} frames of {}×{} at {} fps", m.frames, m.size, m.size, m.fps)?;
         return Ok(());
     }
     let mut files = Vec::new();
@@ -105,9 +114,9 @@ fn ingest(a: IngestArgs) -> Result<()> {
     let pb = bar(files.len(), "files");
     let (m, r) = ingest_videos(&files, &a.out, &cfg, &|done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
-    print_report(&format!("ingested {} files into {}", files.len(), a.out.display()), &r);
+    print_report(&format!("ingested {} files into {}", files.len(), a.out.display()), &r)?;
     for s in &m.skipped {
-        println!("skipped {}: {}", s.source, s.reason);
+        outln!("skipped {}: {}", s.source, s.reason)?;
     }
     if m.frames == 0 {
         bail!("no frames were ingested");
