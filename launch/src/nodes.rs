@@ -14,6 +14,8 @@ use bus::{Bus, BusConfig, JointCommand, RawSubscriber};
 use sim::node::{SimNode, SimNodeConfig};
 use sim::EnvConfig;
 
+use crate::outln;
+
 fn default_rate() -> f64 {
     10.0
 }
@@ -371,7 +373,7 @@ pub fn run_nodes(specs: Vec<NodeSpec>, bus_config: &BusConfig) -> Result<()> {
     stop.store(true, Ordering::SeqCst);
     for (name, _, handle) in handles {
         match handle.join() {
-            Ok(Ok(summary)) => println!("{summary}"),
+            Ok(Ok(summary)) => outln!("{summary}")?,
             Ok(Err(e)) => {
                 tracing::error!(node = %name, "{e:#}");
                 first_error.get_or_insert(e.context(format!("node `{name}`")));

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use robot_driver::calibrate::{calibrate, CalibrationConfig, CalibrationOperator, EmulatedOperator};
 
+use super::arg_ranges;
 use crate::robots::widowx::{uncalibrated_mount_offsets, DriverArgs};
 
 /// Arguments of `armstack calibrate`.
@@ -23,10 +24,10 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Longest range sweep, s (with --emulate: the emulated hand's sweep period).
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = arg_ranges::duration_s())]
     pub sweep_s: f64,
     /// Each joint must cover at least this fraction of its configured range.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = arg_ranges::fraction())]
     pub min_coverage: f64,
     /// Overwrite `--out` if it exists.
     #[arg(long)]

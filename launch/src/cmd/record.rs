@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dataset::{CameraFeature, DatasetSpec, DatasetWriter};
 
+use super::arg_ranges;
 use super::teleop::{make_device, robot_node, run_with_robot, RobotArgs, RobotNode};
 use crate::record::align::{env_state_names, ActionSource};
 use crate::record::recorder::{run_recorder, RecorderConfig, RecorderReport};
@@ -24,10 +25,10 @@ pub struct RecordArgs {
     #[arg(long)]
     pub task: Option<String>,
     /// Episodes to record.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1u64))]
     pub episodes: u64,
     /// Frames per second (the robot's control rate).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = arg_ranges::rate_hz())]
     pub fps: f64,
     /// Append to an existing dataset.
     #[arg(long)]
@@ -36,7 +37,7 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_cameras: bool,
     /// x264 constant rate factor of the camera videos.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = arg_ranges::int_range(0u8, 51))]
     pub crf: u8,
 }
 

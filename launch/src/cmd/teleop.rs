@@ -13,6 +13,7 @@ use robot_driver::episodes::EpisodeConfig;
 use robot_driver::node::{run_driver_node, DriverNodeConfig};
 use sim::node::{SimNode, SimNodeConfig};
 
+use super::arg_ranges;
 use crate::robots::widowx::{Connection, DriverArgs, SimKinematics};
 
 use crate::teleop::gamepad::GamepadDevice;
@@ -57,23 +58,23 @@ pub struct RobotArgs {
     #[arg(long, value_enum, default_value = "keyboard")]
     pub device: DeviceKind,
     /// Scripted expert action noise in [0, 1] (0: clean; ~0.3: about half fail).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = arg_ranges::unit_interval())]
     pub noise: f64,
     /// Seed of the first episode (episode k uses seed + k; a re-recorded one keeps its seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Camera image width and height, pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(2u32, 4096))]
     pub image_size: u32,
     /// Pause between episodes, s (default: 0 for the scripted device, 2 for a person).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::pause_s())]
     pub reset_s: Option<f64>,
     /// Run the sim in real time even with the scripted device (default: lockstep, as fast as
     /// the device answers).
     #[arg(long)]
     pub realtime: bool,
     /// Episode length on a real arm, s (it also ends when the operator ends it).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = arg_ranges::duration_s())]
     pub episode_s: f64,
     /// The arm's connection (`--robot widowx`).
     #[command(flatten)]
@@ -151,10 +152,10 @@ pub struct TeleopArgs {
     #[command(flatten)]
     pub robot: RobotArgs,
     /// Control rate, Hz.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = arg_ranges::rate_hz())]
     pub rate: f64,
     /// Stop after this many episodes.
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub episodes: Option<u64>,
 }
 

@@ -21,7 +21,7 @@ pub struct DriverArgs {
     #[arg(long)]
     pub port: Option<String>,
     /// Baud rate, bit/s (default: the servo map's, 1 Mbps for the WidowX).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cmd::arg_ranges::at_least(1u32))]
     pub baud: Option<u32>,
     /// Servo map TOML (default: the built-in WidowX 250 6DOF map).
     #[arg(long)]
@@ -31,10 +31,10 @@ pub struct DriverArgs {
     #[arg(long, conflicts_with = "port")]
     pub emulate: bool,
     /// Emulator fault injection: probability of a corrupted byte on the wire.
-    #[arg(long, default_value_t = 0.0, requires = "emulate")]
+    #[arg(long, default_value_t = 0.0, requires = "emulate", value_parser = crate::cmd::arg_ranges::unit_interval())]
     pub emulate_corrupt: f64,
     /// Emulator fault injection: probability that a servo's reply is lost.
-    #[arg(long, default_value_t = 0.0, requires = "emulate")]
+    #[arg(long, default_value_t = 0.0, requires = "emulate", value_parser = crate::cmd::arg_ranges::unit_interval())]
     pub emulate_drop: f64,
     /// The emulated arm's encoders are mounted off-centre, as on an arm that was never
     /// calibrated (`calibrate --emulate` always emulates this arm; its map drives it).
