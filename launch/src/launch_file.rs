@@ -11,8 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
+use bus::config_error::ConfigError;
 use serde::Deserialize;
-use sim::scene::TomlErrorLocation;
+use sim::toml_spans::{toml_error, toml_source};
 
 use crate::nodes::NodeSpec;
 
@@ -39,42 +40,27 @@ pub enum LaunchFileError {
         /// Underlying error.
         source: std::io::Error,
     },
-    /// Malformed TOML, an unknown node kind, or a wrong / unknown / missing key.
-    #[error("{file}:{at}")]
-    Parse {
-        /// File path.
-        file: String,
-        /// Where and what.
-        at: TomlErrorLocation,
-    },
-    /// Valid TOML but not a usable launch (no nodes, duplicate names).
-    #[error("{file}: {message}")]
-    Invalid {
-        /// File path.
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// Malformed TOML, an unknown node kind, or a wrong / unknown / missing key (file, line,
+    /// column, key).
+    #[error(transparent)]
+    Parse(ConfigError),
+    /// Valid TOML but not a usable launch: no nodes, duplicate names (file, line, column, key).
+    #[error(transparent)]
+    Invalid(ConfigError),
 }
 
 /// Parses launch-file text; `file` names it in errors.
 pub fn parse_launch(text: &str, file: &str) -> Result<LaunchFile, LaunchFileError> {
-    let launch: LaunchFile = toml::from_str(text).map_err(|e| {
-        let mut at = sim::scene::locate_toml_error(text, &e);
-        if at.message.contains("unknown variant") {
-            at.message = format!("key `kind`: unknown node kind: {}", at.message);
-        }
-        LaunchFileError::Parse { file: file.to_string(), at }
-    })?;
+    let launch: LaunchFile = toml::from_str(text).map_err(|e| LaunchFileError::Parse(toml_error(file, text, &e)))?;
+    let invalid =
+        |key: &str, message: String| LaunchFileError::Invalid(toml_source(file, text).error_at_key(key, message));
     if launch.nodes.is_empty() {
-        return Err(LaunchFileError::Invalid { file: file.into(), message: "no [[node]] entries".into() });
+        return Err(invalid("node", "no [[node]] entries".into()));
     }
     for (i, n) in launch.nodes.iter().enumerate() {
         if launch.nodes[..i].iter().any(|m| m.name() == n.name()) {
-            return Err(LaunchFileError::Invalid {
-                file: file.into(),
-                message: format!("two nodes are named `{}`; give each a unique `name`", n.name()),
-            });
+            let message = format!("two nodes are named `{}`; give each a unique `name`", n.name());
+            return Err(invalid(&format!("node[{i}].name"), message));
         }
     }
     Ok(launch)
@@ -106,27 +92,36 @@ mod tests {
     }
 
     #[test]
-    fn unknown_node_kind_names_file_line_and_key() {
+    fn unknown_node_kind_names_file_line_column_and_key() {
         let text = "[[node]]\nkind = \"sim\"\n\n[[node]]\nkind = \"teleporter\"\n";
         let err = parse_launch(text, "bad.toml").unwrap_err().to_string();
-        assert!(err.starts_with("bad.toml:"), "{err}");
-        assert!(err.contains("kind") && err.contains("teleporter"), "{err}");
-        let line: usize = err.split(':').nth(1).unwrap().parse().unwrap();
-        assert!((4..=5).contains(&line), "{err}");
+        assert!(err.starts_with("bad.toml:5:8: node[1].kind: unknown variant `teleporter`"), "{err}");
     }
 
     #[test]
-    fn unknown_key_names_the_key() {
+    fn unknown_key_names_file_line_column_and_key() {
         let text = "[[node]]\nkind = \"sim\"\nscene = \"reach\"\nrate = 10\n";
         let err = parse_launch(text, "bad.toml").unwrap_err().to_string();
-        assert!(err.contains("rate"), "{err}");
-        assert!(err.starts_with("bad.toml:"), "{err}");
+        assert!(err.starts_with("bad.toml:4:1: node[0].rate: unknown field `rate`"), "{err}");
     }
 
     #[test]
-    fn duplicate_names_rejected() {
+    fn wrong_type_names_file_line_column_and_key() {
+        // Nodes are `kind`-tagged, so serde buffers each table: the span must still be found.
+        let text = "robot = \"arm0\"\n\n[[node]]\nkind = \"sim\"\n\n[[node]]\nkind = \"monitor\"\nname = \"mon\"\n\n[[node]]\nkind = \"sim\"\nname = \"sim2\"\nrate_hz = \"fast\"\n";
+        let err = parse_launch(text, "bad.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("bad.toml:13:11: node[2].rate_hz: invalid type: string \"fast\", expected f64"),
+            "{err}"
+        );
+        let err = parse_launch("robot = 3\n[[node]]\nkind = \"sim\"\n", "bad.toml").unwrap_err().to_string();
+        assert!(err.starts_with("bad.toml:1:9: robot: invalid type: integer `3`"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_names_name_file_line_column_and_key() {
         let text = "[[node]]\nkind = \"sim\"\n[[node]]\nkind = \"sim\"\n";
         let err = parse_launch(text, "dup.toml").unwrap_err().to_string();
-        assert!(err.contains("two nodes are named `sim`"), "{err}");
+        assert!(err.starts_with("dup.toml:3:1: node[1].name: two nodes are named `sim`"), "{err}");
     }
 }

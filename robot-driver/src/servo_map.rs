@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::control_table::{self, model_by_name, rad_to_ticks, Model, OperatingMode};
 
+mod toml_spans;
+
 /// The built-in WidowX 250 6DOF map.
 pub const WIDOWX250_TOML: &str = include_str!("../config/widowx250.toml");
 
@@ -25,14 +27,9 @@ pub enum ServoMapError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The TOML did not parse into a map.
-    #[error("parsing servo map {path}: {source}")]
-    Parse {
-        /// File (or `built-in`).
-        path: String,
-        /// Cause.
-        source: Box<toml::de::Error>,
-    },
+    /// The TOML did not parse into a map (file, line, column, key).
+    #[error("parsing servo map: {0}")]
+    Parse(bus::config_error::ConfigError),
     /// The map parsed but is inconsistent.
     #[error("servo map {path}: {reason}")]
     Invalid {
@@ -258,7 +255,7 @@ impl ServoMap {
     /// Parses and validates a map.
     pub fn from_toml(text: &str, path: &str) -> Result<ServoMap, ServoMapError> {
         let map: ServoMap =
-            toml::from_str(text).map_err(|e| ServoMapError::Parse { path: path.into(), source: Box::new(e) })?;
+            toml::from_str(text).map_err(|e| ServoMapError::Parse(toml_spans::toml_error(path, text, &e)))?;
         map.validate().map_err(|reason| ServoMapError::Invalid { path: path.into(), reason })?;
         Ok(map)
     }

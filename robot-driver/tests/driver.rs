@@ -354,3 +354,32 @@ fn dropped_replies_are_retried_over_the_serial_path() {
     let retries = statuses.iter().filter_map(|s| s.counters.get("bus_retries")).max().copied().unwrap_or(0);
     assert!(retries > 10, "retries on status: {retries}");
 }
+
+/// What the node's subscribers refuse is counted on its `status`, on every topic it subscribes
+/// to: a newer-schema command as `newer_schema`, garbage on `command/episode` as `decode_errors`.
+#[test]
+fn refused_messages_are_counted_on_status() {
+    let emu = emulator(Faults::default());
+    let (report, statuses) = with_node(in_process_arm(&emu), fast_cfg(), |bus| {
+        let status = bus.subscriber::<Status>().expect("status sub");
+        let mut future = JointCommand { position: TARGET.to_vec(), gripper: 1.0, ..Default::default() };
+        future.header.schema = bus::SCHEMA_VERSION + 1;
+        let future = bus::encode(&future).expect("encode");
+        let counted = |s: &Status, name: &str| s.counters.get(name).copied().unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            bus.put_raw(&bus.key("command/joint"), future.clone()).expect("put");
+            bus.put_raw(&bus.key("command/episode"), vec![0xff, 0x00, 0x13]).expect("put");
+            if let Some(s) = status.recv_timeout(Duration::from_millis(100)) {
+                if counted(&s, bus::STATUS_NEWER_SCHEMA) > 0 && counted(&s, bus::STATUS_DECODE_ERRORS) > 0 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "refused messages never counted on status");
+        }
+    });
+    let report = report.expect("node ran");
+    assert_eq!(report.commands_applied, 0, "a newer-schema command must not be applied: {report:?}");
+    let last = statuses.last().expect("a final status");
+    assert!(last.counters.get(bus::STATUS_NEWER_SCHEMA).is_some_and(|&n| n > 0), "{last:?}");
+}

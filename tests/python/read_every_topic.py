@@ -4,13 +4,12 @@ Connects through the locator files in $ARMSTACK_BUS_DIR, decodes every topic the
 publishes, checks each message's schema and fields, then publishes an e-stop and waits until the
 node reports `Estopped`. Exit code 0 on success; prints what failed otherwise.
 """
-import glob, json, os, sys, time
+import sys, time
 
 import cbor2
-import zenoh
 
-ROBOT = os.environ["ARMSTACK_ROBOT"]
-BUS_DIR = os.environ["ARMSTACK_BUS_DIR"]
+from bus_client import PREFIX, open_session
+
 REQUIRED = {
     "joint_state": ["header", "name", "position", "velocity", "effort", "ee_pose"],
     "camera/front": ["header", "camera", "width", "height", "encoding", "data", "intrinsics", "extrinsics"],
@@ -21,18 +20,9 @@ REQUIRED = {
     "task": ["header", "instruction", "scene"],
 }
 
-endpoints = [l.strip() for p in glob.glob(os.path.join(BUS_DIR, "*.locator")) for l in open(p) if l.strip()]
-if not endpoints:
-    sys.exit(f"no locator files in {BUS_DIR}")
-conf = zenoh.Config()
-conf.insert_json5("mode", '"peer"')
-conf.insert_json5("connect/endpoints", json.dumps(endpoints))
-conf.insert_json5("scouting/multicast/enabled", "false")
-conf.insert_json5("scouting/gossip/enabled", "false")
-
 seen = {}
-with zenoh.open(conf) as session:
-    prefix = f"armstack/{ROBOT}/"
+with open_session() as session:
+    prefix = PREFIX
     sub = session.declare_subscriber(prefix + "**")
     deadline = time.time() + 20
     estop_sent = False

@@ -14,7 +14,8 @@ use sim::node::{SimNode, SimNodeConfig, SimNodeReport};
 use sim::{load_scene, EnvConfig};
 
 struct Harness {
-    _dir: tempfile::TempDir,
+    /// The discovery directory of the node and the client (removed on drop).
+    dir: tempfile::TempDir,
     client: Bus,
     stop: Arc<AtomicBool>,
     node: Option<JoinHandle<SimNodeReport>>,
@@ -45,7 +46,7 @@ impl Harness {
             node.run(&node_bus, &stop_node).unwrap()
         });
         let client = Bus::open(&config).unwrap();
-        Harness { _dir: dir, client, stop, node: Some(node) }
+        Harness { dir, client, stop, node: Some(node) }
     }
 
     fn finish(mut self) -> SimNodeReport {
@@ -245,6 +246,52 @@ fn estop_holds_the_arm_and_is_reported() {
     drive_until(&h, cmd, Duration::from_secs(10), |js| (js.position[0] - 1.0).abs() < 0.02);
 }
 
+/// Polls the node's `status` until `done(counters)` holds, putting `payloads` (key, bytes) raw on
+/// the bus before each poll (zenoh routes asynchronously); fails after 10 s.
+fn put_until_status(
+    h: &Harness,
+    payloads: &[(String, Vec<u8>)],
+    mut done: impl FnMut(&std::collections::BTreeMap<String, u64>) -> bool,
+) -> Status {
+    let status = h.client.subscriber::<Status>().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for (key, bytes) in payloads {
+            h.client.put_raw(key, bytes.clone()).unwrap();
+        }
+        if let Some(s) = status.recv_timeout(Duration::from_millis(200)) {
+            if done(&s.counters) {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "status counters never matched");
+    }
+}
+
+/// Messages the node's subscribers refuse are counted on its `status`, on every topic it
+/// subscribes to: a newer-schema command as `newer_schema`, garbage as `decode_errors`.
+#[test]
+fn refused_messages_are_counted_on_status() {
+    let h = Harness::start("refused_status_test", 50.0, None);
+    let mut future = JointCommand { position: vec![0.5; 6], gripper: 1.0, ..Default::default() };
+    future.header.schema = bus::SCHEMA_VERSION + 1;
+    let mut future_estop = Estop { engaged: true, ..Default::default() };
+    future_estop.header.schema = bus::SCHEMA_VERSION + 1;
+    let payloads = [
+        (h.client.key("command/joint"), bus::encode(&future).unwrap()),
+        (h.client.key("estop"), bus::encode(&future_estop).unwrap()),
+        (h.client.key("command/episode"), vec![0xff, 0x00, 0x13]),
+    ];
+    // The garbage goes to `command/episode`, a topic the node does not command the arm from.
+    let counted = |c: &std::collections::BTreeMap<String, u64>, name: &str| c.get(name).copied().unwrap_or(0);
+    let s = put_until_status(&h, &payloads, |c| {
+        counted(c, bus::STATUS_NEWER_SCHEMA) >= 2 && counted(c, bus::STATUS_DECODE_ERRORS) >= 1
+    });
+    assert_eq!(s.state, NodeState::Running, "a newer-schema e-stop must not be obeyed: {s:?}");
+    let report = h.finish();
+    assert_eq!(report.commands_applied, 0, "{report:?}");
+}
+
 /// A Python client (eclipse-zenoh + cbor2, no Armstack code) reads every topic and its e-stop is
 /// obeyed. Runs when `ARMSTACK_PYTHON_TESTS=1` (CI installs the two wheels and sets it).
 #[test]
@@ -272,17 +319,40 @@ fn python_client_reads_every_topic_and_estops_the_node() {
     let node_bus = Bus::open(&config).unwrap();
     let stop_node = stop.clone();
     let node = std::thread::spawn(move || SimNode::new(node_cfg).unwrap().run(&node_bus, &stop_node).unwrap());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_every_topic.py");
+    let stdout = run_python_client("read_every_topic.py", dir.path(), robot);
+    stop.store(true, Ordering::SeqCst);
+    let report = node.join().unwrap();
+    assert!(stdout.contains("e-stop obeyed"), "{stdout}");
+    assert!(report.steps > 0);
+}
+
+/// Runs `tests/python/<script>` against the bus in `bus_dir` for `robot`; returns its stdout and
+/// fails the test if it exits non-zero.
+fn run_python_client(script: &str, bus_dir: &std::path::Path, robot: &str) -> String {
     let out = std::process::Command::new("python3")
-        .arg(script)
-        .env("ARMSTACK_BUS_DIR", dir.path())
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script))
+        .env("ARMSTACK_BUS_DIR", bus_dir)
         .env("ARMSTACK_ROBOT", robot)
         .output()
         .expect("python3");
-    stop.store(true, Ordering::SeqCst);
-    let report = node.join().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python client failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("e-stop obeyed"), "{stdout}");
-    assert!(report.steps > 0);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// A Python client's joint command with whole numbers written as integers (`cbor2.dumps(1)`)
+/// moves the arm: it is decoded, not dropped as a decode error. Runs when
+/// `ARMSTACK_PYTHON_TESTS=1`.
+#[test]
+fn python_client_integer_command_moves_the_arm() {
+    if std::env::var("ARMSTACK_PYTHON_TESTS").as_deref() != Ok("1") {
+        eprintln!("python client test not requested (set ARMSTACK_PYTHON_TESTS=1)");
+        return;
+    }
+    let robot = "python_int_test";
+    let h = Harness::start(robot, 50.0, None);
+    let stdout = run_python_client("integer_command.py", h.dir.path(), robot);
+    assert!(stdout.contains("integer command obeyed"), "{stdout}");
+    let report = h.finish();
+    assert!(report.commands_applied > 0, "{report:?}");
 }

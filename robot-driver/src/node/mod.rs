@@ -130,6 +130,15 @@ struct Io {
     estop: bus::Subscriber<Estop>,
 }
 
+impl Io {
+    /// Counters of every subscriber of the node, summed (what arrived and what was refused).
+    fn receive_stats(&self) -> bus::SubscriberStats {
+        [self.joint_cmd.stats(), self.ee_cmd.stats(), self.chunk_cmd.stats(), self.control.stats(), self.estop.stats()]
+            .into_iter()
+            .sum()
+    }
+}
+
 /// The node's live state.
 struct Control {
     desired: [f64; NUM_JOINTS],
@@ -192,6 +201,7 @@ pub fn run_driver_node(
         ] {
             counters.insert(k.to_string(), v);
         }
+        io.receive_stats().add_to_status_counters(&mut counters);
         io.status.publish(&mut Status {
             header: Default::default(),
             node: cfg.name.clone(),

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use bus::{
     now_ns, ActionChunk, Bus, BusError, CameraFrame, EeDeltaCommand, EpisodeControl, EpisodeEvent, EpisodeEventKind,
-    EpisodeRequest, Estop, JointCommand, JointState, NodeState, Publisher, SceneState, Status, Subscriber, Task,
+    EpisodeRequest, Estop, JointCommand, JointState, NodeState, Publisher, SceneState, Status, Subscriber,
+    SubscriberStats, Task,
 };
 
 use crate::env::{Action, Env, EnvConfig, Observation};
@@ -120,6 +121,15 @@ struct Io {
     chunk_cmd: Subscriber<ActionChunk>,
     control: Subscriber<EpisodeControl>,
     estop: Subscriber<Estop>,
+}
+
+impl Io {
+    /// Counters of every subscriber of the node, summed (what arrived and what was refused).
+    fn receive_stats(&self) -> SubscriberStats {
+        [self.joint_cmd.stats(), self.ee_cmd.stats(), self.chunk_cmd.stats(), self.control.stats(), self.estop.stats()]
+            .into_iter()
+            .sum()
+    }
 }
 
 /// The sim node.
@@ -438,10 +448,7 @@ impl SimNode {
         counters.insert("commands_clamped".to_string(), report.commands_clamped);
         counters.insert("overruns".to_string(), report.overruns);
         counters.insert("command_gaps".to_string(), io.joint_cmd.stats().gaps_missed + io.ee_cmd.stats().gaps_missed);
-        counters.insert(
-            "decode_errors".to_string(),
-            io.joint_cmd.stats().decode_errors + io.ee_cmd.stats().decode_errors + io.chunk_cmd.stats().decode_errors,
-        );
+        io.receive_stats().add_to_status_counters(&mut counters);
         let mut status = Status {
             header: Default::default(),
             node: self.config.name.clone(),

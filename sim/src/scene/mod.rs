@@ -10,6 +10,10 @@ pub mod spec;
 
 use std::path::{Path, PathBuf};
 
+use bus::config_error::ConfigError;
+
+use crate::toml_spans::{toml_error, toml_source};
+
 pub use sample::{LightSpec, PlacedObject, SceneInstance, READY_POSE_RAD};
 pub use spec::{ConditionSpec, ExpertSpec, ObjectKind, ObjectSpec, RandomizationSpec, SceneSpec};
 
@@ -39,26 +43,13 @@ pub enum SceneError {
         /// Underlying error.
         source: std::io::Error,
     },
-    /// The TOML is malformed or has a wrong / unknown / missing key.
-    #[error("{file}:{at}")]
-    Parse {
-        /// File path or `builtin:NAME`.
-        file: String,
-        /// Where and what.
-        at: TomlErrorLocation,
-    },
-    /// The TOML parsed but a value is invalid (unknown colour, bad range, dangling reference).
-    #[error("{file}:{line}: key `{key}`: {message}")]
-    Invalid {
-        /// File path or `builtin:NAME`.
-        file: String,
-        /// 1-based line of the offending key (0 when it cannot be located).
-        line: usize,
-        /// The key that is wrong.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// The TOML is malformed or has a wrong / unknown / missing key (file, line, column, key).
+    #[error(transparent)]
+    Parse(ConfigError),
+    /// The TOML parsed but a value is invalid: unknown colour, bad range, dangling reference
+    /// (file, line, column, key).
+    #[error(transparent)]
+    Invalid(ConfigError),
 }
 
 /// Names of the built-in scenes.
@@ -87,194 +78,122 @@ pub fn load_scene_file(path: &Path) -> Result<SceneSpec, SceneError> {
 
 /// Parses and validates scene TOML text; `file` names it in errors.
 pub fn parse_scene(text: &str, file: &str) -> Result<SceneSpec, SceneError> {
-    let spec: SceneSpec = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
-    validate(&spec, text, file)?;
+    let spec: SceneSpec = toml::from_str(text).map_err(|e| SceneError::Parse(toml_error(file, text, &e)))?;
+    validate(&spec)
+        .map_err(|(key, message)| SceneError::Invalid(toml_source(file, text).error_at_key(&key, message)))?;
     Ok(spec)
 }
 
-/// Where a TOML error is, as a person reads it: 1-based line and column, the text there, and
-/// the message. For an unknown key the line is the key's own line (not its table's header).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TomlErrorLocation {
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// 1-based column (0 when unknown).
-    pub column: usize,
-    /// The first line of text at the error.
-    pub snippet: String,
-    /// What is wrong; names the key.
-    pub message: String,
-}
+/// A failed check: the key path of the offending entry (`object[1].x_m`) and what is wrong.
+type Problem = (String, String);
 
-impl std::fmt::Display for TomlErrorLocation {
-    /// `LINE:COLUMN: MESSAGE (at `SNIPPET`)`, to follow a file name and a colon.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {} (at `{}`)", self.line, self.column, self.message, self.snippet)
-    }
-}
-
-/// Locates a `toml` deserialisation error in `text`.
-pub fn locate_toml_error(text: &str, e: &toml::de::Error) -> TomlErrorLocation {
-    let message = e.message().trim().to_string();
-    let Some(span) = e.span() else {
-        return TomlErrorLocation { line: 0, column: 0, snippet: String::new(), message };
-    };
-    let (mut line, mut column) = line_col(text, span.start);
-    let end = span.end.min(text.len()).max(span.start);
-    let mut snippet: String = text[span.start..end].lines().next().unwrap_or("").chars().take(60).collect();
-    // Serde reports unknown fields of tagged tables at the table header: find the key itself.
-    if let Some(key) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
-        let found = text.lines().enumerate().skip(line.saturating_sub(1)).find(|(_, l)| {
-            let t = l.trim_start();
-            t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
-        });
-        if let Some((i, l)) = found {
-            line = i + 1;
-            column = l.len() - l.trim_start().len() + 1;
-            snippet = l.trim().chars().take(60).collect();
-        }
-    }
-    TomlErrorLocation { line, column, snippet, message }
-}
-
-/// Turns a `toml` error into a [`SceneError::Parse`] with line, column and snippet.
-fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> SceneError {
-    SceneError::Parse { file: file.to_string(), at: locate_toml_error(text, e) }
-}
-
-/// 1-based (line, column) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(offset, |p| offset - p - 1) + 1;
-    (line, column)
-}
-
-/// 1-based line of the first line that assigns `key` with a value containing `value`.
-fn find_line(text: &str, key: &str, value: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') && l.contains(value)
-        })
-        .map_or(0, |i| i + 1)
-}
-
-fn validate(spec: &SceneSpec, text: &str, file: &str) -> Result<(), SceneError> {
-    let invalid = |key: &str, value: &str, message: String| SceneError::Invalid {
-        file: file.to_string(),
-        line: find_line(text, key, value),
-        key: key.to_string(),
-        message,
-    };
+fn validate(spec: &SceneSpec) -> Result<(), Problem> {
     if spec.objects.is_empty() {
-        return Err(invalid("object", "", "a scene needs at least one [[object]]".into()));
+        return Err(("object".into(), "a scene needs at least one [[object]]".into()));
     }
-    for choice in &spec.choices {
-        for option in &choice.options {
+    for (c, choice) in spec.choices.iter().enumerate() {
+        if choice.options.is_empty() {
+            return Err((format!("choice[{c}].options"), format!("choice `{}` has no options", choice.name)));
+        }
+        for (o, option) in choice.options.iter().enumerate() {
             if color::named_color(option).is_none() {
-                return Err(invalid(
-                    "options",
-                    option,
-                    format!("unknown colour `{option}`; known: {}", color::COLOR_NAMES.join(", ")),
+                let known = color::COLOR_NAMES.join(", ");
+                return Err((
+                    format!("choice[{c}].options[{o}]"),
+                    format!("unknown colour `{option}`; known: {known}"),
                 ));
             }
         }
-        if choice.options.is_empty() {
-            return Err(invalid("options", "", format!("choice `{}` has no options", choice.name)));
-        }
     }
     for (i, obj) in spec.objects.iter().enumerate() {
+        let key = |field: &str| format!("object[{i}].{field}");
         if spec.objects[..i].iter().any(|o| o.name == obj.name) {
-            return Err(invalid("name", &obj.name, format!("duplicate object name `{}`", obj.name)));
+            return Err((key("name"), format!("duplicate object name `{}`", obj.name)));
         }
         if let Some(choice) = obj.color.strip_prefix('$') {
             if !spec.choices.iter().any(|c| c.name == choice) {
-                return Err(invalid("color", &obj.color, format!("no [[choice]] named `{choice}`")));
+                return Err((key("color"), format!("no [[choice]] named `{choice}`")));
             }
         } else if color::named_color(&obj.color).is_none() {
-            return Err(invalid(
-                "color",
-                &obj.color,
-                format!("unknown colour `{}`; known: {}", obj.color, color::COLOR_NAMES.join(", ")),
-            ));
+            let known = color::COLOR_NAMES.join(", ");
+            return Err((key("color"), format!("unknown colour `{}`; known: {known}", obj.color)));
         }
         if !(obj.size_m > 0.0 && obj.size_m < 1.0) {
-            return Err(invalid("size_m", "", format!("object `{}`: size_m must be in (0, 1) m", obj.name)));
+            return Err((key("size_m"), format!("object `{}`: size_m must be in (0, 1) m", obj.name)));
         }
         if obj.mass_kg.is_nan() || obj.mass_kg <= 0.0 {
-            return Err(invalid("mass_kg", "", format!("object `{}`: mass_kg must be > 0", obj.name)));
+            return Err((key("mass_kg"), format!("object `{}`: mass_kg must be > 0", obj.name)));
         }
-        for (key, r) in [("x_m", obj.x_m), ("y_m", obj.y_m), ("z_m", obj.z_m), ("yaw_rad", obj.yaw_rad)] {
-            check_range(r).map_err(|m| invalid(key, "", format!("object `{}`: {m}", obj.name)))?;
+        for (field, r) in [("x_m", obj.x_m), ("y_m", obj.y_m), ("z_m", obj.z_m), ("yaw_rad", obj.yaw_rad)] {
+            check_range(r).map_err(|m| (key(field), format!("object `{}`: {m}", obj.name)))?;
         }
     }
     let r = &spec.randomization;
-    for (key, range) in [
-        ("friction", r.friction),
-        ("mass_scale", r.mass_scale),
-        ("motor_gain_scale", r.motor_gain_scale),
-        ("latency_ms", r.latency_ms),
-        ("light_azimuth_rad", r.light_azimuth_rad),
-        ("light_elevation_rad", r.light_elevation_rad),
-        ("ambient", r.ambient),
+    // (key, range, smallest allowed lower bound, whether the bound itself is allowed)
+    for (field, range, floor, floor_allowed) in [
+        ("friction", r.friction, 0.0, true),
+        ("mass_scale", r.mass_scale, 0.0, false),
+        ("motor_gain_scale", r.motor_gain_scale, 0.0, false),
+        ("latency_ms", r.latency_ms, 0.0, true),
+        ("light_azimuth_rad", r.light_azimuth_rad, f64::NEG_INFINITY, true),
+        ("light_elevation_rad", r.light_elevation_rad, f64::NEG_INFINITY, true),
+        ("ambient", r.ambient, f64::NEG_INFINITY, true),
     ] {
-        check_range(range).map_err(|m| invalid(key, "", m))?;
+        let key = format!("randomization.{field}");
+        check_range(range).map_err(|m| (key.clone(), m))?;
+        if range[0] < floor || (!floor_allowed && range[0] == floor) {
+            let bound = if floor_allowed { "≥" } else { ">" };
+            return Err((key, format!("{field} must be {bound} {floor}, got {}", range[0])));
+        }
     }
-    if r.friction[0] < 0.0 || r.mass_scale[0] <= 0.0 || r.motor_gain_scale[0] <= 0.0 || r.latency_ms[0] < 0.0 {
-        return Err(invalid("randomization", "", "friction, latency must be ≥ 0 and scales > 0".into()));
-    }
-    let object = |name: &str, key: &str| -> Result<&ObjectSpec, SceneError> {
-        spec.objects
-            .iter()
-            .find(|o| o.name == name)
-            .ok_or_else(|| invalid(key, name, format!("no object named `{name}`")))
+    let object = |name: &str, key: String| -> Result<&ObjectSpec, Problem> {
+        spec.objects.iter().find(|o| o.name == name).ok_or_else(|| (key, format!("no object named `{name}`")))
     };
-    let kind_is = |name: &str, key: &str, kind: ObjectKind| -> Result<(), SceneError> {
-        let o = object(name, key)?;
+    let kind_is = |name: &str, key: String, kind: ObjectKind| -> Result<(), Problem> {
+        let o = object(name, key.clone())?;
         if o.kind != kind {
-            return Err(invalid(key, name, format!("object `{name}` is a {:?}, expected a {kind:?}", o.kind)));
+            return Err((key, format!("object `{name}` is a {:?}, expected a {kind:?}", o.kind)));
         }
         Ok(())
     };
     if spec.success.is_empty() {
-        return Err(invalid("success", "", "a scene needs at least one [[success]] condition".into()));
+        return Err(("success".into(), "a scene needs at least one [[success]] condition".into()));
     }
-    for cond in &spec.success {
+    for (i, cond) in spec.success.iter().enumerate() {
+        let key = |field: &str| format!("success[{i}].{field}");
         match cond {
             ConditionSpec::TipNear { object: o, .. } => {
-                object(o, "object")?;
+                object(o, key("object"))?;
             }
-            ConditionSpec::Lifted { object: o, .. } => kind_is(o, "object", ObjectKind::Cube)?,
+            ConditionSpec::Lifted { object: o, .. } => kind_is(o, key("object"), ObjectKind::Cube)?,
             ConditionSpec::InBin { object: o, bin } => {
-                kind_is(o, "object", ObjectKind::Cube)?;
-                kind_is(bin, "bin", ObjectKind::Bin)?;
+                kind_is(o, key("object"), ObjectKind::Cube)?;
+                kind_is(bin, key("bin"), ObjectKind::Bin)?;
             }
             ConditionSpec::NearXy { object: o, target, .. } => {
-                kind_is(o, "object", ObjectKind::Cube)?;
-                object(target, "target")?;
+                kind_is(o, key("object"), ObjectKind::Cube)?;
+                object(target, key("target"))?;
             }
         }
     }
     match &spec.expert {
         ExpertSpec::Reach { target } => {
-            object(target, "target")?;
+            object(target, "expert.target".into())?;
         }
         ExpertSpec::PickPlace { object: o, bin, .. } => {
-            kind_is(o, "object", ObjectKind::Cube)?;
+            kind_is(o, "expert.object".into(), ObjectKind::Cube)?;
             if let Some(b) = bin {
-                kind_is(b, "bin", ObjectKind::Bin)?;
+                kind_is(b, "expert.bin".into(), ObjectKind::Bin)?;
             }
         }
         ExpertSpec::Push { object: o, target } => {
-            kind_is(o, "object", ObjectKind::Cube)?;
-            object(target, "target")?;
+            kind_is(o, "expert.object".into(), ObjectKind::Cube)?;
+            object(target, "expert.target".into())?;
         }
         ExpertSpec::Sort { pairs } => {
-            for [o, b] in pairs {
-                kind_is(o, "pairs", ObjectKind::Cube)?;
-                kind_is(b, "pairs", ObjectKind::Bin)?;
+            for (i, [o, b]) in pairs.iter().enumerate() {
+                kind_is(o, format!("expert.pairs[{i}][0]"), ObjectKind::Cube)?;
+                kind_is(b, format!("expert.pairs[{i}][1]"), ObjectKind::Bin)?;
             }
         }
     }
@@ -284,7 +203,7 @@ fn validate(spec: &SceneSpec, text: &str, file: &str) -> Result<(), SceneError> 
         let Some(len) = rest[start..].find('}') else { break };
         let name = &rest[start + 1..start + len];
         if !spec.choices.iter().any(|c| c.name == name) {
-            return Err(invalid("instruction", name, format!("placeholder `{{{name}}}` has no [[choice]]")));
+            return Err(("instruction".into(), format!("placeholder `{{{name}}}` has no [[choice]]")));
         }
         rest = &rest[start + len..];
     }
@@ -310,21 +229,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unknown_key_names_file_line_and_key() {
-        let text = BUILTIN_SCENES[1].1.replace("min_height_m = 0.05", "min_height_m = 0.05\nheigth = 3");
-        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
-        let line = text.lines().position(|l| l.starts_with("heigth")).unwrap() + 1;
-        assert!(err.starts_with(&format!("bad.toml:{line}:")), "{err}");
-        assert!(err.contains("heigth"), "{err}");
+    /// `file:line:col: key: ` of `text`'s first line containing `needle`, at its first non-blank.
+    fn place(text: &str, needle: &str, key: &str) -> String {
+        let (i, l) = text.lines().enumerate().find(|(_, l)| l.contains(needle)).expect("needle");
+        format!("bad.toml:{}:{}: {key}: ", i + 1, l.len() - l.trim_start().len() + 1)
     }
 
     #[test]
-    fn wrong_type_names_line_and_key() {
+    fn unknown_key_names_file_line_column_and_key() {
+        let text = BUILTIN_SCENES[1].1.replace("min_height_m = 0.05", "min_height_m = 0.05\nheigth = 3");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.starts_with(&place(&text, "heigth", "success[0].heigth")), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_file_line_column_and_key() {
         let text = BUILTIN_SCENES[1].1.replace("max_steps = 60", "max_steps = \"sixty\"");
         let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
-        assert!(err.starts_with("bad.toml:4:"), "{err}");
-        assert!(err.contains("sixty") || err.contains("max_steps"), "{err}");
+        assert!(err.starts_with("bad.toml:4:13: max_steps: invalid type: string \"sixty\""), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_inside_a_tagged_table_names_its_key() {
+        // `[[success]]` and `[expert]` are `kind`-tagged: serde buffers them and loses the spans.
+        let text = BUILTIN_SCENES[1].1.replace("min_height_m = 0.05", "min_height_m = \"high\"");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        let line = text.lines().position(|l| l.contains("\"high\"")).unwrap() + 1;
+        assert!(err.starts_with(&format!("bad.toml:{line}:16: success[0].min_height_m: invalid type")), "{err}");
+        let text = BUILTIN_SCENES[1].1.replace("lift_m = 0.10", "lift_m = true");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        let line = text.lines().position(|l| l.contains("lift_m = true")).unwrap() + 1;
+        assert!(err.starts_with(&format!("bad.toml:{line}:10: expert.lift_m: invalid type: boolean")), "{err}");
+        let text = BUILTIN_SCENES[1].1.replace("object = \"cube\"\nmin_height_m = 0.05", "object = \"cube\"");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains(": success[0].min_height_m: missing field `min_height_m`"), "{err}");
+    }
+
+    #[test]
+    fn range_errors_name_file_line_column_and_key() {
+        let text = BUILTIN_SCENES[1].1.replace("friction = [0.7, 1.0]", "friction = [1.0, 0.7]");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.starts_with(&place(&text, "friction =", "randomization.friction")), "{err}");
+        assert!(err.contains("min ≤ max"), "{err}");
+        // The second object's range, not the first object's key of the same name.
+        let (name, text) = BUILTIN_SCENES[2];
+        assert_eq!(name, "place_in_bin");
+        let text = text.replace("x_m = [0.24, 0.32]", "x_m = [0.32, 0.24]");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.starts_with(&place(&text, "[0.32, 0.24]", "object[1].x_m")), "{err}");
+        let text = BUILTIN_SCENES[1].1.replace("mass_scale = [0.8, 1.2]", "mass_scale = [0.0, 1.2]");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.starts_with(&place(&text, "mass_scale =", "randomization.mass_scale")), "{err}");
     }
 
     #[test]
@@ -332,16 +287,17 @@ mod tests {
         let text = BUILTIN_SCENES[1].1.replace("\"orange\"]", "\"mauve\"]");
         let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
         let line = text.lines().position(|l| l.contains("mauve")).unwrap() + 1;
-        assert!(err.starts_with(&format!("bad.toml:{line}: key `options`")), "{err}");
-        assert!(err.contains("mauve"), "{err}");
+        let column = text.lines().nth(line - 1).unwrap().find("\"mauve").unwrap() + 1;
+        assert!(err.starts_with(&format!("bad.toml:{line}:{column}: choice[0].options[4]: ")), "{err}");
+        assert!(err.contains("unknown colour `mauve`"), "{err}");
     }
 
     #[test]
     fn dangling_reference_is_rejected() {
         let text = BUILTIN_SCENES[1].1.replace("object = \"cube\"\nmin_height", "object = \"ball\"\nmin_height");
         let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.starts_with(&place(&text, "\"ball\"", "success[0].object")), "{err}");
         assert!(err.contains("no object named `ball`"), "{err}");
-        assert!(err.contains("key `object`"), "{err}");
     }
 
     #[test]
