@@ -250,6 +250,13 @@ mod tests {
     }
 
     #[test]
+    fn syntax_error_names_file_line_column_and_key() {
+        let text = BUILTIN_SCENES[1].1.replace("max_steps = 60", "max_steps = 6O");
+        let err = parse_scene(&text, "bad.toml").unwrap_err().to_string();
+        assert!(err.starts_with("bad.toml:4:13: max_steps: "), "{err}");
+    }
+
+    #[test]
     fn wrong_type_inside_a_tagged_table_names_its_key() {
         // `[[success]]` and `[expert]` are `kind`-tagged: serde buffers them and loses the spans.
         let text = BUILTIN_SCENES[1].1.replace("min_height_m = 0.05", "min_height_m = \"high\"");
