@@ -45,6 +45,9 @@ pub struct EpisodeMeta {
     pub seed: Option<u64>,
     /// Whether the task was achieved (Armstack column `armstack/success`), if known.
     pub success: Option<bool>,
+    /// Noise level of the scripted expert that drove the episode (Armstack column
+    /// `armstack/expert_noise`, NaN when unknown); None when a person or another device drove.
+    pub expert_noise: Option<f64>,
 }
 
 /// The episodes parquet file Armstack writes (one file; LeRobot globs all of them).
@@ -80,6 +83,7 @@ pub fn write_episodes(root: &Path, episodes: &[EpisodeMeta], video_keys: &[Strin
     t.push("meta/episodes/file_index", Column::I64(vec![0; episodes.len()]));
     t.push("armstack/seed", Column::I64(episodes.iter().map(|e| e.seed.map_or(-1, |s| s as i64)).collect()));
     t.push("armstack/success", Column::Bool(episodes.iter().map(|e| e.success.unwrap_or(false)).collect()));
+    t.push("armstack/expert_noise", Column::F64(episodes.iter().map(|e| e.expert_noise.unwrap_or(f64::NAN)).collect()));
     write_parquet(&root.join(EPISODES_FILE), &t, HashMap::new())
 }
 
@@ -114,11 +118,30 @@ fn episode_files(root: &Path) -> Result<Vec<PathBuf>> {
 /// One camera's columns: key, chunk indices, file indices, from and to timestamps.
 type VideoColumns = (String, Vec<i64>, Vec<i64>, Vec<f64>, Vec<f64>);
 
+/// Episodes as their metadata lists them, each with the file that lists it (for errors).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpisodeListing {
+    /// Episodes, sorted by index.
+    pub episodes: Vec<EpisodeMeta>,
+    /// Per episode: the metadata file that lists it.
+    pub listed_in: Vec<PathBuf>,
+}
+
 /// Reads the v3.0 episodes table (all files), sorted by episode index.
 pub fn read_episodes(root: &Path, video_keys: &[String]) -> Result<Vec<EpisodeMeta>> {
-    let mut out = Vec::new();
+    read_episode_listing(root, video_keys).map(|l| l.episodes)
+}
+
+/// A count or index column's value, refused when negative (naming the file and the episode).
+fn unsigned(path: &Path, episode: i64, column: &str, value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| DatasetError::invalid(path, format!("episode {episode} says {column} {value}")))
+}
+
+/// Reads the v3.0 episodes table (all files) with the file of each episode, sorted by index.
+pub fn read_episode_listing(root: &Path, video_keys: &[String]) -> Result<EpisodeListing> {
+    let mut out: Vec<(EpisodeMeta, PathBuf)> = Vec::new();
     if !root.join("meta/episodes").exists() {
-        return Ok(out);
+        return Ok(EpisodeListing::default());
     }
     for path in episode_files(root)? {
         let t = read_parquet(&path)?.table;
@@ -135,6 +158,7 @@ pub fn read_episodes(root: &Path, video_keys: &[String]) -> Result<Vec<EpisodeMe
         };
         let seeds = t.get("armstack/seed").and_then(Column::as_i64);
         let success = t.get("armstack/success").and_then(Column::as_bool);
+        let noise = t.get("armstack/expert_noise").and_then(Column::as_f64);
         let mut videos: Vec<VideoColumns> = Vec::new();
         for key in video_keys {
             let c = ints(&t, &path, &format!("videos/{key}/chunk_index"))?;
@@ -145,31 +169,37 @@ pub fn read_episodes(root: &Path, video_keys: &[String]) -> Result<Vec<EpisodeMe
             videos.push((key.clone(), c, f, fr, tt));
         }
         for i in 0..index.len() {
-            out.push(EpisodeMeta {
-                index: index[i] as u64,
+            let ep = index[i];
+            let u = |column: &str, value: i64| unsigned(&path, ep, column, value);
+            let mut spans = Vec::with_capacity(videos.len());
+            for (k, c, f, fr, tt) in &videos {
+                spans.push(VideoSpan {
+                    key: k.clone(),
+                    chunk: u(&format!("videos/{k}/chunk_index"), c[i])?,
+                    file: u(&format!("videos/{k}/file_index"), f[i])?,
+                    from_s: fr.get(i).copied().unwrap_or(0.0),
+                    to_s: tt.get(i).copied().unwrap_or(0.0),
+                });
+            }
+            let meta = EpisodeMeta {
+                index: u("episode_index", ep)?,
                 tasks: tasks.get(i).cloned().unwrap_or_default(),
-                length: length.as_ref().map_or((to[i] - from[i]) as u64, |l| l[i] as u64),
-                data_chunk: dchunk[i] as u64,
-                data_file: dfile[i] as u64,
-                from_index: from[i] as u64,
-                to_index: to[i] as u64,
-                videos: videos
-                    .iter()
-                    .map(|(k, c, f, fr, tt)| VideoSpan {
-                        key: k.clone(),
-                        chunk: c[i] as u64,
-                        file: f[i] as u64,
-                        from_s: fr.get(i).copied().unwrap_or(0.0),
-                        to_s: tt.get(i).copied().unwrap_or(0.0),
-                    })
-                    .collect(),
+                length: u("length", length.as_ref().map_or(to[i] - from[i], |l| l[i]))?,
+                data_chunk: u("data/chunk_index", dchunk[i])?,
+                data_file: u("data/file_index", dfile[i])?,
+                from_index: u("dataset_from_index", from[i])?,
+                to_index: u("dataset_to_index", to[i])?,
+                videos: spans,
                 seed: seeds.as_ref().and_then(|s| u64::try_from(s[i]).ok()),
                 success: success.as_ref().map(|s| s[i]),
-            });
+                expert_noise: noise.as_ref().and_then(|n| n.get(i).copied()).filter(|n| !n.is_nan()),
+            };
+            out.push((meta, path.clone()));
         }
     }
-    out.sort_by_key(|e| e.index);
-    Ok(out)
+    out.sort_by_key(|(e, _)| e.index);
+    let (episodes, listed_in) = out.into_iter().unzip();
+    Ok(EpisodeListing { episodes, listed_in })
 }
 
 /// Writes `meta/tasks.parquet` as pandas does: `task_index` and the task string as the index
@@ -255,17 +285,19 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
 
 /// Reads v2.x `meta/episodes.jsonl` into episode rows (global indices from cumulative lengths;
 /// one video file per episode starting at 0 s).
-pub fn read_episodes_v2(root: &Path, video_keys: &[String], fps: f64) -> Result<Vec<EpisodeMeta>> {
+pub fn read_episodes_v2(root: &Path, video_keys: &[String], fps: f64) -> Result<EpisodeListing> {
     let path = root.join("meta/episodes.jsonl");
     let mut rows = read_jsonl(&path)?;
     rows.sort_by_key(|v| v["episode_index"].as_u64().unwrap_or(0));
     let mut out = Vec::new();
     let mut next = 0u64;
     for v in rows {
-        let index = v["episode_index"]
-            .as_u64()
-            .ok_or_else(|| DatasetError::invalid(&path, "an episode has no episode_index"))?;
-        let length = v["length"].as_u64().ok_or_else(|| DatasetError::invalid(&path, "an episode has no length"))?;
+        let index = v["episode_index"].as_u64().ok_or_else(|| {
+            DatasetError::invalid(&path, format!("an episode has episode_index {}, not an index", v["episode_index"]))
+        })?;
+        let length = v["length"].as_u64().ok_or_else(|| {
+            DatasetError::invalid(&path, format!("episode {index} says length {}, not a frame count", v["length"]))
+        })?;
         let tasks = v["tasks"]
             .as_array()
             .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
@@ -284,8 +316,10 @@ pub fn read_episodes_v2(root: &Path, video_keys: &[String], fps: f64) -> Result<
                 .collect(),
             seed: None,
             success: None,
+            expert_noise: None,
         });
         next += length;
     }
-    Ok(out)
+    let listed_in = vec![path; out.len()];
+    Ok(EpisodeListing { episodes: out, listed_in })
 }

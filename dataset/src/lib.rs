@@ -9,6 +9,7 @@
 //! Video encoding and decoding sit behind the `video` feature (FFmpeg through video-rs), so a
 //! GPU build links no FFmpeg; everything tabular works without it.
 
+pub mod consistency;
 pub mod durable;
 pub mod episodes;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod frames;
 pub mod info;
+pub mod mp4;
 pub mod quality;
 pub mod reader;
 pub mod relabel;

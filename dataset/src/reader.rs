@@ -6,7 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::episodes::{read_episodes, read_episodes_v2, read_tasks, EpisodeMeta};
+use crate::consistency::{MetadataCheck, RowIndices};
+use crate::episodes::{read_episode_listing, read_episodes_v2, read_tasks, EpisodeMeta};
 use crate::error::{DatasetError, Result};
 use crate::info::{DatasetInfo, Layout};
 use crate::table::{read_parquet, Column, Table};
@@ -74,28 +75,21 @@ fn vector(t: &Table, path: &Path, name: &str) -> Result<(usize, Vec<f32>)> {
 
 impl Dataset {
     /// Opens the dataset at `root` (v3.0 or v2.x) and loads all tabular data into memory.
+    /// Metadata that contradicts the data or video files it points at is refused (see
+    /// [`crate::consistency`]): the error names the file, the episode and both values.
     pub fn open(root: &Path) -> Result<Dataset> {
         let info = DatasetInfo::load(root)?;
         let layout = info.layout().map_err(|r| DatasetError::invalid(root, r))?;
         let keys = info.video_keys();
         let tasks = read_tasks(root)?;
-        let (episodes, files): (Vec<EpisodeMeta>, Vec<PathBuf>) = match layout {
-            Layout::V30 => {
-                let eps = read_episodes(root, &keys)?;
-                let mut seen = BTreeSet::new();
-                let files = eps
-                    .iter()
-                    .filter(|e| seen.insert((e.data_chunk, e.data_file)))
-                    .map(|e| info.data_file(root, e.data_chunk, e.data_file))
-                    .collect();
-                (eps, files)
-            }
-            Layout::V2 => {
-                let eps = read_episodes_v2(root, &keys, info.fps)?;
-                let files = eps.iter().map(|e| info.v2_data_file(root, e.index)).collect();
-                (eps, files)
-            }
+        let listing = match layout {
+            Layout::V30 => read_episode_listing(root, &keys)?,
+            Layout::V2 => read_episodes_v2(root, &keys, info.fps)?,
         };
+        let check = MetadataCheck::new(root, &info, layout, &listing);
+        check.episode_list()?;
+        let data_files = check.data_files()?;
+        let episodes = listing.episodes.clone();
         let total = episodes.last().map_or(0, |e| e.to_index) as usize;
         let mut ds = Dataset {
             root: root.to_path_buf(),
@@ -113,19 +107,20 @@ impl Dataset {
             frame_index: vec![0; total],
             episode_pos: vec![0; total],
             proxy: vec![false; total],
-            files: files.clone(),
+            files: data_files.iter().map(|f| f.path.clone()).collect(),
             cache: HashMap::new(),
-            info,
+            info: info.clone(),
             episodes,
         };
         let mut filled = vec![false; total];
-        for path in &files {
+        for file in &data_files {
+            let path = &file.path;
             let t = read_parquet(path)?.table;
+            let ids = RowIndices::from_table(&t, path)?;
+            // Rows are checked against the metadata before any is placed by its index.
+            check.rows(file, &ids)?;
+            let index = ids.index;
             let rows = t.rows();
-            let index = t
-                .get("index")
-                .and_then(Column::as_i64)
-                .ok_or_else(|| DatasetError::parquet(path, "missing column \"index\""))?;
             let (sd, s) = vector(&t, path, STATE)?;
             // Action-free datasets (videos with states, to be labelled by an inverse-dynamics
             // model) have no action column: width 0.
@@ -166,6 +161,9 @@ impl Dataset {
                 ds.proxy[g] = proxy.as_ref().is_some_and(|v| v[r]);
             }
         }
+        // After the rows: a wrong length shows as its episode's row count, not as a wrong total.
+        check.totals()?;
+        check.videos()?;
         if let Some(missing) = filled.iter().position(|f| !f) {
             return Err(DatasetError::invalid(
                 root,
