@@ -10,6 +10,8 @@
 //! GPU build links no FFmpeg; everything tabular works without it.
 
 pub mod consistency;
+#[cfg(feature = "video")]
+pub mod decode;
 pub mod durable;
 pub mod episodes;
 pub mod error;

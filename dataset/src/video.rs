@@ -1,7 +1,6 @@
-//! Video files through video-rs (FFmpeg): per-episode H.264 encoding, appending an episode to a
-//! many-episode file by remuxing (no re-encode), and decoding (whole-file frame caches and
-//! keyframe seeks). Decoding uses whatever decoder FFmpeg has for the stream: H.264, AV1
-//! (libdav1d), HEVC, VP9 …
+//! Video files through video-rs (FFmpeg): per-episode H.264 encoding and appending an episode to
+//! a many-episode file by remuxing (no re-encode). Decoding (whole-file frame caches, keyframe
+//! seeks) is [`crate::decode`]'s, re-exported here.
 //!
 //! Timestamps are set by us: frame `k` of an episode has pts `k / fps` s within its segment, and
 //! an appended episode is shifted by the file's duration so far (its `from_timestamp`).
@@ -11,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array3;
 use video_rs::encode::Settings;
 use video_rs::ffmpeg;
-use video_rs::{Decoder, Encoder, Options, Reader, Time};
+use video_rs::{Encoder, Options, Reader, Time};
 
 use crate::durable;
 use crate::error::{DatasetError, Result};
@@ -33,7 +32,8 @@ impl Default for VideoSettings {
     }
 }
 
-fn init() {
+/// Initialises FFmpeg once per process (errors only in its log unless `ARMSTACK_FFMPEG_LOG` is set).
+pub(crate) fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Err(e) = video_rs::init() {
@@ -183,126 +183,8 @@ fn vid(p: &Path) -> impl Fn(video_rs::Error) -> DatasetError + '_ {
     move |e| DatasetError::video(p, e)
 }
 
+pub use crate::decode::{decode_all, decode_each, KeyframeSeeker};
 pub use crate::frames::DecodedVideo;
-
-/// Decodes `path` frame by frame in presentation order, calling `on_frame(pts_s, rgb, width,
-/// height)` for each (RGB8, row-major, contiguous); stops early when it returns `false`. Returns
-/// the number of frames decoded. Errors name the file; a file with no decodable frame is an error.
-/// With `keep_partial`, a read error after some good frames (a truncated file) ends the decode
-/// with those frames and a warning instead of an error.
-pub fn decode_each(
-    path: &Path,
-    keep_partial: bool,
-    mut on_frame: impl FnMut(f64, &[u8], usize, usize) -> bool,
-) -> Result<usize> {
-    init();
-    if !path.exists() {
-        return Err(DatasetError::video(path, "file not found"));
-    }
-    let mut decoder = Decoder::new(path).map_err(|e| DatasetError::video(path, e))?;
-    let (w, h) = decoder.size_out();
-    let mut n = 0;
-    // Frames drained from the decoder at the end of a stream with B-frames can come without a
-    // timestamp (FFmpeg's "no pts", read as a huge negative time): continue the last spacing.
-    let (mut last_t, mut step) = (f64::NAN, 0.0f64);
-    loop {
-        match decoder.decode() {
-            Ok((t, frame)) => {
-                n += 1;
-                let mut t = t.as_secs_f64();
-                if !t.is_finite() || t <= last_t {
-                    t = last_t + if step > 0.0 { step } else { 1.0 / 30.0 };
-                } else if last_t.is_finite() {
-                    step = t - last_t;
-                }
-                last_t = t;
-                let frame = frame.as_standard_layout();
-                if !on_frame(t, frame.as_slice().unwrap_or_default(), w as usize, h as usize) {
-                    break;
-                }
-            }
-            Err(video_rs::Error::DecodeExhausted) | Err(video_rs::Error::ReadExhausted) => break,
-            // A truncated file ends in a read error after its good frames: keep those.
-            Err(e) if keep_partial && n > 0 => {
-                tracing::warn!(file = %path.display(), frames = n, "decoding stopped early: {e}");
-                break;
-            }
-            Err(e) => return Err(DatasetError::video(path, e)),
-        }
-    }
-    if n == 0 {
-        return Err(DatasetError::video(path, "no decodable frames (truncated or empty file?)"));
-    }
-    Ok(n)
-}
-
-/// Decodes every frame of `path` (sequentially, once).
-pub fn decode_all(path: &Path) -> Result<DecodedVideo> {
-    let mut out = DecodedVideo::default();
-    decode_each(path, false, |t, rgb, w, h| {
-        (out.width, out.height) = (w, h);
-        out.pts_s.push(t);
-        out.rgb.extend_from_slice(rgb);
-        true
-    })?;
-    Ok(out)
-}
-
-/// Random access to frames by seeking to the keyframe before a timestamp and decoding forward.
-pub struct KeyframeSeeker {
-    path: PathBuf,
-    decoder: Decoder,
-    /// Presentation time of the last decoded frame, s (to decode forward without seeking).
-    last_pts_s: Option<f64>,
-    frame_period_s: f64,
-}
-
-impl KeyframeSeeker {
-    /// Opens `path`; `fps` tells how far apart frames are.
-    pub fn open(path: &Path, fps: f64) -> Result<KeyframeSeeker> {
-        init();
-        let decoder = Decoder::new(path).map_err(|e| DatasetError::video(path, e))?;
-        Ok(KeyframeSeeker { path: path.to_path_buf(), decoder, last_pts_s: None, frame_period_s: 1.0 / fps })
-    }
-
-    /// The frame at `t_s` (nearest pts within half a frame period), RGB8.
-    pub fn frame_at(&mut self, t_s: f64) -> Result<Vec<u8>> {
-        let half = 0.5 * self.frame_period_s;
-        // Decoding forward is cheaper than seeking when the target is just ahead.
-        let ahead = self.last_pts_s.is_some_and(|p| t_s > p && t_s - p < 4.0 * self.frame_period_s);
-        if !ahead {
-            // Seek to the keyframe at or before the target (1 ms earlier guards rounding).
-            let ms = ((t_s - half).max(0.0) * 1000.0).floor() as i64;
-            self.decoder.seek(ms).map_err(|e| DatasetError::video(&self.path, e))?;
-        }
-        let mut retried = false;
-        loop {
-            match self.decoder.decode() {
-                Ok((t, frame)) => {
-                    let p = t.as_secs_f64();
-                    self.last_pts_s = Some(p);
-                    if (p - t_s).abs() <= half {
-                        return Ok(frame.as_standard_layout().as_slice().unwrap_or_default().to_vec());
-                    }
-                    if p > t_s + half {
-                        if retried {
-                            return Err(DatasetError::video(&self.path, format!("no frame at {t_s:.4} s")));
-                        }
-                        // The seek landed after the target: go back a second and decode forward.
-                        retried = true;
-                        let ms = ((t_s - 1.0).max(0.0) * 1000.0).floor() as i64;
-                        self.decoder.seek(ms).map_err(|e| DatasetError::video(&self.path, e))?;
-                    }
-                }
-                Err(video_rs::Error::DecodeExhausted) | Err(video_rs::Error::ReadExhausted) => {
-                    self.last_pts_s = None;
-                    return Err(DatasetError::video(&self.path, format!("no frame at {t_s:.4} s (past the end)")));
-                }
-                Err(e) => return Err(DatasetError::video(&self.path, e)),
-            }
-        }
-    }
-}
 
 /// Peak signal-to-noise ratio of two 8-bit images, dB (∞ when identical).
 pub fn psnr_db(a: &[u8], b: &[u8]) -> f64 {

@@ -440,3 +440,48 @@ fn replay_export_quality_and_info_work_on_a_recording() {
     let info = run(&["dataset", "info", dir]);
     assert!(info.contains("episodes 2") && info.contains("observation.images.front"), "{info}");
 }
+
+/// `export-video` of the last episode of a recording whose videos were re-encoded from PNGs with
+/// LeRobot's H.264 command (x264's default B-frames hold the file's last frames in the decoder
+/// until the end of the stream). Skipped, with a printed reason, without the ffmpeg CLI.
+#[test]
+fn export_video_of_the_last_episode_after_a_lerobot_h264_reencode() {
+    if !Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping: the ffmpeg CLI is not installed (apt install ffmpeg)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bus_dir = tmp.path().join("bus");
+    let root = tmp.path().join("ds");
+    record(&bus_dir, &root, &["--episodes", "3"]);
+    let ds = Dataset::open(&root).expect("open");
+    let fps = ds.fps().to_string();
+    for key in ds.camera_keys() {
+        let (mp4, _) = ds.video_location(0, &key).expect("the camera's video");
+        let pngs = tmp.path().join(format!("png_{key}"));
+        std::fs::create_dir_all(&pngs).expect("mkdir");
+        let ffmpeg = |args: &[&str]| {
+            let ok = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).status().expect("run ffmpeg");
+            assert!(ok.success(), "ffmpeg {args:?}");
+        };
+        let png_pattern = pngs.join("f_%04d.png");
+        let (mp4_s, png_s) = (mp4.to_str().expect("utf-8"), png_pattern.to_str().expect("utf-8"));
+        ffmpeg(&["-i", mp4_s, "-fps_mode", "passthrough", png_s]);
+        // LeRobot's encode_video_frames for H.264.
+        let fps = fps.as_str();
+        ffmpeg(&[
+            "-f", "image2", "-r", fps, "-i", png_s, "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-g", "2", "-crf",
+            "30", mp4_s,
+        ]);
+    }
+    let last = ds.episodes().len() - 1;
+    let frames = ds.episodes()[last].length;
+    let out = tmp.path().join("last.mp4");
+    let mut cmd = armstack(&bus_dir);
+    cmd.args(["dataset", "export-video"]).arg(&root).args(["--episode", &last.to_string(), "--out"]).arg(&out);
+    let output = cmd.output().expect("run export-video");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "export-video failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(&format!("({frames} frames")), "{stdout}");
+    assert_eq!(dataset::video::decode_all(&out).expect("the export decodes").len() as u64, frames);
+}

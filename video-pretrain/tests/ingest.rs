@@ -135,3 +135,53 @@ fn ingests_the_camera_streams_of_a_lerobot_dataset() {
         mean(2)
     );
 }
+
+#[path = "../../dataset/tests/support/indexed_video.rs"]
+mod indexed_video;
+
+/// Files with B-frames (x264's defaults, LeRobot's settings), without (`-bf 0`) and AV1 are
+/// ingested whole at their own rate, the last frames (drained from the decoder at the end of
+/// the stream) included; so is a dataset whose many-episode mp4 was re-encoded that way.
+#[test]
+fn ingest_keeps_every_frame_of_each_encoding() {
+    use indexed_video::{encode, encodings, frame_index, indexed_frame, reencode, write_indexed_dataset, SIDE};
+    let encodings = encodings("ingest_keeps_every_frame_of_each_encoding");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let videos = tmp.path().join("videos");
+    std::fs::create_dir_all(&videos).expect("mkdir");
+    let frames: Vec<Vec<u8>> = (0..33).map(indexed_frame).collect();
+    let mut roots = Vec::new();
+    for (n, encoding) in encodings.iter().enumerate() {
+        encode(&videos.join(format!("{n}.mp4")), &frames, SIDE, SIDE, 10.0, encoding);
+        let root = tmp.path().join(format!("ds{n}"));
+        write_indexed_dataset(&root, &[9, 11, 13], 10.0);
+        let ds = dataset::Dataset::open(&root).expect("open");
+        let (video, _) = ds.video_location(0, indexed_video::CAMERA).expect("the video");
+        reencode(&video, SIDE, SIDE, 10.0, encoding);
+        roots.push(root);
+    }
+    if encodings.is_empty() {
+        return;
+    }
+    let cfg = IngestConfig { size: SIDE, fps: 10.0, threads: 2 };
+    let files = collect_inputs(videos.to_str().expect("utf-8")).expect("files");
+    let (m, _) = ingest_videos(&files, &tmp.path().join("from_files"), &cfg, &|_, _| {}).expect("ingest files");
+    let store = FrameStore::open(&tmp.path().join("from_files")).expect("open");
+    for (e, encoding) in encodings.iter().enumerate() {
+        assert_eq!(m.episodes[e].len, 33, "{encoding:?}: every frame");
+        for (k, frame) in store.episode(e).chunks_exact(SIDE * SIDE * 3).enumerate() {
+            assert_eq!(frame_index(frame, SIDE), Some(k), "{encoding:?}: frame {k}");
+        }
+    }
+    let out = tmp.path().join("from_datasets");
+    let (m, _) = video_pretrain::ingest::ingest_dataset(&roots, &out, &cfg, &|_, _| {}).expect("ingest datasets");
+    let store = FrameStore::open(&out).expect("open");
+    assert_eq!(m.episodes.len(), 3 * encodings.len(), "3 episodes per dataset");
+    for (e, episode) in m.episodes.iter().enumerate() {
+        let first = [0, 9, 20][e % 3];
+        assert_eq!(episode.len, [9, 11, 13][e % 3], "{}", episode.source);
+        for (k, frame) in store.episode(e).chunks_exact(SIDE * SIDE * 3).enumerate() {
+            assert_eq!(frame_index(frame, SIDE), Some(first + k), "{}: frame {k}", episode.source);
+        }
+    }
+}
