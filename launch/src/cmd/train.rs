@@ -60,8 +60,8 @@ pub struct CommonTrainArgs {
     /// Batch size.
     #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 3e-4, value_parser = arg_ranges::positive(""))]
+    /// Learning rate (0: the weights stay as they are).
+    #[arg(long, default_value_t = 3e-4, value_parser = arg_ranges::non_negative(""))]
     pub lr: f64,
     /// Seed (initialisation and batches).
     #[arg(long, default_value_t = 0)]
@@ -159,8 +159,8 @@ pub struct CoRftArgs {
     /// Critic-only steps before the actor moves.
     #[arg(long, default_value_t = 200)]
     pub critic_warmup: u64,
-    /// Actor learning rate.
-    #[arg(long, default_value_t = 1e-4, value_parser = arg_ranges::positive(""))]
+    /// Actor learning rate (0: the weights stay as they are).
+    #[arg(long, default_value_t = 1e-4, value_parser = arg_ranges::non_negative(""))]
     pub actor_lr: f64,
 }
 

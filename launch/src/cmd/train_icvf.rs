@@ -28,8 +28,8 @@ pub struct IcvfArgs {
     /// Samples per batch.
     #[arg(long, default_value_t = 64, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 5e-5, value_parser = arg_ranges::positive(""))]
+    /// Adam learning rate (0: the weights stay as they are).
+    #[arg(long, default_value_t = 5e-5, value_parser = arg_ranges::non_negative(""))]
     pub lr: f64,
     /// Width of the multilinear heads.
     #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]

@@ -33,8 +33,8 @@ pub struct IdmArgs {
     /// Samples per batch.
     #[arg(long, default_value_t = 1024, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-4, value_parser = arg_ranges::positive(""))]
+    /// Adam learning rate (0: the weights stay as they are).
+    #[arg(long, default_value_t = 1e-4, value_parser = arg_ranges::non_negative(""))]
     pub lr: f64,
     /// Hidden width of the two-layer MLP.
     #[arg(long, default_value_t = 1024, value_parser = arg_ranges::at_least(1usize))]

@@ -39,8 +39,8 @@ pub struct OnlineArgs {
     /// Env steps rolled out with the pre-trained policy before any update (WSRL: 5000).
     #[arg(long, default_value_t = 0)]
     pub warmup: u64,
-    /// Critic updates per env step (update-to-data ratio).
-    #[arg(long, default_value_t = 20.0, value_parser = arg_ranges::positive(""))]
+    /// Critic updates per env step (update-to-data ratio; 0: no updates, rollouts only).
+    #[arg(long, default_value_t = 20.0, value_parser = arg_ranges::non_negative(""))]
     pub utd: f64,
     /// Critic updates per actor update (default: one actor update per env step).
     #[arg(long, value_parser = arg_ranges::at_least(1u64))]
@@ -57,8 +57,8 @@ pub struct OnlineArgs {
     /// Sim worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub sim_threads: usize,
-    /// Evaluate every this many env steps (and at the start and the end).
-    #[arg(long, default_value_t = 1000, value_parser = arg_ranges::at_least(1u64))]
+    /// Evaluate every this many env steps (and at the start and the end; 0: only there).
+    #[arg(long, default_value_t = 1000)]
     pub eval_every: u64,
     /// Episodes per evaluation (the same scenes each time; 0: none).
     #[arg(long, default_value_t = 50)]
