@@ -146,7 +146,7 @@ fn numeric_flags_out_of_range_are_refused_with_their_range() {
         assert!(err.contains("--rate") && err.contains("must be > 0 Hz, got "), "{args:?}: {err}");
         assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
     }
-    let cases: [(&[&str], &str, &str); 8] = [
+    let cases: [(&[&str], &str, &str); 9] = [
         (&["sim", "--episodes", "0"], "--episodes", "must be at least 1, got 0"),
         (&["record", "--dataset", "d", "--episodes", "0"], "--episodes", "must be at least 1, got 0"),
         (&["eval", "--policy", "p", "--episodes", "0"], "--episodes", "must be at least 1, got 0"),
@@ -155,6 +155,7 @@ fn numeric_flags_out_of_range_are_refused_with_their_range() {
         (&["sim", "--width", "0"], "--width", "must be in 1..=4096, got 0"),
         (&["train", "bc", "--dataset", "d", "--out", "o", "--steps", "0"], "--steps", "must be at least 1, got 0"),
         (&["topics", "hz", "joint_state", "--seconds", "NaN"], "--seconds", "must be a finite number"),
+        (&["sim", "--seed", "-1"], "--seed", "must be at least 0, got -1"),
     ];
     for (args, flag, message) in cases {
         let err = usage_error(dir, args);

@@ -66,7 +66,7 @@ pub struct ReplayArgs {
     /// Dataset directory.
     pub dir: PathBuf,
     /// Episode index.
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(0usize))]
     pub episode: usize,
     /// Robot to replay on.
     #[arg(long, value_enum, default_value = "sim")]
@@ -75,7 +75,7 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "pick_cube")]
     pub scene: String,
     /// Seed to reset the sim with (default: the episode's recorded seed).
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(0u64))]
     pub seed: Option<u64>,
     /// Replay in real time at the dataset's fps (default: lockstep, as fast as possible; a
     /// real arm always replays in real time).
@@ -92,7 +92,7 @@ pub struct ExportArgs {
     /// Dataset directory.
     pub dir: PathBuf,
     /// Episode index.
-    #[arg(long)]
+    #[arg(long, value_parser = arg_ranges::at_least(0usize))]
     pub episode: usize,
     /// Output mp4.
     #[arg(long)]

@@ -52,10 +52,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1usize))]
     pub eval_episodes: usize,
     /// Training seed (initialisation and batches).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Seed of the demonstrations (episode k of the recording uses demo_seed + k).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub demo_seed: u64,
     /// Critic ensemble size.
     #[arg(long, default_value_t = 4, value_parser = arg_ranges::at_least(1usize))]

@@ -46,7 +46,7 @@ pub struct DeployArgs {
     #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub ticks: Option<u64>,
     /// Seed of the first sim episode.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]

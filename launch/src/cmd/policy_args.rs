@@ -97,7 +97,7 @@ pub struct RolloutArgs {
     pub num_envs: usize,
     /// Seed of the first evaluation episode (episode k: seed + k). Distinct from recording
     /// seeds by default, so evaluation scenes are unseen.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = arg_ranges::at_least(0u64))]
     pub eval_seed: u64,
     /// Chunk execution.
     #[arg(long, value_enum, default_value_t = ExecArg::Ensemble)]

@@ -17,7 +17,7 @@ pub struct RenderArgs {
     #[arg(long, default_value = "pick_cube")]
     pub scene: String,
     /// Episode seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Output PNG.
     #[arg(long, default_value = "frame.png")]
@@ -29,7 +29,7 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(1u32, 4096))]
     pub height: u32,
     /// Run the scripted expert for this many control steps before rendering.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u32))]
     pub expert_steps: u32,
 }
 

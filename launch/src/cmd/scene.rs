@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 
+use super::arg_ranges;
 use crate::outln;
 
 /// `armstack scene …`
@@ -15,7 +16,7 @@ pub enum SceneCommand {
         /// Scene name or scene file path.
         name: String,
         /// Seed of the sampled episode.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
         seed: u64,
     },
 }

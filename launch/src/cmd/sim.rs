@@ -19,7 +19,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 500.0, value_parser = arg_ranges::rate_hz())]
     pub physics_hz: f64,
     /// Seed of the first episode (episode k uses seed + k).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Do not sleep between control steps.
     #[arg(long)]

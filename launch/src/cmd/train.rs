@@ -64,13 +64,13 @@ pub struct CommonTrainArgs {
     #[arg(long, default_value_t = 3e-4, value_parser = arg_ranges::non_negative(""))]
     pub lr: f64,
     /// Seed (initialisation and batches).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Evaluate in the sim every this many steps (0: only at the end).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = arg_ranges::at_least(0u64))]
     pub eval_every: u64,
     /// Episodes per periodic evaluation (0: no evaluation; the last step is kept).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = arg_ranges::at_least(0usize))]
     pub eval_episodes: usize,
     /// Continue from OUT/resume.
     #[arg(long)]
@@ -157,7 +157,7 @@ pub struct CoRftArgs {
     #[arg(long, default_value_t = 0.05, value_parser = arg_ranges::non_negative(""))]
     pub awr_beta: f64,
     /// Critic-only steps before the actor moves.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = arg_ranges::at_least(0u64))]
     pub critic_warmup: u64,
     /// Actor learning rate (0: the weights stay as they are).
     #[arg(long, default_value_t = 1e-4, value_parser = arg_ranges::non_negative(""))]

@@ -35,7 +35,7 @@ pub struct IcvfArgs {
     #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]
     pub hidden: usize,
     /// Seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Replace the previous run in `--out` (without it, a non-empty `--out` is refused).
     #[arg(long)]

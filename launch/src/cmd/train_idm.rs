@@ -40,7 +40,7 @@ pub struct IdmArgs {
     #[arg(long, default_value_t = 1024, value_parser = arg_ranges::at_least(1usize))]
     pub hidden: usize,
     /// Seed (episode choice, initialisation, batches).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Replace the previous run in `--out` (without it, a non-empty `--out` is refused).
     #[arg(long)]

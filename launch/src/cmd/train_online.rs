@@ -34,10 +34,10 @@ pub struct OnlineArgs {
     #[arg(long)]
     pub scene: Option<String>,
     /// Training env steps (control steps summed over envs).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = arg_ranges::at_least(0u64))]
     pub online_steps: u64,
     /// Env steps rolled out with the pre-trained policy before any update (WSRL: 5000).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub warmup: u64,
     /// Critic updates per env step (update-to-data ratio; 0: no updates, rollouts only).
     #[arg(long, default_value_t = 20.0, value_parser = arg_ranges::non_negative(""))]
@@ -55,16 +55,16 @@ pub struct OnlineArgs {
     #[arg(long, default_value_t = 8, value_parser = arg_ranges::at_least(1usize))]
     pub num_envs: usize,
     /// Sim worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0usize))]
     pub sim_threads: usize,
     /// Evaluate every this many env steps (and at the start and the end; 0: only there).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = arg_ranges::at_least(0u64))]
     pub eval_every: u64,
     /// Episodes per evaluation (the same scenes each time; 0: none).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(0usize))]
     pub eval_episodes: usize,
     /// Seed of the first evaluation scene (unseen in training and in the demonstrations).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = arg_ranges::at_least(0u64))]
     pub eval_seed: u64,
     /// Save the weights every this many env steps (and at the end).
     #[arg(long, default_value_t = 5000, value_parser = arg_ranges::at_least(1u64))]
@@ -73,7 +73,7 @@ pub struct OnlineArgs {
     #[arg(long, default_value_t = 100, value_parser = arg_ranges::at_least(1u64))]
     pub log_every: u64,
     /// Seed (batches, noise, training scenes).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
     /// Replace the previous run in `--out` (without it, a non-empty `--out` is refused).
     #[arg(long)]
@@ -132,7 +132,7 @@ pub struct ExpoArgs {
     #[arg(long, default_value_t = 256, value_parser = arg_ranges::at_least(1usize))]
     pub hidden: usize,
     /// Imitation steps of the flow head on the demonstrations before going online.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = arg_ranges::at_least(0u64))]
     pub base_steps: u64,
 }
 
