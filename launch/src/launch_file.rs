@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bus::config_error::ConfigError;
 use serde::Deserialize;
-use sim::toml_spans::{toml_error, toml_source};
+use bus::config_error::{toml_error, toml_source};
 
 use crate::nodes::NodeSpec;
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::control_table::{self, model_by_name, rad_to_ticks, Model, OperatingMode};
 
-mod toml_spans;
+#[cfg(test)]
+mod config_error_tests;
 
 /// The built-in WidowX 250 6DOF map.
 pub const WIDOWX250_TOML: &str = include_str!("../config/widowx250.toml");
@@ -255,7 +256,7 @@ impl ServoMap {
     /// Parses and validates a map.
     pub fn from_toml(text: &str, path: &str) -> Result<ServoMap, ServoMapError> {
         let map: ServoMap =
-            toml::from_str(text).map_err(|e| ServoMapError::Parse(toml_spans::toml_error(path, text, &e)))?;
+            toml::from_str(text).map_err(|e| ServoMapError::Parse(bus::config_error::toml_error(path, text, &e)))?;
         map.validate().map_err(|reason| ServoMapError::Invalid { path: path.into(), reason })?;
         Ok(map)
     }

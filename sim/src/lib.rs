@@ -12,7 +12,6 @@ pub mod expert;
 pub mod node;
 pub mod scene;
 pub mod task;
-pub mod toml_spans;
 pub mod vec_env;
 pub mod world;
 

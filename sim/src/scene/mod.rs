@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use bus::config_error::ConfigError;
 
-use crate::toml_spans::{toml_error, toml_source};
+use bus::config_error::{toml_error, toml_source};
 
 pub use sample::{LightSpec, PlacedObject, SceneInstance, READY_POSE_RAD};
 pub use spec::{ConditionSpec, ExpertSpec, ObjectKind, ObjectSpec, RandomizationSpec, SceneSpec};

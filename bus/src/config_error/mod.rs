@@ -1,9 +1,9 @@
 //! Where a configuration error is: every config file the project reads (launch files, scene
 //! files, servo maps) reports an error as `FILE:LINE:COL: KEY: message`.
 //!
-//! This module knows no file format. A reader parses its document once more into a list of
-//! [`ConfigEntry`]s (every key and array element with its source spans) and builds a
-//! [`ConfigSource`]; that turns a deserialiser's error span and message, or a key path named by a
+//! A reader parses its document once more into a list of [`ConfigEntry`]s (every key and array
+//! element with its source spans) and builds a [`ConfigSource`] ([`toml_source`] does this for
+//! TOML, the format of every config file today); that turns a deserialiser's error span and message, or a key path named by a
 //! semantic check, into a [`ConfigError`]. It lives in `bus` because that is the lowest crate
 //! every config reader depends on.
 //!
@@ -11,6 +11,10 @@
 //! (from 0), e.g. `node[1].rate_hz` or `object[0].x_m`.
 
 use std::ops::Range;
+
+mod toml_document;
+
+pub use toml_document::{toml_error, toml_source};
 
 use serde::de::Unexpected;
 

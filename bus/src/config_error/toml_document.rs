@@ -1,13 +1,13 @@
-//! The key spans of a servo-map TOML document, for [`bus::config_error`]. The same walk as
-//! `sim::toml_spans` (this crate cannot depend on `sim`, and `bus` has no TOML parser).
+//! The key spans of a TOML config document (scene files, launch files, servo maps), so that their
+//! parse errors and semantic checks are located as `FILE:LINE:COL: KEY: message`.
 
-use bus::config_error::{child_path, ConfigEntry, ConfigError, ConfigSource, ConfigValue};
+use super::{child_path, ConfigEntry, ConfigError, ConfigSource, ConfigValue};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 /// `text` (named `file` in errors) with every key and array element and their spans. A document
 /// with syntax errors still gives the entries before and around them.
-pub(crate) fn toml_source<'a>(file: &'a str, text: &'a str) -> ConfigSource<'a> {
+pub fn toml_source<'a>(file: &'a str, text: &'a str) -> ConfigSource<'a> {
     let (document, _syntax_errors) = DeTable::parse_recoverable(text);
     let mut entries = Vec::new();
     add_table("", document.get_ref(), &mut entries);
@@ -15,7 +15,7 @@ pub(crate) fn toml_source<'a>(file: &'a str, text: &'a str) -> ConfigSource<'a> 
 }
 
 /// A `toml` parse or deserialisation error as a located [`ConfigError`].
-pub(crate) fn toml_error(file: &str, text: &str, error: &toml::de::Error) -> ConfigError {
+pub fn toml_error(file: &str, text: &str, error: &toml::de::Error) -> ConfigError {
     toml_source(file, text).error_at_span(error.span(), error.message())
 }
 
@@ -51,36 +51,5 @@ fn add_value(
             }
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::servo_map::{ServoMap, WIDOWX250_TOML};
-
-    /// Writes `text` to a servo-map file and loads it: (the file's name, the error).
-    fn load_error(text: &str) -> (String, String) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("arm.toml");
-        std::fs::write(&path, text).expect("write");
-        let err = ServoMap::load(Some(&path)).expect_err("invalid map").to_string();
-        (path.display().to_string(), err)
-    }
-
-    #[test]
-    fn servo_map_wrong_type_names_file_line_column_and_key() {
-        let text = WIDOWX250_TOML.replace("min_rad = -2.147", "min_rad = \"low\"");
-        let (file, err) = load_error(&text);
-        let line = text.lines().position(|l| l == "min_rad = \"low\"").expect("edited line") + 1;
-        let expected = format!("{file}:{line}:11: joints[2].min_rad: invalid type: string \"low\", expected f64");
-        assert!(err.contains(&expected), "{err}");
-    }
-
-    #[test]
-    fn servo_map_unknown_key_names_file_line_column_and_key() {
-        let text = WIDOWX250_TOML.replace("mode = \"pwm\"", "mode = \"pwm\"\nforce = 3");
-        let (file, err) = load_error(&text);
-        let line = text.lines().position(|l| l == "force = 3").expect("edited line") + 1;
-        assert!(err.contains(&format!("{file}:{line}:1: gripper.force: unknown field `force`")), "{err}");
     }
 }
