@@ -11,10 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::consistency::{MetadataCheck, RowIndices};
 use crate::durable;
 #[cfg(feature = "video")]
 use crate::episodes::VideoSpan;
-use crate::episodes::{read_episodes, read_tasks, write_episodes, write_tasks, EpisodeMeta};
+use crate::episodes::{read_episode_listing, read_tasks, write_episodes, write_tasks, EpisodeMeta};
 use crate::error::{DatasetError, Result};
 use crate::info::{DatasetInfo, Feature};
 use crate::stats::{FeatureStats, ImageStats, VectorStats};
@@ -232,24 +233,30 @@ impl DatasetWriter {
         }
         let _ = std::fs::remove_dir_all(root.join(".staging"));
         let tasks = read_tasks(root)?;
-        let episodes = read_episodes(root, &info.video_keys())?;
-        let mut w = Self::from_parts(root, info, tasks, episodes)?;
+        let listing = read_episode_listing(root, &info.video_keys())?;
+        // Metadata that contradicts the rows would make the truncation below drop recorded rows:
+        // refuse it as the reader does. The totals in info.json are not compared: a recording
+        // killed before it rewrote info.json leaves them an episode behind; the next episode fixes them.
+        let listed_info = info.clone();
+        let check = MetadataCheck::new(root, &listed_info, crate::info::Layout::V30, &listing);
+        check.episode_list()?;
+        let data_files = check.data_files()?;
+        let mut w = Self::from_parts(root, info, tasks, listing.episodes.clone())?;
         // Data: continue in the last data file, truncated to the rows the metadata references.
         let mut all = Table::default();
-        let mut files: Vec<(u64, u64)> = w.episodes.iter().map(|e| (e.data_chunk, e.data_file)).collect();
-        files.dedup();
-        for (chunk, file) in &files {
-            let path = w.info.data_file(root, *chunk, *file);
-            let mut t = read_parquet(&path)?.table;
-            let keep: u64 =
-                w.episodes.iter().filter(|e| (e.data_chunk, e.data_file) == (*chunk, *file)).map(|e| e.length).sum();
+        for data in &data_files {
+            let path = &data.path;
+            let mut t = read_parquet(path)?.table;
+            check.rows(data, &RowIndices::from_table(&t, path)?)?;
+            let keep: u64 = data.episodes.iter().map(|pos| w.episodes[*pos].length).sum();
             if t.rows() as u64 > keep {
                 tracing::warn!(file = %path.display(), rows = t.rows(), keep, "dropping rows of an interrupted episode");
                 t = truncate(&t, keep as usize);
-                write_parquet(&path, &t, hf_metadata(&w.info))?;
+                write_parquet(path, &t, hf_metadata(&w.info))?;
             }
             all.append(&t);
-            w.data_cursor = FileCursor { chunk: *chunk, file: *file, items: t.rows() as u64 };
+            let first = &w.episodes[data.episodes[0]];
+            w.data_cursor = FileCursor { chunk: first.data_chunk, file: first.data_file, items: t.rows() as u64 };
             w.data_table = t;
         }
         w.accumulate_numeric(&all);

@@ -417,3 +417,23 @@ fn mp4_probe_reads_frames_and_duration_from_box_headers() {
     let err = probe_video_track(&cut).expect_err("truncated").to_string();
     assert!(err.contains("cut.mp4") && err.contains("moov"), "{err}");
 }
+
+/// `resume` truncates data files to the rows the metadata lists: with a wrong `length` that
+/// would destroy recorded rows, so it refuses such metadata and leaves the file as it was.
+#[test]
+fn resume_refuses_contradicting_metadata_without_touching_the_data() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = v30_base(tmp.path());
+    edit_parquet(&root, EPISODES_FILE, |t| {
+        set_int(t, "length", 2, 15);
+        set_int(t, "dataset_to_index", 2, 47);
+        add_float(t, &format!("videos/{KEY}/to_timestamp"), 2, -0.1);
+    });
+    let err = match DatasetWriter::resume(&root) {
+        Ok(_) => panic!("resume accepted a length that contradicts the rows"),
+        Err(e) => e.to_string(),
+    };
+    let expected = format!("{EPISODES_FILE}: episode 2 says length 15 but {V30_DATA} has 16 rows of episode 2");
+    assert!(err.contains(&expected), "{err}");
+    assert_eq!(read_parquet(&root.join(V30_DATA)).expect("data").table.rows(), 48, "no row dropped");
+}
