@@ -1,13 +1,19 @@
 //! The arm over a [`ServoBus`]: start-up checks and configuration, one-packet state reads, goal
 //! writes, torque, and hardware-error reports. Joint angles in rad at the joint; the gripper as
-//! the bus's opening fraction (0 closed … 1 open).
+//! the bus's opening fraction (0 closed … 1 open). Every register write goes through
+//! [`Arm::write_register`] or [`Arm::write_goal`], which check the value against the control
+//! table's documented range (and the servo's limit registers) before it is sent.
 
 use std::time::Instant;
 
-use crate::control_table::{self as ct, model_by_number, rad_to_ticks, ticks_to_rad, Field};
+use crate::control_table::{
+    self as ct, check_write, rad_to_turn_ticks, ticks_to_rad, Field, LimitRegisters, RangeError,
+};
 use crate::protocol::HardwareError;
-use crate::servo_bus::{decode_signed, BusStats, ServoBus, ServoBusConfig, ServoBusError};
+use crate::servo_bus::{decode_signed, BusStats, ServoBus, ServoBusError};
 use crate::servo_map::{GripperMode, ServoMap, ServoRef, NUM_JOINTS};
+
+mod startup;
 
 /// Errors of the arm layer. Every message names the servo (ID and role) and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,27 @@ pub enum ArmError {
         /// Disagreement, rad.
         diff_rad: f64,
     },
+    /// A value outside its register's documented range was refused before it was sent.
+    #[error("servo {id} ({role}): refusing to write {source}")]
+    Register {
+        /// Servo.
+        id: u8,
+        /// Role.
+        role: String,
+        /// The register, the value and the range.
+        source: RangeError,
+    },
+    /// A goal was NaN or infinite (nothing was sent).
+    #[error("refusing a non-finite goal: {what} = {value}")]
+    NotFinite {
+        /// Joint name, or `gripper opening` / `gripper angle`.
+        what: String,
+        /// The value.
+        value: f64,
+    },
+    /// A write was addressed to a servo that is not in the servo map.
+    #[error("servo {0} is not in the servo map")]
+    UnknownServo(u8),
 }
 
 /// One measurement of the whole arm.
@@ -83,6 +110,8 @@ pub struct Arm {
     shadow: [Option<usize>; NUM_JOINTS],
     gripper: usize,
     consecutive_failures: Vec<u32>,
+    /// Each servo's limit registers as configured (before start-up: the widest its model allows).
+    limits: Vec<LimitRegisters>,
 }
 
 impl Arm {
@@ -94,7 +123,8 @@ impl Arm {
         let shadow = std::array::from_fn(|i| map.joints[i].shadow_id.map(index));
         let gripper = index(map.gripper.id);
         let n = servos.len();
-        Arm { bus, map, servos, primary, shadow, gripper, consecutive_failures: vec![0; n] }
+        let limits = servos.iter().map(|s| LimitRegisters::widest(s.model)).collect();
+        Arm { bus, map, servos, primary, shadow, gripper, consecutive_failures: vec![0; n], limits }
     }
 
     /// The servo map.
@@ -107,7 +137,7 @@ impl Arm {
         self.bus.stats()
     }
 
-    /// The client, for tools (calibration, diagnostics).
+    /// The client, for tools (reads, diagnostics). Writes go through [`Arm::write_register`].
     pub fn bus_mut(&mut self) -> &mut ServoBus {
         &mut self.bus
     }
@@ -116,142 +146,43 @@ impl Arm {
         self.servos.iter().find(|s| s.id == id).map_or_else(|| "unknown".into(), |s| s.role.clone())
     }
 
-    /// Pings every servo, checks models, turns torque off, writes the map's settings, reads them
-    /// back, and checks voltage, hardware errors, joint positions and shadow agreement. Torque
-    /// stays off; on any problem the error lists every servo at fault and why.
-    pub fn start(&mut self) -> Result<StartupReport, ArmError> {
-        // Start-up is not time-critical: retry harder so a noisy line does not refuse a healthy arm.
-        let loop_config = self.bus.config();
-        self.bus.set_config(ServoBusConfig { retries: loop_config.retries.max(10), ..loop_config });
-        let result = self.start_checks();
-        self.bus.set_config(loop_config);
-        result
+    /// Index of servo `id` in bus order.
+    fn index(&self, id: u8) -> Result<usize, ArmError> {
+        self.servos.iter().position(|s| s.id == id).ok_or(ArmError::UnknownServo(id))
     }
 
-    /// Pings every servo and checks its model against the map; torque is not touched. Returns
-    /// (ID, role, model, firmware) per servo, or every problem found.
-    pub fn check_servos(&mut self) -> Result<Vec<(u8, String, &'static str, u8)>, ArmError> {
-        let mut problems = Vec::new();
-        let mut found = Vec::new();
-        for s in self.servos.clone() {
-            match self.bus.ping(s.id) {
-                Ok((number, fw)) if number == s.model.number => found.push((s.id, s.role.clone(), s.model.name, fw)),
-                Ok((number, _)) => problems.push(format!(
-                    "servo {} ({}) is a {} (model {number}); the servo map says {}",
-                    s.id,
-                    s.role,
-                    model_by_number(number).map_or("unknown model", |m| m.name),
-                    s.model.name
-                )),
-                Err(e) => problems.push(format!("servo {} ({}) did not answer a ping: {e}", s.id, s.role)),
-            }
-        }
-        if problems.is_empty() {
-            Ok(found)
-        } else {
-            Err(ArmError::Startup(problems))
-        }
+    /// Checks `value` for `field` on servo `servos[k]` against the documented range and the
+    /// servo's limit registers.
+    fn check(&self, k: usize, field: Field, value: i64) -> Result<(), ArmError> {
+        let s = &self.servos[k];
+        check_write(field, value, s.model, &self.limits[k]).map_err(|source| ArmError::Register {
+            id: s.id,
+            role: s.role.clone(),
+            source,
+        })
     }
 
-    fn start_checks(&mut self) -> Result<StartupReport, ArmError> {
-        let servos = self.check_servos()?;
-        let mut problems = Vec::new();
-        let mut report = StartupReport { servos, min_voltage_v: f64::INFINITY };
-        for s in self.servos.clone() {
-            if let Err(e) = self.configure(&s) {
-                problems.push(format!("servo {} ({}): {e}", s.id, s.role));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ArmError::Startup(problems));
-        }
-        for s in self.servos.clone() {
-            let hw = HardwareError(self.bus.read_field(s.id, ct::HARDWARE_ERROR_STATUS)? as u8);
-            if !hw.is_empty() {
-                problems.push(format!(
-                    "servo {} ({}) has a latched hardware error: {hw} (reboot or power-cycle it)",
-                    s.id, s.role
-                ));
-            }
-            let v = self.bus.read_field(s.id, ct::PRESENT_INPUT_VOLTAGE)? as f64 / 10.0;
-            report.min_voltage_v = report.min_voltage_v.min(v);
-            let safety = &self.map.safety;
-            if v < safety.min_voltage_v || v > safety.max_voltage_v {
-                problems.push(format!(
-                    "servo {} ({}) sees {v:.1} V, outside {:.1}–{:.1} V",
-                    s.id, s.role, safety.min_voltage_v, safety.max_voltage_v
-                ));
-            }
-        }
-        match self.read_state() {
-            Ok(state) => {
-                for (i, j) in self.map.joints.iter().enumerate() {
-                    let q = state.q_rad[i];
-                    if q < j.min_rad - 0.02 || q > j.max_rad + 0.02 {
-                        problems.push(format!(
-                            "joint {} is at {q:.3} rad, outside its limits [{}, {}]: move it inside by hand (torque is off)",
-                            j.name, j.min_rad, j.max_rad
-                        ));
-                    }
-                }
-            }
-            Err(e) => problems.push(e.to_string()),
-        }
-        if problems.is_empty() {
-            Ok(report)
-        } else {
-            Err(ArmError::Startup(problems))
-        }
+    /// Checks, without sending anything, that `value` may be written to register `field` of
+    /// servo `id` (what [`Arm::write_register`] checks first).
+    pub fn check_register(&self, id: u8, field: Field, value: i64) -> Result<(), ArmError> {
+        self.check(self.index(id)?, field, value)
     }
 
-    /// Writes one servo's settings with torque off and verifies them.
-    fn configure(&mut self, s: &ServoRef) -> Result<(), String> {
-        let id = s.id;
-        self.bus.write_field(id, ct::TORQUE_ENABLE, 0).map_err(|e| e.to_string())?;
-        let mut settings: Vec<(Field, i64)> =
-            vec![(ct::RETURN_DELAY_TIME, 0), (ct::OPERATING_MODE, s.mode.value() as i64)];
-        let joint = self.map.joints.iter().position(|j| j.id == id || j.shadow_id == Some(id));
-        if let Some(i) = joint {
-            let j = &self.map.joints[i];
-            let is_shadow = j.shadow_id == Some(id);
-            let reverse = j.reverse != is_shadow;
-            let (lo, hi) = self.map.limit_ticks(i);
-            let offset = if is_shadow { j.shadow_homing_offset_ticks } else { j.homing_offset_ticks };
-            settings.extend([
-                (ct::DRIVE_MODE, i64::from(reverse) * ct::DRIVE_MODE_REVERSE as i64),
-                (ct::SECONDARY_ID, if is_shadow { j.id as i64 } else { 255 }),
-                (ct::HOMING_OFFSET, offset as i64),
-                (ct::MIN_POSITION_LIMIT, lo as i64),
-                (ct::MAX_POSITION_LIMIT, hi as i64),
-                (ct::PROFILE_VELOCITY, (j.profile_velocity_rad_s / ct::RAD_S_PER_VELOCITY_UNIT).round() as i64),
-                (ct::PROFILE_ACCELERATION, (j.profile_acceleration_rad_s2 / ct::RAD_S2_PER_ACCEL_UNIT).round() as i64),
-            ]);
-        } else {
-            let g = &self.map.gripper;
-            let (a, b) = (rad_to_ticks(g.closed_rad), rad_to_ticks(g.open_rad));
-            settings.extend([
-                (ct::DRIVE_MODE, 0),
-                (ct::SECONDARY_ID, 255),
-                (ct::HOMING_OFFSET, g.homing_offset_ticks as i64),
-                (ct::MIN_POSITION_LIMIT, a.min(b) as i64),
-                (ct::MAX_POSITION_LIMIT, a.max(b) as i64),
-            ]);
-            if g.mode == GripperMode::Pwm {
-                settings.push((ct::PWM_LIMIT, g.force_limit.min(885) as i64));
-            }
-        }
-        for &(f, v) in &settings {
-            self.bus.write_field(id, f, v).map_err(|e| format!("writing {}: {e}", f.name))?;
-        }
-        for &(f, v) in &settings {
-            let got = self.bus.read_field(id, f).map_err(|e| format!("reading back {}: {e}", f.name))?;
-            // 1-byte fields read back unsigned.
-            let want = if f.size == 1 { v & 0xFF } else { v };
-            if got != want {
-                return Err(format!("{} reads back {got} after writing {want}", f.name));
-            }
-        }
+    /// Writes `value` to register `field` of servo `id` and waits for the acknowledgement. A value
+    /// outside the register's documented range (for goals: outside the servo's limit registers)
+    /// is refused with [`ArmError::Register`] and nothing is sent.
+    pub fn write_register(&mut self, id: u8, field: Field, value: i64) -> Result<(), ArmError> {
+        let k = self.index(id)?;
+        self.check(k, field, value)?;
+        self.bus.write_field(id, field, value)?;
+        self.limits[k].record(field, value);
         Ok(())
+    }
+
+    /// The limit registers of servo `id` as the driver knows them (the widest its model allows
+    /// until start-up has configured and read them).
+    pub fn limit_registers(&self, id: u8) -> Option<LimitRegisters> {
+        self.index(id).ok().map(|k| self.limits[k])
     }
 
     /// Reads position, velocity and current of every servo in one sync read. A servo that
@@ -338,27 +269,47 @@ impl Arm {
     /// Sends joint targets (already filtered by the safety layer) and the gripper target in one
     /// bulk write. Shadows follow their primary through the Secondary ID. In PWM mode the
     /// gripper's position loop runs here: PWM = gain × error, limited to the force limit.
+    ///
+    /// Each target is clamped into its joint's limits before it becomes a tick (holding a joint
+    /// measured just past a limit targets the limit), so a legal command always yields a goal
+    /// inside the servo's position limits. Every value is still checked against the servo's
+    /// limit registers: the bulk write has no reply, and the firmware silently drops a goal it
+    /// would answer with a Data Range error; a goal outside is refused and nothing is sent.
     pub fn write_goal(
         &mut self,
         q_rad: &[f64; NUM_JOINTS],
         gripper_opening: f64,
         state: &ArmState,
     ) -> Result<(), ArmError> {
-        let mut data: Vec<(u8, u16, Vec<u8>)> = Vec::with_capacity(NUM_JOINTS + 1);
-        for (j, q) in self.map.joints.iter().zip(q_rad) {
-            data.push((j.id, ct::GOAL_POSITION.address, rad_to_ticks(*q).to_le_bytes().to_vec()));
+        let names = self.map.joints.iter().map(|j| j.name.as_str());
+        let inputs = names
+            .zip(q_rad.iter().copied())
+            .chain([("gripper opening", gripper_opening), ("gripper angle", state.gripper_rad)]);
+        if let Some((what, value)) = inputs.into_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(ArmError::NotFinite { what: what.to_string(), value });
+        }
+        let mut goals: Vec<(usize, Field, i64)> = Vec::with_capacity(NUM_JOINTS + 1);
+        for (i, (j, q)) in self.map.joints.iter().zip(q_rad).enumerate() {
+            let ticks = rad_to_turn_ticks(q.clamp(j.min_rad, j.max_rad));
+            goals.push((self.primary[i], ct::GOAL_POSITION, i64::from(ticks)));
         }
         let g = &self.map.gripper;
         let target_rad = self.map.gripper_rad(gripper_opening);
         match g.mode {
             GripperMode::Pwm => {
-                let limit = g.force_limit.min(885) as f64;
+                let limit = f64::from(g.force_limit);
                 let pwm = (g.pwm_gain_per_rad * (target_rad - state.gripper_rad)).clamp(-limit, limit);
-                data.push((g.id, ct::GOAL_PWM.address, (pwm.round() as i16).to_le_bytes().to_vec()));
+                goals.push((self.gripper, ct::GOAL_PWM, pwm.round() as i64));
             }
             GripperMode::CurrentPosition | GripperMode::Position => {
-                data.push((g.id, ct::GOAL_POSITION.address, rad_to_ticks(target_rad).to_le_bytes().to_vec()));
+                goals.push((self.gripper, ct::GOAL_POSITION, i64::from(rad_to_turn_ticks(target_rad))));
             }
+        }
+        let mut data: Vec<(u8, u16, Vec<u8>)> = Vec::with_capacity(goals.len());
+        for (k, field, value) in goals {
+            self.check(k, field, value)?;
+            let bytes = (value as i32).to_le_bytes()[..usize::from(field.size)].to_vec();
+            data.push((self.servos[k].id, field.address, bytes));
         }
         let items: Vec<(u8, u16, &[u8])> = data.iter().map(|(id, a, d)| (*id, *a, d.as_slice())).collect();
         self.bus.bulk_write(&items)?;
@@ -366,14 +317,19 @@ impl Arm {
     }
 
     /// Sets every goal to the measured position, then enables torque on every servo (no jump).
+    /// Retries like start-up: one corrupted reply must not refuse a healthy arm.
     pub fn enable_torque(&mut self) -> Result<ArmState, ArmError> {
+        self.with_startup_retries(Self::hold_and_enable)
+    }
+
+    fn hold_and_enable(&mut self) -> Result<ArmState, ArmError> {
         let state = self.read_state()?;
         self.hold(&state)?;
-        if self.map.gripper.mode == GripperMode::CurrentPosition {
-            self.bus.write_field(self.map.gripper.id, ct::GOAL_CURRENT, self.map.gripper.force_limit as i64)?;
+        if let Some((field @ ct::GOAL_CURRENT, value)) = self.map.gripper_force_register() {
+            self.write_register(self.map.gripper.id, field, value)?;
         }
-        for s in self.servos.clone() {
-            self.bus.write_field(s.id, ct::TORQUE_ENABLE, 1)?;
+        for id in self.ids() {
+            self.write_register(id, ct::TORQUE_ENABLE, 1)?;
         }
         Ok(state)
     }
@@ -386,12 +342,7 @@ impl Arm {
 
     /// Disables torque on every servo that answers; returns the servos that did not.
     pub fn disable_torque(&mut self) -> Vec<u8> {
-        self.servos
-            .clone()
-            .iter()
-            .filter(|s| self.bus.write_field(s.id, ct::TORQUE_ENABLE, 0).is_err())
-            .map(|s| s.id)
-            .collect()
+        self.ids().into_iter().filter(|&id| self.write_register(id, ct::TORQUE_ENABLE, 0).is_err()).collect()
     }
 
     /// Every servo, in bus order.

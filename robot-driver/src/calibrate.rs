@@ -93,20 +93,25 @@ pub fn calibrate(
     let ids = arm.ids();
     // Clear offsets and open the limits so raw positions read through.
     for &id in &ids {
-        let bus = arm.bus_mut();
-        bus.write_field(id, ct::HOMING_OFFSET, 0)?;
-        bus.write_field(id, ct::MIN_POSITION_LIMIT, 0)?;
-        bus.write_field(id, ct::MAX_POSITION_LIMIT, 4095)?;
+        arm.write_register(id, ct::HOMING_OFFSET, 0)?;
+        arm.write_register(id, ct::MIN_POSITION_LIMIT, 0)?;
+        arm.write_register(id, ct::MAX_POSITION_LIMIT, i64::from(ct::MAX_TURN_TICK))?;
     }
     op.place_at_home();
     let home = read_positions(arm, &ids)?;
     let offsets: Vec<i32> = home.iter().map(|&raw| (CENTER_TICK as i64 - raw) as i32).collect();
     let map = arm.map().clone();
     let gripper_k = ids.iter().position(|&id| id == map.gripper.id).unwrap_or(0);
-    for (k, &id) in ids.iter().enumerate() {
-        // The gripper keeps its offset (its angles are measured, not homed).
-        let offset = if k == gripper_k { 0 } else { offsets[k] };
-        arm.bus_mut().write_field(id, ct::HOMING_OFFSET, offset as i64)?;
+    // The gripper keeps its offset (its angles are measured, not homed).
+    let homing: Vec<(u8, i64)> =
+        ids.iter().enumerate().map(|(k, &id)| (id, if k == gripper_k { 0 } else { i64::from(offsets[k]) })).collect();
+    // Every offset is checked against Homing_Offset's range before the first is written, so a
+    // bad home reading leaves no servo half calibrated.
+    for &(id, offset) in &homing {
+        arm.check_register(id, ct::HOMING_OFFSET, offset)?;
+    }
+    for &(id, offset) in &homing {
+        arm.write_register(id, ct::HOMING_OFFSET, offset)?;
     }
     op.start_sweep();
     let started = Instant::now();

@@ -1,5 +1,10 @@
 //! The X-series control table (Protocol 2.0 firmware) and the servo models the driver knows.
-//! Addresses are bytes into the table; sizes in bytes; multi-byte fields are little-endian.
+//! Addresses are bytes into the table; sizes in bytes; multi-byte fields are little-endian. The
+//! documented value range of every writable register is in [`ranges`] (re-exported here).
+
+mod ranges;
+
+pub use ranges::{check_write, write_range, LimitRegisters, RangeError, ValueRange, LIMIT_REGISTERS, WRITABLE_FIELDS};
 
 /// One control-table field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +39,10 @@ pub const OPERATING_MODE: Field = field(11, 1, "Operating_Mode");
 pub const SECONDARY_ID: Field = field(12, 1, "Secondary_ID");
 /// Homing offset, ticks (signed): Present_Position = raw + offset.
 pub const HOMING_OFFSET: Field = field(20, 4, "Homing_Offset");
+/// Velocity below which the servo counts as stopped, 0.229 rev/min.
+pub const MOVING_THRESHOLD: Field = field(24, 4, "Moving_Threshold");
+/// Internal temperature limit, °C.
+pub const TEMPERATURE_LIMIT: Field = field(31, 1, "Temperature_Limit");
 /// Maximum input voltage, 0.1 V.
 pub const MAX_VOLTAGE_LIMIT: Field = field(32, 2, "Max_Voltage_Limit");
 /// Minimum input voltage, 0.1 V.
@@ -86,6 +95,9 @@ pub const TABLE_SIZE: usize = 256;
 pub const TICKS_PER_REV: f64 = 4096.0;
 /// The tick at 0 rad.
 pub const CENTER_TICK: f64 = 2048.0;
+/// The last tick of one turn: single-turn position registers (Goal_Position in position mode,
+/// Min/Max_Position_Limit) hold 0…4095.
+pub const MAX_TURN_TICK: i32 = 4095;
 /// Radians per tick.
 pub const RAD_PER_TICK: f64 = std::f64::consts::TAU / TICKS_PER_REV;
 /// rad/s per velocity unit (0.229 rev/min).
@@ -149,11 +161,27 @@ pub struct Model {
     pub stall_torque_nm: f64,
     /// Stall current at 12 V, A (effort estimate).
     pub stall_current_a: f64,
+    /// Documented range of Min/Max_Voltage_Limit, 0.1 V.
+    pub voltage_limit_range_dv: (i64, i64),
+    /// Documented maximum of Current_Limit, model units (None: the model has no current
+    /// sensing, hence no Current_Limit or Goal_Current).
+    pub current_limit_max: Option<i64>,
+    /// Drive_Mode bits the model has (bit 0 reverse, 1 dual joint on X540, 2 time-based
+    /// profile, 3 torque on by goal update).
+    pub drive_mode_bits: u8,
 }
 
 use OperatingMode as M;
 const FULL: &[OperatingMode] = &[M::Current, M::Velocity, M::Position, M::ExtendedPosition, M::CurrentPosition, M::Pwm];
 const NO_CURRENT: &[OperatingMode] = &[M::Velocity, M::Position, M::ExtendedPosition, M::Pwm];
+/// Voltage-limit range of the 12 V models (XM, XH), 0.1 V.
+const HIGH_VOLTAGE: (i64, i64) = (95, 160);
+/// Voltage-limit range of the XL430 and XC430, 0.1 V.
+const LOW_VOLTAGE: (i64, i64) = (60, 140);
+/// Drive_Mode bits of the X430 series: reverse, time-based profile, torque on by goal update.
+const X430_DRIVE_BITS: u8 = 0b1101;
+/// Drive_Mode bits of the X540 series: the X430's and dual joint (bit 1).
+const X540_DRIVE_BITS: u8 = 0b1111;
 
 /// The X-series models the driver recognises.
 pub const MODELS: &[Model] = &[
@@ -164,6 +192,9 @@ pub const MODELS: &[Model] = &[
         current_unit_ma: Some(2.69),
         stall_torque_nm: 4.1,
         stall_current_a: 2.3,
+        voltage_limit_range_dv: HIGH_VOLTAGE,
+        current_limit_max: Some(1193),
+        drive_mode_bits: X430_DRIVE_BITS,
     },
     Model {
         name: "XM430-W210",
@@ -172,6 +203,9 @@ pub const MODELS: &[Model] = &[
         current_unit_ma: Some(2.69),
         stall_torque_nm: 3.0,
         stall_current_a: 2.3,
+        voltage_limit_range_dv: HIGH_VOLTAGE,
+        current_limit_max: Some(1193),
+        drive_mode_bits: X430_DRIVE_BITS,
     },
     Model {
         name: "XH430-W350",
@@ -180,6 +214,9 @@ pub const MODELS: &[Model] = &[
         current_unit_ma: Some(1.34),
         stall_torque_nm: 3.4,
         stall_current_a: 1.3,
+        voltage_limit_range_dv: HIGH_VOLTAGE,
+        current_limit_max: Some(648),
+        drive_mode_bits: X430_DRIVE_BITS,
     },
     Model {
         name: "XM540-W270",
@@ -188,6 +225,9 @@ pub const MODELS: &[Model] = &[
         current_unit_ma: Some(2.69),
         stall_torque_nm: 10.6,
         stall_current_a: 4.4,
+        voltage_limit_range_dv: HIGH_VOLTAGE,
+        current_limit_max: Some(2047),
+        drive_mode_bits: X540_DRIVE_BITS,
     },
     Model {
         name: "XM540-W150",
@@ -196,6 +236,9 @@ pub const MODELS: &[Model] = &[
         current_unit_ma: Some(2.69),
         stall_torque_nm: 7.3,
         stall_current_a: 4.4,
+        voltage_limit_range_dv: HIGH_VOLTAGE,
+        current_limit_max: Some(2047),
+        drive_mode_bits: X540_DRIVE_BITS,
     },
     Model {
         name: "XL430-W250",
@@ -204,6 +247,9 @@ pub const MODELS: &[Model] = &[
         current_unit_ma: None,
         stall_torque_nm: 1.5,
         stall_current_a: 1.4,
+        voltage_limit_range_dv: LOW_VOLTAGE,
+        current_limit_max: None,
+        drive_mode_bits: X430_DRIVE_BITS,
     },
     Model {
         name: "XC430-W150",
@@ -212,6 +258,9 @@ pub const MODELS: &[Model] = &[
         current_unit_ma: None,
         stall_torque_nm: 1.6,
         stall_current_a: 1.4,
+        voltage_limit_range_dv: LOW_VOLTAGE,
+        current_limit_max: None,
+        drive_mode_bits: X430_DRIVE_BITS,
     },
 ];
 
@@ -240,9 +289,20 @@ pub fn ticks_to_rad(ticks: i32) -> f64 {
     (ticks as f64 - CENTER_TICK) * RAD_PER_TICK
 }
 
-/// Radians → the nearest tick.
+/// Radians → the nearest tick, unbounded (raw encoder positions, multi-turn values).
 pub fn rad_to_ticks(rad: f64) -> i32 {
     (rad / RAD_PER_TICK + CENTER_TICK).round() as i32
+}
+
+/// Radians → the tick a single-turn position register holds (Goal_Position in position mode,
+/// Min/Max_Position_Limit): the nearest tick, clamped into 0…[`MAX_TURN_TICK`].
+///
+/// The turn's 4096 ticks cover [−π, π): −π is tick 0 and 0 rad tick 2048. +π would be tick 4096,
+/// the same angle as tick 0 one turn on, which no single-turn register holds; it becomes 4095,
+/// 1.5 mrad short of π. So a joint limit at ±π means "the whole turn", and a goal the safety filter
+/// clamped to such a limit lands on the limit's own tick.
+pub fn rad_to_turn_ticks(rad: f64) -> i32 {
+    rad_to_ticks(rad).clamp(0, MAX_TURN_TICK)
 }
 
 #[cfg(test)]
@@ -256,6 +316,27 @@ mod tests {
         assert_eq!(rad_to_ticks(-std::f64::consts::FRAC_PI_2), 1024);
         assert!((ticks_to_rad(3072) - std::f64::consts::FRAC_PI_2).abs() < 1e-12);
         assert!((RAD_S_PER_VELOCITY_UNIT - 0.023_980).abs() < 1e-6);
+    }
+
+    #[test]
+    fn turn_ticks_at_the_ends_of_the_range() {
+        use std::f64::consts::PI;
+        // −π is the first tick, +π (and the built-in map's 3.14158) the last one.
+        assert_eq!(rad_to_turn_ticks(-PI), 0);
+        assert_eq!(rad_to_turn_ticks(PI), MAX_TURN_TICK);
+        assert_eq!(rad_to_turn_ticks(3.14158), MAX_TURN_TICK);
+        assert_eq!(rad_to_turn_ticks(-3.14158), 0);
+        // The last tick is π less one tick; the tick before −π would be −1.
+        assert!((ticks_to_rad(MAX_TURN_TICK) - (PI - RAD_PER_TICK)).abs() < 1e-12);
+        assert!((ticks_to_rad(0) + PI).abs() < 1e-12);
+        assert_eq!(rad_to_turn_ticks(-PI - RAD_PER_TICK), 0);
+        assert_eq!(rad_to_turn_ticks(PI - RAD_PER_TICK), MAX_TURN_TICK);
+        assert_eq!(rad_to_turn_ticks(f64::NAN), 0);
+        // Inside the turn the two conversions agree and round-trip.
+        for t in [1, 1024, 2047, 2048, 3072, 4094] {
+            assert_eq!(rad_to_turn_ticks(ticks_to_rad(t)), t);
+            assert_eq!(rad_to_ticks(ticks_to_rad(t)), t);
+        }
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::control_table::{self, model_by_name, rad_to_ticks, Model, OperatingMode};
+use crate::control_table::{self, model_by_name, rad_to_turn_ticks, Model, OperatingMode};
 
 #[cfg(test)]
 mod config_error_tests;
+mod registers;
 
 /// The built-in WidowX 250 6DOF map.
 pub const WIDOWX250_TOML: &str = include_str!("../config/widowx250.toml");
@@ -319,6 +320,10 @@ impl ServoMap {
         if (g.open_rad - g.closed_rad).abs() < 1e-3 {
             return Err("gripper: open_rad and closed_rad must differ".into());
         }
+        let half_turn = std::f64::consts::PI + 1e-9;
+        if !(g.closed_rad.abs() <= half_turn && g.open_rad.abs() <= half_turn) {
+            return Err(format!("gripper: closed_rad {} and open_rad {} must be within ±π", g.closed_rad, g.open_rad));
+        }
         ids.push(g.id);
         let mut sorted = ids.clone();
         sorted.sort_unstable();
@@ -331,7 +336,7 @@ impl ServoMap {
         if self.baud == 0 {
             return Err("baud must be positive".into());
         }
-        Ok(())
+        self.check_register_ranges()
     }
 
     /// Every servo in bus order (joint primaries and shadows, then the gripper).
@@ -368,10 +373,11 @@ impl ServoMap {
         (rad - g.closed_rad) / (g.open_rad - g.closed_rad)
     }
 
-    /// Position limits of joint `i` in ticks (Min_Position_Limit, Max_Position_Limit).
+    /// Position limits of joint `i` in ticks (Min_Position_Limit, Max_Position_Limit): within
+    /// 0…4095, a limit at ±π being the end of the turn ([`rad_to_turn_ticks`]).
     pub fn limit_ticks(&self, i: usize) -> (i32, i32) {
         let j = &self.joints[i];
-        (rad_to_ticks(j.min_rad), rad_to_ticks(j.max_rad))
+        (rad_to_turn_ticks(j.min_rad), rad_to_turn_ticks(j.max_rad))
     }
 }
 
@@ -403,5 +409,61 @@ mod tests {
         assert!(e.to_string().contains("XL430-W250 does not support CurrentPosition"), "{e}");
         let typo = WIDOWX250_TOML.replace("min_rad = -1.885", "min_radians = -1.885");
         assert!(ServoMap::from_toml(&typo, "t").is_err());
+    }
+
+    #[test]
+    fn limits_at_half_a_turn_are_the_ends_of_the_tick_range() {
+        let m = ServoMap::widowx250();
+        // The built-in ±3.14158 rad joints (waist, forearm roll, wrist rotate).
+        for i in [0, 3, 5] {
+            assert_eq!(m.limit_ticks(i), (0, 4095), "joint {}", m.joints[i].name);
+        }
+        let exact = WIDOWX250_TOML.replace("3.14158", &std::f64::consts::PI.to_string());
+        let m = ServoMap::from_toml(&exact, "±π").expect("±π limits are valid");
+        assert_eq!((m.joints[0].min_rad, m.joints[0].max_rad), (-std::f64::consts::PI, std::f64::consts::PI));
+        assert_eq!(m.limit_ticks(0), (0, 4095));
+        assert_eq!(m.limit_ticks(2), (rad_to_turn_ticks(-2.147), rad_to_turn_ticks(1.606)));
+    }
+
+    #[test]
+    fn register_values_outside_their_documented_range_are_refused() {
+        let with = |entry: &str| {
+            let text = WIDOWX250_TOML.replacen("min_rad = -1.885", &format!("min_rad = -1.885\n{entry}"), 1);
+            ServoMap::from_toml(&text, "t").map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert_eq!(with("homing_offset_ticks = 1044479"), Ok(()));
+        let e = with("homing_offset_ticks = 1044480").expect_err("one past the range");
+        assert!(
+            e.contains("servo 2 (shoulder): Homing_Offset = 1044480: outside its documented range -1044479…1044479 (from homing_offset_ticks)"),
+            "{e}"
+        );
+        let e = with("shadow_homing_offset_ticks = -2000000").expect_err("shadow too");
+        assert!(e.contains("servo 3 (shoulder shadow): Homing_Offset = -2000000"), "{e}");
+        let e = with("profile_velocity_rad_s = 1000.0").expect_err("profile velocity");
+        assert!(e.contains("Profile_Velocity = 41700: outside its documented range 0…32767"), "{e}");
+        let pwm = WIDOWX250_TOML.replace("force_limit = 350", "force_limit = 886");
+        let e = ServoMap::from_toml(&pwm, "t").expect_err("PWM above 100 %");
+        assert!(e.to_string().contains("servo 9 (gripper): PWM_Limit = 886"), "{e}");
+        let angle = WIDOWX250_TOML.replace("open_rad = 0.85", "open_rad = 3.5");
+        let e = ServoMap::from_toml(&angle, "t").expect_err("gripper beyond half a turn");
+        assert!(e.to_string().contains("must be within ±π"), "{e}");
+    }
+
+    #[test]
+    fn the_gripper_force_limit_is_in_the_models_current_units() {
+        // An XM430-W350 gripper in current-based position mode: 300 mA is 112 units of 2.69 mA.
+        let text = WIDOWX250_TOML
+            .replace("mode = \"pwm\"", "mode = \"current_position\"")
+            .replace("force_limit = 350", "force_limit = 300");
+        let text = text
+            .rsplit_once("model = \"XL430-W250\"")
+            .map(|(a, b)| format!("{a}model = \"XM430-W350\"{b}"))
+            .expect("gripper model");
+        let m = ServoMap::from_toml(&text, "t").expect("valid");
+        assert_eq!(m.gripper_force_register(), Some((control_table::GOAL_CURRENT, 112)));
+        // 4 A is beyond the XM430-W350's Current_Limit range (1193 units, 3.2 A).
+        let strong = text.replace("force_limit = 300", "force_limit = 4000");
+        let e = ServoMap::from_toml(&strong, "t").expect_err("too much current");
+        assert!(e.to_string().contains("Goal_Current = 1487: outside its documented range -1193…1193"), "{e}");
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use robot_driver::arm::Arm;
 use robot_driver::calibrate::{calibrate, CalibrationConfig, CalibrationOperator, EmulatedOperator};
-use robot_driver::control_table::rad_to_ticks;
+use robot_driver::control_table::{self as ct, rad_to_ticks};
 use robot_driver::emulator::{Emulator, EmulatorConfig};
 use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
 use robot_driver::servo_map::ServoMap;
@@ -84,4 +84,19 @@ fn a_short_sweep_is_refused_with_the_joint_named() {
     let mut op = Lazy(EmulatedOperator::new(emu.clone(), ServoMap::widowx250(), 1.0));
     let report = calibrate(&mut a, &mut op, &CalibrationConfig::default()).expect("runs");
     assert!(report.problems.iter().any(|p| p.contains("joint waist moved only through")), "{:?}", report.problems);
+}
+
+#[test]
+fn a_homing_offset_outside_its_range_is_refused_before_any_is_written() {
+    // Servo 8's encoder reads about 1.05 million ticks at home (a multi-turn position): its
+    // offset would be below Homing_Offset's −1,044,479, so no servo gets an offset at all.
+    let mount: BTreeMap<u8, i32> = [(1, 37), (8, 1_050_000)].into();
+    let cfg = EmulatorConfig { mount_offset_ticks: mount, ..Default::default() };
+    let emu = Emulator::from_map(&ServoMap::widowx250(), cfg);
+    let mut a = arm(&emu, ServoMap::widowx250());
+    let mut op = EmulatedOperator::new(emu.clone(), ServoMap::widowx250(), 1.0);
+    let e = calibrate(&mut a, &mut op, &CalibrationConfig::default()).expect_err("offset out of range");
+    assert!(e.to_string().contains("servo 8 (wrist_rotate): refusing to write Homing_Offset = -1050000"), "{e}");
+    let offsets = emu.with_chain(|c| c.servos.iter().map(|s| s.get(ct::HOMING_OFFSET)).collect::<Vec<_>>());
+    assert!(offsets.iter().all(|&o| o == 0), "{offsets:?}");
 }

@@ -11,7 +11,7 @@ use robot_driver::arm::{Arm, ArmError};
 use robot_driver::control_table as ct;
 use robot_driver::emulator::{Emulator, EmulatorConfig, Faults};
 use robot_driver::node::{run_driver_node, DriverError, DriverNodeConfig, DriverReport};
-use robot_driver::protocol::HardwareError;
+use robot_driver::protocol::{ErrorNumber, HardwareError, StatusError};
 use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
 use robot_driver::servo_map::ServoMap;
 use robot_driver::transport::SerialTransport;
@@ -353,6 +353,112 @@ fn dropped_replies_are_retried_over_the_serial_path() {
     assert!(emu.stats().dropped_replies > 20, "{:?}", emu.stats());
     let retries = statuses.iter().filter_map(|s| s.counters.get("bus_retries")).max().copied().unwrap_or(0);
     assert!(retries > 10, "retries on status: {retries}");
+}
+
+/// Whether `e` is the servo's Data Range error.
+fn is_data_range(e: &robot_driver::servo_bus::ServoBusError) -> bool {
+    matches!(
+        e,
+        robot_driver::servo_bus::ServoBusError::Status {
+            error: StatusError { error: Some(ErrorNumber::DataRange), .. },
+            ..
+        }
+    )
+}
+
+#[test]
+fn the_emulator_answers_writes_outside_the_documented_range_with_data_range() {
+    let emu = emulator(Faults::default());
+    let mut bus = ServoBus::new(Box::new(emu.port()), ServoBusConfig::default());
+    let get = |id: u8, f: ct::Field| emu.with_chain(|c| c.servo(id).map(|s| s.get(f))).expect("servo");
+    // One past the turn: refused, nothing stored; the last tick is accepted.
+    let e = bus.write_field(1, ct::MAX_POSITION_LIMIT, 4096).expect_err("4096 is out of range");
+    assert!(is_data_range(&e), "{e}");
+    assert_eq!(get(1, ct::MAX_POSITION_LIMIT), 4095);
+    bus.write_field(1, ct::MAX_POSITION_LIMIT, 3000).expect("in range");
+    bus.write_field(1, ct::MAX_POSITION_LIMIT, 4095).expect("the last tick");
+    // Model-specific: the XL430 (servo 8) has neither current modes nor 16 V limits.
+    assert!(is_data_range(&bus.write_field(8, ct::OPERATING_MODE, 5).expect_err("no current mode")));
+    assert!(is_data_range(&bus.write_field(8, ct::MAX_VOLTAGE_LIMIT, 160).expect_err("XL430 tops at 14 V")));
+    bus.write_field(1, ct::MAX_VOLTAGE_LIMIT, 160).expect("an XM430 takes 16 V");
+    for (field, bad) in
+        [(ct::HOMING_OFFSET, 1_044_480), (ct::PROFILE_VELOCITY, 32_768), (ct::DRIVE_MODE, 2), (ct::ID, 253)]
+    {
+        assert!(is_data_range(&bus.write_field(4, field, bad).expect_err(field.name)), "{}", field.name);
+    }
+    // Goals are bounded by the limit registers as they stand.
+    bus.write_field(4, ct::MIN_POSITION_LIMIT, 1000).expect("limit");
+    bus.write_field(4, ct::MAX_POSITION_LIMIT, 3000).expect("limit");
+    let before = get(4, ct::GOAL_POSITION);
+    assert!(is_data_range(&bus.write_field(4, ct::GOAL_POSITION, 3001).expect_err("past Max_Position_Limit")));
+    assert_eq!(get(4, ct::GOAL_POSITION), before);
+    bus.write_field(4, ct::GOAL_POSITION, 3000).expect("at the limit");
+    bus.write_field(9, ct::PWM_LIMIT, 300).expect("limit");
+    assert!(is_data_range(&bus.write_field(9, ct::GOAL_PWM, -301).expect_err("past PWM_Limit")));
+    // A broadcast write has no reply: the out-of-range value is simply not stored.
+    bus.sync_write(ct::GOAL_POSITION.address, 4, &[(4, &5000i32.to_le_bytes()[..])]).expect("sent");
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(get(4, ct::GOAL_POSITION), 3000);
+}
+
+#[test]
+fn startup_writes_half_turn_limits_as_the_ends_of_the_tick_range() {
+    // The built-in map's ±3.14158 rad joints (servos 1, 6, 8), then limits of exactly ±π.
+    let exact = robot_driver::servo_map::WIDOWX250_TOML.replace("3.14158", &std::f64::consts::PI.to_string());
+    for map in [ServoMap::widowx250(), ServoMap::from_toml(&exact, "±π").expect("valid")] {
+        let emu = Emulator::from_map(&map, EmulatorConfig::default());
+        let mut arm = Arm::new(ServoBus::new(Box::new(emu.port()), ServoBusConfig::default()), map.clone());
+        arm.start().expect("the arm starts");
+        emu.with_chain(|c| {
+            for id in [1, 6, 8] {
+                let s = c.servo(id).expect("servo");
+                assert_eq!((s.get(ct::MIN_POSITION_LIMIT), s.get(ct::MAX_POSITION_LIMIT)), (0, 4095), "servo {id}");
+            }
+        });
+        let state = arm.enable_torque().expect("torque on");
+        // Goals at the limits (and past them) land on the limit ticks, which the servo stores.
+        let goal = |id: u8| emu.with_chain(|c| c.servo(id).map(|s| s.get(ct::GOAL_POSITION))).expect("servo");
+        let mut q = state.q_rad;
+        (q[0], q[3], q[5]) = (map.joints[0].max_rad, map.joints[3].min_rad, 4.0);
+        arm.write_goal(&q, 0.5, &state).expect("legal goals");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!((goal(1), goal(6), goal(8)), (4095, 0, 4095));
+        q[2] = 3.0; // elbow: upper limit 1.606 rad
+        arm.write_goal(&q, 0.5, &state).expect("clamped to the limit");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(goal(4), i64::from(ct::rad_to_turn_ticks(1.606)));
+    }
+}
+
+#[test]
+fn the_driver_refuses_out_of_range_values_before_sending_them() {
+    let emu = emulator(Faults::default());
+    let mut arm = in_process_arm(&emu);
+    let sent = || emu.stats().packets;
+    let before = sent();
+    let e = arm.write_register(1, ct::MAX_POSITION_LIMIT, 4096).expect_err("one past the turn");
+    assert_eq!(
+        e.to_string(),
+        "servo 1 (waist): refusing to write Max_Position_Limit = 4096: outside its documented range 0…4095"
+    );
+    let e = arm.write_register(9, ct::GOAL_CURRENT, 10).expect_err("the XL430 gripper has no current control");
+    assert!(e.to_string().contains("Goal_Current: not a writable register of the XL430-W250"), "{e}");
+    assert_eq!(sent(), before, "nothing was sent");
+    // After start-up the goals are checked against the limits the servos were configured with.
+    arm.start().expect("starts");
+    let elbow = arm.limit_registers(4).expect("servo 4");
+    assert_eq!(elbow.max_position_ticks, i64::from(ct::rad_to_turn_ticks(1.606)));
+    assert_eq!(elbow.current_limit, 1193, "read from the servo");
+    assert_eq!(arm.limit_registers(9).expect("gripper").pwm_limit, 350);
+    let e = arm.write_register(4, ct::GOAL_POSITION, elbow.max_position_ticks + 1).expect_err("past the limit");
+    assert!(e.to_string().contains("servo 4 (elbow): refusing to write Goal_Position"), "{e}");
+    let state = arm.read_state().expect("state");
+    let before = sent();
+    let mut q = state.q_rad;
+    q[1] = f64::NAN;
+    let e = arm.write_goal(&q, 0.5, &state).expect_err("NaN");
+    assert!(e.to_string().contains("shoulder = NaN"), "{e}");
+    assert_eq!(sent(), before, "nothing was sent");
 }
 
 /// What the node's subscribers refuse is counted on its `status`, on every topic it subscribes

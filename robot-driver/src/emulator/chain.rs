@@ -1,8 +1,9 @@
 //! A chain of emulated servos on one bus: executes instruction packets the way X-series firmware
 //! does and produces the status packets the servos would send, in bus order.
 
-use crate::control_table::{self as ct, TABLE_SIZE};
+use crate::control_table::{self as ct, LimitRegisters, TABLE_SIZE, WRITABLE_FIELDS};
 use crate::protocol::{status_packet, ErrorNumber, Instruction, Packet, StatusError, BROADCAST_ID};
+use crate::servo_bus::decode_signed;
 
 use super::servo::EmulatedServo;
 
@@ -215,7 +216,9 @@ fn read_table(s: &EmulatedServo, addr: u16, len: u16) -> (StatusError, Vec<u8>) 
 }
 
 /// Writes with the firmware's checks: EEPROM (below Torque_Enable) is locked while torque is on,
-/// read-only fields reject writes, torque cannot be enabled with a latched hardware error.
+/// read-only fields reject writes, a value outside its register's documented range (goals:
+/// outside the limit registers) is a Data Range error and nothing is stored, torque cannot be
+/// enabled with a latched hardware error.
 fn write_table(s: &mut EmulatedServo, addr: u16, data: &[u8]) -> StatusError {
     let (a, n) = (addr as usize, data.len());
     if a + n > TABLE_SIZE {
@@ -229,10 +232,27 @@ fn write_table(s: &mut EmulatedServo, addr: u16, data: &[u8]) -> StatusError {
     if read_only.iter().any(|&(ro, len)| a < ro + len && ro < a + n) {
         return err(ErrorNumber::Access);
     }
+    if !in_documented_range(s, a, data) {
+        return err(ErrorNumber::DataRange);
+    }
     if (a..a + n).contains(&torque) && data[torque - a] != 0 && !s.hardware_error().is_empty() {
         return StatusError { alert: true, error: Some(ErrorNumber::ResultFail) };
     }
     s.table[a..a + n].copy_from_slice(data);
     s.refresh_present();
     StatusError::default()
+}
+
+/// Whether every register the write of `data` at byte `a` touches would hold a value in its
+/// documented range for the servo's model, judged against the limit registers as they are.
+fn in_documented_range(s: &EmulatedServo, a: usize, data: &[u8]) -> bool {
+    let mut written = s.table;
+    written[a..a + data.len()].copy_from_slice(data);
+    let limits = LimitRegisters::read(|f| s.get(f));
+    WRITABLE_FIELDS.iter().all(|&f| {
+        let (start, end) = (f.address as usize, (f.address + f.size) as usize);
+        let touched = start < a + data.len() && a < end;
+        let value = decode_signed(&written[start..end]);
+        !touched || ct::write_range(f, s.model, &limits).is_none_or(|range| range.contains(value))
+    })
 }

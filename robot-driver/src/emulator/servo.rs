@@ -73,10 +73,12 @@ impl EmulatedServo {
         s.set(ct::RETURN_DELAY_TIME, 250);
         s.set(ct::OPERATING_MODE, OperatingMode::Position.value() as i64);
         s.set(ct::SECONDARY_ID, 255);
-        s.set(ct::MAX_VOLTAGE_LIMIT, 160);
-        s.set(ct::MIN_VOLTAGE_LIMIT, 95);
+        s.set(ct::MAX_VOLTAGE_LIMIT, model.voltage_limit_range_dv.1);
+        s.set(ct::MIN_VOLTAGE_LIMIT, model.voltage_limit_range_dv.0);
         s.set(ct::PWM_LIMIT, 885);
-        s.set(ct::CURRENT_LIMIT, 1193);
+        if let Some(limit) = model.current_limit_max {
+            s.set(ct::CURRENT_LIMIT, limit);
+        }
         s.set(ct::VELOCITY_LIMIT, 131);
         s.set(ct::MAX_POSITION_LIMIT, 4095);
         s.set(ct::MIN_POSITION_LIMIT, 0);
@@ -199,9 +201,10 @@ impl EmulatedServo {
         self.set(ct::PRESENT_POSITION, present);
         let vel_units = self.velocity_ticks_s * ct::RAD_PER_TICK / ct::RAD_S_PER_VELOCITY_UNIT;
         self.set(ct::PRESENT_VELOCITY, vel_units.round() as i64);
-        // Current grows with the tracking error (a stiff P loop), limited by Current_Limit.
+        // Current grows with the tracking error (a stiff P loop), limited by Current_Limit (a
+        // model without current sensing reports load, at most 100.0 %).
         let err = self.get(ct::GOAL_POSITION) as f64 - present as f64;
-        let limit = self.get(ct::CURRENT_LIMIT) as f64;
+        let limit = if self.model.current_limit_max.is_some() { self.get(ct::CURRENT_LIMIT) as f64 } else { 1000.0 };
         let current = if self.torque_on() { (err * 2.0).clamp(-limit, limit) } else { 0.0 };
         self.set(ct::PRESENT_CURRENT, current.round() as i64);
     }
