@@ -111,8 +111,9 @@ impl Episodes {
                     };
                     task.header.stamp_ns = stamp_ns;
                     out.task = Some(task);
-                    out.events.push(self.event(EpisodeEventKind::Start, 0, stamp_ns));
-                    tracing::info!(episode = self.index, "episode started");
+                    let start = self.event(EpisodeEventKind::Start, 0, stamp_ns);
+                    tracing::info!(episode = start.episode_index, "episode started");
+                    out.events.push(start);
                 }
             }
             Some(step) => {
@@ -125,6 +126,9 @@ impl Episodes {
                 if ev.done {
                     ev.kind = EpisodeEventKind::End;
                     ev.discarded = request == Some(EpisodeRequest::Rerecord);
+                    // The index of the episode that ended, as its events carry it (the next
+                    // episode's index is only taken below).
+                    tracing::info!(episode = ev.episode_index, steps = step, ?request, "episode ended");
                     out.events.push(ev);
                     self.step = None;
                     self.resume_at = Some(now + self.cfg.reset_pause);
@@ -132,7 +136,6 @@ impl Episodes {
                         self.kept += 1;
                         self.index += 1;
                     }
-                    tracing::info!(episode = self.index, steps = step, ?request, "episode ended");
                     out.stop =
                         request == Some(EpisodeRequest::Stop) || self.cfg.max_episodes.is_some_and(|m| self.kept >= m);
                 }
@@ -172,5 +175,80 @@ mod tests {
         let o = e.on_step(t, 8, Some(EpisodeRequest::EndEpisode), true);
         assert!(o.stop, "two kept episodes");
         assert_eq!(e.kept(), 2);
+    }
+
+    /// The `episode` field of every "episode started"/"episode ended" log line, in order.
+    #[derive(Clone, Default)]
+    struct LoggedEpisodes(std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>);
+
+    struct Fields {
+        message: String,
+        episode: Option<u64>,
+    }
+
+    impl tracing::field::Visit for Fields {
+        fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+            if field.name() == "episode" {
+                self.episode = Some(value);
+            }
+        }
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.message = format!("{value:?}");
+            }
+        }
+    }
+
+    impl tracing::Subscriber for LoggedEpisodes {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut f = Fields { message: String::new(), episode: None };
+            event.record(&mut f);
+            if let Some(episode) = f.episode {
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).push((f.message, episode));
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn start_and_end_log_and_publish_the_same_episode_index() {
+        let cfg = EpisodeConfig { max_steps: Some(2), reset_pause: Duration::ZERO, ..Default::default() };
+        let logged = LoggedEpisodes::default();
+        let published = tracing::subscriber::with_default(logged.clone(), || {
+            let mut e = Episodes::new(cfg);
+            let t = Instant::now();
+            let mut published = Vec::new();
+            // Episode 0 ends on its step limit, episode 1 is re-recorded, then kept.
+            let requests = [None, None, None, None, Some(EpisodeRequest::Rerecord), None, None, None];
+            for (stamp, request) in requests.into_iter().enumerate() {
+                let out = e.on_step(t, stamp as u64, request, true);
+                published.extend(
+                    out.events
+                        .iter()
+                        .filter(|ev| ev.kind != EpisodeEventKind::Step)
+                        .map(|ev| (format!("{:?}", ev.kind), ev.episode_index)),
+                );
+            }
+            published
+        });
+        let logged = logged.0.lock().expect("log").clone();
+        let kinds = |s: &str| if s.contains("started") { "Start" } else { "End" };
+        let logged: Vec<(String, u64)> = logged.into_iter().map(|(m, ep)| (kinds(&m).to_string(), ep)).collect();
+        let expected: Vec<(String, u64)> =
+            [("Start", 0), ("End", 0), ("Start", 1), ("End", 1), ("Start", 1), ("End", 1)]
+                .into_iter()
+                .map(|(k, ep)| (k.to_string(), ep))
+                .collect();
+        assert_eq!(published, expected, "published events");
+        assert_eq!(logged, expected, "log lines");
     }
 }
