@@ -131,3 +131,30 @@ fn record_teleop_replay_and_deploy_on_the_emulated_widowx() {
     let err = run_err(armstack(dir).args(["teleop", "--device", "scripted"]).args(wx));
     assert!(err.contains("--robot sim"), "{err}");
 }
+
+#[test]
+fn calibrate_checks_its_output_before_touching_the_servos() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("maps")).unwrap();
+    std::fs::write(dir.join("old.toml"), "keep me").unwrap();
+    for (out, force, expected) in [
+        ("missing/arm.toml", false, "the folder missing does not exist"),
+        ("maps", true, "--out maps is a directory"),
+        ("old.toml", false, "old.toml exists; pass --force to overwrite it"),
+    ] {
+        let mut cmd = armstack(dir);
+        cmd.args(["calibrate", "--emulate", "--out", out, "--sweep-s", "0.5"]);
+        if force {
+            cmd.arg("--force");
+        }
+        let result = cmd.output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&result.stdout), String::from_utf8_lossy(&result.stderr));
+        assert!(!result.status.success(), "{out}: {stdout}");
+        assert!(stderr.contains(expected), "{out}: {stderr}");
+        // Refused up front: no calibration ran (its table and offsets would be on stdout).
+        assert!(stdout.is_empty(), "{out}: the calibration ran:\n{stdout}");
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("old.toml")).unwrap(), "keep me");
+    assert!(!dir.join("missing").exists());
+}

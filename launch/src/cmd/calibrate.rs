@@ -2,8 +2,8 @@
 //! `lerobot-calibrate`. With torque off, the operator puts the arm in its home pose and then moves
 //! every joint through its range; the result is a servo map to pass to `--config`.
 
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,11 +66,44 @@ impl CalibrationOperator for TerminalOperator {
     }
 }
 
+/// Checks that the calibrated map can be written to `out` before any servo is touched (the
+/// calibration writes homing offsets into the servos): its folder exists, it is not a folder,
+/// it exists only with `force`, and it can be created (or opened for writing) there.
+fn check_output(out: &Path, force: bool) -> Result<()> {
+    let shown = out.display();
+    if out.is_dir() {
+        bail!("--out {shown} is a directory; give the path of the servo map file to write");
+    }
+    let folder = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        bail!("--out {shown}: the folder {} does not exist", folder.display());
+    }
+    if out.exists() {
+        if !force {
+            bail!("{shown} exists; pass --force to overwrite it");
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(out)
+            .with_context(|| format!("--out {shown} exists but cannot be written"))?;
+    } else {
+        // Create and remove it: proves the folder takes new files without leaving one behind.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(out)
+            .with_context(|| format!("--out {shown} cannot be created"))?;
+        std::fs::remove_file(out).with_context(|| format!("removing the probe file {shown}"))?;
+    }
+    Ok(())
+}
+
 /// Runs `armstack calibrate`.
 pub fn run(args: CalibrateArgs) -> Result<()> {
-    if args.out.exists() && !args.force {
-        bail!("{} exists; pass --force to overwrite it", args.out.display());
-    }
+    check_output(&args.out, args.force)?;
     let map = args.conn.map()?;
     // The emulated arm has encoders mounted off-centre, so there is something to find.
     let conn_args = DriverArgs { emulate_uncalibrated: args.conn.emulate, ..args.conn.clone() };
@@ -120,7 +153,15 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         args.conn.config.as_ref().map_or("the built-in WidowX 250 map".to_string(), |p| p.display().to_string()),
         report.map.to_toml()
     );
-    std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
+    // Without --force, a file that appeared during the calibration is not overwritten.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .create(args.force)
+        .create_new(!args.force)
+        .open(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", args.out.display()))?;
     println!("wrote {} (homing offsets are also stored in the servos); use it with --config", args.out.display());
     Ok(())
 }
