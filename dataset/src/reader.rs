@@ -3,7 +3,7 @@
 //! decoded images either from a whole-dataset frame cache (each video file decoded once,
 //! sequentially) or by keyframe seeks.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::consistency::{MetadataCheck, RowIndices};
@@ -337,7 +337,7 @@ impl Dataset {
     /// Decodes every video file once into memory (files in parallel on `threads` threads).
     #[cfg(feature = "video")]
     pub fn load_frame_cache(&mut self, threads: usize) -> Result<()> {
-        let mut files = BTreeSet::new();
+        let mut files = std::collections::BTreeSet::new();
         for i in self.episodes.iter().map(|e| e.from_index as usize).filter(|i| *i < self.len()) {
             for key in self.camera_keys() {
                 files.insert(self.video_location(i, &key)?.0);
