@@ -12,7 +12,8 @@
 //!    `episode_index`, their `index` runs from `dataset_from_index` to `dataset_to_index` and
 //!    their `frame_index` from 0; no rows of episodes the metadata places elsewhere. Rows past
 //!    the metadata (what a recording killed mid-episode leaves) are ignored. Only the index
-//!    columns are looked at;
+//!    columns are looked at, `task_index` too: it must name a task
+//!    ([`MetadataCheck::task_indices`]);
 //! 4. [`MetadataCheck::totals`]: `total_episodes` and `total_frames` of `meta/info.json`;
 //! 5. [`MetadataCheck::videos`]: every video file exists and lasts as long as the spans in it
 //!    (read from MP4 box headers, nothing decoded).
@@ -309,6 +310,25 @@ impl<'a> MetadataCheck<'a> {
             tracing::warn!(file = %file.path.display(), episode = ep, rows = rs.len(), "ignoring rows past the metadata (an interrupted recording)");
         }
         Ok(())
+    }
+
+    /// Every row's `task_index` names a task of the tasks table (`task_count` tasks; a dataset
+    /// without a tasks table is not checked), so no frame gets an empty instruction.
+    pub fn task_indices(&self, file: &DataFile, task_index: &[i64], task_count: usize) -> Result<()> {
+        if task_count == 0 {
+            return Ok(());
+        }
+        let Some(r) = task_index.iter().position(|t| !usize::try_from(*t).is_ok_and(|t| t < task_count)) else {
+            return Ok(());
+        };
+        let tasks = match self.layout {
+            Layout::V30 => crate::episodes::TASKS_FILE,
+            Layout::V2 => "meta/tasks.jsonl",
+        };
+        Err(DatasetError::invalid(
+            &file.path,
+            format!("row {r} has task_index {} but {tasks} has {task_count} tasks", task_index[r]),
+        ))
     }
 
     /// Where the episode list comes from, for messages.

@@ -141,6 +141,9 @@ impl Dataset {
             let done = t.get(DONE).and_then(Column::as_bool);
             let success = t.get(SUCCESS).and_then(Column::as_bool);
             let task = t.get("task_index").and_then(Column::as_i64);
+            if let Some(task) = &task {
+                check.task_indices(file, task, ds.tasks.len())?;
+            }
             let proxy = t.get(PROXY).and_then(Column::as_bool);
             for r in 0..rows {
                 let Ok(g) = usize::try_from(index[r]) else { continue };

@@ -212,6 +212,12 @@ fn v21_rows_must_belong_to_their_episode_in_order() {
     );
     assert_refused(
         &base,
+        "task-index",
+        |root| edit_parquet(root, &file2, |t| set_int(t, "task_index", 7, 2)),
+        "data/chunk-000/episode_000002.parquet: row 7 has task_index 2 but meta/tasks.jsonl has 2 tasks",
+    );
+    assert_refused(
+        &base,
         "no-data-file",
         |root| std::fs::remove_file(root.join(&file1)).expect("rm"),
         "meta/episodes.jsonl: episode 1's data file data/chunk-000/episode_000001.parquet does not exist",
