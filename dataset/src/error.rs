@@ -45,6 +45,15 @@ pub enum DatasetError {
         /// What is wrong.
         reason: String,
     },
+    /// A recording session would append frames that mean something else than the dataset's
+    /// (another frame rate, robot, scene, camera set or feature): every differing setting.
+    #[error("{}", crate::session::describe(path, mismatches))]
+    Mismatch {
+        /// Dataset directory.
+        path: PathBuf,
+        /// The settings that differ.
+        mismatches: Vec<crate::session::SettingMismatch>,
+    },
     /// An operation needs a cargo feature this build lacks.
     #[error("{what} needs armstack built with the `{feature}` feature")]
     MissingFeature {

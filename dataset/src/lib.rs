@@ -23,6 +23,7 @@ pub mod mp4;
 pub mod quality;
 pub mod reader;
 pub mod relabel;
+pub mod session;
 pub mod stats;
 pub mod table;
 #[cfg(feature = "video")]

@@ -18,6 +18,7 @@ use crate::episodes::VideoSpan;
 use crate::episodes::{read_episode_listing, read_tasks, write_episodes, write_tasks, EpisodeMeta};
 use crate::error::{DatasetError, Result};
 use crate::info::{DatasetInfo, Feature};
+use crate::session::{mismatches, session_info, SessionSettings};
 use crate::stats::{FeatureStats, ImageStats, VectorStats};
 use crate::table::{read_parquet, write_parquet, Column, Table};
 #[cfg(feature = "video")]
@@ -141,11 +142,7 @@ pub struct DatasetWriter {
     #[cfg(feature = "video")]
     video: VideoSettings,
     dims: (usize, usize, usize),
-}
-
-fn feature_names(v: &[String]) -> Feature {
-    let names: Vec<&str> = v.iter().map(String::as_str).collect();
-    Feature::vector(&names)
+    expert_noise: Option<f64>,
 }
 
 const NUMERIC_SCALARS: [&str; 6] = [REWARD, "timestamp", "frame_index", "episode_index", "index", "task_index"];
@@ -153,28 +150,20 @@ const NUMERIC_SCALARS: [&str; 6] = [REWARD, "timestamp", "frame_index", "episode
 impl DatasetWriter {
     /// Creates a new dataset at `root` (which must not hold one already).
     pub fn create(root: &Path, spec: &DatasetSpec) -> Result<DatasetWriter> {
+        Self::create_session(root, spec, &SessionSettings::new())
+    }
+
+    /// Creates a new dataset at `root` for a recording session whose `settings` (the robot
+    /// kind, the physics rate …) fix what a frame means beside `spec`; they are stored in
+    /// `info.json` so that [`DatasetWriter::resume_session`] can refuse a session that differs.
+    pub fn create_session(root: &Path, spec: &DatasetSpec, settings: &SessionSettings) -> Result<DatasetWriter> {
         if root.join("meta/info.json").exists() {
             return Err(DatasetError::invalid(root, "a dataset already exists here (use --resume to append)"));
         }
         if cfg!(not(feature = "video")) && !spec.cameras.is_empty() {
             return Err(DatasetError::MissingFeature { what: "recording cameras", feature: "video" });
         }
-        let mut features = BTreeMap::new();
-        features.insert(STATE.to_string(), feature_names(&spec.state_names));
-        features.insert(ACTION.to_string(), feature_names(&spec.action_names));
-        if !spec.env_state_names.is_empty() {
-            features.insert(ENV_STATE.to_string(), feature_names(&spec.env_state_names));
-        }
-        features.insert(REWARD.to_string(), Feature::scalar("float32"));
-        features.insert(DONE.to_string(), Feature::scalar("bool"));
-        features.insert(SUCCESS.to_string(), Feature::scalar("bool"));
-        for c in &spec.cameras {
-            features.insert(c.key.clone(), Feature::video(c.width, c.height, spec.fps));
-        }
-        let mut info = DatasetInfo::new(spec.fps, &spec.robot_type, features);
-        if let Some(scene) = &spec.scene {
-            info.extra.insert(SCENE_KEY.to_string(), scene.clone().into());
-        }
+        let info = session_info(spec, settings);
         std::fs::create_dir_all(root.join("meta")).map_err(|e| DatasetError::io(root, e))?;
         durable::replace_file(&root.join("meta/info.json"), info.to_json().as_bytes())?;
         Self::from_parts(root, info, Vec::new(), Vec::new())
@@ -220,7 +209,28 @@ impl DatasetWriter {
             #[cfg(feature = "video")]
             video: VideoSettings::default(),
             dims,
+            expert_noise: None,
         })
+    }
+
+    /// Opens the dataset at `root` to append the episodes of a session recorded with `spec` and
+    /// `settings`. Refuses ([`DatasetError::Mismatch`], naming every differing setting with both
+    /// values) when the frame rate, robot type, scene, cameras, a feature or a session setting
+    /// differs, before touching any file; a session setting the dataset predates is adopted.
+    pub fn resume_session(root: &Path, spec: &DatasetSpec, settings: &SessionSettings) -> Result<DatasetWriter> {
+        if !root.join("meta/info.json").exists() {
+            return Err(DatasetError::invalid(root, "no dataset to append to here (no meta/info.json)"));
+        }
+        let (found, adopted) = mismatches(&DatasetInfo::load(root)?, &session_info(spec, settings));
+        if !found.is_empty() {
+            return Err(DatasetError::Mismatch { path: root.to_path_buf(), mismatches: found });
+        }
+        let mut w = Self::resume(root)?;
+        for (key, value) in adopted {
+            tracing::warn!(%key, %value, "the dataset predates this setting: storing this session's value");
+            w.info.extra.insert(key, value);
+        }
+        Ok(w)
     }
 
     /// Opens an existing Armstack-written v3.0 dataset to append episodes. Leftovers of an
@@ -299,6 +309,17 @@ impl DatasetWriter {
     /// Episodes written so far.
     pub fn episodes(&self) -> u64 {
         self.episodes.len() as u64
+    }
+
+    /// The metadata of every episode written so far (seeds, success, …).
+    pub fn episode_meta(&self) -> &[EpisodeMeta] {
+        &self.episodes
+    }
+
+    /// Sets the noise level of the scripted expert that drives the next episodes (None: a person
+    /// or another device drives); stored per episode as `armstack/expert_noise`.
+    pub fn set_expert_noise(&mut self, noise: Option<f64>) {
+        self.expert_noise = noise;
     }
 
     /// Dataset root.
@@ -502,6 +523,7 @@ impl DatasetWriter {
             videos,
             seed,
             success,
+            expert_noise: self.expert_noise,
         });
         self.write_metadata()?;
         tracing::info!(episode = index, frames = n, "episode written");

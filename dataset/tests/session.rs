@@ -1,0 +1,179 @@
+//! Resuming a recording session: a session whose frames mean something else (another frame
+//! rate, robot, scene, camera set or size, feature, or session setting) is refused naming the
+//! setting and both values, before any file changes; per-episode settings (the expert's noise)
+//! are stored per episode. Real files in a temp dir.
+
+use std::path::Path;
+
+use dataset::reader::Dataset;
+use dataset::session::{SessionSettings, SettingMismatch};
+use dataset::{CameraFeature, DatasetError, DatasetSpec, DatasetWriter, FrameRecord};
+
+fn spec() -> DatasetSpec {
+    DatasetSpec {
+        scene: Some("pick_cube".into()),
+        fps: 10.0,
+        robot_type: "widowx250".into(),
+        state_names: vec!["waist".into(), "gripper".into()],
+        action_names: vec!["delta_x_m".into(), "gripper".into()],
+        env_state_names: vec!["cube_x".into()],
+        cameras: vec![
+            CameraFeature { key: "observation.images.front".into(), width: 64, height: 48 },
+            CameraFeature { key: "observation.images.wrist".into(), width: 64, height: 48 },
+        ],
+    }
+}
+
+fn settings(robot: &str, physics_hz: &str) -> SessionSettings {
+    SessionSettings::from([
+        ("robot".to_string(), robot.to_string()),
+        ("physics_hz".to_string(), physics_hz.to_string()),
+    ])
+}
+
+/// Creates a dataset with `spec()` and the sim settings; returns its info.json text.
+fn created(root: &Path) -> String {
+    DatasetWriter::create_session(root, &spec(), &settings("sim", "500")).expect("create").finish().expect("finish");
+    std::fs::read_to_string(root.join("meta/info.json")).expect("info")
+}
+
+/// The mismatches a resume with `spec` and `settings` is refused with.
+fn refused(root: &Path, spec: &DatasetSpec, settings: &SessionSettings) -> Vec<SettingMismatch> {
+    let before = std::fs::read_to_string(root.join("meta/info.json")).expect("info");
+    let err = DatasetWriter::resume_session(root, spec, settings).err().expect("the resume is refused");
+    assert_eq!(std::fs::read_to_string(root.join("meta/info.json")).expect("info"), before, "info.json untouched");
+    match err {
+        DatasetError::Mismatch { mismatches, .. } => mismatches,
+        other => panic!("not a mismatch: {other}"),
+    }
+}
+
+fn mismatch(setting: &str, dataset: &str, session: &str) -> SettingMismatch {
+    SettingMismatch { setting: setting.into(), dataset: dataset.into(), session: session.into() }
+}
+
+#[test]
+fn the_same_session_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("ds");
+    created(&root);
+    DatasetWriter::resume_session(&root, &spec(), &settings("sim", "500")).expect("the same settings resume");
+}
+
+#[test]
+fn each_setting_that_changes_a_frame_is_refused_naming_both_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("ds");
+    created(&root);
+    let sim = settings("sim", "500");
+    let cases: Vec<(DatasetSpec, SessionSettings, SettingMismatch)> = vec![
+        (DatasetSpec { fps: 15.0, ..spec() }, sim.clone(), mismatch("fps", "10", "15")),
+        (DatasetSpec { robot_type: "koch".into(), ..spec() }, sim.clone(), mismatch("robot_type", "widowx250", "koch")),
+        (
+            DatasetSpec { scene: Some("stack_cubes".into()), ..spec() },
+            sim.clone(),
+            mismatch("scene", "pick_cube", "stack_cubes"),
+        ),
+        (spec(), settings("widowx", "500"), mismatch("robot", "sim", "widowx")),
+        (spec(), settings("sim", "250"), mismatch("physics_hz", "500", "250")),
+        (
+            DatasetSpec { state_names: vec!["base".into(), "gripper".into()], ..spec() },
+            sim.clone(),
+            mismatch("observation.state", "float32 [2] [waist, gripper]", "float32 [2] [base, gripper]"),
+        ),
+        (
+            DatasetSpec { action_names: vec!["q0_rad".into(), "gripper".into()], ..spec() },
+            sim.clone(),
+            mismatch("action", "float32 [2] [delta_x_m, gripper]", "float32 [2] [q0_rad, gripper]"),
+        ),
+        (
+            DatasetSpec { env_state_names: vec!["cube_x".into(), "cube_y".into()], ..spec() },
+            sim.clone(),
+            mismatch("observation.environment_state", "float32 [1] [cube_x]", "float32 [2] [cube_x, cube_y]"),
+        ),
+        (
+            DatasetSpec {
+                cameras: spec().cameras.into_iter().map(|c| CameraFeature { width: 32, height: 32, ..c }).collect(),
+                ..spec()
+            },
+            sim.clone(),
+            mismatch("cameras", "front 64x48, wrist 64x48", "front 32x32, wrist 32x32"),
+        ),
+        (
+            DatasetSpec { cameras: spec().cameras[..1].to_vec(), ..spec() },
+            sim.clone(),
+            mismatch("cameras", "front 64x48, wrist 64x48", "front 64x48"),
+        ),
+        (
+            DatasetSpec { cameras: Vec::new(), ..spec() },
+            sim.clone(),
+            mismatch("cameras", "front 64x48, wrist 64x48", "none"),
+        ),
+    ];
+    for (spec, settings, want) in cases {
+        assert_eq!(refused(&root, &spec, &settings), vec![want]);
+    }
+    // Several differences: every one is named, and the message says which dataset and session.
+    let widowx = DatasetSpec { scene: None, env_state_names: Vec::new(), cameras: Vec::new(), ..spec() };
+    let found = refused(&root, &widowx, &settings("widowx", "500"));
+    let names: Vec<&str> = found.iter().map(|m| m.setting.as_str()).collect();
+    assert_eq!(names, ["cameras", "observation.environment_state", "robot", "scene"]);
+    let err = DatasetWriter::resume_session(&root, &widowx, &settings("widowx", "500")).err().expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "dataset {} was recorded with scene = pick_cube; this session asks for scene = none",
+            root.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("robot = sim; this session asks for robot = widowx"), "{text}");
+}
+
+#[test]
+fn resuming_a_missing_dataset_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("nothing");
+    let err = DatasetWriter::resume_session(&root, &spec(), &settings("sim", "500")).err().expect("refused");
+    assert!(err.to_string().contains("no dataset to append to"), "{err}");
+    assert!(!root.exists(), "nothing was created");
+}
+
+fn frame() -> FrameRecord {
+    FrameRecord { state: vec![0.1, 1.0], action: vec![0.01, 1.0], ..Default::default() }
+}
+
+/// State-only episodes: the expert's noise is stored per episode, and a session setting the
+/// dataset predates is adopted (stored) on resume.
+#[test]
+fn expert_noise_is_stored_per_episode_and_new_settings_are_adopted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("ds");
+    let state_only = DatasetSpec { env_state_names: Vec::new(), cameras: Vec::new(), ..spec() };
+    // A dataset written before session settings were stored.
+    let mut w = DatasetWriter::create(&root, &state_only).expect("create");
+    for noise in [Some(0.3), None] {
+        w.set_expert_noise(noise);
+        w.begin_episode("pick").expect("begin");
+        w.add_frame(&frame()).expect("frame");
+        w.end_episode(Some(7), Some(false)).expect("end");
+    }
+    w.finish().expect("finish");
+    let mut w =
+        DatasetWriter::resume_session(&root, &state_only, &settings("sim", "500")).expect("adopts new settings");
+    w.set_expert_noise(Some(0.0));
+    w.begin_episode("pick").expect("begin");
+    w.add_frame(&frame()).expect("frame");
+    w.end_episode(Some(8), Some(true)).expect("end");
+    w.finish().expect("finish");
+    let ds = Dataset::open(&root).expect("open");
+    let noise: Vec<Option<f64>> = ds.episodes().iter().map(|e| e.expert_noise).collect();
+    assert_eq!(noise, [Some(0.3), None, Some(0.0)]);
+    let info = std::fs::read_to_string(root.join("meta/info.json")).expect("info");
+    assert!(
+        info.contains("\"armstack/robot\": \"sim\"") && info.contains("\"armstack/physics_hz\": \"500\""),
+        "{info}"
+    );
+    // Now stored, the setting is compared like any other.
+    assert_eq!(refused(&root, &state_only, &settings("widowx", "500")), vec![mismatch("robot", "sim", "widowx")]);
+}
