@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use bus::{Bus, BusConfig, JointCommand, RawSubscriber};
@@ -15,6 +15,7 @@ use sim::node::{SimNode, SimNodeConfig};
 use sim::EnvConfig;
 
 use crate::outln;
+use crate::shutdown::Supervisor;
 
 fn default_rate() -> f64 {
     10.0
@@ -167,6 +168,9 @@ pub struct DriverNodeSpec {
     /// Stop after this many cycles (the launch then ends).
     #[serde(default)]
     pub cycles: Option<u64>,
+    /// Emulator fault injection: seconds after torque-on when a shadow servo's encoder slips.
+    #[serde(default)]
+    pub emulate_shadow_slip_s: Option<f64>,
 }
 
 fn driver_name() -> String {
@@ -183,6 +187,7 @@ impl DriverNodeSpec {
             baud: self.baud,
             config: self.config.clone(),
             emulate: self.emulate,
+            emulate_shadow_slip_s: self.emulate_shadow_slip_s,
             retries: 3,
             ..Default::default()
         }
@@ -334,8 +339,9 @@ fn run_one(spec: NodeSpec, bus_config: BusConfig, stop: Arc<AtomicBool>) -> Resu
     Ok(summary)
 }
 
-/// Starts every node on its own thread, stops them all on Ctrl-C or when every sim node has
-/// finished, and returns the first error.
+/// Starts every node on its own thread, stops them all on Ctrl-C, when every finite node has
+/// finished, or at the first failure (a node's error or panic, or any node reporting a fault on
+/// `status`), and returns that failure.
 pub fn run_nodes(specs: Vec<NodeSpec>, bus_config: &BusConfig) -> Result<()> {
     // Validate everything before starting anything.
     for spec in &specs {
@@ -343,7 +349,27 @@ pub fn run_nodes(specs: Vec<NodeSpec>, bus_config: &BusConfig) -> Result<()> {
             sim_node_config(s).with_context(|| format!("node `{}`", s.name))?;
         }
     }
-    let stop = crate::shutdown::stop_flag()?;
+    let supervisor = Supervisor::new(crate::shutdown::stop_flag()?);
+    let stop = supervisor.stop_flag().clone();
+    // Every robot the nodes drive: a fault one of its nodes reports stops the launch.
+    let robots: std::collections::BTreeSet<String> =
+        specs.iter().map(|s| s.robot().cloned().unwrap_or_else(|| bus_config.robot.clone())).collect();
+    let mut watchers = Vec::new();
+    for robot in robots {
+        let mut config = bus_config.clone();
+        config.robot = robot.clone();
+        let bus = Bus::open(&config).with_context(|| format!("opening the bus of robot `{robot}`"))?;
+        let statuses = bus.subscriber::<bus::Status>().context("subscribing to node status")?;
+        let sup = supervisor.clone();
+        let watcher = std::thread::Builder::new()
+            .name(format!("status-{robot}"))
+            .spawn(move || {
+                let _session = bus;
+                sup.watch_status(&statuses);
+            })
+            .context("spawning the status watcher")?;
+        watchers.push(watcher);
+    }
     let mut handles = Vec::new();
     for spec in specs {
         let name = spec.name().to_string();
@@ -352,38 +378,35 @@ pub fn run_nodes(specs: Vec<NodeSpec>, bus_config: &BusConfig) -> Result<()> {
             NodeSpec::Driver(d) => d.cycles.is_some(),
             _ => false,
         };
-        let (bus_config, stop_for_node) = (bus_config.clone(), stop.clone());
+        let (bus_config, stop_for_node, sup) = (bus_config.clone(), stop.clone(), supervisor.clone());
+        let node_name = name.clone();
         let handle = std::thread::Builder::new()
             .name(name.clone())
-            .spawn(move || run_one(spec, bus_config, stop_for_node))
+            .spawn(move || sup.run_node(&node_name, || run_one(spec, bus_config, stop_for_node)))
             .with_context(|| format!("spawning node `{name}`"))?;
-        handles.push((name, finite, handle));
+        handles.push((finite, handle));
     }
-    let mut first_error = None;
     // When every finite node is done, stop the others too.
-    let any_finite = handles.iter().any(|(_, f, _)| *f);
+    let any_finite = handles.iter().any(|(f, _)| *f);
     loop {
-        let finite_running = handles.iter().any(|(_, f, h)| *f && !h.is_finished());
-        let all_done = handles.iter().all(|(_, _, h)| h.is_finished());
+        let finite_running = handles.iter().any(|(f, h)| *f && !h.is_finished());
+        let all_done = handles.iter().all(|(_, h)| h.is_finished());
         if all_done || (any_finite && !finite_running) || stop.load(Ordering::Relaxed) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::SeqCst);
-    for (name, _, handle) in handles {
-        match handle.join() {
-            Ok(Ok(summary)) => outln!("{summary}")?,
-            Ok(Err(e)) => {
-                tracing::error!(node = %name, "{e:#}");
-                first_error.get_or_insert(e.context(format!("node `{name}`")));
-            }
-            Err(_) => {
-                first_error.get_or_insert(anyhow!("node `{name}` panicked"));
-            }
+    // run_node catches panics, so joins succeed; a failed node has no summary.
+    for (_, handle) in handles {
+        if let Ok(Some(summary)) = handle.join() {
+            outln!("{summary}")?;
         }
     }
-    match first_error {
+    for watcher in watchers {
+        let _ = watcher.join();
+    }
+    match supervisor.take_failure() {
         Some(e) => Err(e),
         None => Ok(()),
     }

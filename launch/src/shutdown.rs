@@ -1,7 +1,9 @@
-//! Ctrl-C handling: the first Ctrl-C asks every node to stop cleanly; a second one exits.
+//! How runs end: the first Ctrl-C asks every node to stop cleanly, a second one exits; the
+//! [`Supervisor`] stops every node of a run at its first failure and keeps the reason.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Installs the Ctrl-C handler and returns the stop flag nodes poll.
 pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
@@ -15,4 +17,76 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
         eprintln!("stopping… (Ctrl-C again to exit at once)");
     })?;
     Ok(stop)
+}
+
+/// How a run of several nodes ends: the stop flag they all poll, and the run's failure. The
+/// first failure (a node's error or panic, or a fault a node reports on `status`) is kept as
+/// the reason and stops every node; nodes that stop on the flag keep what they finished (the
+/// recorder writes every finished episode).
+#[derive(Clone)]
+pub struct Supervisor {
+    stop: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<anyhow::Error>>>,
+}
+
+impl Supervisor {
+    /// A supervisor over the nodes that poll `stop`.
+    pub fn new(stop: Arc<AtomicBool>) -> Supervisor {
+        Supervisor { stop, failure: Arc::default() }
+    }
+
+    /// The stop flag every node polls.
+    pub fn stop_flag(&self) -> &Arc<AtomicBool> {
+        &self.stop
+    }
+
+    /// Fails the run with `error` (unless it failed already: the first reason is kept) and
+    /// stops every node.
+    pub fn fail(&self, error: anyhow::Error) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if failure.is_none() {
+            tracing::error!("{error:#}: stopping every node");
+            *failure = Some(error);
+        } else {
+            tracing::debug!("after the first failure: {error:#}");
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs node `name`; an error or a panic fails the run (then `None`).
+    pub fn run_node<T>(&self, name: &str, node: impl FnOnce() -> anyhow::Result<T>) -> Option<T> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(node)) {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.fail(e.context(format!("node `{name}` failed")));
+                None
+            }
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                self.fail(anyhow::anyhow!("node `{name}` panicked: {what}"));
+                None
+            }
+        }
+    }
+
+    /// Watches `status` until the stop flag is set: a node reporting [`bus::NodeState::Error`]
+    /// fails the run with its message.
+    pub fn watch_status(&self, statuses: &bus::Subscriber<bus::Status>) {
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Some(s) = statuses.recv_timeout(Duration::from_millis(50)) {
+                if s.state == bus::NodeState::Error {
+                    self.fail(anyhow::anyhow!("the {} node reported a fault: {}", s.node, s.message));
+                }
+            }
+        }
+    }
+
+    /// The run's failure, if any.
+    pub fn take_failure(&self) -> Option<anyhow::Error> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }

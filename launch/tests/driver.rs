@@ -122,6 +122,13 @@ fn record_teleop_replay_and_deploy_on_the_emulated_widowx() {
     let out = run_ok(armstack(dir).args(["deploy", "--policy", "runs/wx", "--ticks", "20"]).args(wx));
     let ticks = out.lines().find(|l| l.starts_with("ticks")).unwrap_or_default();
     assert!(ticks.contains("ticks 20, commands 20"), "{out}");
+    // A driver fault ends an unbounded deployment at once, with the reason.
+    let run = run_bounded(
+        armstack(dir).args(["deploy", "--policy", "runs/wx", "--emulate-shadow-slip-s", "1"]).args(wx),
+        40.0,
+    );
+    assert!(!run.success && run.stderr.contains("shadow servo 3"), "{}", run.stderr);
+    assert!(run.secs < 25.0, "deploy took {:.1} s to stop after the fault", run.secs);
 
     // Clear errors.
     let err = run_err(armstack(dir).args(["record", "--dataset", "cams", "--device", "circle"]).args(wx));
@@ -157,4 +164,90 @@ fn calibrate_checks_its_output_before_touching_the_servos() {
     }
     assert_eq!(std::fs::read_to_string(dir.join("old.toml")).unwrap(), "keep me");
     assert!(!dir.join("missing").exists());
+}
+
+/// What a bounded run of the CLI did.
+struct Bounded {
+    success: bool,
+    stdout: String,
+    stderr: String,
+    secs: f64,
+}
+
+/// Runs `cmd`, killing it (and failing the test) if it is still running after `limit_s`.
+fn run_bounded(cmd: &mut std::process::Command, limit_s: f64) -> Bounded {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn armstack");
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().expect("stdout")));
+    let err = read(Box::new(child.stderr.take().expect("stderr")));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed().as_secs_f64() > limit_s {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still ran after {limit_s} s\nstderr:\n{}", err.join().unwrap_or_default());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Bounded {
+        success: status.success(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// A driver fault mid-run (a shadow servo's encoder slips) ends `teleop`, `record` and
+/// `launch` at once, with a non-zero exit and the reason on stderr; `record` keeps every
+/// finished episode.
+#[test]
+fn a_driver_fault_ends_teleop_and_record_promptly_keeping_finished_episodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let wx = ["--robot", "widowx", "--emulate"];
+    // No episode limit: only the fault can end it.
+    let run = run_bounded(
+        armstack(dir).args(["teleop", "--device", "circle", "--emulate-shadow-slip-s", "1"]).args(wx),
+        30.0,
+    );
+    assert!(!run.success, "teleop exited 0 after a fault:\n{}", run.stderr);
+    assert!(run.stderr.contains("shadow servo 3"), "{}", run.stderr);
+    assert!(run.secs < 15.0, "teleop took {:.1} s to stop after the fault", run.secs);
+
+    // Episodes of 1 s: the slip lands after a few finished ones.
+    let run = run_bounded(
+        armstack(dir)
+            .args(["record", "--dataset", "wx", "--no-cameras", "--device", "circle", "--episodes", "50"])
+            .args(["--episode-s", "1", "--reset-s", "0.2", "--emulate-shadow-slip-s", "3.5"])
+            .args(wx),
+        40.0,
+    );
+    assert!(!run.success, "record exited 0 after a fault:\n{}", run.stderr);
+    assert!(run.stderr.contains("shadow servo 3"), "{}", run.stderr);
+    assert!(run.secs < 20.0, "record took {:.1} s to stop after the fault", run.secs);
+    let recorded = number_before(&run.stdout, "episodes (");
+    assert!(recorded >= 1, "{}", run.stdout);
+    let ds = dataset::reader::Dataset::open(&dir.join("wx")).expect("the dataset opens after the fault");
+    assert_eq!(ds.episodes().len() as u64, recorded, "every finished episode is kept");
+    assert!(run.stderr.contains(&format!("{recorded} episodes in total are kept")), "{}", run.stderr);
+
+    // `launch`: the example's nodes run until stopped; the fault stops all of them.
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/widowx_waypoints.toml")).unwrap();
+    let faulty = example.replace("publish_hz = 20", "publish_hz = 20\nemulate_shadow_slip_s = 1");
+    std::fs::write(dir.join("faulty.toml"), faulty).unwrap();
+    let run = run_bounded(armstack(dir).args(["launch", "faulty.toml"]), 30.0);
+    assert!(!run.success && run.stderr.contains("shadow servo 3"), "{}", run.stderr);
+    assert!(run.secs < 15.0, "launch took {:.1} s to stop after the fault", run.secs);
 }

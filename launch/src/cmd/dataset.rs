@@ -263,7 +263,7 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
         scene: a.scene.clone(),
         device: DeviceKind::Scripted,
         noise: 0.0,
-        seed,
+        seed: Some(seed),
         image_size: 128,
         reset_s: Some(0.0),
         realtime: a.realtime,

@@ -1,22 +1,24 @@
 //! `armstack record`: teleoperate (or let the scripted expert drive) and record a LeRobot v3.0
 //! dataset through the recorder node.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use dataset::session::SessionSettings;
 use dataset::{CameraFeature, DatasetSpec, DatasetWriter};
 
 use super::arg_ranges;
-use super::teleop::{make_device, robot_node, run_with_robot, RobotArgs, RobotNode};
+use super::teleop::{make_device, robot_node, supervise_robot, DeviceKind, RobotArgs, RobotNode, RunOutcome};
 use crate::record::align::{env_state_names, ActionSource};
 use crate::record::recorder::{run_recorder, RecorderConfig, RecorderReport};
 
 /// Arguments of `armstack record`.
 #[derive(Args, Debug)]
 pub struct RecordArgs {
-    /// Dataset directory (created; with --resume, appended to).
+    /// Dataset directory (created: it must not exist or be empty; with --resume, appended to).
     #[arg(long)]
     pub dataset: PathBuf,
     #[command(flatten)]
@@ -30,9 +32,14 @@ pub struct RecordArgs {
     /// Frames per second (the robot's control rate).
     #[arg(long, default_value_t = 10.0, value_parser = arg_ranges::rate_hz())]
     pub fps: f64,
-    /// Append to an existing dataset.
+    /// Append to an existing dataset recorded with the same settings (robot, scene, fps,
+    /// cameras …); the episodes continue after the seeds it holds.
     #[arg(long)]
     pub resume: bool,
+    /// With --resume and --seed: record seeds the dataset already holds again (their episodes
+    /// start from the same scenes).
+    #[arg(long, requires = "seed")]
+    pub reuse_seeds: bool,
     /// Record no cameras (state-only datasets).
     #[arg(long)]
     pub no_cameras: bool,
@@ -54,9 +61,12 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     if args.fps <= 0.0 || !args.fps.is_finite() {
         bail!("--fps must be positive");
     }
-    let robot = robot_node(&args.robot, args.fps, !args.no_cameras, None, args.task.as_deref())?;
+    let mut robot = robot_node(&args.robot, args.fps, !args.no_cameras, None, args.task.as_deref())?;
+    let mut settings = SessionSettings::new();
     let (spec, camera_names) = match &robot {
         RobotNode::Sim(cfg) => {
+            settings.insert("robot".into(), "sim".into());
+            settings.insert("physics_hz".into(), cfg.env.physics.physics_hz.to_string());
             let object_names: Vec<String> = cfg.env.scene.objects.iter().map(|o| o.name.clone()).collect();
             let spec = DatasetSpec {
                 scene: Some(cfg.env.scene.name.clone()),
@@ -70,6 +80,7 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
             (spec, cfg.env.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
         }
         RobotNode::Widowx { conn, .. } => {
+            settings.insert("robot".into(), "widowx".into());
             let spec = DatasetSpec {
                 scene: None,
                 fps: args.fps,
@@ -83,28 +94,16 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
         }
     };
     let cameras = spec.cameras.clone();
-    let mut writer = if args.resume && args.dataset.join("meta/info.json").exists() {
-        let w = DatasetWriter::resume(&args.dataset)?;
-        let info = w.info();
-        if (info.fps - args.fps).abs() > 1e-9
-            || info.video_keys() != cameras.iter().map(|c| c.key.clone()).collect::<Vec<_>>()
-        {
-            bail!(
-                "{}: the dataset has fps {} and cameras {:?}; this recording would have fps {} and cameras {:?}",
-                args.dataset.display(),
-                info.fps,
-                info.video_keys(),
-                args.fps,
-                cameras.iter().map(|c| &c.key).collect::<Vec<_>>()
-            );
-        }
-        w
-    } else {
-        DatasetWriter::create(&args.dataset, &spec)?
-    };
+    let device = make_device(&args.robot, &robot)?;
+    let mut writer = open_dataset(&args, &spec, &settings)?;
+    let stored: BTreeSet<u64> = writer.episode_meta().iter().filter_map(|e| e.seed).collect();
+    if let RobotNode::Sim(cfg) = &mut robot {
+        cfg.seed = first_seed(&args, &stored)?;
+    }
+    let expert_noise = (args.robot.device == DeviceKind::Scripted).then_some(args.robot.noise);
+    writer.set_expert_noise(expert_noise);
     writer.set_video_settings(dataset::video::VideoSettings { crf: args.crf, ..Default::default() });
     let already = writer.episodes();
-    let device = make_device(&args.robot, &robot)?;
     let env_state = !spec.env_state_names.is_empty();
     let rec_cfg = RecorderConfig {
         cameras: camera_names,
@@ -115,14 +114,17 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
         task: args.task.clone(),
         grace: Duration::from_millis(500),
         queue: 4096,
+        // A real arm's episodes have no seed (the driver numbers them from 0 in every session).
+        seeds: matches!(robot, RobotNode::Sim(_)),
     };
     let stop = crate::shutdown::stop_flag()?;
     let started = std::time::Instant::now();
     let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &std::sync::Barrier| {
         run_recorder(writer, &rec_cfg, bus, stop, Some(ready))
     });
-    let (sim, teleop, report) = run_with_robot::<RecorderReport>(bus_config, robot, Some(device), stop, Some(recorder))
+    let run = supervise_robot::<RecorderReport>(bus_config, robot, Some(device), stop, Some(("recorder", recorder)))
         .with_context(|| format!("recording into {}", args.dataset.display()))?;
+    let RunOutcome { robot: sim, teleop, extra: report, failure } = run;
     let report = report.unwrap_or_default();
     let secs = started.elapsed().as_secs_f64();
     eprintln!();
@@ -146,5 +148,67 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
         sim.steps,
         teleop.commands
     );
-    Ok(())
+    let Some(failure) = failure else { return Ok(()) };
+    // Counted on disk: a failed recorder reports nothing, yet its finished episodes are durable.
+    let kept = dataset::DatasetInfo::load(&args.dataset).map_or(already, |i| i.total_episodes);
+    Err(failure
+        .context(format!("recording into {} stopped ({kept} episodes in total are kept)", args.dataset.display())))
+}
+
+/// Opens the dataset: a new one in a new or empty folder, or with `--resume` the existing one,
+/// refused unless this session records frames that mean the same (robot, scene, fps, cameras,
+/// features; every differing setting is named with both values).
+fn open_dataset(args: &RecordArgs, spec: &DatasetSpec, settings: &SessionSettings) -> Result<DatasetWriter> {
+    let root = &args.dataset;
+    let has_dataset = root.join("meta/info.json").exists();
+    if args.resume {
+        if !has_dataset {
+            bail!(
+                "--resume: {} holds no dataset (no meta/info.json) to append to; record without --resume to create one",
+                root.display()
+            );
+        }
+        return Ok(DatasetWriter::resume_session(root, spec, settings)?);
+    }
+    if has_dataset {
+        bail!("{} already holds a dataset: pass --resume to append to it, or choose another folder", root.display());
+    }
+    let occupied = std::fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if occupied {
+        bail!("{} exists and is not empty (and holds no dataset): choose a new or empty folder", root.display());
+    }
+    Ok(DatasetWriter::create_session(root, spec, settings)?)
+}
+
+/// The seed of the session's first episode: `--seed`, else (resuming) one past the largest seed
+/// the dataset holds, else 0. An explicit `--seed` whose episodes would repeat seeds the dataset
+/// holds (kept episodes use consecutive seeds) is refused unless `--reuse-seeds`.
+fn first_seed(args: &RecordArgs, stored: &BTreeSet<u64>) -> Result<u64> {
+    let Some(seed) = args.robot.seed else {
+        return Ok(stored.last().map_or(0, |s| s.saturating_add(1)));
+    };
+    let session = seed..seed.saturating_add(args.episodes);
+    let repeated: Vec<u64> = stored.range(session.clone()).copied().collect();
+    if !repeated.is_empty() && !args.reuse_seeds {
+        bail!(
+            "--seed {seed}: this session's {} episodes would use seeds {}..={}, and the dataset already holds episodes \
+             with seeds {}; omit --seed to continue after seed {}, or pass --reuse-seeds to record those seeds again",
+            args.episodes,
+            session.start,
+            session.end.saturating_sub(1),
+            list(&repeated),
+            stored.last().copied().unwrap_or_default()
+        );
+    }
+    Ok(seed)
+}
+
+/// `a, b, c` (at most 8 values, then `…`).
+fn list(values: &[u64]) -> String {
+    let shown: Vec<String> = values.iter().take(8).map(u64::to_string).collect();
+    if values.len() > 8 {
+        format!("{}, …", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
 }

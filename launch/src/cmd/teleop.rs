@@ -15,6 +15,7 @@ use sim::node::{SimNode, SimNodeConfig};
 
 use super::arg_ranges;
 use crate::robots::widowx::{Connection, DriverArgs, SimKinematics};
+use crate::shutdown::Supervisor;
 
 use crate::teleop::gamepad::GamepadDevice;
 use crate::teleop::keyboard::KeyboardDevice;
@@ -61,8 +62,9 @@ pub struct RobotArgs {
     #[arg(long, default_value_t = 0.0, value_parser = arg_ranges::unit_interval())]
     pub noise: f64,
     /// Seed of the first episode (episode k uses seed + k; a re-recorded one keeps its seed).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Default 0; `record --resume` continues after the seeds the dataset holds.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Camera image width and height, pixels.
     #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(2u32, 4096))]
     pub image_size: u32,
@@ -198,7 +200,7 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
     let reset_s = args.reset_s.unwrap_or(if scripted { 0.0 } else { 2.0 });
     Ok(SimNodeConfig {
         env,
-        seed: args.seed,
+        seed: args.seed.unwrap_or(0),
         as_fast_as_possible: false,
         max_episodes,
         max_steps: None,
@@ -212,10 +214,33 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
 /// A node run beside the robot: gets the bus, the stop flag and the start barrier.
 pub type ExtraNode<'a, T> = Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &Barrier) -> Result<T> + Send + 'a>;
 
-/// Runs the robot node, the teleop node and (optionally) one more node on one bus session.
-/// The robot runs on the calling thread once the others subscribed; when `extra` returns, the
-/// others are stopped. A driver fault (a servo lost, a hardware error) is returned as an error
-/// after every node stopped.
+/// How long the robot gets to end the run itself after the device asked to stop.
+const STOP_REQUEST_GRACE: Duration = Duration::from_secs(3);
+
+/// What the nodes of one run did, and why the run failed, if it did.
+pub struct RunOutcome<T> {
+    /// The robot node's report (default when it failed).
+    pub robot: RobotReport,
+    /// The teleop node's report (default without a device, or when it failed).
+    pub teleop: TeleopReport,
+    /// The extra node's result (None without one, or when it failed).
+    pub extra: Option<T>,
+    /// The first failure (a node's error or panic, a fault a node reported): every node was
+    /// stopped because of it.
+    pub failure: Option<anyhow::Error>,
+}
+
+impl<T> RunOutcome<T> {
+    /// The reports, or the failure.
+    pub fn into_result(self) -> Result<(RobotReport, TeleopReport, Option<T>)> {
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok((self.robot, self.teleop, self.extra)),
+        }
+    }
+}
+
+/// [`supervise_robot`] with the extra node called `extra`; a failure is the error.
 pub fn run_with_robot<T: Send>(
     bus_config: &bus::BusConfig,
     robot: RobotNode,
@@ -223,23 +248,57 @@ pub fn run_with_robot<T: Send>(
     stop: Arc<AtomicBool>,
     extra: Option<ExtraNode<'_, T>>,
 ) -> Result<(RobotReport, TeleopReport, Option<T>)> {
+    supervise_robot(bus_config, robot, device, stop, extra.map(|f| ("extra", f)))?.into_result()
+}
+
+/// Runs the robot node, the teleop node and (optionally) one more node, named for errors, on
+/// one bus session. The robot runs on the calling thread once the others subscribed; when the
+/// extra node returns, the others are stopped. The first failure stops every node at once: a
+/// node's error or panic, a driver fault, or any node reporting `Error` on `status`; it is
+/// returned in the outcome with whatever the nodes finished (the recorder keeps its finished
+/// episodes). When the device asks to stop, the robot gets [`STOP_REQUEST_GRACE`] to end the
+/// run itself before everything is stopped.
+pub fn supervise_robot<T: Send>(
+    bus_config: &bus::BusConfig,
+    robot: RobotNode,
+    device: Option<Box<dyn TeleopDevice>>,
+    stop: Arc<AtomicBool>,
+    extra: Option<(&'static str, ExtraNode<'_, T>)>,
+) -> Result<RunOutcome<T>> {
     let bus = bus::Bus::open(bus_config).context("opening the bus")?;
+    let statuses = bus.subscriber::<bus::Status>().context("subscribing to node status")?;
+    let supervisor = Supervisor::new(stop);
     let parties = 1 + usize::from(device.is_some()) + usize::from(extra.is_some());
     let ready = Barrier::new(parties);
-    std::thread::scope(|s| {
-        let (bus, stop, ready) = (&bus, &stop, &ready);
+    let robot_name = match &robot {
+        RobotNode::Sim(cfg) => cfg.name.clone(),
+        RobotNode::Widowx { node, .. } => node.name.clone(),
+    };
+    let (robot, teleop, extra) = std::thread::scope(|s| {
+        let (bus, sup, ready, statuses) = (&bus, &supervisor, &ready, &statuses);
+        let stop = sup.stop_flag();
+        s.spawn(move || sup.watch_status(statuses));
         let teleop = device.map(|mut device| {
             s.spawn(move || {
-                let r = run_teleop(device.as_mut(), &TeleopNodeConfig::default(), bus, stop, Some(ready));
-                if r.is_err() {
-                    stop.store(true, Ordering::SeqCst);
+                let cfg = TeleopNodeConfig::default();
+                let report = sup.run_node("teleop", || run_teleop(device.as_mut(), &cfg, bus, stop, Some(ready)));
+                if report.as_ref().is_some_and(|r| r.stopped_by_device) {
+                    // The robot ends the run on the Stop request; one that cannot (a faulted
+                    // arm ignores requests) is stopped.
+                    let asked = std::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) && asked.elapsed() < STOP_REQUEST_GRACE {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    if !stop.swap(true, Ordering::SeqCst) {
+                        tracing::warn!("the robot did not end the run on the stop request: stopping it");
+                    }
                 }
-                r
+                report
             })
         });
-        let extra_handle = extra.map(|f| {
+        let extra_handle = extra.map(|(name, f)| {
             s.spawn(move || {
-                let r = f(bus, stop, ready);
+                let r = sup.run_node(name, || f(bus, stop, ready));
                 stop.store(true, Ordering::SeqCst);
                 r
             })
@@ -247,25 +306,22 @@ pub fn run_with_robot<T: Send>(
         ready.wait();
         // Subscribers are declared: start the robot.
         std::thread::sleep(Duration::from_millis(50));
-        let mut fault = None;
-        let robot_result: Result<RobotReport> = match robot {
-            RobotNode::Sim(cfg) => SimNode::new(*cfg)
-                .and_then(|mut n| n.run(bus, stop))
-                .map_err(Into::into)
-                .map(|r| RobotReport { steps: r.steps, episodes: r.episodes, successes: r.successes }),
+        let robot_report = sup.run_node(&robot_name, || match robot {
+            RobotNode::Sim(cfg) => {
+                let r = SimNode::new(*cfg).and_then(|mut n| n.run(bus, stop))?;
+                Ok(RobotReport { steps: r.steps, episodes: r.episodes, successes: r.successes })
+            }
             RobotNode::Widowx { mut conn, node } => {
                 let kin = SimKinematics::widowx250();
-                run_driver_node(&mut conn.arm, Some(&kin), bus, &node, stop, None).map_err(Into::into).map(|r| {
-                    fault = r.fault.clone();
-                    RobotReport { steps: r.published, episodes: r.episodes, successes: 0 }
-                })
+                let r = run_driver_node(&mut conn.arm, Some(&kin), bus, &node, stop, None)?;
+                if let Some(f) = &r.fault {
+                    sup.fail(anyhow::anyhow!("the driver stopped the arm: {f}"));
+                }
+                Ok(RobotReport { steps: r.published, episodes: r.episodes, successes: 0 })
             }
-        };
-        if robot_result.is_err() {
-            stop.store(true, Ordering::SeqCst);
-        }
-        // The sim ended (a Stop request, a limit or Ctrl-C): the recorder gets a few seconds to
-        // write the last episode, then everything stops.
+        });
+        // The robot ended (a Stop request, a limit, Ctrl-C or a failure): the extra node gets a
+        // few seconds to finish (the recorder writes the last episode), then everything stops.
         let ended = std::time::Instant::now();
         if let Some(h) = extra_handle.as_ref() {
             while !h.is_finished() {
@@ -275,22 +331,17 @@ pub fn run_with_robot<T: Send>(
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let extra_result = extra_handle.map(|h| h.join());
+        // run_node catches panics, so joins succeed.
+        let extra = extra_handle.and_then(|h| h.join().ok().flatten());
         stop.store(true, Ordering::SeqCst);
-        let teleop_result = match teleop {
-            Some(h) => h.join().map_err(|_| anyhow::anyhow!("the teleop node panicked"))?,
-            None => Ok(TeleopReport::default()),
-        };
-        let extra = match extra_result {
-            Some(Ok(r)) => Some(r?),
-            Some(Err(_)) => bail!("a node panicked"),
-            None => None,
-        };
-        let robot_report = robot_result?;
-        if let Some(f) = fault {
-            bail!("the driver stopped the arm: {f}");
-        }
-        Ok((robot_report, teleop_result?, extra))
+        let teleop = teleop.and_then(|h| h.join().ok().flatten());
+        (robot_report, teleop, extra)
+    });
+    Ok(RunOutcome {
+        robot: robot.unwrap_or_default(),
+        teleop: teleop.unwrap_or_default(),
+        extra,
+        failure: supervisor.take_failure(),
     })
 }
 
@@ -299,11 +350,12 @@ pub fn run(args: TeleopArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let robot = robot_node(&args.robot, args.rate, args.robot.robot == RobotKind::Sim, args.episodes, None)?;
     let device = make_device(&args.robot, &robot)?;
     let stop = crate::shutdown::stop_flag()?;
-    let (sim, teleop, _) = run_with_robot::<()>(bus_config, robot, Some(device), stop, None)?;
+    let run = supervise_robot::<()>(bus_config, robot, Some(device), stop, None)?;
+    let (sim, teleop) = (&run.robot, &run.teleop);
     eprintln!();
     println!(
         "teleop: {} episodes ({} successful), {} steps, {} commands, {} episode requests",
         sim.episodes, sim.successes, sim.steps, teleop.commands, teleop.requests
     );
-    Ok(())
+    run.into_result().map(|_| ())
 }

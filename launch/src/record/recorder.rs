@@ -40,6 +40,8 @@ pub struct RecorderConfig {
     pub grace: Duration,
     /// Per-topic receive queue, messages.
     pub queue: usize,
+    /// Store each episode's seed (the sim's episodes are drawn from theirs; a real arm's are not).
+    pub seeds: bool,
 }
 
 /// What the recorder did.
@@ -61,7 +63,7 @@ pub struct RecorderReport {
 
 struct Job {
     task: String,
-    seed: u64,
+    seed: Option<u64>,
     success: bool,
     frames: Vec<FrameRecord>,
 }
@@ -150,7 +152,7 @@ fn write_jobs(mut writer: DatasetWriter, rx: Receiver<Job>) -> Result<(u64, u64)
         for f in &job.frames {
             writer.add_frame(f)?;
         }
-        if let Some(s) = writer.end_episode(Some(job.seed), Some(job.success))? {
+        if let Some(s) = writer.end_episode(job.seed, Some(job.success))? {
             episodes += 1;
             frames += s.frames;
         }
@@ -284,7 +286,8 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                     report.successes += u64::from(c.success);
                     let task = cfg.task.clone().unwrap_or_else(|| c.instruction.clone());
                     tracing::info!(episode = sent, frames = frames.len(), success = c.success, "episode recorded");
-                    tx.send(Job { task, seed: c.seed, success: c.success, frames })
+                    let seed = cfg.seeds.then_some(c.seed);
+                    tx.send(Job { task, seed, success: c.success, frames })
                         .map_err(|_| anyhow::anyhow!("the dataset writer stopped (see the error above)"))?;
                     sent += 1;
                 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use robot_driver::arm::Arm;
+use robot_driver::control_table::HOMING_OFFSET;
 use robot_driver::emulator::{Emulator, EmulatorConfig, Faults, PtyServer};
 use robot_driver::node::ArmKinematics;
 use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
@@ -40,6 +41,10 @@ pub struct DriverArgs {
     /// calibrated (`calibrate --emulate` always emulates this arm; its map drives it).
     #[arg(long, requires = "emulate")]
     pub emulate_uncalibrated: bool,
+    /// Emulator fault injection: this many seconds after the driver enabled torque, a shadow
+    /// servo's encoder slips so that it disagrees with its primary (a driver fault).
+    #[arg(long, requires = "emulate")]
+    pub emulate_shadow_slip_s: Option<f64>,
     /// Read/write retries per transaction.
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
@@ -77,6 +82,9 @@ impl DriverArgs {
                 cfg.mount_offset_ticks = uncalibrated_mount_offsets(&map);
             }
             let emu = Emulator::from_map(&map, cfg);
+            if let Some(after_s) = self.emulate_shadow_slip_s {
+                slip_shadow_after(&emu, &map, after_s)?;
+            }
             let pty = emu.serve_pty().context("starting the servo emulator on a pseudo-terminal")?;
             (pty.path().to_string(), Some(pty), Some(emu))
         } else {
@@ -101,6 +109,40 @@ impl DriverArgs {
     pub fn connect(&self) -> Result<Connection> {
         self.connect_with(EmulatorConfig::default())
     }
+}
+
+/// Encoder slip of an emulated shadow servo, ticks (about 0.6 rad: far past any shadow tolerance).
+const SHADOW_SLIP_TICKS: i64 = 400;
+
+/// `after_s` seconds after the driver enabled torque, shifts the encoder of the first shadow
+/// servo of `map` on `emu` by [`SHADOW_SLIP_TICKS`], as a slipped horn would.
+fn slip_shadow_after(emu: &Emulator, map: &ServoMap, after_s: f64) -> Result<()> {
+    if !after_s.is_finite() || after_s < 0.0 {
+        bail!("--emulate-shadow-slip-s must be a time in seconds ≥ 0, got {after_s}");
+    }
+    let Some(shadow) = map.joints.iter().find_map(|j| j.shadow_id) else {
+        bail!("--emulate-shadow-slip-s: the servo map has no shadow servo");
+    };
+    let emu = emu.clone();
+    std::thread::Builder::new()
+        .name("emulated-slip".into())
+        .spawn(move || {
+            let torque_on = || emu.with_chain(|c| c.servo(shadow).is_some_and(|s| s.torque_on()));
+            while !torque_on() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::thread::sleep(std::time::Duration::from_secs_f64(after_s));
+            tracing::info!(servo = shadow, "emulator: the shadow servo's encoder slips");
+            emu.with_chain(|c| {
+                if let Some(s) = c.servo_mut(shadow) {
+                    let offset = s.get(HOMING_OFFSET);
+                    s.set(HOMING_OFFSET, offset + SHADOW_SLIP_TICKS);
+                    s.refresh_present();
+                }
+            });
+        })
+        .context("starting the emulated fault")?;
+    Ok(())
 }
 
 /// Encoder mount offsets of the emulated uncalibrated arm (servo ID → ticks, within ±150; a
