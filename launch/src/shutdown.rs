@@ -90,3 +90,29 @@ impl Supervisor {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failure_stops_the_run_and_is_kept() {
+        let sup = Supervisor::new(Arc::new(AtomicBool::new(false)));
+        assert_eq!(sup.run_node("teleop", || Ok(3)), Some(3));
+        assert!(!sup.stop_flag().load(Ordering::SeqCst), "a node that returns stops nothing");
+        assert_eq!(sup.run_node::<()>("recorder", || Err(anyhow::anyhow!("disk full"))), None);
+        assert!(sup.stop_flag().load(Ordering::SeqCst), "an error stops every node");
+        assert_eq!(sup.run_node::<()>("teleop", || panic!("device gone")), None);
+        let failure = sup.take_failure().map(|e| format!("{e:#}"));
+        assert_eq!(failure.as_deref(), Some("node `recorder` failed: disk full"), "the first reason is kept");
+    }
+
+    #[test]
+    fn a_panicking_node_stops_the_run_with_its_message() {
+        let sup = Supervisor::new(Arc::new(AtomicBool::new(false)));
+        assert_eq!(sup.run_node::<()>("policy", || panic!("shape mismatch {}", 7)), None);
+        assert!(sup.stop_flag().load(Ordering::SeqCst));
+        let failure = sup.take_failure().map(|e| e.to_string());
+        assert_eq!(failure.as_deref(), Some("node `policy` panicked: shape mismatch 7"));
+    }
+}
