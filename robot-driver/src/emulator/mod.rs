@@ -11,6 +11,8 @@ mod chain;
 mod port;
 mod pty;
 mod servo;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};

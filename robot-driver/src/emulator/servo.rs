@@ -2,7 +2,8 @@
 //!
 //! Positions are tracked in "raw" ticks (the encoder before the homing offset); the control
 //! table shows `Present_Position = raw + Homing_Offset`, as the firmware does. In position modes the
-//! servo tracks `Goal_Position` (clamped to the position limits) with a first-order lag bounded by
+//! servo tracks `Goal_Position` (clamped to the position limits; held still when Min_Position_Limit
+//! exceeds Max_Position_Limit) with a first-order lag bounded by
 //! the profile velocity (or Velocity_Limit); in PWM mode it moves at a speed proportional to the
 //! PWM and stops at the limits, like a gripper closing on its stops.
 
@@ -159,19 +160,25 @@ impl EmulatedServo {
         let before = self.raw_ticks;
         let lo = self.get(ct::MIN_POSITION_LIMIT) as f64 - self.offset();
         let hi = self.get(ct::MAX_POSITION_LIMIT) as f64 - self.offset();
+        // The firmware checks each limit register alone, so a client can store Min_Position_Limit
+        // above Max_Position_Limit: then no position is within the limits, every goal is refused
+        // and the servo holds where it is.
+        let limits = (lo <= hi).then_some((lo, hi));
         let mode = OperatingMode::from_value(self.get(ct::OPERATING_MODE) as u8).unwrap_or(OperatingMode::Position);
         if self.torque_on() {
             match mode {
                 OperatingMode::Pwm => {
-                    let limit = self.get(ct::PWM_LIMIT) as f64;
+                    let limit = (self.get(ct::PWM_LIMIT) as f64).max(0.0);
                     let pwm = (self.get(ct::GOAL_PWM) as f64).clamp(-limit, limit);
-                    self.raw_ticks = (self.raw_ticks + pwm / 885.0 * PWM_FULL_SPEED_TICKS_S * dt_s).clamp(lo, hi);
+                    if let Some((lo, hi)) = limits {
+                        self.raw_ticks = (self.raw_ticks + pwm / 885.0 * PWM_FULL_SPEED_TICKS_S * dt_s).clamp(lo, hi);
+                    }
                 }
                 OperatingMode::Velocity | OperatingMode::Current => {}
                 _ => {
                     let mut target = self.get(ct::GOAL_POSITION) as f64 - self.offset();
                     if mode != OperatingMode::ExtendedPosition {
-                        target = target.clamp(lo, hi);
+                        target = limits.map_or(self.raw_ticks, |(lo, hi)| target.clamp(lo, hi));
                     }
                     let profile = self.get(ct::PROFILE_VELOCITY);
                     let limit = if profile > 0 { profile } else { self.get(ct::VELOCITY_LIMIT).max(1) };
@@ -204,7 +211,8 @@ impl EmulatedServo {
         // Current grows with the tracking error (a stiff P loop), limited by Current_Limit (a
         // model without current sensing reports load, at most 100.0 %).
         let err = self.get(ct::GOAL_POSITION) as f64 - present as f64;
-        let limit = if self.model.current_limit_max.is_some() { self.get(ct::CURRENT_LIMIT) as f64 } else { 1000.0 };
+        let limit =
+            if self.model.current_limit_max.is_some() { (self.get(ct::CURRENT_LIMIT) as f64).max(0.0) } else { 1000.0 };
         let current = if self.torque_on() { (err * 2.0).clamp(-limit, limit) } else { 0.0 };
         self.set(ct::PRESENT_CURRENT, current.round() as i64);
     }
