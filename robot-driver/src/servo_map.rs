@@ -6,14 +6,21 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use bus::config_error::{toml_error, toml_source, ConfigError};
+
 use crate::control_table::{self, model_by_name, rad_to_turn_ticks, Model, OperatingMode};
 
+mod checks;
 #[cfg(test)]
 mod config_error_tests;
 mod registers;
 
+pub use checks::ServoMapFault;
+
 /// The built-in WidowX 250 6DOF map.
 pub const WIDOWX250_TOML: &str = include_str!("../config/widowx250.toml");
+/// The name the built-in map has in errors (in place of a file path).
+pub const WIDOWX250_NAME: &str = "builtin:widowx250";
 
 /// Number of arm joints the bus and the kinematics expect.
 pub const NUM_JOINTS: usize = 6;
@@ -30,16 +37,12 @@ pub enum ServoMapError {
         source: std::io::Error,
     },
     /// The TOML did not parse into a map (file, line, column, key).
-    #[error("parsing servo map: {0}")]
-    Parse(bus::config_error::ConfigError),
-    /// The map parsed but is inconsistent.
-    #[error("servo map {path}: {reason}")]
-    Invalid {
-        /// File (or `built-in`).
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Parse(ConfigError),
+    /// The map parsed but a check failed: duplicate ID, unordered limits, a register value
+    /// outside its documented range, … (file, line, column, key).
+    #[error(transparent)]
+    Invalid(ConfigError),
 }
 
 /// One arm joint and its servo(s).
@@ -251,14 +254,15 @@ impl ServoMap {
     /// The built-in WidowX 250 6DOF map.
     pub fn widowx250() -> ServoMap {
         // The built-in file is tested to parse and validate.
-        Self::from_toml(WIDOWX250_TOML, "built-in").unwrap_or_else(|e| panic!("built-in servo map: {e}"))
+        Self::from_toml(WIDOWX250_TOML, WIDOWX250_NAME).unwrap_or_else(|e| panic!("built-in servo map: {e}"))
     }
 
-    /// Parses and validates a map.
-    pub fn from_toml(text: &str, path: &str) -> Result<ServoMap, ServoMapError> {
-        let map: ServoMap =
-            toml::from_str(text).map_err(|e| ServoMapError::Parse(bus::config_error::toml_error(path, text, &e)))?;
-        map.validate().map_err(|reason| ServoMapError::Invalid { path: path.into(), reason })?;
+    /// Parses and validates a map; `file` names it in errors, which read
+    /// `FILE:LINE:COL: KEY: message`.
+    pub fn from_toml(text: &str, file: &str) -> Result<ServoMap, ServoMapError> {
+        let map: ServoMap = toml::from_str(text).map_err(|e| ServoMapError::Parse(toml_error(file, text, &e)))?;
+        map.validate()
+            .map_err(|fault| ServoMapError::Invalid(toml_source(file, text).error_at_key(&fault.key, fault.message)))?;
         Ok(map)
     }
 
@@ -277,66 +281,6 @@ impl ServoMap {
     /// The map as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Checks IDs, models, modes and limits; the reason names the offending entry.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.joints.len() != NUM_JOINTS {
-            return Err(format!("{} joints listed, the arm has {NUM_JOINTS}", self.joints.len()));
-        }
-        let mut ids = Vec::new();
-        for j in &self.joints {
-            let model =
-                model_by_name(&j.model).ok_or_else(|| format!("joint {}: unknown model {}", j.name, j.model))?;
-            if !model.modes.contains(&OperatingMode::Position) {
-                return Err(format!("joint {}: {} has no position mode", j.name, model.name));
-            }
-            if j.min_rad >= j.max_rad
-                || j.min_rad.is_nan()
-                || j.max_rad.is_nan()
-                || j.min_rad < -std::f64::consts::PI - 1e-9
-                || j.max_rad > std::f64::consts::PI + 1e-9
-            {
-                return Err(format!(
-                    "joint {}: limits [{}, {}] rad must be ordered and within ±π",
-                    j.name, j.min_rad, j.max_rad
-                ));
-            }
-            if j.max_velocity_rad_s <= 0.0
-                || j.max_velocity_rad_s.is_nan()
-                || j.profile_velocity_rad_s < 0.0
-                || j.profile_acceleration_rad_s2 < 0.0
-            {
-                return Err(format!("joint {}: velocities and accelerations must be positive", j.name));
-            }
-            ids.push(j.id);
-            ids.extend(j.shadow_id);
-        }
-        let g = &self.gripper;
-        let model = model_by_name(&g.model).ok_or_else(|| format!("gripper: unknown model {}", g.model))?;
-        if !model.modes.contains(&g.mode.operating_mode()) {
-            return Err(format!("gripper: {} does not support {:?} mode", model.name, g.mode));
-        }
-        if (g.open_rad - g.closed_rad).abs() < 1e-3 {
-            return Err("gripper: open_rad and closed_rad must differ".into());
-        }
-        let half_turn = std::f64::consts::PI + 1e-9;
-        if !(g.closed_rad.abs() <= half_turn && g.open_rad.abs() <= half_turn) {
-            return Err(format!("gripper: closed_rad {} and open_rad {} must be within ±π", g.closed_rad, g.open_rad));
-        }
-        ids.push(g.id);
-        let mut sorted = ids.clone();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("servo ID {} is used twice", w[0]));
-        }
-        if let Some(id) = ids.iter().find(|&&id| id > 252) {
-            return Err(format!("servo ID {id} is out of range (0–252)"));
-        }
-        if self.baud == 0 {
-            return Err("baud must be positive".into());
-        }
-        self.check_register_ranges()
     }
 
     /// Every servo in bus order (joint primaries and shadows, then the gripper).
@@ -434,7 +378,7 @@ mod tests {
         assert_eq!(with("homing_offset_ticks = 1044479"), Ok(()));
         let e = with("homing_offset_ticks = 1044480").expect_err("one past the range");
         assert!(
-            e.contains("servo 2 (shoulder): Homing_Offset = 1044480: outside its documented range -1044479…1044479 (from homing_offset_ticks)"),
+            e.contains("joints[1].homing_offset_ticks: servo 2 (shoulder): Homing_Offset = 1044480: outside its documented range -1044479…1044479"),
             "{e}"
         );
         let e = with("shadow_homing_offset_ticks = -2000000").expect_err("shadow too");

@@ -1,10 +1,10 @@
 //! What the map means in register values: the settings start-up writes to each servo and the
 //! gripper's force limit, checked against the control table's documented ranges when a map is
-//! loaded (so a map the servos would refuse is refused first, with the entry named).
+//! loaded (so a map the servos would refuse is refused first, with the entry's key path).
 
 use crate::control_table::{self as ct, check_write, rad_to_turn_ticks, Field, LimitRegisters};
 
-use super::{GripperMode, ServoMap, ServoRef};
+use super::{GripperMode, ServoMap, ServoMapFault, ServoRef};
 
 impl ServoMap {
     /// The registers start-up writes to servo `s` with torque off, in write order, as
@@ -62,33 +62,54 @@ impl ServoMap {
     }
 
     /// Checks every register value the map implies against its documented range (goals against
-    /// the widest limits the model allows); the reason names the servo and the map entry.
-    pub(super) fn check_register_ranges(&self) -> Result<(), String> {
+    /// the widest limits the model allows); the fault names the map entry the value comes from.
+    pub(super) fn check_register_ranges(&self) -> Result<(), ServoMapFault> {
         for s in self.servos() {
             let limits = LimitRegisters::widest(s.model);
             let force = if s.id == self.gripper.id { self.gripper_force_register() } else { None };
             for (field, value) in self.register_settings(&s).into_iter().chain(force) {
                 check_write(field, value, s.model, &limits).map_err(|e| {
-                    format!(
-                        "servo {} ({}): {e}{}",
-                        s.id,
-                        s.role,
-                        map_entry(field).map_or(String::new(), |k| format!(" (from {k})"))
-                    )
+                    ServoMapFault::new(self.map_key(&s, field), format!("servo {} ({}): {e}", s.id, s.role))
                 })?;
             }
         }
         Ok(())
     }
-}
 
-/// The map entry a register's value comes from, for messages.
-fn map_entry(field: Field) -> Option<&'static str> {
-    match field {
-        ct::HOMING_OFFSET => Some("homing_offset_ticks"),
-        ct::PROFILE_VELOCITY => Some("profile_velocity_rad_s"),
-        ct::PROFILE_ACCELERATION => Some("profile_acceleration_rad_s2"),
-        ct::PWM_LIMIT | ct::GOAL_CURRENT => Some("force_limit"),
-        _ => None,
+    /// Key path of the map entry that register `field` of servo `s` is written from.
+    fn map_key(&self, s: &ServoRef, field: Field) -> String {
+        if let Some(i) = self.joints.iter().position(|j| j.id == s.id || j.shadow_id == Some(s.id)) {
+            let shadow = self.joints[i].shadow_id == Some(s.id);
+            let entry = match field {
+                ct::HOMING_OFFSET if shadow => "shadow_homing_offset_ticks",
+                ct::HOMING_OFFSET => "homing_offset_ticks",
+                ct::MIN_POSITION_LIMIT => "min_rad",
+                ct::MAX_POSITION_LIMIT => "max_rad",
+                ct::PROFILE_VELOCITY => "profile_velocity_rad_s",
+                ct::PROFILE_ACCELERATION => "profile_acceleration_rad_s2",
+                ct::DRIVE_MODE => "reverse",
+                ct::OPERATING_MODE => "model",
+                _ if shadow => "shadow_id",
+                _ => "id",
+            };
+            return format!("joints[{i}].{entry}");
+        }
+        let g = &self.gripper;
+        // register_settings writes the lower of the two angles' ticks as Min_Position_Limit.
+        let closed_is_min = rad_to_turn_ticks(g.closed_rad) <= rad_to_turn_ticks(g.open_rad);
+        let entry = match field {
+            ct::HOMING_OFFSET => "homing_offset_ticks",
+            ct::MIN_POSITION_LIMIT | ct::MAX_POSITION_LIMIT => {
+                if (field == ct::MIN_POSITION_LIMIT) == closed_is_min {
+                    "closed_rad"
+                } else {
+                    "open_rad"
+                }
+            }
+            ct::PWM_LIMIT | ct::GOAL_CURRENT => "force_limit",
+            ct::OPERATING_MODE => "mode",
+            _ => "id",
+        };
+        format!("gripper.{entry}")
     }
 }
