@@ -129,6 +129,15 @@ fn record_teleop_replay_and_deploy_on_the_emulated_widowx() {
     );
     assert!(!run.success && run.stderr.contains("shadow servo 3"), "{}", run.stderr);
     assert!(run.secs < 25.0, "deploy took {:.1} s to stop after the fault", run.secs);
+    // Weights that do not load end the deployment before the robot starts (the robot used to
+    // wait for the policy node at the start forever).
+    let copied = std::process::Command::new("cp").args(["-r", "runs/wx", "runs/broken"]).current_dir(dir).status();
+    assert!(copied.is_ok_and(|s| s.success()), "cp -r");
+    let weights = dir.join("runs/broken/model.mpk");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let run = run_bounded(armstack(dir).args(["deploy", "--policy", "runs/broken"]).args(wx), 40.0);
+    assert!(!run.success && run.stderr.contains("model.mpk"), "{}", run.stderr);
 
     // Clear errors.
     let err = run_err(armstack(dir).args(["record", "--dataset", "cams", "--device", "circle"]).args(wx));

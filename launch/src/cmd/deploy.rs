@@ -117,29 +117,27 @@ pub fn deploy(
             widowx_node(&args.driver, spec.fps, episodes)?
         }
     };
-    let dir = args.policy.clone();
-    let device = args.device;
-    let extra: ExtraNode<'_, PolicyNodeReport> = Box::new(move |bus, stop, ready| {
-        with_backend!(device, B, {
-            let mut policy = Policy::<B>::load(&dir, &Default::default())?;
-            policy.spec = spec.clone();
-            // Warm up (first-call allocations) before the robot starts.
-            let warm = policy::features::RawObs {
-                state: vec![0.0; spec.config.state_dim],
-                env_state: vec![0.0; spec.config.env_state_dim],
-                instruction: String::new(),
-                images: spec
-                    .config
-                    .image
-                    .as_ref()
-                    .map_or(Vec::new(), |i| vec![vec![0u8; i.size * i.size * 3]; i.cameras.len()]),
-            };
-            policy.act(std::slice::from_ref(&warm))?;
-            Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(ready))?)
-        })
+    // The policy is loaded and warmed up (first-call allocations) before any node starts: one
+    // that fails to load ends the run before the robot moves, and never leaves the other nodes
+    // waiting for it at the start.
+    let (sim_report, _, node) = with_backend!(args.device, B, {
+        let mut policy = Policy::<B>::load(&args.policy, &Default::default())?;
+        policy.spec = spec.clone();
+        let warm = policy::features::RawObs {
+            state: vec![0.0; spec.config.state_dim],
+            env_state: vec![0.0; spec.config.env_state_dim],
+            instruction: String::new(),
+            images: spec
+                .config
+                .image
+                .as_ref()
+                .map_or(Vec::new(), |i| vec![vec![0u8; i.size * i.size * 3]; i.cameras.len()]),
+        };
+        policy.act(std::slice::from_ref(&warm))?;
+        let extra: ExtraNode<'_, PolicyNodeReport> =
+            Box::new(move |bus, stop, ready| Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(ready))?));
+        supervise_robot(bus_config, robot, None, stop, Some(("policy", extra)))?.into_result()?
     });
-    let (sim_report, _, node) =
-        supervise_robot(bus_config, robot, None, stop, Some(("policy", extra)))?.into_result()?;
     let node = node.context("the policy node did not report")?;
     Ok((node, sim_report.successes, sim_report.episodes))
 }
