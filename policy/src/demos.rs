@@ -59,6 +59,7 @@ pub fn collect(
     num_envs: usize,
 ) -> Result<CollectReport> {
     let n = num_envs.clamp(1, episodes.max(1) as usize);
+    writer.set_expert_noise(Some(noise));
     let mut vec_env = VecEnv::new(env, n, 0)?;
     let mut report = CollectReport::default();
     let mut next = 0u64;

@@ -23,7 +23,13 @@ fn collect(dir: &Path, episodes: u64, noise: f64) -> Dataset {
     let r = policy::demos::collect(&env, &mut w, episodes, noise, 7, 2).unwrap();
     assert_eq!(r.episodes, episodes);
     w.finish().unwrap();
-    Dataset::open(dir).unwrap()
+    let ds = Dataset::open(dir).unwrap();
+    // Each episode records the expert's noise and its own seed (7, 8, … in some order).
+    let mut seeds: Vec<u64> = ds.episodes().iter().map(|e| e.seed.expect("seed stored")).collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, (7..7 + episodes).collect::<Vec<_>>());
+    assert!(ds.episodes().iter().all(|e| e.expert_noise == Some(noise)), "expert noise stored per episode");
+    ds
 }
 
 fn settings(steps: u64) -> TrainSettings {
