@@ -237,23 +237,24 @@ fn outputs_are_checked_before_the_work_and_never_clobbered() {
     assert!(err.contains(&format!("{} bytes", bytes.len() / 2)) && !err.contains("architecture"), "{err}");
 }
 
-#[test]
-fn a_closed_stdout_ends_the_command_quietly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    record_reach(dir, "data", "1");
-    let mut child = common::armstack(dir)
-        .args(["dataset", "info", "data"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The reader goes away before anything is written, as `| head -c 0` would.
+/// Runs `cmd` with its standard output closed by the reader before anything is written (as
+/// `| head -c 0` would) and asserts it ends with status 141 and no panic or pipe error.
+fn assert_quiet_with_closed_stdout(cmd: &mut Command) {
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    record_reach(dir, "data", "1");
+    assert_quiet_with_closed_stdout(common::armstack(dir).args(["dataset", "info", "data"]));
     // Through a shell pipe into `head`, as a user would run it.
     let bin = env!("CARGO_BIN_EXE_armstack");
     let out = Command::new("sh")
@@ -266,6 +267,17 @@ fn a_closed_stdout_ends_the_command_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("panicked"), "{err}");
     assert_eq!(out.stdout.len(), 10);
+}
+
+#[test]
+fn calibrate_with_a_closed_stdout_still_writes_the_map_and_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let calibrate = ["calibrate", "--emulate", "--out", "arm.toml", "--sweep-s", "1.5"];
+    assert_quiet_with_closed_stdout(common::armstack(dir).args(calibrate));
+    // The homing offsets went into the servos: the map that goes with them is written all the same.
+    let map = std::fs::read_to_string(dir.join("arm.toml")).unwrap();
+    assert!(map.contains("homing_offset_ticks = 150"), "{map}");
 }
 
 #[test]

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use robot_driver::calibrate::{calibrate, CalibrationConfig, CalibrationOperator, EmulatedOperator};
+use robot_driver::calibrate::{calibrate, CalibrationConfig, CalibrationOperator, CalibrationReport, EmulatedOperator};
 
 use super::arg_ranges;
+use crate::outln;
 use crate::robots::widowx::{uncalibrated_mount_offsets, DriverArgs};
+use crate::stdout::StdoutError;
 
 /// Arguments of `armstack calibrate`.
 #[derive(Args, Debug)]
@@ -116,34 +118,20 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         None => Box::new(TerminalOperator { done: Arc::new(AtomicBool::new(false)) }),
     };
     let report = calibrate(&mut conn.arm, op.as_mut(), &cfg)?;
-    println!("{:<14} {:>8} {:>8} {:>9} {:>9} {:>9}", "joint", "offset", "shadow", "min rad", "max rad", "coverage");
-    for j in &report.joints {
-        println!(
-            "{:<14} {:>8} {:>8} {:>9.3} {:>9.3} {:>8.0}%",
-            j.name,
-            j.homing_offset_ticks,
-            j.shadow_homing_offset_ticks.map_or("-".to_string(), |o| o.to_string()),
-            j.observed_min_rad,
-            j.observed_max_rad,
-            j.coverage * 100.0
-        );
-    }
-    println!(
-        "gripper range {:.3} … {:.3} rad; {} samples",
-        report.gripper_range_rad.0, report.gripper_range_rad.1, report.samples
-    );
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if conn.emulator.is_some() {
-        let worst = map
-            .joints
+    // The emulator knows the true mount offsets: the largest error of a recovered homing offset.
+    let worst_offset_error_ticks = conn.emulator.is_some().then(|| {
+        map.joints
             .iter()
             .zip(&report.joints)
             .map(|(j, c)| (c.homing_offset_ticks + mount[&j.id]).abs())
             .max()
-            .unwrap_or(0);
-        println!("emulator: largest error of a recovered homing offset against the true mount offset: {worst} ticks");
+            .unwrap_or(0)
+    });
+    // The homing offsets are already in the servos: a reader that closed standard output
+    // (`| head`) must not cost the map, so a print error is returned only after it is written.
+    let printed = print_report(&report, worst_offset_error_ticks);
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     if !report.problems.is_empty() {
         bail!("calibration failed, nothing written:\n  - {}", report.problems.join("\n  - "));
@@ -162,6 +150,34 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         .open(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
     file.write_all(text.as_bytes()).with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {} (homing offsets are also stored in the servos); use it with --config", args.out.display());
+    printed?;
+    outln!("wrote {} (homing offsets are also stored in the servos); use it with --config", args.out.display())?;
+    Ok(())
+}
+
+/// Prints the calibration table (offsets, observed ranges, coverage), the gripper's range and,
+/// against the emulator, the largest homing-offset error in ticks.
+fn print_report(report: &CalibrationReport, worst_offset_error_ticks: Option<i32>) -> Result<(), StdoutError> {
+    outln!("{:<14} {:>8} {:>8} {:>9} {:>9} {:>9}", "joint", "offset", "shadow", "min rad", "max rad", "coverage")?;
+    for j in &report.joints {
+        outln!(
+            "{:<14} {:>8} {:>8} {:>9.3} {:>9.3} {:>8.0}%",
+            j.name,
+            j.homing_offset_ticks,
+            j.shadow_homing_offset_ticks.map_or("-".to_string(), |o| o.to_string()),
+            j.observed_min_rad,
+            j.observed_max_rad,
+            j.coverage * 100.0
+        )?;
+    }
+    outln!(
+        "gripper range {:.3} … {:.3} rad; {} samples",
+        report.gripper_range_rad.0,
+        report.gripper_range_rad.1,
+        report.samples
+    )?;
+    if let Some(worst) = worst_offset_error_ticks {
+        outln!("emulator: largest error of a recovered homing offset against the true mount offset: {worst} ticks")?;
+    }
     Ok(())
 }
