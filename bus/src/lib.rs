@@ -4,13 +4,15 @@
 //! Typed messages ([`messages`], whose float fields also accept CBOR integers: [`wire_float`]),
 //! topic names and key expressions ([`topics`]), CBOR encoding ([`encoding`]), zenoh session
 //! setup with local discovery ([`session`], [`discovery`]), typed publish/subscribe
-//! ([`publisher`], [`subscriber`]) and a latency benchmark ([`bench`]). [`config_error`] places
+//! ([`publisher`], [`subscriber`]), the rules every node applies before a command may move an arm
+//! (freshness and the e-stop latch: [`command_rules`]) and a latency benchmark ([`bench`]). [`config_error`] places
 //! errors of the project's config files (every crate that reads one depends on this one).
 //!
 //! Nothing outside this crate knows zenoh. The wire format is documented for non-Rust clients in
 //! `docs/wire-schema.md` at the workspace root.
 
 pub mod bench;
+pub mod command_rules;
 pub mod config_error;
 pub mod discovery;
 pub mod encoding;
@@ -24,6 +26,10 @@ pub mod subscriber;
 pub mod topics;
 pub mod wire_float;
 
+pub use command_rules::{
+    CommandRefusal, EstopCounts, EstopLatch, EstopTransition, Freshness, ReleaseRefusal, StampFault,
+    ESTOP_QUEUE_CAPACITY,
+};
 pub use encoding::{decode, decode_value, encode, encode_value, value_to_json_string};
 pub use error::{BusError, DecodeError};
 pub use header::{now_ns, Header, Message, SCHEMA_VERSION};

@@ -47,22 +47,25 @@ impl SubscriberStats {
     /// uses ([`STATUS_DECODE_ERRORS`], [`STATUS_NEWER_SCHEMA`]). `self` is usually the sum of
     /// all the node's subscribers' stats.
     pub fn add_to_status_counters(&self, counters: &mut BTreeMap<String, u64>) {
-        *counters.entry(STATUS_DECODE_ERRORS.to_string()).or_default() += self.decode_errors;
-        *counters.entry(STATUS_NEWER_SCHEMA.to_string()).or_default() += self.newer_schema;
+        for (name, count) in [(STATUS_DECODE_ERRORS, self.decode_errors), (STATUS_NEWER_SCHEMA, self.newer_schema)] {
+            let counter = counters.entry(name.to_string()).or_default();
+            *counter = counter.saturating_add(count);
+        }
     }
 }
 
 impl std::ops::Add for SubscriberStats {
     type Output = SubscriberStats;
 
-    /// Counter-wise sum (for a node's total over its subscribers).
+    /// Counter-wise sum (for a node's total over its subscribers), saturating at `u64::MAX`:
+    /// `gaps_missed` follows `seq` from the wire, which a sender may jump by up to 2^64 − 1.
     fn add(self, other: SubscriberStats) -> SubscriberStats {
         SubscriberStats {
-            received: self.received + other.received,
-            decode_errors: self.decode_errors + other.decode_errors,
-            newer_schema: self.newer_schema + other.newer_schema,
-            gaps_missed: self.gaps_missed + other.gaps_missed,
-            dropped: self.dropped + other.dropped,
+            received: self.received.saturating_add(other.received),
+            decode_errors: self.decode_errors.saturating_add(other.decode_errors),
+            newer_schema: self.newer_schema.saturating_add(other.newer_schema),
+            gaps_missed: self.gaps_missed.saturating_add(other.gaps_missed),
+            dropped: self.dropped.saturating_add(other.dropped),
         }
     }
 }
@@ -92,6 +95,12 @@ impl Counters {
             dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Adds `n` to `counter`, stopping at `u64::MAX` instead of wrapping (counts driven by the wire).
+fn add_saturating(counter: &AtomicU64, n: u64) {
+    // The closure always returns Some, so the update cannot fail.
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_add(n)));
 }
 
 /// Logs the 1st, 100th, 200th, … occurrence of a rejected payload.
@@ -154,6 +163,14 @@ impl<M: Message> Subscriber<M> {
     /// Drains the queue and returns the newest message, if any, without waiting.
     pub fn latest(&self) -> Option<M> {
         self.rx.try_iter().last()
+    }
+
+    /// Takes every message queued now, oldest first, without waiting (messages arriving meanwhile
+    /// stay for the next call). For topics where every message counts, such as `estop`, where
+    /// [`Subscriber::latest`] would keep only the newest.
+    pub fn drain(&self) -> Vec<M> {
+        let queued = self.rx.len();
+        self.rx.try_iter().take(queued).collect()
     }
 
     /// Messages currently queued.
@@ -272,7 +289,7 @@ impl Bus {
             if let Ok(mut seqs) = last_seq.lock() {
                 if let Some(prev) = seqs.insert(header.source_id, header.seq) {
                     if header.seq > prev.saturating_add(1) {
-                        cb_counters.gaps_missed.fetch_add(header.seq - prev - 1, Ordering::Relaxed);
+                        add_saturating(&cb_counters.gaps_missed, header.seq - prev - 1);
                     }
                 }
             }
@@ -332,5 +349,20 @@ mod tests {
         assert_eq!(counters.get(STATUS_DECODE_ERRORS), Some(&5));
         assert_eq!(counters.get(STATUS_NEWER_SCHEMA), Some(&5));
         assert_eq!(counters.get("steps"), Some(&9));
+    }
+
+    /// `seq` jumping from 0 to 2^64 − 1 on two topics gives two gap counts near `u64::MAX`; their
+    /// sum saturates instead of overflowing (which killed the sim node).
+    #[test]
+    fn wire_driven_counts_saturate_instead_of_overflowing() {
+        let jump = SubscriberStats { gaps_missed: u64::MAX - 1, decode_errors: u64::MAX, ..Default::default() };
+        let total: SubscriberStats = [jump.clone(), jump].into_iter().sum();
+        assert_eq!(total.gaps_missed, u64::MAX);
+        let mut counters = BTreeMap::from([(STATUS_DECODE_ERRORS.to_string(), 5)]);
+        total.add_to_status_counters(&mut counters);
+        assert_eq!(counters.get(STATUS_DECODE_ERRORS), Some(&u64::MAX));
+        let gaps = AtomicU64::new(u64::MAX - 1);
+        add_saturating(&gaps, u64::MAX - 1);
+        assert_eq!(gaps.load(Ordering::Relaxed), u64::MAX);
     }
 }

@@ -2,86 +2,19 @@
 #![allow(clippy::needless_range_loop)]
 //! transport, and in process, with a real zenoh session on loopback for the node tests.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use bus::{Bus, BusConfig, Estop, JointCommand, JointState, NodeState, Status};
+use bus::{Estop, JointCommand, NodeState, Status};
 use robot_driver::arm::{Arm, ArmError};
 use robot_driver::control_table as ct;
 use robot_driver::emulator::{Emulator, EmulatorConfig, Faults};
-use robot_driver::node::{run_driver_node, DriverError, DriverNodeConfig, DriverReport};
 use robot_driver::protocol::{ErrorNumber, HardwareError, StatusError};
 use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
 use robot_driver::servo_map::ServoMap;
 use robot_driver::transport::SerialTransport;
 
-fn emulator(faults: Faults) -> Emulator {
-    Emulator::from_map(&ServoMap::widowx250(), EmulatorConfig { faults, ..Default::default() })
-}
-
-fn in_process_arm(emu: &Emulator) -> Arm {
-    Arm::new(ServoBus::new(Box::new(emu.port()), ServoBusConfig::default()), ServoMap::widowx250())
-}
-
-/// Runs the driver node on a fresh bus while `script` drives it; returns the node's result and
-/// every status seen.
-fn with_node(
-    mut arm: Arm,
-    cfg: DriverNodeConfig,
-    script: impl FnOnce(&Bus) + Send,
-) -> (Result<DriverReport, DriverError>, Vec<Status>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    // Each test discovers peers only in its own temp folder, so one robot name serves all.
-    let bus = Bus::open(&BusConfig::with_discovery_dir("drv", dir.path())).expect("bus");
-    let statuses = bus.subscriber::<Status>().expect("status sub");
-    let stop = AtomicBool::new(false);
-    let ready = Barrier::new(2);
-    let result = std::thread::scope(|s| {
-        let node = s.spawn(|| run_driver_node(&mut arm, None, &bus, &cfg, &stop, Some(&ready)));
-        ready.wait();
-        let scripted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| script(&bus)));
-        stop.store(true, Ordering::SeqCst);
-        let result = node.join().expect("node thread");
-        if let Err(p) = scripted {
-            eprintln!("the test script failed; the node returned {result:?}");
-            std::panic::resume_unwind(p);
-        }
-        result
-    });
-    let mut all = Vec::new();
-    while let Some(s) = statuses.try_recv() {
-        all.push(s);
-    }
-    (result, all)
-}
-
-/// Streams joint targets at 50 Hz for `secs`, returning the last joint state seen.
-fn stream(bus: &Bus, target: [f64; 6], gripper: f64, secs: f64) -> Option<JointState> {
-    let cmd = bus.publisher::<JointCommand>().expect("pub");
-    let js = bus.subscriber::<JointState>().expect("sub");
-    let until = Instant::now() + Duration::from_secs_f64(secs);
-    let mut last = None;
-    while Instant::now() < until {
-        cmd.publish(&mut JointCommand { position: target.to_vec(), gripper, ..Default::default() }).expect("publish");
-        std::thread::sleep(Duration::from_millis(20));
-        while let Some(m) = js.try_recv() {
-            last = Some(m);
-        }
-    }
-    last
-}
-
-fn latest_state(bus: &Bus, wait: Duration) -> JointState {
-    let js = bus.subscriber::<JointState>().expect("sub");
-    js.recv_timeout(wait).expect("a joint state")
-}
-
-fn fast_cfg() -> DriverNodeConfig {
-    DriverNodeConfig { cycle_hz: 100.0, publish_hz: 50.0, ..Default::default() }
-}
-
-const TARGET: [f64; 6] = [0.4, -0.6, 0.7, -0.3, 0.5, 0.2];
+mod common;
+use common::{emulator, fast_cfg, in_process_arm, latest_state, stream, with_node, TARGET};
 
 #[test]
 fn sync_read_of_all_servos_over_a_pty_runs_above_100_hz() {
@@ -161,7 +94,7 @@ fn estop_holds_and_ignores_commands_until_released() {
         assert!(moved[..6].iter().all(|q| q.abs() < 0.03), "after release the arm follows again: {moved:?}");
     });
     let report = report.expect("node ran");
-    assert_eq!(report.estops, 1);
+    assert_eq!(report.estop.engaged, 1);
     assert!(statuses.iter().any(|s| s.state == NodeState::Estopped && s.message.contains("holding")), "{statuses:?}");
 }
 
@@ -309,7 +242,7 @@ fn estop_can_drop_torque_and_restores_it_on_release() {
         let last = stream(bus, TARGET, 0.5, 1.0).expect("states");
         assert!((last.position[0] - TARGET[0]).abs() < 0.02, "follows again: {:?}", last.position);
     });
-    assert_eq!(report.expect("node ran").estops, 1);
+    assert_eq!(report.expect("node ran").estop.engaged, 1);
     assert!(
         statuses.iter().any(|s| s.state == NodeState::Estopped && s.message.contains("torque off")),
         "{statuses:?}"

@@ -4,92 +4,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bus::{
     ActionChunk, ActionKind, Bus, BusConfig, EeDeltaCommand, Estop, JointCommand, JointState, NodeState, Status,
 };
-use sim::node::{SimNode, SimNodeConfig, SimNodeReport};
+use sim::node::{SimNode, SimNodeConfig};
 use sim::{load_scene, EnvConfig};
 
-struct Harness {
-    /// The discovery directory of the node and the client (removed on drop).
-    dir: tempfile::TempDir,
-    client: Bus,
-    stop: Arc<AtomicBool>,
-    node: Option<JoinHandle<SimNodeReport>>,
-}
-
-impl Harness {
-    fn start(robot: &str, rate_hz: f64, max_steps: Option<u64>) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let config = BusConfig::with_discovery_dir(robot, dir.path());
-        let mut env = EnvConfig::new(load_scene("reach").unwrap());
-        env.control_hz = rate_hz;
-        let node_cfg = SimNodeConfig {
-            env,
-            seed: 0,
-            as_fast_as_possible: false,
-            max_episodes: None,
-            max_steps,
-            name: "sim".into(),
-            lockstep: None,
-            reset_pause: std::time::Duration::ZERO,
-            expert_noise: None,
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let node_bus = Bus::open(&config).unwrap();
-        let stop_node = stop.clone();
-        let node = std::thread::spawn(move || {
-            let mut node = SimNode::new(node_cfg).unwrap();
-            node.run(&node_bus, &stop_node).unwrap()
-        });
-        let client = Bus::open(&config).unwrap();
-        Harness { dir, client, stop, node: Some(node) }
-    }
-
-    fn finish(mut self) -> SimNodeReport {
-        self.stop.store(true, Ordering::SeqCst);
-        self.node.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(node) = self.node.take() {
-            let _ = node.join();
-        }
-    }
-}
-
-fn arm_q(js: &JointState) -> [f64; 6] {
-    let mut q = [0.0; 6];
-    q.copy_from_slice(&js.position[..6]);
-    q
-}
-
-/// Publishes `cmd` every 50 ms until `done(joint_state)` holds (or fails after `timeout`).
-fn drive_until<M: bus::Message + Clone>(
-    h: &Harness,
-    mut cmd: M,
-    timeout: Duration,
-    mut done: impl FnMut(&JointState) -> bool,
-) -> JointState {
-    let publisher = h.client.publisher::<M>().unwrap();
-    let states = h.client.subscriber::<JointState>().unwrap();
-    let deadline = Instant::now() + timeout;
-    loop {
-        publisher.publish(&mut cmd).unwrap();
-        if let Some(js) = states.recv_timeout(Duration::from_millis(50)) {
-            if done(&js) {
-                return js;
-            }
-        }
-        assert!(Instant::now() < deadline, "condition not reached in {timeout:?}");
-    }
-}
+mod common;
+use common::{arm_q, drive_until, put_until_status, Harness};
 
 #[test]
 fn subscriber_sees_joint_states_at_the_configured_rate() {
@@ -188,9 +112,9 @@ fn chunk_rows_are_executed_one_per_step() {
     let publisher = h.client.publisher::<ActionChunk>().unwrap();
     let states = h.client.subscriber::<JointState>().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut sent = chunk.clone();
     loop {
-        publisher.publish(&mut sent).unwrap();
+        // A fresh clone each time: the publisher stamps it now (a re-sent stamp would go stale).
+        publisher.publish(&mut chunk.clone()).unwrap();
         std::thread::sleep(Duration::from_millis(400)); // 20 steps: the chunk plays out
         if let Some(js) = states.latest() {
             if arm_q(&js).iter().zip(end).all(|(q, t)| (q - t).abs() < 0.02) {
@@ -244,28 +168,6 @@ fn estop_holds_the_arm_and_is_reported() {
         obs_stamp_ns: 0,
     };
     drive_until(&h, cmd, Duration::from_secs(10), |js| (js.position[0] - 1.0).abs() < 0.02);
-}
-
-/// Polls the node's `status` until `done(counters)` holds, putting `payloads` (key, bytes) raw on
-/// the bus before each poll (zenoh routes asynchronously); fails after 10 s.
-fn put_until_status(
-    h: &Harness,
-    payloads: &[(String, Vec<u8>)],
-    mut done: impl FnMut(&std::collections::BTreeMap<String, u64>) -> bool,
-) -> Status {
-    let status = h.client.subscriber::<Status>().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        for (key, bytes) in payloads {
-            h.client.put_raw(key, bytes.clone()).unwrap();
-        }
-        if let Some(s) = status.recv_timeout(Duration::from_millis(200)) {
-            if done(&s.counters) {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "status counters never matched");
-    }
 }
 
 /// Messages the node's subscribers refuse are counted on its `status`, on every topic it

@@ -57,7 +57,7 @@ pub fn print_report(r: &DriverReport, bus: &robot_driver::servo_bus::BusStats) -
         r.commands_stale,
         r.commands_clamped,
         r.watchdog_holds,
-        r.estops,
+        r.estop.engaged,
         r.read_errors
     )?;
     outln!(

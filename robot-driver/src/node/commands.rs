@@ -1,6 +1,7 @@
 //! Command arbitration of the driver node: the newest direct command (`command/joint`,
 //! `command/ee_delta`) wins; otherwise the current chunk's row for this moment, one row per chunk
-//! period; stale, malformed and non-finite commands are counted and ignored.
+//! period; commands the e-stop latch does not admit (not fresh, or from before a release) and
+//! malformed or non-finite ones are counted and ignored.
 
 use std::time::{Duration, Instant};
 
@@ -22,14 +23,12 @@ pub(super) struct Playing {
 type Target = ([f64; NUM_JOINTS], f64);
 
 /// Reads the command topics and updates the desired target.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn take_commands(
     io: &Io,
     ctl: &mut Control,
     report: &mut DriverReport,
     kin: Option<&dyn ArmKinematics>,
     accepting: bool,
-    max_age_ms: u64,
 ) {
     let joint = io.joint_cmd.latest();
     let ee = io.ee_cmd.latest();
@@ -38,13 +37,8 @@ pub(super) fn take_commands(
         return;
     }
     let now = now_ns();
-    let fresh = |stamp: u64, report: &mut DriverReport| -> bool {
-        let stale = stamp < ctl.accept_after_ns || now.saturating_sub(stamp) > max_age_ms * 1_000_000;
-        report.commands_stale += u64::from(stale);
-        !stale
-    };
     let t = Instant::now();
-    if let Some(c) = chunk.filter(|c| fresh(c.header.stamp_ns, report)) {
+    if let Some(c) = chunk.filter(|c| ctl.estop.admit_command(c.header.stamp_ns, now, &mut report.commands_stale)) {
         match parse_chunk(&c) {
             Some(rows) => {
                 let age = Duration::from_nanos(now.saturating_sub(c.header.stamp_ns));
@@ -70,7 +64,7 @@ pub(super) fn take_commands(
     };
     let mut target = None;
     if let Some((stamp, t)) = direct {
-        if fresh(stamp, report) {
+        if ctl.estop.admit_command(stamp, now, &mut report.commands_stale) {
             ctl.chunk = None;
             match t {
                 Some(t) => target = Some(t),

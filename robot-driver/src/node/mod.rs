@@ -6,9 +6,13 @@
 //! once a second and whenever the node's state changes.
 //!
 //! Every cycle: one sync read of all servos, command arbitration (the newest direct command wins,
-//! else the current chunk row), the safety filter, one bulk write. Safety: NaN/inf and stale
-//! commands are rejected; the watchdog holds position when commands stop for `watchdog_ms`; the
-//! e-stop holds or drops torque as configured and needs a fresh command after release; a servo
+//! else the current chunk row), the safety filter, one bulk write. Safety: NaN/inf commands are
+//! rejected, and so are commands that are not fresh (older than `max_command_age_ms`, or more than
+//! 100 ms ahead of this clock: [`bus::command_rules`]); the watchdog holds position when commands
+//! stop for `watchdog_ms`; every `estop` message of a cycle feeds the e-stop latch (an engage
+//! followed by a release within one cycle still latches), which holds or drops torque as
+//! configured, drops the playing chunk, releases only on a fresh release newer than the engage,
+//! and then needs a command stamped after the release; a servo
 //! that stops answering, a latched hardware error or a shadow disagreement stops the arm (the
 //! servos that still answer hold where they are) and the node reports `Error` with the reason.
 
@@ -18,8 +22,8 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use bus::{
-    now_ns, ActionChunk, Bus, BusError, EeDeltaCommand, EpisodeControl, EpisodeEvent, Estop, JointCommand, JointState,
-    NodeState, Percentiles, Pose, Status, Task,
+    now_ns, ActionChunk, Bus, BusError, EeDeltaCommand, EpisodeControl, EpisodeEvent, Estop, EstopCounts, EstopLatch,
+    Freshness, JointCommand, JointState, Message, NodeState, Percentiles, Pose, Status, Task, ESTOP_QUEUE_CAPACITY,
 };
 
 use crate::arm::{Arm, ArmError, ArmState};
@@ -98,14 +102,14 @@ pub struct DriverReport {
     pub commands_applied: u64,
     /// Commands rejected (NaN/inf, malformed, unreachable).
     pub commands_rejected: u64,
-    /// Commands ignored as stale.
+    /// Commands ignored as not fresh (too old, from the future, or from before an e-stop release).
     pub commands_stale: u64,
     /// Cycles whose target was clamped (limits or speed).
     pub commands_clamped: u64,
     /// Watchdog holds.
     pub watchdog_holds: u64,
-    /// E-stop engagements.
-    pub estops: u64,
+    /// E-stop transitions (engaged, released, releases refused).
+    pub estop: EstopCounts,
     /// Cycles whose state read failed transiently (retries exhausted once).
     pub read_errors: u64,
     /// Cycles that started late by more than one period.
@@ -145,10 +149,9 @@ struct Control {
     gripper: f64,
     filter: CommandFilter,
     watchdog: Watchdog,
-    estopped: bool,
+    /// The e-stop, and the freshness rule every command passes.
+    estop: EstopLatch,
     torque_off: bool,
-    /// Commands stamped before this are ignored (e-stop release).
-    accept_after_ns: u64,
     fault: Option<String>,
     chunk: Option<Playing>,
 }
@@ -172,7 +175,7 @@ pub fn run_driver_node(
         ee_cmd: bus.subscriber()?,
         chunk_cmd: bus.subscriber()?,
         control: bus.subscriber()?,
-        estop: bus.subscriber()?,
+        estop: bus.subscriber_with_capacity(Estop::TOPIC, ESTOP_QUEUE_CAPACITY)?,
     };
     if let Some(b) = ready {
         b.wait();
@@ -189,7 +192,6 @@ pub fn run_driver_node(
             ("commands_stale", report.commands_stale),
             ("commands_clamped", report.commands_clamped),
             ("watchdog_holds", report.watchdog_holds),
-            ("estops", report.estops),
             ("read_errors", report.read_errors),
             ("overruns", report.overruns),
             ("bus_tx_packets", b.tx_packets),
@@ -201,6 +203,7 @@ pub fn run_driver_node(
         ] {
             counters.insert(k.to_string(), v);
         }
+        report.estop.add_to_status_counters(&mut counters);
         io.receive_stats().add_to_status_counters(&mut counters);
         io.status.publish(&mut Status {
             header: Default::default(),
@@ -227,9 +230,11 @@ pub fn run_driver_node(
         gripper: state.gripper_opening.clamp(0.0, 1.0),
         filter: CommandFilter::new(arm.map(), state.q_rad),
         watchdog: Watchdog::new(Duration::from_millis(safety.watchdog_ms)),
-        estopped: false,
+        estop: EstopLatch::new(Freshness {
+            max_age_ns: safety.max_command_age_ms.saturating_mul(1_000_000),
+            ..Freshness::default()
+        }),
         torque_off: false,
-        accept_after_ns: 0,
         fault: None,
         chunk: None,
     };
@@ -268,11 +273,15 @@ pub fn run_driver_node(
                 }
             }
         }
-        // 2. E-stop.
-        if let Some(e) = io.estop.latest() {
-            if e.engaged && !ctl.estopped {
-                report.estops += 1;
-                tracing::warn!(reason = %e.reason, action = ?safety.on_estop, "e-stop engaged");
+        // 2. E-stop: every message of the cycle goes through the latch (which logs each
+        // transition with its source), so an engage followed by a release still stops the arm.
+        let was_engaged = ctl.estop.is_engaged();
+        ctl.estop.observe(io.estop.drain(), now_ns());
+        report.estop = ctl.estop.counts();
+        let engaged = ctl.estop.is_engaged();
+        if engaged != was_engaged {
+            if engaged {
+                tracing::warn!(action = ?safety.on_estop, "e-stop: stopping the arm");
                 ctl.chunk = None;
                 match safety.on_estop {
                     EstopAction::Hold => hold(&mut ctl, &state),
@@ -284,8 +293,7 @@ pub fn run_driver_node(
                         }
                     }
                 }
-            } else if !e.engaged && ctl.estopped {
-                tracing::warn!("e-stop released: waiting for a new command");
+            } else {
                 if ctl.torque_off && ctl.fault.is_none() {
                     match arm.enable_torque() {
                         Ok(s) => {
@@ -296,15 +304,13 @@ pub fn run_driver_node(
                     }
                 }
                 hold(&mut ctl, &state);
-                ctl.accept_after_ns = now_ns();
             }
-            ctl.estopped = e.engaged;
         }
         // 3. Commands (between episodes with a ready pose: move there instead).
         let resetting = cfg.ready_pose.is_some() && episodes.resetting();
-        let accepting = !ctl.estopped && ctl.fault.is_none() && measured && !resetting;
-        take_commands(&io, &mut ctl, &mut report, kinematics, accepting, safety.max_command_age_ms);
-        if let (Some(ready), true) = (cfg.ready_pose, resetting && !ctl.estopped && ctl.fault.is_none()) {
+        let accepting = !engaged && ctl.fault.is_none() && measured && !resetting;
+        take_commands(&io, &mut ctl, &mut report, kinematics, accepting);
+        if let (Some(ready), true) = (cfg.ready_pose, resetting && !engaged && ctl.fault.is_none()) {
             ctl.desired = ready;
             ctl.gripper = 1.0;
             ctl.chunk = None;
@@ -352,13 +358,13 @@ pub fn run_driver_node(
         }
         let node_state = if ctl.fault.is_some() {
             NodeState::Error
-        } else if ctl.estopped {
+        } else if engaged {
             NodeState::Estopped
         } else {
             NodeState::Running
         };
         if node_state != last_state_name || last_status.elapsed() >= Duration::from_secs(1) {
-            let msg = match (&ctl.fault, ctl.estopped) {
+            let msg = match (&ctl.fault, engaged) {
                 (Some(f), _) => f.clone(),
                 (None, true) => {
                     format!("e-stop engaged: {}", if ctl.torque_off { "torque off" } else { "holding position" })

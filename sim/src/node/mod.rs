@@ -3,12 +3,19 @@
 //! Inputs: `command/joint`, `command/ee_delta`, `command/chunk` (rows executed open-loop, one per
 //! control step), `estop`. Outputs: `joint_state` and (when cameras are on) `camera/<name>` (RGB)
 //! and `camera/<name>_depth` (depth) every control step; `episode` events (start, step with
-//! reward, end with success); `task` at each episode start; `status` once a second.
+//! reward, end with success); `task` at each episode start; `status` once a second and whenever
+//! the e-stop engages or releases.
 //!
 //! Command arbitration per control step: the newest joint or end-effector command received since
 //! the last step wins; otherwise the next row of the current chunk; otherwise the arm holds its
 //! targets — or, with an autopilot configured, the scene's scripted expert acts (a bus command
-//! always takes over). While the e-stop is engaged every command is ignored and the arm holds.
+//! always takes over). The arm driver's rules apply ([`bus::command_rules`]): a command moves the
+//! arm only when fresh (at most 500 ms old, at most 100 ms ahead of this clock); every `estop`
+//! message feeds the e-stop latch, so an engage followed by a release within one step still
+//! latches; while it is engaged every command is ignored, the chunk is dropped and the arm holds
+//! (the autopilot too); after a release only a command stamped after the release moves the arm
+//! again (the old chunk never resumes), while the autopilot, which acts on the current
+//! observation, resumes at once.
 //! Episodes end on success or at the step limit; the next episode starts with the next seed.
 //!
 //! Episode control (`command/episode`): `EndEpisode` ends the episode now and resets with the next
@@ -23,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use bus::{
     now_ns, ActionChunk, Bus, BusError, CameraFrame, EeDeltaCommand, EpisodeControl, EpisodeEvent, EpisodeEventKind,
-    EpisodeRequest, Estop, JointCommand, JointState, NodeState, Publisher, SceneState, Status, Subscriber,
-    SubscriberStats, Task,
+    EpisodeRequest, Estop, EstopCounts, EstopLatch, Freshness, JointCommand, JointState, Message, NodeState, Publisher,
+    SceneState, Status, Subscriber, SubscriberStats, Task, ESTOP_QUEUE_CAPACITY,
 };
 
 use crate::env::{Action, Env, EnvConfig, Observation};
@@ -88,6 +95,10 @@ pub struct SimNodeReport {
     pub commands_applied: u64,
     /// Commands rejected (NaN/inf, malformed chunk).
     pub commands_rejected: u64,
+    /// Commands ignored as not fresh (too old, from the future, or from before an e-stop release).
+    pub commands_stale: u64,
+    /// E-stop transitions (engaged, released, releases refused).
+    pub estop: EstopCounts,
     /// Actions clamped to limits.
     pub commands_clamped: u64,
     /// Control steps that started late by more than one period (real-time mode).
@@ -164,7 +175,7 @@ impl SimNode {
             ee_cmd: bus.subscriber::<EeDeltaCommand>()?,
             chunk_cmd: bus.subscriber::<ActionChunk>()?,
             control: bus.subscriber::<EpisodeControl>()?,
-            estop: bus.subscriber::<Estop>()?,
+            estop: bus.subscriber_with_capacity::<Estop>(Estop::TOPIC, ESTOP_QUEUE_CAPACITY)?,
         };
         let names = joint_state_names();
         let period = Duration::from_secs_f64(1.0 / self.config.env.control_hz);
@@ -176,23 +187,26 @@ impl SimNode {
         let mut expert = self.config.expert_noise.map(|noise| Expert::new(&self.config.env.scene, noise, seed));
         let mut last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
         let mut chunk: VecDeque<Action> = VecDeque::new();
-        let mut estopped = false;
+        let mut latch = EstopLatch::new(Freshness::default());
         let mut next_tick = Instant::now();
         let mut last_status = Instant::now() - Duration::from_secs(2);
+        let mut status_engaged = false;
         tracing::info!(scene = %scene_name, seed, rate_hz = self.config.env.control_hz, "sim node running");
         while !stop.load(Ordering::Relaxed) {
-            if let Some(e) = io.estop.latest() {
-                if e.engaged != estopped {
-                    tracing::warn!(engaged = e.engaged, reason = %e.reason, "e-stop changed");
-                }
-                estopped = e.engaged;
-            }
-            let mut fresh: Option<Action> = None;
+            let mut answer: Option<(u64, Action)> = None;
             if self.config.lockstep.is_some() && chunk.is_empty() {
                 match self.wait_for_command(&io, stop, last_obs_stamp) {
-                    Some(a) => fresh = a,
+                    Some(a) => answer = a,
                     None => report.lockstep_timeouts += 1,
                 }
+            }
+            // Every e-stop message since the last step (and the lockstep wait) goes through the
+            // latch, so an engage is never lost behind a release; while engaged, the chunk is
+            // dropped and never resumes.
+            latch.observe(io.estop.drain(), now_ns());
+            report.estop = latch.counts();
+            if latch.is_engaged() {
+                chunk.clear();
             }
             // Episode control: end early, re-record, stop.
             if let Some(request) = io.control.latest().map(|c| c.request) {
@@ -221,10 +235,13 @@ impl SimNode {
                 next_tick = Instant::now();
                 continue;
             }
-            // Arbitration: newest direct command, else next chunk row, else hold.
-            let joint = io.joint_cmd.latest();
-            let ee = io.ee_cmd.latest();
-            if let Some(c) = io.chunk_cmd.latest() {
+            // Arbitration: newest admitted direct command, else next chunk row, else hold.
+            let now = now_ns();
+            let stale = &mut report.commands_stale;
+            let mut fresh = answer.and_then(|(stamp, a)| latch.admit_command(stamp, now, stale).then_some(a));
+            let joint = io.joint_cmd.latest().filter(|c| latch.admit_command(c.header.stamp_ns, now, stale));
+            let ee = io.ee_cmd.latest().filter(|c| latch.admit_command(c.header.stamp_ns, now, stale));
+            if let Some(c) = io.chunk_cmd.latest().filter(|c| latch.admit_command(c.header.stamp_ns, now, stale)) {
                 if c.validate().is_ok() {
                     chunk.clear();
                     for i in 0..c.horizon as usize {
@@ -256,11 +273,11 @@ impl SimNode {
                 chunk.pop_front()
             };
             let action = match commanded {
-                Some(a) if !estopped => {
+                Some(a) => {
                     report.commands_applied += 1;
                     a
                 }
-                _ if estopped => {
+                None if latch.is_engaged() => {
                     let (q, g) = self.env.target();
                     Action::Joint { q_rad: q, gripper: g }
                 }
@@ -303,13 +320,16 @@ impl SimNode {
                     self.next_episode(&io, stop, episode, seed, &mut expert, &scene_name, &names)?;
                 next_tick = Instant::now();
             }
-            if last_status.elapsed() >= Duration::from_secs(1) {
+            // Once a second, and at once when the e-stop engages or releases.
+            let engaged = latch.is_engaged();
+            if last_status.elapsed() >= Duration::from_secs(1) || engaged != status_engaged {
                 last_status = Instant::now();
+                status_engaged = engaged;
                 self.publish_status(
                     &io,
                     &report,
-                    estopped,
-                    if estopped { NodeState::Estopped } else { NodeState::Running },
+                    engaged,
+                    if engaged { NodeState::Estopped } else { NodeState::Running },
                 )?;
             }
             if self.config.max_steps.is_some_and(|m| report.steps >= m) {
@@ -326,7 +346,7 @@ impl SimNode {
                 }
             }
         }
-        self.publish_status(&io, &report, estopped, NodeState::Stopped)?;
+        self.publish_status(&io, &report, latch.is_engaged(), NodeState::Stopped)?;
         tracing::info!(
             steps = report.steps,
             episodes = report.episodes,
@@ -337,11 +357,12 @@ impl SimNode {
     }
 
     /// Lockstep: blocks until a joint or end-effector command answering the last published
-    /// observation (its `obs_stamp_ns`, or when unset, a command stamped after it) arrives (returned as `Some(Some(action))`), a chunk or an episode-control
+    /// observation (its `obs_stamp_ns`, or when unset, a command stamped after it) arrives
+    /// (returned as `Some(Some((stamp_ns, action)))`, for the caller to admit), a chunk or an episode-control
     /// message is queued (`Some(None)`: the normal arbitration takes it), or the timeout or
     /// `stop` (`None`). Commands answering an older observation (e.g. the last one of the
     /// previous episode) are dropped.
-    fn wait_for_command(&self, io: &Io, stop: &AtomicBool, obs_stamp: u64) -> Option<Option<Action>> {
+    fn wait_for_command(&self, io: &Io, stop: &AtomicBool, obs_stamp: u64) -> Option<Option<(u64, Action)>> {
         let timeout = self.config.lockstep?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -361,8 +382,8 @@ impl SimNode {
                     newest = Some((c.header.stamp_ns, ee_action(&c)));
                 }
             }
-            if let Some((_, a)) = newest {
-                return Some(Some(a));
+            if newest.is_some() {
+                return Some(newest);
             }
             if !io.chunk_cmd.is_empty() || !io.control.is_empty() {
                 return Some(None);
@@ -445,9 +466,13 @@ impl SimNode {
         counters.insert("successes".to_string(), report.successes);
         counters.insert("commands_applied".to_string(), report.commands_applied);
         counters.insert("commands_rejected".to_string(), report.commands_rejected);
+        counters.insert("commands_stale".to_string(), report.commands_stale);
         counters.insert("commands_clamped".to_string(), report.commands_clamped);
         counters.insert("overruns".to_string(), report.overruns);
-        counters.insert("command_gaps".to_string(), io.joint_cmd.stats().gaps_missed + io.ee_cmd.stats().gaps_missed);
+        // `seq` comes from the wire: a sender may jump it by 2^64 − 1 on each topic.
+        let gaps = io.joint_cmd.stats().gaps_missed.saturating_add(io.ee_cmd.stats().gaps_missed);
+        counters.insert("command_gaps".to_string(), gaps);
+        report.estop.add_to_status_counters(&mut counters);
         io.receive_stats().add_to_status_counters(&mut counters);
         let mut status = Status {
             header: Default::default(),
