@@ -1,8 +1,9 @@
 //! How runs end: the first Ctrl-C asks every node to stop cleanly, a second one exits; the
-//! [`Supervisor`] stops every node of a run at its first failure and keeps the reason.
+//! [`Supervisor`] stops every node of a run at its first failure and keeps the reason; the
+//! [`StartBarrier`] lines the nodes up without waiting for one that failed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Installs the Ctrl-C handler and returns the stop flag nodes poll.
@@ -91,9 +92,73 @@ impl Supervisor {
     }
 }
 
+/// The start line of a run's nodes: each waits here once its subscriptions are declared, so
+/// that no node publishes before the others listen. Unlike `std::sync::Barrier` it gives up
+/// when the run's stop flag is set, so a node that fails before reaching it (which fails the
+/// run) cannot leave the others waiting forever.
+pub struct StartBarrier {
+    parties: usize,
+    arrived: Mutex<usize>,
+    all_in: Condvar,
+    stop: Arc<AtomicBool>,
+}
+
+impl StartBarrier {
+    /// A start line for `parties` nodes of the run stopped by `stop`.
+    pub fn new(parties: usize, stop: Arc<AtomicBool>) -> StartBarrier {
+        StartBarrier { parties, arrived: Mutex::new(0), all_in: Condvar::new(), stop }
+    }
+
+    /// Waits until every node arrived (true) or the run was stopped first (false).
+    pub fn wait(&self) -> bool {
+        let mut arrived = self.arrived.lock().unwrap_or_else(|p| p.into_inner());
+        *arrived += 1;
+        if *arrived >= self.parties {
+            self.all_in.notify_all();
+            return true;
+        }
+        loop {
+            if *arrived >= self.parties {
+                return true;
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            // The stop flag has no condition variable: look at it every few milliseconds.
+            arrived = self.all_in.wait_timeout(arrived, Duration::from_millis(10)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_line_releases_its_nodes_when_one_fails_before_it() {
+        let sup = Supervisor::new(Arc::new(AtomicBool::new(false)));
+        let ready = StartBarrier::new(3, sup.stop_flag().clone());
+        let started = std::time::Instant::now();
+        let waited = std::thread::scope(|s| {
+            let waiter = s.spawn(|| ready.wait());
+            // The third node fails while subscribing, before the start line.
+            assert_eq!(sup.run_node::<()>("recorder", || Err(anyhow::anyhow!("no such topic"))), None);
+            let mine = ready.wait();
+            (waiter.join().ok(), mine)
+        });
+        assert_eq!(waited, (Some(false), false), "both nodes that arrived are released, not started");
+        assert!(started.elapsed() < Duration::from_secs(2), "released promptly: {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_start_line_starts_when_every_node_arrived() {
+        let ready = StartBarrier::new(2, Arc::new(AtomicBool::new(false)));
+        let waited = std::thread::scope(|s| {
+            let other = s.spawn(|| ready.wait());
+            (ready.wait(), other.join().ok())
+        });
+        assert_eq!(waited, (true, Some(true)));
+    }
 
     #[test]
     fn the_first_failure_stops_the_run_and_is_kept() {

@@ -234,13 +234,14 @@ impl Inputs {
 }
 
 /// Runs `policy` on `bus` until `stop` is set or `cfg.max_ticks` ticks are done. `ready` is
-/// waited on once every subscription is declared.
+/// called once every subscription is declared and returns when the run starts (a start line
+/// shared with the other nodes; it returns early when the run is stopped first).
 pub fn run_policy_node<B: Backend>(
     policy: &Policy<B>,
     bus: &Bus,
     cfg: &PolicyNodeConfig,
     stop: &AtomicBool,
-    ready: Option<&std::sync::Barrier>,
+    ready: Option<&dyn Fn()>,
 ) -> Result<PolicyNodeReport> {
     let spec = &policy.spec;
     let cameras: Vec<String> = spec.config.image.as_ref().map(|i| i.cameras.clone()).unwrap_or_default();
@@ -254,8 +255,8 @@ pub fn run_policy_node<B: Backend>(
     let chunk_pub = bus.publisher::<ActionChunk>()?;
     let ee_pub = bus.publisher::<EeDeltaCommand>()?;
     let joint_pub = bus.publisher::<JointCommand>()?;
-    if let Some(b) = ready {
-        b.wait();
+    if let Some(start) = ready {
+        start();
     }
     let period = Duration::from_secs_f64(1.0 / spec.fps);
     let period_ns = period.as_nanos() as u64;

@@ -46,7 +46,15 @@ fn deploy_tiny_policy_for_50_ticks_at_20_hz() {
     let node_cfg = PolicyNodeConfig { max_ticks: Some(50), ..PolicyNodeConfig::new(Duration::from_secs_f64(1.0 / hz)) };
     let (report, sim_report, arrivals) = std::thread::scope(|s| {
         let node = s.spawn(|| {
-            let r = run_policy_node(&policy, &bus, &node_cfg, &stop, Some(&ready));
+            let r = run_policy_node(
+                &policy,
+                &bus,
+                &node_cfg,
+                &stop,
+                Some(&|| {
+                    ready.wait();
+                }),
+            );
             stop.store(true, Ordering::SeqCst);
             r
         });

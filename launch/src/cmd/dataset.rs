@@ -280,7 +280,7 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let actions: Vec<f32> = (from..to).flat_map(|i| ds.action(i).to_vec()).collect();
     let dim = ds.action_dim();
     let stop = crate::shutdown::stop_flag()?;
-    let node = Box::new(move |bus: &bus::Bus, stop: &Arc<_>, ready: &std::sync::Barrier| {
+    let node = Box::new(move |bus: &bus::Bus, stop: &Arc<_>, ready: &crate::shutdown::StartBarrier| {
         run_replay(&actions, dim, source, bus, stop, Some(ready))
     });
     let (_, _, report) = run_with_robot::<ReplayReport>(bus_config, robot_node, None, stop, Some(node))?;

@@ -134,8 +134,12 @@ pub fn deploy(
                 .map_or(Vec::new(), |i| vec![vec![0u8; i.size * i.size * 3]; i.cameras.len()]),
         };
         policy.act(std::slice::from_ref(&warm))?;
-        let extra: ExtraNode<'_, PolicyNodeReport> =
-            Box::new(move |bus, stop, ready| Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(ready))?));
+        let extra: ExtraNode<'_, PolicyNodeReport> = Box::new(move |bus, stop, ready| {
+            let start = || {
+                ready.wait();
+            };
+            Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(&start))?)
+        });
         supervise_robot(bus_config, robot, None, stop, Some(("policy", extra)))?.into_result()?
     });
     let node = node.context("the policy node did not report")?;

@@ -104,12 +104,12 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     writer.set_expert_noise(expert_noise);
     writer.set_video_settings(dataset::video::VideoSettings { crf: args.crf, ..Default::default() });
     let already = writer.episodes();
-    let env_state = !spec.env_state_names.is_empty();
     let rec_cfg = RecorderConfig {
         cameras: camera_names,
         image_bytes: cameras.iter().map(|c| (c.width * c.height * 3) as usize).collect(),
         action: ActionSource::EeDelta,
-        env_state,
+        state_dim: spec.state_names.len(),
+        env_state_dim: spec.env_state_names.len(),
         episodes: Some(args.episodes),
         task: args.task.clone(),
         grace: Duration::from_millis(500),
@@ -119,7 +119,7 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     };
     let stop = crate::shutdown::stop_flag()?;
     let started = std::time::Instant::now();
-    let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &std::sync::Barrier| {
+    let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &crate::shutdown::StartBarrier| {
         run_recorder(writer, &rec_cfg, bus, stop, Some(ready))
     });
     let run = supervise_robot::<RecorderReport>(bus_config, robot, Some(device), stop, Some(("recorder", recorder)))
@@ -147,6 +147,12 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
         report.align.held,
         sim.steps,
         teleop.commands
+    );
+    let intake = report.intake;
+    println!(
+        "messages not recorded: malformed {} | stamped in the future {} | over the recorder's bound {} | \
+         episode steps out of order {} | steps without a frame {}",
+        intake.malformed, intake.future, intake.overflow, intake.rejected_events, report.align.incomplete
     );
     let Some(failure) = failure else { return Ok(()) };
     // Counted on disk: a failed recorder reports nothing, yet its finished episodes are durable.

@@ -4,7 +4,7 @@
 //! the teleop node on the bus; `record` adds the recorder node, `deploy` the policy node.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,7 @@ use sim::node::{SimNode, SimNodeConfig};
 
 use super::arg_ranges;
 use crate::robots::widowx::{Connection, DriverArgs, SimKinematics};
-use crate::shutdown::Supervisor;
+use crate::shutdown::{StartBarrier, Supervisor};
 
 use crate::teleop::gamepad::GamepadDevice;
 use crate::teleop::keyboard::KeyboardDevice;
@@ -212,8 +212,9 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
     })
 }
 
-/// A node run beside the robot: gets the bus, the stop flag and the start barrier.
-pub type ExtraNode<'a, T> = Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &Barrier) -> Result<T> + Send + 'a>;
+/// A node run beside the robot: gets the bus, the stop flag and the start line (which it
+/// passes once subscribed).
+pub type ExtraNode<'a, T> = Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &StartBarrier) -> Result<T> + Send + 'a>;
 
 /// How long the robot gets to end the run itself after the device asked to stop.
 const STOP_REQUEST_GRACE: Duration = Duration::from_secs(3);
@@ -257,8 +258,9 @@ pub fn run_with_robot<T: Send>(
 /// extra node returns, the others are stopped. The first failure stops every node at once: a
 /// node's error or panic, a driver fault, or any node reporting `Error` on `status`; it is
 /// returned in the outcome with whatever the nodes finished (the recorder keeps its finished
-/// episodes). When the device asks to stop, the robot gets [`STOP_REQUEST_GRACE`] to end the
-/// run itself before everything is stopped.
+/// episodes). A node that fails before the start line releases the others from it (the run is
+/// stopped before it started). When the device asks to stop, the robot gets
+/// [`STOP_REQUEST_GRACE`] to end the run itself before everything is stopped.
 pub fn supervise_robot<T: Send>(
     bus_config: &bus::BusConfig,
     robot: RobotNode,
@@ -268,9 +270,9 @@ pub fn supervise_robot<T: Send>(
 ) -> Result<RunOutcome<T>> {
     let bus = bus::Bus::open(bus_config).context("opening the bus")?;
     let statuses = bus.subscriber::<bus::Status>().context("subscribing to node status")?;
-    let supervisor = Supervisor::new(stop);
     let parties = 1 + usize::from(device.is_some()) + usize::from(extra.is_some());
-    let ready = Barrier::new(parties);
+    let ready = StartBarrier::new(parties, stop.clone());
+    let supervisor = Supervisor::new(stop);
     let robot_name = match &robot {
         RobotNode::Sim(cfg) => cfg.name.clone(),
         RobotNode::Widowx { node, .. } => node.name.clone(),
@@ -304,9 +306,11 @@ pub fn supervise_robot<T: Send>(
                 r
             })
         });
-        ready.wait();
-        // Subscribers are declared: start the robot.
-        std::thread::sleep(Duration::from_millis(50));
+        // Subscribers are declared: start the robot (which ends at once when a node failed
+        // before the start line).
+        if ready.wait() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let robot_report = sup.run_node(&robot_name, || match robot {
             RobotNode::Sim(cfg) => {
                 let r = SimNode::new(*cfg).and_then(|mut n| n.run(bus, stop))?;
@@ -359,4 +363,49 @@ pub fn run(args: TeleopArgs, bus_config: &bus::BusConfig) -> Result<()> {
         sim.episodes, sim.successes, sim.steps, teleop.commands, teleop.requests
     );
     run.into_result().map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        robot: RobotArgs,
+    }
+
+    /// Runs the sim (real time, no cameras, no device) with `extra` beside it, named `recorder`;
+    /// the outcome and how long the run took.
+    fn run_beside_sim(extra: ExtraNode<'_, ()>) -> (RunOutcome<()>, Duration) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cli = Cli::parse_from(["armstack"]);
+        let robot = robot_node(&cli.robot, 10.0, false, None, None).expect("sim node");
+        let bus_config = bus::BusConfig::with_discovery_dir("arm0", tmp.path());
+        let started = std::time::Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let outcome = supervise_robot(&bus_config, robot, None, stop, Some(("recorder", extra))).expect("bus");
+        (outcome, started.elapsed())
+    }
+
+    #[test]
+    fn a_node_failing_before_the_start_line_ends_the_run_promptly() {
+        let (outcome, took) = run_beside_sim(Box::new(|_, _, _| Err(anyhow::anyhow!("cannot subscribe"))));
+        let failure = outcome.failure.map(|e| format!("{e:#}"));
+        assert_eq!(failure.as_deref(), Some("node `recorder` failed: cannot subscribe"));
+        assert!(took < Duration::from_secs(10), "the robot was stopped at once: {took:?}");
+    }
+
+    #[test]
+    fn a_node_panicking_mid_run_stops_every_node_promptly() {
+        let (outcome, took) = run_beside_sim(Box::new(|_, _, ready| {
+            assert!(ready.wait());
+            std::thread::sleep(Duration::from_millis(300));
+            panic!("range start is greater than range end");
+        }));
+        let failure = outcome.failure.map(|e| format!("{e:#}"));
+        assert_eq!(failure.as_deref(), Some("node `recorder` panicked: range start is greater than range end"));
+        assert!(took < Duration::from_secs(10), "the robot was stopped at once: {took:?}");
+    }
 }

@@ -93,6 +93,33 @@ impl MessageLog {
         keep_tail(&mut self.commands, stamp_ns);
         self.answers.retain(|obs, _| *obs >= stamp_ns);
     }
+
+    /// Keeps at most `max_per_kind` messages of each kind (each camera, the commands, the
+    /// answers), dropping the oldest; returns how many were dropped.
+    pub fn bound(&mut self, max_per_kind: usize) -> u64 {
+        fn cap<V>(m: &mut BTreeMap<u64, V>, max: usize) -> u64 {
+            let mut dropped = 0;
+            while m.len() > max {
+                m.pop_first();
+                dropped += 1;
+            }
+            dropped
+        }
+        let mut dropped = cap(&mut self.joint, max_per_kind) + cap(&mut self.scene, max_per_kind);
+        for c in &mut self.cameras {
+            dropped += cap(c, max_per_kind);
+        }
+        dropped + cap(&mut self.commands, max_per_kind) + cap(&mut self.answers, max_per_kind)
+    }
+
+    /// Messages held, all kinds together.
+    pub fn held(&self) -> usize {
+        self.joint.len()
+            + self.scene.len()
+            + self.cameras.iter().map(BTreeMap::len).sum::<usize>()
+            + self.commands.len()
+            + self.answers.len()
+    }
 }
 
 /// Counters of one alignment.
@@ -106,6 +133,9 @@ pub struct AlignStats {
     pub missing_images: u64,
     /// Frames whose step had no command (the robot held).
     pub held: u64,
+    /// Steps without a frame: no joint state (or, with environment state, no scene state) at
+    /// all, or a tick not after the previous one.
+    pub incomplete: u64,
 }
 
 /// The message for `stamp`: exact, else newest before (stale), else first after (stale).
@@ -142,10 +172,24 @@ pub fn align_episode(
     let mut last_action: Option<Vec<f32>> = log.commands.range(..=first).next_back().map(|(_, v)| v.clone());
     for k in 0..steps {
         let (t0, t1) = (ticks[k].stamp_ns, ticks[k + 1].stamp_ns);
-        let Some(js) = at(&log.joint, t0, &mut stats.stale) else { continue };
+        // A frame spans (tick k, tick k+1]: ticks out of order hold no frame.
+        if t1 <= t0 {
+            stats.incomplete += 1;
+            continue;
+        }
+        let Some(js) = at(&log.joint, t0, &mut stats.stale) else {
+            stats.incomplete += 1;
+            continue;
+        };
         let state: Vec<f32> = js.position.iter().map(|x| *x as f32).collect();
         let env = if env_state {
-            at(&log.scene, t0, &mut stats.stale).map(|s| env_state_vector(&s)).unwrap_or_default()
+            match at(&log.scene, t0, &mut stats.stale) {
+                Some(s) => env_state_vector(&s),
+                None => {
+                    stats.incomplete += 1;
+                    continue;
+                }
+            }
         } else {
             Vec::new()
         };
@@ -230,5 +274,33 @@ mod tests {
         assert_eq!(stats.stale, 0);
         assert!(frames[2].done && frames[2].success && frames[2].reward == 1.0);
         assert!(!frames[0].done);
+    }
+
+    #[test]
+    fn a_tick_out_of_order_holds_no_frame_instead_of_panicking() {
+        let hour_ns = 3_600_000_000_000;
+        let ticks: Vec<Tick> = [1000, 2000, 2000 + hour_ns, 3000]
+            .iter()
+            .map(|&stamp_ns| Tick { stamp_ns, ..Default::default() })
+            .collect();
+        let mut log = MessageLog::new(0);
+        for t in [1000, 2000, 3000] {
+            log.joint.insert(t, js(t, 0.0));
+        }
+        let (frames, stats) = align_episode(&ticks, &log, ActionSource::EeDelta, false, &[]);
+        assert_eq!(frames.len(), 2, "(1000, 2000] and (2000, 2000 + 1 h]; the step back holds none");
+        assert_eq!(stats.incomplete, 1);
+    }
+
+    #[test]
+    fn the_log_keeps_at_most_its_bound_of_each_kind_newest_first() {
+        let mut log = MessageLog::new(1);
+        for t in 0..10u64 {
+            log.joint.insert(t, js(t, 0.0));
+            log.commands.insert(t, vec![0.0; 7]);
+        }
+        assert_eq!(log.bound(4), 12);
+        assert_eq!(log.joint.keys().copied().collect::<Vec<_>>(), vec![6, 7, 8, 9]);
+        assert_eq!(log.held(), 8);
     }
 }

@@ -6,20 +6,33 @@
 //! unless the robot marked them `discarded` (re-record). The node stops after the requested
 //! number of kept episodes, on a `Stop` request, or when `stop` is set (an unfinished episode is
 //! then dropped, the finished ones are already durable).
+//!
+//! No message is fatal: what [`super::intake`] does not admit (wrong shape, stamped in the
+//! future, beyond the log's bound, episode events out of order) is counted in
+//! [`RecorderReport::intake`] and dropped. The one exception is a second command source during
+//! an episode: the robot then executes commands the dataset would not hold, so that episode is
+//! discarded and the recorder ends with an error naming both publishers (the finished episodes
+//! are written first).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bus::{
-    Bus, CameraFrame, EeDeltaCommand, EpisodeControl, EpisodeEvent, EpisodeEventKind, EpisodeRequest, JointCommand,
-    JointState, SceneState, Subscriber, Task,
+    ActionChunk, Bus, CameraFrame, EeDeltaCommand, EpisodeControl, EpisodeEvent, EpisodeEventKind, EpisodeRequest,
+    JointCommand, JointState, SceneState, Subscriber, Task,
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dataset::{DatasetWriter, FrameRecord};
 
 use super::align::{align_episode, ActionSource, AlignStats, MessageLog, Tick};
+use super::intake::{CommandSeen, Commander, Intake, IntakeCounts, Intruder};
+use crate::shutdown::StartBarrier;
+
+/// Between episodes, messages older than this are dropped, ns.
+const KEEP_BETWEEN_EPISODES_NS: u64 = 5_000_000_000;
 
 /// Recorder settings.
 #[derive(Clone, Debug)]
@@ -30,15 +43,18 @@ pub struct RecorderConfig {
     pub image_bytes: Vec<usize>,
     /// Which command is the action.
     pub action: ActionSource,
-    /// Store `observation.environment_state` from `scene_state`.
-    pub env_state: bool,
+    /// Joint positions in a `joint_state` (the dataset's state dimension).
+    pub state_dim: usize,
+    /// Values of `observation.environment_state` taken from `scene_state` (0: not stored).
+    pub env_state_dim: usize,
     /// Stop after this many kept episodes.
     pub episodes: Option<u64>,
     /// Task text for every episode (None: the robot's `task` instruction).
     pub task: Option<String>,
     /// Wait this long after an `End` event for late messages.
     pub grace: Duration,
-    /// Per-topic receive queue, messages.
+    /// Per-topic receive queue, messages; also the most messages of each kind (and ticks of
+    /// an episode) the recorder holds.
     pub queue: usize,
     /// Store each episode's seed (the sim's episodes are drawn from theirs; a real arm's are not).
     pub seeds: bool,
@@ -59,6 +75,10 @@ pub struct RecorderReport {
     pub align: AlignStats,
     /// Successful episodes among those written.
     pub successes: u64,
+    /// Messages not admitted (malformed, stamped in the future, overflow, events out of order).
+    pub intake: IntakeCounts,
+    /// The most messages the recorder held at once (all kinds; bounded by the queue size).
+    pub max_held: usize,
 }
 
 struct Job {
@@ -74,6 +94,7 @@ struct Subs {
     cameras: Vec<Subscriber<CameraFrame>>,
     ee: Subscriber<EeDeltaCommand>,
     joint_cmd: Subscriber<JointCommand>,
+    chunk: Subscriber<ActionChunk>,
     episode: Subscriber<EpisodeEvent>,
     task: Subscriber<Task>,
     control: Subscriber<EpisodeControl>,
@@ -86,6 +107,7 @@ impl Subs {
             + self.cameras.iter().map(|c| c.stats().dropped).sum::<u64>()
             + self.ee.stats().dropped
             + self.joint_cmd.stats().dropped
+            + self.chunk.stats().dropped
             + self.episode.stats().dropped
     }
 }
@@ -99,6 +121,8 @@ struct Current {
     ended_at: Option<Instant>,
     discarded: bool,
     success: bool,
+    /// The publisher of the episode's first command.
+    commander: Option<Commander>,
 }
 
 /// Runs the recorder until done; `stop` is set when it finishes so the other nodes stop too.
@@ -107,7 +131,7 @@ pub fn run_recorder(
     cfg: &RecorderConfig,
     bus: &Bus,
     stop: &Arc<AtomicBool>,
-    ready: Option<&std::sync::Barrier>,
+    ready: Option<&StartBarrier>,
 ) -> Result<RecorderReport> {
     let q = cfg.queue.max(16);
     let subs = Subs {
@@ -120,6 +144,7 @@ pub fn run_recorder(
             .collect::<Result<_, _>>()?,
         ee: bus.subscriber_with_capacity::<EeDeltaCommand>(bus::topics::COMMAND_EE_DELTA, q)?,
         joint_cmd: bus.subscriber_with_capacity::<JointCommand>(bus::topics::COMMAND_JOINT, q)?,
+        chunk: bus.subscriber_with_capacity::<ActionChunk>(bus::topics::COMMAND_CHUNK, q)?,
         episode: bus.subscriber_with_capacity::<EpisodeEvent>(bus::topics::EPISODE, q)?,
         task: bus.subscriber::<Task>()?,
         control: bus.subscriber::<EpisodeControl>()?,
@@ -128,16 +153,25 @@ pub fn run_recorder(
         b.wait();
     }
     let (tx, rx) = bounded::<Job>(2);
+    let writer_stop = stop.clone();
     let writer_thread = std::thread::Builder::new()
         .name("dataset-writer".into())
-        .spawn(move || write_jobs(writer, rx))
+        .spawn(move || {
+            let written = write_jobs(writer, rx);
+            if written.is_err() {
+                // Nothing more can be written: stop recording at once.
+                writer_stop.store(true, Ordering::SeqCst);
+            }
+            written
+        })
         .context("spawning the dataset writer thread")?;
     let result = receive(&subs, cfg, stop, &tx);
     drop(tx);
     let written = writer_thread.join().map_err(|_| anyhow::anyhow!("the dataset writer thread panicked"))?;
     stop.store(true, Ordering::SeqCst);
+    // A writer error is the cause when both failed (the receiver only saw the writer stop).
+    let (episodes, frames) = written.context("writing the dataset")?;
     let mut report = result?;
-    let (episodes, frames) = written?;
     report.episodes = episodes;
     report.frames = frames;
     report.dropped_messages = subs.dropped();
@@ -164,15 +198,18 @@ fn write_jobs(mut writer: DatasetWriter, rx: Receiver<Job>) -> Result<(u64, u64)
 fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job>) -> Result<RecorderReport> {
     let mut report = RecorderReport::default();
     let mut log = MessageLog::new(cfg.cameras.len());
+    let mut intake = Intake::new(cfg.state_dim, cfg.env_state_dim, cfg.image_bytes.clone(), cfg.action, cfg.queue);
     let mut cur: Option<Current> = None;
     // Ended episodes waiting for their last messages, oldest first.
-    let mut finished: std::collections::VecDeque<Current> = std::collections::VecDeque::new();
+    let mut finished: VecDeque<Current> = VecDeque::new();
     let mut instruction = String::new();
     let mut stop_requested = false;
+    let mut failure: Option<anyhow::Error> = None;
     let mut sent = 0u64;
     let mut last_progress = Instant::now();
+    let mut last_prune = Instant::now();
     loop {
-        let stopping = stop.load(Ordering::Relaxed);
+        let stopping = failure.is_some() || stop.load(Ordering::Relaxed);
         if stopping && finished.is_empty() {
             if cur.as_ref().is_some_and(|c| !c.ticks.is_empty()) {
                 report.discarded += 1;
@@ -183,38 +220,17 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
         let mut sel = crossbeam_channel::Select::new();
         sel.recv(subs.joint.receiver());
         let _ = sel.ready_timeout(Duration::from_millis(10));
+        let now = bus::now_ns();
         // Drain everything (order does not matter: messages are keyed by stamp).
         while let Some(m) = subs.joint.try_recv() {
-            log.joint.insert(m.header.stamp_ns, m);
+            intake.joint_state(&mut log, m, now);
         }
         while let Some(m) = subs.scene.try_recv() {
-            log.scene.insert(m.header.stamp_ns, m);
+            intake.scene_state(&mut log, m, now);
         }
         for (i, c) in subs.cameras.iter().enumerate() {
             while let Some(m) = c.try_recv() {
-                log.cameras[i].insert(m.header.stamp_ns, m);
-            }
-        }
-        match cfg.action {
-            ActionSource::EeDelta => {
-                while let Some(m) = subs.ee.try_recv() {
-                    let mut v: Vec<f32> = m.delta_xyz_m.iter().chain(&m.delta_rpy_rad).map(|x| *x as f32).collect();
-                    v.push(m.gripper as f32);
-                    if m.obs_stamp_ns != 0 {
-                        log.answers.insert(m.obs_stamp_ns, m.header.stamp_ns);
-                    }
-                    log.commands.insert(m.header.stamp_ns, v);
-                }
-            }
-            ActionSource::Joint => {
-                while let Some(m) = subs.joint_cmd.try_recv() {
-                    let mut v: Vec<f32> = m.position.iter().map(|x| *x as f32).collect();
-                    v.push(m.gripper as f32);
-                    if m.obs_stamp_ns != 0 {
-                        log.answers.insert(m.obs_stamp_ns, m.header.stamp_ns);
-                    }
-                    log.commands.insert(m.header.stamp_ns, v);
-                }
+                intake.camera_frame(&mut log, i, m, now);
             }
         }
         while let Some(t) = subs.task.try_recv() {
@@ -226,8 +242,13 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
             }
         }
         while let Some(ev) = subs.episode.try_recv() {
+            let stamp_ns = ev.header.stamp_ns;
+            if intake.is_future(stamp_ns, now) {
+                continue;
+            }
             match ev.kind {
-                EpisodeEventKind::Start => {
+                // After a failure no episode starts.
+                EpisodeEventKind::Start if failure.is_none() => {
                     if let Some(old) = cur.take() {
                         if !old.ticks.is_empty() {
                             report.discarded += 1;
@@ -238,19 +259,23 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                         index: ev.episode_index,
                         seed: ev.seed,
                         instruction: instruction.clone(),
-                        ticks: vec![Tick { stamp_ns: ev.header.stamp_ns, ..Default::default() }],
+                        ticks: vec![Tick { stamp_ns, ..Default::default() }],
                         ..Default::default()
                     });
                 }
+                EpisodeEventKind::Start => {}
                 EpisodeEventKind::Step => {
-                    if let Some(c) = cur.as_mut().filter(|c| c.index == ev.episode_index) {
-                        c.ticks.push(Tick {
-                            stamp_ns: ev.header.stamp_ns,
-                            reward: ev.reward,
-                            done: ev.done,
-                            success: ev.success,
-                        });
+                    let Some(c) = cur.as_mut().filter(|c| c.index == ev.episode_index) else {
+                        intake.counts.rejected_events += 1;
+                        continue;
+                    };
+                    // Ticks only move forward, and an episode holds no more ticks than messages.
+                    let after_last = c.ticks.last().is_none_or(|t| stamp_ns > t.stamp_ns);
+                    if !after_last || c.ticks.len() >= intake.max_per_kind() {
+                        intake.counts.rejected_events += 1;
+                        continue;
                     }
+                    c.ticks.push(Tick { stamp_ns, reward: ev.reward, done: ev.done, success: ev.success });
                 }
                 EpisodeEventKind::End => {
                     if let Some(mut c) = cur.take_if(|c| c.index == ev.episode_index) {
@@ -262,51 +287,108 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                 }
             }
         }
-        // Finish an ended episode once its last tick's messages are in, or after the grace period.
-        let ready = finished.front().is_some_and(|c| {
-            c.ended_at.is_some_and(|t| {
-                let last = c.ticks[c.ticks.len().saturating_sub(2)].stamp_ns;
-                let complete = log.joint.contains_key(&last) && log.cameras.iter().all(|m| m.contains_key(&last));
-                complete || stopping || t.elapsed() >= cfg.grace
-            })
-        });
-        if ready {
-            if let Some(c) = finished.pop_front() {
-                if c.discarded {
-                    report.discarded += 1;
-                    tracing::info!(episode = c.index, "episode discarded (re-record)");
-                } else if c.ticks.len() < 2 {
-                    tracing::info!(episode = c.index, "episode without steps: not written");
-                } else {
-                    let (frames, stats) = align_episode(&c.ticks, &log, cfg.action, cfg.env_state, &cfg.image_bytes);
-                    report.align.frames += stats.frames;
-                    report.align.stale += stats.stale;
-                    report.align.missing_images += stats.missing_images;
-                    report.align.held += stats.held;
-                    report.successes += u64::from(c.success);
-                    let task = cfg.task.clone().unwrap_or_else(|| c.instruction.clone());
-                    tracing::info!(episode = sent, frames = frames.len(), success = c.success, "episode recorded");
-                    let seed = cfg.seeds.then_some(c.seed);
-                    tx.send(Job { task, seed, success: c.success, frames })
-                        .map_err(|_| anyhow::anyhow!("the dataset writer stopped (see the error above)"))?;
-                    sent += 1;
-                }
-                if let Some(last) = c.ticks.last() {
-                    log.prune_before(last.stamp_ns);
-                }
+        // After the episode events, so that a command in the same batch as its episode's
+        // Start is checked against that episode's commander. A command belongs to the episode
+        // its stamp falls in.
+        for seen in drain_commands(subs) {
+            let stamp = seen.stamp_ns;
+            let episode = cur.as_mut().filter(|c| c.ticks[0].stamp_ns <= stamp).or_else(|| {
+                finished
+                    .iter_mut()
+                    .find(|c| c.ticks[0].stamp_ns <= stamp && c.ticks.last().is_some_and(|t| stamp <= t.stamp_ns))
+            });
+            let index = episode.as_ref().map(|c| c.index);
+            let Err(intruder) = intake.command(&mut log, seen, episode.map(|c| &mut c.commander), now) else {
+                continue;
+            };
+            if failure.is_none() {
+                // That episode is not written; the ones finished before it are.
+                let dropped_cur = cur.take_if(|c| Some(c.index) == index).is_some();
+                let before = finished.len();
+                finished.retain(|c| Some(c.index) != index);
+                report.discarded += u64::from(dropped_cur) + (before - finished.len()) as u64;
+                failure = Some(second_commander(intruder, index));
             }
+        }
+        // Finish ended episodes once their last tick's messages are in, or after the grace period.
+        while let Some(c) = finished.front() {
+            let last = c.ticks[c.ticks.len().saturating_sub(2)].stamp_ns;
+            let complete = log.joint.contains_key(&last) && log.cameras.iter().all(|m| m.contains_key(&last));
+            let due = c.ended_at.is_some_and(|t| t.elapsed() >= cfg.grace);
+            if !(complete || stopping || due) {
+                break;
+            }
+            let Some(c) = finished.pop_front() else { break };
+            if c.discarded {
+                report.discarded += 1;
+                tracing::info!(episode = c.index, "episode discarded (re-record)");
+            } else if c.ticks.len() < 2 {
+                tracing::info!(episode = c.index, "episode without steps: not written");
+            } else {
+                let env_state = cfg.env_state_dim > 0;
+                let (frames, stats) = align_episode(&c.ticks, &log, cfg.action, env_state, &cfg.image_bytes);
+                report.align.frames += stats.frames;
+                report.align.stale += stats.stale;
+                report.align.missing_images += stats.missing_images;
+                report.align.held += stats.held;
+                report.align.incomplete += stats.incomplete;
+                report.successes += u64::from(c.success);
+                let task = cfg.task.clone().unwrap_or_else(|| c.instruction.clone());
+                tracing::info!(episode = sent, frames = frames.len(), success = c.success, "episode recorded");
+                let seed = cfg.seeds.then_some(c.seed);
+                if tx.send(Job { task, seed, success: c.success, frames }).is_err() {
+                    // The writer failed: run_recorder returns its error.
+                    anyhow::bail!("the dataset writer stopped");
+                }
+                sent += 1;
+            }
+        }
+        // Every kind of message is bounded in count, and pruned by time: only what the oldest
+        // episode still to be written needs is kept (between episodes, a few seconds).
+        intake.bound(&mut log);
+        report.max_held = report.max_held.max(log.held());
+        if last_prune.elapsed() >= Duration::from_millis(200) {
+            last_prune = Instant::now();
+            let pending = finished.front().or(cur.as_ref()).and_then(|c| c.ticks.first());
+            log.prune_before(pending.map_or(now.saturating_sub(KEEP_BETWEEN_EPISODES_NS), |t| t.stamp_ns));
         }
         if cfg.episodes.is_some_and(|n| sent >= n) || (stop_requested && cur.is_none() && finished.is_empty()) {
             break;
         }
         if last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
-            if cur.is_none() && finished.is_empty() {
-                // Between episodes (or with a robot that sends no episode events) keep the log small.
-                log.prune_before(bus::now_ns().saturating_sub(5_000_000_000));
-            }
-            tracing::info!(episodes = sent, dropped = subs.dropped(), "recording");
+            tracing::info!(episodes = sent, dropped = subs.dropped(), held = log.held(), "recording");
         }
     }
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    report.intake = intake.counts;
     Ok(report)
+}
+
+/// Every command that moves the robot, drained from its topics.
+fn drain_commands(subs: &Subs) -> Vec<CommandSeen> {
+    let mut commands = Vec::new();
+    while let Some(m) = subs.ee.try_recv() {
+        let v = m.delta_xyz_m.iter().chain(&m.delta_rpy_rad).chain([&m.gripper]).map(|x| *x as f32).collect();
+        commands.push(CommandSeen::new(bus::topics::COMMAND_EE_DELTA, &m.header, m.obs_stamp_ns, Some(v)));
+    }
+    while let Some(m) = subs.joint_cmd.try_recv() {
+        let v = m.position.iter().chain([&m.gripper]).map(|x| *x as f32).collect();
+        commands.push(CommandSeen::new(bus::topics::COMMAND_JOINT, &m.header, m.obs_stamp_ns, Some(v)));
+    }
+    while let Some(m) = subs.chunk.try_recv() {
+        commands.push(CommandSeen::new(bus::topics::COMMAND_CHUNK, &m.header, 0, None));
+    }
+    commands
+}
+
+/// The recorder's error for a second command source during `episode`.
+fn second_commander(intruder: Intruder, episode: Option<u64>) -> anyhow::Error {
+    let episode = episode.map_or_else(|| "the current episode".to_string(), |e| format!("episode {e}"));
+    anyhow::anyhow!(
+        "{intruder}: the robot executed commands the dataset would not hold, so {episode} is discarded and the \
+         recording stops (the finished episodes are kept); stop the other publisher, then record again with --resume"
+    )
 }

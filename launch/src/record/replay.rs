@@ -29,7 +29,7 @@ pub fn run_replay(
     source: ActionSource,
     bus: &Bus,
     stop: &AtomicBool,
-    ready: Option<&std::sync::Barrier>,
+    ready: Option<&crate::shutdown::StartBarrier>,
 ) -> Result<ReplayReport> {
     let joint_state = bus.subscriber_with_capacity::<JointState>(bus::topics::JOINT_STATE, 4096)?;
     let episodes = bus.subscriber::<EpisodeEvent>()?;

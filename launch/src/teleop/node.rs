@@ -68,7 +68,7 @@ pub fn run_teleop(
     cfg: &TeleopNodeConfig,
     bus: &Bus,
     stop: &AtomicBool,
-    ready: Option<&std::sync::Barrier>,
+    ready: Option<&crate::shutdown::StartBarrier>,
 ) -> Result<TeleopReport> {
     let joint_state = bus.subscriber::<JointState>()?;
     let scene_state = bus.subscriber::<SceneState>()?;

@@ -12,12 +12,23 @@ pub struct ScriptedDevice {
     expert: Expert,
     step: u32,
     missing: u32,
+    /// Consecutive ticks whose `joint_state` the expert could not use.
+    unusable: u32,
+    /// The expert's last gripper command (a held tick keeps it).
+    gripper: f64,
 }
 
 impl ScriptedDevice {
     /// An expert for `scene` with action noise `noise` (0 clean … 1 very noisy).
     pub fn new(scene: &SceneSpec, noise: f64) -> ScriptedDevice {
-        ScriptedDevice { expert: Expert::new(scene, noise, 0), step: 0, missing: 0 }
+        ScriptedDevice { expert: Expert::new(scene, noise, 0), step: 0, missing: 0, unusable: 0, gripper: 1.0 }
+    }
+}
+
+impl ScriptedDevice {
+    /// A tick without motion, the gripper as last commanded.
+    fn hold(&self) -> DeviceOutput {
+        DeviceOutput { absolute_delta: Some(([0.0; 3], [0.0; 3])), gripper: self.gripper, ..DeviceOutput::default() }
     }
 }
 
@@ -34,15 +45,28 @@ impl TeleopDevice for ScriptedDevice {
                 bail!("no scene_state on the bus for 10 ticks: the scripted device needs a sim (a real robot has none); use --device keyboard|gamepad");
             }
             // Hold this tick rather than act on a guess.
-            return Ok(DeviceOutput { absolute_delta: Some(([0.0; 3], [0.0; 3])), ..DeviceOutput::default() });
+            return Ok(self.hold());
         }
         self.missing = 0;
-        let Some(o) = sim::node::observation_from_bus(js, obs.scene_state.as_ref(), &obs.instruction, self.step) else {
-            bail!("joint_state lacks joints, gripper or end-effector pose");
+        let usable = js.ee_pose.is_some() && js.position.iter().all(|x| x.is_finite());
+        let o = usable
+            .then(|| sim::node::observation_from_bus(js, obs.scene_state.as_ref(), &obs.instruction, self.step))
+            .flatten();
+        let Some(o) = o else {
+            // One malformed message is dropped (the arm holds); a robot that never sends a
+            // usable one is a setup fault.
+            self.unusable += 1;
+            tracing::warn!(joints = js.position.len(), ee_pose = js.ee_pose.is_some(), "unusable joint_state: holding");
+            if self.unusable >= 10 {
+                bail!("joint_state lacks joints, gripper or end-effector pose for 10 ticks");
+            }
+            return Ok(self.hold());
         };
+        self.unusable = 0;
         self.step += 1;
         match self.expert.act(&o) {
             Action::EeDelta { xyz_m, rpy_rad, gripper } => {
+                self.gripper = gripper;
                 Ok(DeviceOutput { absolute_delta: Some((xyz_m, rpy_rad)), gripper, ..DeviceOutput::default() })
             }
             Action::Joint { .. } => {
@@ -58,5 +82,36 @@ impl TeleopDevice for ScriptedDevice {
     fn on_episode_start(&mut self, _episode: u64, seed: u64) {
         self.expert.reset(seed);
         self.step = 0;
+        self.gripper = 1.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_joint_state_holds_the_arm_and_only_a_persistent_one_fails() {
+        let scene = sim::load_scene("pick_cube").expect("scene");
+        let mut device = ScriptedDevice::new(&scene, 0.0);
+        let five_joints =
+            bus::JointState { position: vec![0.0; 5], ee_pose: Some(bus::Pose::default()), ..Default::default() };
+        let no_pose = bus::JointState { position: vec![0.0; 7], ee_pose: None, ..Default::default() };
+        for js in [five_joints.clone(), no_pose, five_joints.clone()] {
+            let obs = TeleopObservation {
+                joint_state: Some(js),
+                scene_state: Some(bus::SceneState::default()),
+                ..Default::default()
+            };
+            let out = device.poll(&obs).expect("one malformed joint_state is not fatal");
+            assert_eq!(out.absolute_delta, Some(([0.0; 3], [0.0; 3])), "the arm holds");
+        }
+        let obs = TeleopObservation {
+            joint_state: Some(five_joints),
+            scene_state: Some(bus::SceneState::default()),
+            ..Default::default()
+        };
+        let outcomes: Vec<bool> = (0..7).map(|_| device.poll(&obs).is_ok()).collect();
+        assert_eq!(outcomes, vec![true, true, true, true, true, true, false], "the tenth in a row fails");
     }
 }

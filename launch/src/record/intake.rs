@@ -1,0 +1,267 @@
+//! What the recorder lets into its message log: every message is checked before it is kept, so
+//! that no single message can crash, stall or bloat a recording, and no command the robot
+//! executed goes unrecorded.
+//!
+//! - Shape: a `joint_state` must carry the dataset's state dimension of finite positions; a
+//!   `scene_state` (only kept when the dataset stores environment state) the dataset's objects;
+//!   a camera frame RGB8 bytes of its camera's size; a command seven finite values (six joint
+//!   targets or end-effector deltas, and the gripper). Anything else is counted as malformed and
+//!   dropped.
+//! - Time: a message stamped more than [`FUTURE_LIMIT_NS`] after the recorder's wall clock is
+//!   counted and dropped (the robot stamps with its wall clock; hosts must agree that closely).
+//! - Size: the log holds at most a bounded number of messages of each kind; the oldest go first
+//!   (counted as overflow).
+//! - One commander: during an episode every command must come from one publisher on the
+//!   action topic. A command from a second publisher, or on another command topic
+//!   (`command/joint` while recording end-effector deltas, `command/chunk`), would move the
+//!   robot without being the dataset's action: the recorder reports it as an [`Intruder`].
+
+use bus::{CameraFrame, ImageEncoding, JointState, SceneState};
+
+use super::align::{env_state_vector, ActionSource, MessageLog};
+
+/// How far ahead of the recorder's wall clock a stamp may be (clock skew between hosts), ns.
+pub const FUTURE_LIMIT_NS: u64 = 5_000_000_000;
+
+/// Values of a command: six joint targets (rad) or end-effector deltas, then the gripper.
+const COMMAND_DIM: usize = 7;
+
+/// Counters of the messages the recorder did not keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IntakeCounts {
+    /// Messages of the wrong shape (dimension, encoding, image size) or with non-finite values.
+    pub malformed: u64,
+    /// Messages stamped more than [`FUTURE_LIMIT_NS`] ahead of the wall clock.
+    pub future: u64,
+    /// Messages dropped, oldest first, to keep the log within its bound.
+    pub overflow: u64,
+    /// `episode` steps out of order (not after the previous tick, or of no episode in
+    /// progress) or beyond the episode's bound.
+    pub rejected_events: u64,
+}
+
+/// A publisher of commands on one topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Commander {
+    /// The command topic (`command/ee_delta`, `command/joint`, `command/chunk`).
+    pub topic: &'static str,
+    /// The publisher's `source_id`.
+    pub source_id: u64,
+}
+
+/// A second command source during an episode: `driving` sent the episode's first command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Intruder {
+    /// The episode's commander.
+    pub driving: Commander,
+    /// The other source.
+    pub other: Commander,
+}
+
+impl std::fmt::Display for Intruder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} from publisher {:#018x} during an episode that {} from publisher {:#018x} drives",
+            self.other.topic, self.other.source_id, self.driving.topic, self.driving.source_id
+        )
+    }
+}
+
+/// A command as the recorder sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandSeen {
+    /// Its topic and publisher.
+    pub from: Commander,
+    /// Its stamp, ns.
+    pub stamp_ns: u64,
+    /// Stamp of the observation it answers, ns (0: none).
+    pub obs_stamp_ns: u64,
+    /// The action vector (`None` for a chunk, which is never the dataset's action).
+    pub values: Option<Vec<f32>>,
+}
+
+impl CommandSeen {
+    /// The command with `header` on `topic`.
+    pub fn new(topic: &'static str, header: &bus::Header, obs_stamp_ns: u64, values: Option<Vec<f32>>) -> CommandSeen {
+        CommandSeen {
+            from: Commander { topic, source_id: header.source_id },
+            stamp_ns: header.stamp_ns,
+            obs_stamp_ns,
+            values,
+        }
+    }
+}
+
+/// The recorder's admission rules (see the module docs) and their counters.
+#[derive(Clone, Debug)]
+pub struct Intake {
+    state_dim: usize,
+    env_state_dim: usize,
+    image_bytes: Vec<usize>,
+    action_topic: &'static str,
+    max_per_kind: usize,
+    /// What was not kept.
+    pub counts: IntakeCounts,
+}
+
+impl Intake {
+    /// Rules for a dataset of `state_dim` joint positions, `env_state_dim` environment values
+    /// (0: none, `scene_state` is not kept), cameras of `image_bytes` RGB8 bytes, the `action`
+    /// topic, and at most `max_per_kind` messages of each kind.
+    pub fn new(
+        state_dim: usize,
+        env_state_dim: usize,
+        image_bytes: Vec<usize>,
+        action: ActionSource,
+        max_per_kind: usize,
+    ) -> Intake {
+        let action_topic = match action {
+            ActionSource::EeDelta => bus::topics::COMMAND_EE_DELTA,
+            ActionSource::Joint => bus::topics::COMMAND_JOINT,
+        };
+        Intake {
+            state_dim,
+            env_state_dim,
+            image_bytes,
+            action_topic,
+            max_per_kind: max_per_kind.max(2),
+            counts: IntakeCounts::default(),
+        }
+    }
+
+    /// The most messages of one kind the log holds (also the most ticks of an episode).
+    pub fn max_per_kind(&self) -> usize {
+        self.max_per_kind
+    }
+
+    /// Whether `stamp_ns` is too far ahead of `now_ns` (counted).
+    pub fn is_future(&mut self, stamp_ns: u64, now_ns: u64) -> bool {
+        let future = stamp_ns > now_ns.saturating_add(FUTURE_LIMIT_NS);
+        self.counts.future += u64::from(future);
+        future
+    }
+
+    /// Keeps a `joint_state` of the dataset's shape.
+    pub fn joint_state(&mut self, log: &mut MessageLog, m: JointState, now_ns: u64) {
+        if self.is_future(m.header.stamp_ns, now_ns) {
+            return;
+        }
+        if m.position.len() != self.state_dim || !m.position.iter().all(|x| x.is_finite()) {
+            self.counts.malformed += 1;
+            return;
+        }
+        log.joint.insert(m.header.stamp_ns, m);
+    }
+
+    /// Keeps a `scene_state` with the dataset's objects (none kept without environment state).
+    pub fn scene_state(&mut self, log: &mut MessageLog, m: SceneState, now_ns: u64) {
+        if self.env_state_dim == 0 || self.is_future(m.header.stamp_ns, now_ns) {
+            return;
+        }
+        let env = env_state_vector(&m);
+        if env.len() != self.env_state_dim || !env.iter().all(|x| x.is_finite()) {
+            self.counts.malformed += 1;
+            return;
+        }
+        log.scene.insert(m.header.stamp_ns, m);
+    }
+
+    /// Keeps an RGB8 frame of camera `camera`'s size.
+    pub fn camera_frame(&mut self, log: &mut MessageLog, camera: usize, m: CameraFrame, now_ns: u64) {
+        if self.is_future(m.header.stamp_ns, now_ns) {
+            return;
+        }
+        let Some(bytes) = self.image_bytes.get(camera) else { return };
+        if m.encoding != ImageEncoding::Rgb8 || m.data.len() != *bytes {
+            self.counts.malformed += 1;
+            return;
+        }
+        log.cameras[camera].insert(m.header.stamp_ns, m);
+    }
+
+    /// Takes a command: a malformed or future one is counted and dropped. A command stamped
+    /// during an episode, whose commander is `episode_commander` (set by its first command), is
+    /// an [`Intruder`] when it comes from another source; commands on the action topic are logged.
+    pub fn command(
+        &mut self,
+        log: &mut MessageLog,
+        cmd: CommandSeen,
+        episode_commander: Option<&mut Option<Commander>>,
+        now_ns: u64,
+    ) -> Result<(), Intruder> {
+        let CommandSeen { from, stamp_ns, obs_stamp_ns, values } = cmd;
+        if self.is_future(stamp_ns, now_ns) {
+            return Ok(());
+        }
+        if values.as_ref().is_some_and(|v| v.len() != COMMAND_DIM || !v.iter().all(|x| x.is_finite())) {
+            self.counts.malformed += 1;
+            return Ok(());
+        }
+        if let Some(commander) = episode_commander {
+            match *commander {
+                None => *commander = Some(from),
+                Some(driving) if driving != from => return Err(Intruder { driving, other: from }),
+                Some(_) => {}
+            }
+        }
+        if let (Some(v), true) = (values, from.topic == self.action_topic) {
+            if obs_stamp_ns != 0 {
+                log.answers.insert(obs_stamp_ns, stamp_ns);
+            }
+            log.commands.insert(stamp_ns, v);
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest messages beyond the bound (counted as overflow).
+    pub fn bound(&mut self, log: &mut MessageLog) {
+        self.counts.overflow += log.bound(self.max_per_kind);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ee(source_id: u64, stamp_ns: u64, values: Vec<f32>) -> CommandSeen {
+        let from = Commander { topic: bus::topics::COMMAND_EE_DELTA, source_id };
+        CommandSeen { from, stamp_ns, obs_stamp_ns: stamp_ns - 1, values: Some(values) }
+    }
+
+    #[test]
+    fn malformed_and_future_commands_are_counted_and_never_logged() {
+        let mut intake = Intake::new(7, 0, Vec::new(), ActionSource::EeDelta, 16);
+        let mut log = MessageLog::new(0);
+        let now = 10_000_000_000;
+        for cmd in [
+            ee(1, 100, vec![f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]),
+            ee(1, 101, vec![0.0; 6]),
+            ee(1, now + FUTURE_LIMIT_NS + 1, vec![0.0; 7]),
+        ] {
+            assert_eq!(intake.command(&mut log, cmd, Some(&mut None), now), Ok(()));
+        }
+        assert_eq!(intake.counts, IntakeCounts { malformed: 2, future: 1, ..Default::default() });
+        assert_eq!(log.held(), 0);
+        assert_eq!(intake.command(&mut log, ee(1, 102, vec![0.0; 7]), None, now), Ok(()));
+        assert_eq!(log.commands.len(), 1);
+    }
+
+    #[test]
+    fn only_the_episodes_first_commander_may_command_during_it() {
+        let mut intake = Intake::new(7, 0, Vec::new(), ActionSource::EeDelta, 16);
+        let mut log = MessageLog::new(0);
+        let now = 10_000_000_000;
+        // Between episodes nothing is checked; the episode's first command names its commander.
+        assert_eq!(intake.command(&mut log, ee(2, 100, vec![0.0; 7]), None, now), Ok(()));
+        let mut episode = None;
+        assert_eq!(intake.command(&mut log, ee(1, 200, vec![0.0; 7]), Some(&mut episode), now), Ok(()));
+        let driving = Commander { topic: bus::topics::COMMAND_EE_DELTA, source_id: 1 };
+        let other = Commander { topic: bus::topics::COMMAND_EE_DELTA, source_id: 2 };
+        let second = intake.command(&mut log, ee(2, 300, vec![0.0; 7]), Some(&mut episode), now);
+        assert_eq!(second, Err(Intruder { driving, other }));
+        let chunk = Commander { topic: bus::topics::COMMAND_CHUNK, source_id: 1 };
+        let seen = CommandSeen { from: chunk, stamp_ns: 400, obs_stamp_ns: 0, values: None };
+        assert_eq!(intake.command(&mut log, seen, Some(&mut episode), now), Err(Intruder { driving, other: chunk }));
+    }
+}
