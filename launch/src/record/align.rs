@@ -286,6 +286,7 @@ mod tests {
         let mut log = MessageLog::new(0);
         for t in [1000, 2000, 3000] {
             log.joint.insert(t, js(t, 0.0));
+            log.commands.insert(t + 1, vec![0.0; 7]);
         }
         let (frames, stats) = align_episode(&ticks, &log, ActionSource::EeDelta, false, &[]);
         assert_eq!(frames.len(), 2, "(1000, 2000] and (2000, 2000 + 1 h]; the step back holds none");
