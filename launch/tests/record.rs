@@ -3,6 +3,9 @@
 //! commands the teleop sent; then the dataset is read back and checked against those commands
 //! and against what the (deterministic) sim renders for the recorded seeds and actions.
 
+#[path = "../../dataset/tests/support/lerobot_v21.rs"]
+mod lerobot_v21;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -295,7 +298,7 @@ fn truncated_files_give_errors_naming_the_file() {
     ];
     for (i, (file, name)) in cases.iter().enumerate() {
         let copy = tmp.path().join(format!("bad{i}"));
-        copy_dir(&good, &copy);
+        lerobot_v21::copy_dir(&good, &copy);
         let path = copy.join(file);
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
@@ -309,19 +312,6 @@ fn truncated_files_give_errors_naming_the_file() {
         if !file.ends_with(".mp4") {
             assert!(!out.status.success());
             assert!(String::from_utf8_lossy(&out.stderr).contains(name), "{}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let p = e.path();
-        let dst = to.join(e.file_name());
-        if p.is_dir() {
-            copy_dir(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).expect("copy");
         }
     }
 }
