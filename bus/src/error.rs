@@ -55,6 +55,25 @@ pub enum BusError {
         /// zenoh's description of the problem.
         reason: String,
     },
+    /// A zenoh config file that lets peers in from the network without a login or without
+    /// access control (see [`crate::exposure`]).
+    #[error(
+        "refusing zenoh config file {}: it listens on {} (reachable from other hosts), but {}. \
+         Use the robot-host profile (config/zenoh/robot-host.json5), listen on loopback only, or set \
+         `metadata: {{ {}: true }}` in the file to accept this on a trusted network",
+        path.display(),
+        endpoints.join(", "),
+        problems.join("; "),
+        crate::exposure::ALLOW_UNAUTHENTICATED_KEY
+    )]
+    UnprotectedConfig {
+        /// The config file.
+        path: PathBuf,
+        /// Its listen endpoints that other hosts can reach.
+        endpoints: Vec<String>,
+        /// What protection is missing, one sentence each.
+        problems: Vec<String>,
+    },
     /// The built-in zenoh configuration could not be assembled (a bug, or a bad locator).
     #[error("cannot build zenoh config (key {key}): {reason}")]
     ZenohConfig {

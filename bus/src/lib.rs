@@ -3,7 +3,8 @@
 //!
 //! Typed messages ([`messages`], whose float fields also accept CBOR integers: [`wire_float`]),
 //! topic names and key expressions ([`topics`]), CBOR encoding ([`encoding`]), zenoh session
-//! setup with local discovery ([`session`], [`discovery`]), typed publish/subscribe
+//! setup with local discovery ([`session`], [`discovery`]) and the refusal of network-reachable
+//! configs without login or access control ([`exposure`]), typed publish/subscribe
 //! ([`publisher`], [`subscriber`]), the rules every node applies before a command may move an arm
 //! (freshness and the e-stop latch: [`command_rules`]) and a latency benchmark ([`bench`]). [`config_error`] places
 //! errors of the project's config files (every crate that reads one depends on this one).
@@ -17,6 +18,7 @@ pub mod config_error;
 pub mod discovery;
 pub mod encoding;
 pub mod error;
+pub mod exposure;
 pub mod header;
 pub mod latency;
 pub mod messages;

@@ -1,15 +1,22 @@
 //! Opening a bus session: configuration, the default zenoh config, and local discovery.
+//!
+//! Sessions opened from the same zenoh config file (and extra endpoints) in one process share one
+//! zenoh session: a config that listens on a fixed endpoint (the robot-host profile) can only bind
+//! it once, and every node `armstack launch` starts opens its own [`Bus`].
 
+use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use zenoh::Wait;
 
 use crate::discovery::{self, LocatorFile, OpenLock};
 use crate::encoding::write_json_str;
 use crate::error::BusError;
+use crate::exposure;
 use crate::topics::{self, validate_robot_name, DEFAULT_ROBOT};
 
 /// Environment variable naming the robot (key segment after `armstack/`).
@@ -28,7 +35,8 @@ pub struct BusConfig {
     /// Robot name: the `<robot>` in `armstack/<robot>/<topic>`.
     pub robot: String,
     /// A zenoh JSON5 config file. When set, it decides everything (mode, listen, connect,
-    /// scouting) and local discovery is skipped.
+    /// scouting, login, access control) and local discovery is skipped. A file that listens beyond
+    /// loopback without a login and access control is refused (see [`crate::exposure`]).
     pub zenoh_config: Option<PathBuf>,
     /// Local-discovery directory (see [`crate::discovery`]); `None` means isolated: the session
     /// neither announces itself nor finds others (it can still be given endpoints explicitly).
@@ -69,8 +77,55 @@ pub struct Bus {
     robot: String,
     locators: Vec<String>,
     next_entity: AtomicU64,
+    /// Set when the zenoh session is shared with other [`Bus`]es opened from the same config file.
+    shared_key: Option<SharedKey>,
     // Declared last so the file disappears after the session is closed.
     _locator_file: Option<LocatorFile>,
+}
+
+/// What makes two config-file sessions the same: the file (canonical path) and the extra
+/// endpoints they connect to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SharedKey {
+    config: PathBuf,
+    connect: Vec<String>,
+}
+
+/// A zenoh session opened from a config file and the number of [`Bus`]es using it.
+struct SharedSession {
+    session: zenoh::Session,
+    users: usize,
+}
+
+/// The config-file sessions open in this process.
+static SHARED_SESSIONS: Mutex<Option<HashMap<SharedKey, SharedSession>>> = Mutex::new(None);
+
+fn shared_sessions() -> MutexGuard<'static, Option<HashMap<SharedKey, SharedSession>>> {
+    // The map stays consistent even if a holder panicked: every update is a single insert/remove.
+    SHARED_SESSIONS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Drop for Bus {
+    /// The last [`Bus`] of a shared session closes it while holding the registry, so a session
+    /// opened from the same file right after finds its listen endpoint free.
+    fn drop(&mut self) {
+        let Some(key) = self.shared_key.take() else { return };
+        let mut registry = shared_sessions();
+        let Some(map) = registry.as_mut() else { return };
+        let last = match map.get_mut(&key) {
+            Some(entry) => {
+                entry.users = entry.users.saturating_sub(1);
+                entry.users == 0
+            }
+            None => false,
+        };
+        if last {
+            map.remove(&key);
+            if let Err(e) = self.session.close().wait() {
+                tracing::warn!(config = %key.config.display(), error = %e, "closing the zenoh session failed");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Bus {
@@ -157,16 +212,7 @@ impl Bus {
         validate_robot_name(&cfg.robot)?;
         let extra = valid_endpoints(endpoints.to_vec());
         if let Some(path) = &cfg.zenoh_config {
-            let mut config = zenoh::Config::from_file(path)
-                .map_err(|e| BusError::ZenohConfigFile { path: path.clone(), reason: e.to_string() })?;
-            if !extra.is_empty() {
-                let key = "connect/endpoints";
-                config.insert_json5(key, &json_string_array(&extra)).map_err(config_err(key))?;
-            }
-            let session = zenoh::open(config)
-                .wait()
-                .map_err(|e| BusError::Open(format!("with config file {}: {e}", path.display())))?;
-            return Ok(Self::assemble(session, &cfg.robot, Vec::new(), None));
+            return Self::open_config_file(&cfg.robot, path, extra);
         }
 
         // Serialise "read peers → open → announce" with other openers on this host.
@@ -197,7 +243,7 @@ impl Bus {
                         None => None,
                     };
                     tracing::debug!(robot = %cfg.robot, zid = %session.zid(), ?locators, peers = ?connect, "bus session open");
-                    return Ok(Self::assemble(session, &cfg.robot, locators, file));
+                    return Ok(Self::assemble(session, &cfg.robot, locators, file, None));
                 }
                 Err(e) => {
                     tracing::debug!(attempt, error = %e, "zenoh open failed; retrying with another port");
@@ -208,8 +254,55 @@ impl Bus {
         Err(BusError::Open(last_error))
     }
 
-    fn assemble(session: zenoh::Session, robot: &str, locators: Vec<String>, file: Option<LocatorFile>) -> Bus {
-        Bus { session, robot: robot.to_string(), locators, next_entity: AtomicU64::new(0), _locator_file: file }
+    /// Opens (or joins, see the module documentation) the session of the zenoh config file
+    /// `path`, connecting to `extra` endpoints instead of the file's when any are given.
+    fn open_config_file(robot: &str, path: &Path, extra: Vec<String>) -> Result<Bus, BusError> {
+        let key =
+            SharedKey { config: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()), connect: extra };
+        let mut registry = shared_sessions();
+        let map = registry.get_or_insert_with(HashMap::new);
+        if let Some(entry) = map.get_mut(&key) {
+            entry.users += 1;
+            let session = entry.session.clone();
+            return Ok(Self::assemble(session, robot, Vec::new(), None, Some(key)));
+        }
+        let mut config = zenoh::Config::from_file(path)
+            .map_err(|e| BusError::ZenohConfigFile { path: path.to_path_buf(), reason: e.to_string() })?;
+        if !key.connect.is_empty() {
+            let name = "connect/endpoints";
+            config.insert_json5(name, &json_string_array(&key.connect)).map_err(config_err(name))?;
+        }
+        exposure::check_config(&config, path)?;
+        let logs_in = config.get_json("transport/auth/usrpwd/user").is_ok_and(|user| user != "null");
+        let session = zenoh::open(config).wait().map_err(|e| {
+            // A host that refuses the login closes the connection like an unreachable one.
+            let hint = if logs_in {
+                " (is the endpoint reachable, and the user name and password in its credentials file?)"
+            } else {
+                ""
+            };
+            BusError::Open(format!("with config file {}: {e}{hint}", path.display()))
+        })?;
+        tracing::debug!(robot, zid = %session.zid(), config = %path.display(), "bus session open");
+        map.insert(key.clone(), SharedSession { session: session.clone(), users: 1 });
+        Ok(Self::assemble(session, robot, Vec::new(), None, Some(key)))
+    }
+
+    fn assemble(
+        session: zenoh::Session,
+        robot: &str,
+        locators: Vec<String>,
+        file: Option<LocatorFile>,
+        shared_key: Option<SharedKey>,
+    ) -> Bus {
+        Bus {
+            session,
+            robot: robot.to_string(),
+            locators,
+            next_entity: AtomicU64::new(0),
+            shared_key,
+            _locator_file: file,
+        }
     }
 
     /// The robot name of this session.

@@ -159,3 +159,59 @@ fn sessions_opened_concurrently_all_find_each_other() {
     let sub = buses[1].subscriber::<Estop>().expect("sub");
     let _ = publish_until_received(&publisher, &sub, &Estop::default());
 }
+
+/// A config file that listens on a fixed port (the robot-host profile) can be opened by several
+/// nodes of one process (`armstack sim` opens a node session and a status watcher): they share
+/// one zenoh session, and the last one to go closes it, freeing the port at once.
+#[test]
+fn sessions_from_one_config_file_share_it_and_the_last_closes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("probe").local_addr().expect("addr").port();
+    let path = dir.path().join("fixed-port.json5");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{ mode: "peer", listen: {{ endpoints: ["tcp/127.0.0.1:{port}"] }},
+                 scouting: {{ multicast: {{ enabled: false }}, gossip: {{ enabled: false }} }} }}"#
+        ),
+    )
+    .expect("write");
+    let cfg = BusConfig { robot: unique_robot("shared"), zenoh_config: Some(path.clone()), discovery_dir: None };
+    let a = Bus::open(&cfg).expect("open a");
+    let other_robot = BusConfig { robot: unique_robot("shared"), ..cfg.clone() };
+    let b = Bus::open(&other_robot).expect("the second session of the file binds nothing again");
+    assert_eq!(a.zid(), b.zid());
+    assert_ne!(a.key("estop"), b.key("estop"), "each keeps its robot name");
+    drop(a);
+    let sub = b.subscriber::<Estop>().expect("sub");
+    let publisher = b.publisher::<Estop>().expect("the shared session outlives the first bus");
+    let _ = publish_until_received(&publisher, &sub, &Estop::default());
+    let zid_b = b.zid();
+    drop((sub, publisher, b));
+    let c = Bus::open(&cfg).expect("the port is free again right after the last bus closed");
+    assert_ne!(c.zid(), zid_b, "a fresh session");
+    // A peer on another session of this process reaches it through the file's endpoint.
+    let client = Bus::open_with_endpoints(
+        &BusConfig { robot: cfg.robot.clone(), zenoh_config: None, discovery_dir: None },
+        &[format!("tcp/127.0.0.1:{port}")],
+    )
+    .expect("open client");
+    let sub = client.subscriber::<Estop>().expect("sub");
+    let publisher = c.publisher::<Estop>().expect("pub");
+    let _ = publish_until_received(&publisher, &sub, &Estop::default());
+}
+
+/// A config that other hosts can reach without login or access control is refused at open,
+/// naming the file and what is missing (the rules are unit-tested in `bus::exposure`).
+#[test]
+fn network_reachable_config_without_login_is_refused_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("open-to-all.json5");
+    std::fs::write(&path, r#"{ mode: "peer", listen: { endpoints: ["tcp/0.0.0.0:0"] } }"#).expect("write");
+    let cfg = BusConfig { robot: unique_robot("exposed"), zenoh_config: Some(path.clone()), discovery_dir: None };
+    let err = Bus::open(&cfg).expect_err("refused");
+    assert!(matches!(err, BusError::UnprotectedConfig { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("open-to-all.json5") && text.contains("tcp/0.0.0.0:0"), "{text}");
+    assert!(text.contains("no credentials file") && text.contains("access control is off"), "{text}");
+}

@@ -28,7 +28,8 @@ struct Cli {
     /// Robot name used in key expressions `armstack/<robot>/<topic>` (env ARMSTACK_ROBOT).
     #[arg(long, global = true)]
     robot_name: Option<String>,
-    /// A zenoh JSON5 config file to join a router or remote peers (env ARMSTACK_ZENOH_CONFIG).
+    /// A zenoh JSON5 config file to span machines, e.g. the profiles in config/zenoh/ (env
+    /// ARMSTACK_ZENOH_CONFIG).
     #[arg(long, global = true)]
     zenoh_config: Option<PathBuf>,
     /// Log filter, e.g. `info`, `debug`, `sim=debug`. When not given: the RUST_LOG environment

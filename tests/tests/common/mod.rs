@@ -26,6 +26,12 @@ impl Harness {
     pub fn start(robot: &str, rate_hz: f64, max_steps: Option<u64>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let config = BusConfig::with_discovery_dir(robot, dir.path());
+        Self::start_on(dir, &config, rate_hz, max_steps)
+    }
+
+    /// Like [`Harness::start`], with the node's and the client's sessions opened from `config`;
+    /// `dir` (holding whatever `config` refers to) lives as long as the harness.
+    pub fn start_on(dir: tempfile::TempDir, config: &BusConfig, rate_hz: f64, max_steps: Option<u64>) -> Harness {
         let mut env = EnvConfig::new(load_scene("reach").unwrap());
         env.control_hz = rate_hz;
         let node_cfg = SimNodeConfig {
@@ -40,13 +46,13 @@ impl Harness {
             expert_noise: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let node_bus = Bus::open(&config).unwrap();
+        let node_bus = Bus::open(config).unwrap();
         let stop_node = stop.clone();
         let node = std::thread::spawn(move || {
             let mut node = SimNode::new(node_cfg).unwrap();
             node.run(&node_bus, &stop_node).unwrap()
         });
-        let client = Bus::open(&config).unwrap();
+        let client = Bus::open(config).unwrap();
         Harness { dir, client, stop, node: Some(node) }
     }
 
