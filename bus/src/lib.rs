@@ -5,8 +5,9 @@
 //! topic names and key expressions ([`topics`]), CBOR encoding ([`encoding`]), zenoh session
 //! setup with local discovery ([`session`], [`discovery`]) and the refusal of network-reachable
 //! configs without login or access control ([`exposure`]), typed publish/subscribe
-//! ([`publisher`], [`subscriber`]), the rules every node applies before a command may move an arm
-//! (freshness and the e-stop latch: [`command_rules`]) and a latency benchmark ([`bench`]). [`config_error`] places
+//! ([`publisher`], [`subscriber`]), the stamp rules every node applies before a command may move
+//! an arm (freshness: [`command_rules`]; the e-stop latch and the command arbiter that apply them
+//! are in the `arm-command` crate) and a latency benchmark ([`bench`]). [`config_error`] places
 //! errors of the project's config files (every crate that reads one depends on this one).
 //!
 //! Nothing outside this crate knows zenoh. The wire format is documented for non-Rust clients in
@@ -28,10 +29,7 @@ pub mod subscriber;
 pub mod topics;
 pub mod wire_float;
 
-pub use command_rules::{
-    CommandRefusal, EstopCounts, EstopLatch, EstopTransition, Freshness, ReleaseRefusal, StampFault,
-    ESTOP_QUEUE_CAPACITY,
-};
+pub use command_rules::{Freshness, StampFault, ESTOP_QUEUE_CAPACITY};
 pub use encoding::{decode, decode_value, encode, encode_value, value_to_json_string};
 pub use error::{BusError, DecodeError};
 pub use header::{now_ns, Header, Message, SCHEMA_VERSION};

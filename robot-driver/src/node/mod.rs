@@ -5,34 +5,40 @@
 //! `joint_state` at the publish rate, `episode` and `task` (see [`crate::episodes`]), `status`
 //! once a second and whenever the node's state changes.
 //!
-//! Every cycle: one sync read of all servos, command arbitration (the newest direct command wins,
-//! else the current chunk row), the safety filter, one bulk write. Safety: NaN/inf commands are
-//! rejected, and so are commands that are not fresh (older than `max_command_age_ms`, or more than
-//! 100 ms ahead of this clock: [`bus::command_rules`]); the watchdog holds position when commands
-//! stop for `watchdog_ms`; every `estop` message of a cycle feeds the e-stop latch (an engage
-//! followed by a release within one cycle still latches), which holds or drops torque as
-//! configured, drops the playing chunk, releases only on a fresh release newer than the engage,
-//! and then needs a command stamped after the release; a servo
-//! that stops answering, a latched hardware error or a shadow disagreement stops the arm (the
-//! servos that still answer hold where they are) and the node reports `Error` with the reason.
+//! Every cycle: one sync read of all servos, command arbitration and the safety filter, one bulk
+//! write. Arbitration and safety are the rules the sim node applies too ([`arm_command::Arbiter`],
+//! configured from the servo map by [`crate::safety::arbiter_config`]), so a policy validated in
+//! the sim meets the same rules here: the newest direct command wins, else the chunk row due now
+//! (rows played by the wall clock, a chunk's start back-dated by its age); NaN/inf and malformed
+//! commands are rejected, and so are commands that are not fresh (older than
+//! `max_command_age_ms`, or more than 100 ms ahead of this clock); targets are clamped into the
+//! joint limits and rate-limited to each joint's `max_velocity_rad_s`; the watchdog holds position
+//! when commands stop for `watchdog_ms`; every `estop` message of a cycle feeds the e-stop latch
+//! (an engage followed by a release within one cycle still latches, and so does a message lost
+//! from a full queue), which holds or drops torque as configured, drops the playing chunk,
+//! releases only on a fresh release newer than the engage, and then needs a command stamped after
+//! the release. A servo that stops answering, a latched hardware error or a shadow disagreement
+//! stops the arm (the servos that still answer hold where they are) and the node reports `Error`
+//! with the reason.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use arm_command::{Arbiter, Cycle, EeDeltaSolver, EstopCounts};
 use bus::{
-    now_ns, ActionChunk, Bus, BusError, EeDeltaCommand, EpisodeControl, EpisodeEvent, Estop, EstopCounts, EstopLatch,
-    Freshness, JointCommand, JointState, Message, NodeState, Percentiles, Pose, Status, Task, ESTOP_QUEUE_CAPACITY,
+    now_ns, ActionChunk, Bus, BusError, EeDeltaCommand, EpisodeControl, EpisodeEvent, Estop, JointCommand, JointState,
+    Message, NodeState, Percentiles, Pose, Status, Task, ESTOP_QUEUE_CAPACITY,
 };
 
 use crate::arm::{Arm, ArmError, ArmState};
 
 mod commands;
 use crate::episodes::{EpisodeConfig, Episodes};
-use crate::safety::{CommandFilter, Watchdog};
+use crate::safety::arbiter_config;
 use crate::servo_map::{EstopAction, NUM_JOINTS};
-use commands::{take_commands, Playing};
+use commands::{drain_inbox, Solver};
 
 /// Forward and differential kinematics the node needs for `command/ee_delta` and `ee_pose`
 /// (the launch layer provides the sim crate's solver; the driver does not depend on it).
@@ -54,6 +60,9 @@ pub enum DriverError {
     /// The arm failed at start-up (torque stays off).
     #[error(transparent)]
     Arm(#[from] ArmError),
+    /// The servo map's limits are unusable for the safety filter.
+    #[error("servo map limits: {0}")]
+    Limits(#[from] arm_command::LimitsError),
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] BusError),
@@ -108,7 +117,7 @@ pub struct DriverReport {
     pub commands_clamped: u64,
     /// Watchdog holds.
     pub watchdog_holds: u64,
-    /// E-stop transitions (engaged, released, releases refused).
+    /// E-stop transitions (engaged, released, releases refused, queue overflows).
     pub estop: EstopCounts,
     /// Cycles whose state read failed transiently (retries exhausted once).
     pub read_errors: u64,
@@ -145,15 +154,22 @@ impl Io {
 
 /// The node's live state.
 struct Control {
-    desired: [f64; NUM_JOINTS],
-    gripper: f64,
-    filter: CommandFilter,
-    watchdog: Watchdog,
-    /// The e-stop, and the freshness rule every command passes.
-    estop: EstopLatch,
+    /// Command arbitration and the safety filter (e-stop latch, freshness, watchdog, limits).
+    arbiter: Arbiter,
     torque_off: bool,
     fault: Option<String>,
-    chunk: Option<Playing>,
+}
+
+impl DriverReport {
+    /// Copies the arbiter's counters into the report.
+    fn set_command_counts(&mut self, counts: arm_command::ArbiterCounts) {
+        self.commands_applied = counts.commands_applied;
+        self.commands_rejected = counts.commands_rejected;
+        self.commands_stale = counts.commands_stale;
+        self.commands_clamped = counts.commands_clamped;
+        self.watchdog_holds = counts.watchdog_holds;
+        self.estop = counts.estop;
+    }
 }
 
 /// Runs the driver node: starts the arm (checks, configuration, torque on at the measured pose),
@@ -214,6 +230,11 @@ pub fn run_driver_node(
         })
     };
     let mut report = DriverReport::default();
+    let arbiter_cfg = arbiter_config(arm.map(), cfg.cycle_hz);
+    if let Err(e) = arbiter_cfg.limits.validate() {
+        publish_status(NodeState::Error, &e.to_string(), &report, arm)?;
+        return Err(e.into());
+    }
     let started = arm.start().and_then(|r| {
         tracing::info!(servos = r.servos.len(), voltage_v = r.min_voltage_v, port = %arm.bus_mut().port_name(), "arm checks passed");
         arm.enable_torque()
@@ -225,19 +246,12 @@ pub fn run_driver_node(
             return Err(e.into());
         }
     };
-    let mut ctl = Control {
-        desired: state.q_rad,
-        gripper: state.gripper_opening.clamp(0.0, 1.0),
-        filter: CommandFilter::new(arm.map(), state.q_rad),
-        watchdog: Watchdog::new(Duration::from_millis(safety.watchdog_ms)),
-        estop: EstopLatch::new(Freshness {
-            max_age_ns: safety.max_command_age_ms.saturating_mul(1_000_000),
-            ..Freshness::default()
-        }),
-        torque_off: false,
-        fault: None,
-        chunk: None,
-    };
+    let arbiter = Arbiter::new(arbiter_cfg, state.q_rad, state.gripper_opening)?;
+    let mut ctl = Control { arbiter, torque_off: false, fault: None };
+    let solver = kinematics.map(Solver);
+    let solver = solver.as_ref().map(|s| s as &dyn EeDeltaSolver);
+    // The control clock: ns since the node started (chunk rows, watchdog, velocity limit).
+    let started_at = Instant::now();
     let period = Duration::from_secs_f64(1.0 / cfg.cycle_hz.max(1.0));
     let publish_every = Duration::from_secs_f64(1.0 / cfg.publish_hz.clamp(0.1, cfg.cycle_hz.max(1.0)));
     let mut episodes = Episodes::new(cfg.episodes.clone());
@@ -273,18 +287,29 @@ pub fn run_driver_node(
                 }
             }
         }
-        // 2. E-stop: every message of the cycle goes through the latch (which logs each
+        // 2. Arbitration (between episodes with a ready pose: move there instead of commands).
+        // Every e-stop message of the cycle goes through the arbiter's latch (which logs each
         // transition with its source), so an engage followed by a release still stops the arm.
-        let was_engaged = ctl.estop.is_engaged();
-        ctl.estop.observe(io.estop.drain(), now_ns());
-        report.estop = ctl.estop.counts();
-        let engaged = ctl.estop.is_engaged();
+        let resetting = cfg.ready_pose.is_some() && episodes.resetting();
+        if let (Some(ready), true) = (cfg.ready_pose, resetting && !ctl.arbiter.is_engaged() && ctl.fault.is_none()) {
+            ctl.arbiter.set_target(ready, 1.0);
+        }
+        let was_engaged = ctl.arbiter.is_engaged();
+        let cycle = Cycle {
+            now_ns: now_ns(),
+            control_ns: t0.saturating_duration_since(started_at).as_nanos() as u64,
+            measured_q_rad: state.q_rad,
+            measured_gripper: state.gripper_opening,
+            accept_commands: ctl.fault.is_none() && measured && !resetting,
+        };
+        let decision = ctl.arbiter.step(&cycle, drain_inbox(&io), solver);
+        report.set_command_counts(ctl.arbiter.counts());
+        let engaged = ctl.arbiter.is_engaged();
         if engaged != was_engaged {
             if engaged {
                 tracing::warn!(action = ?safety.on_estop, "e-stop: stopping the arm");
-                ctl.chunk = None;
                 match safety.on_estop {
-                    EstopAction::Hold => hold(&mut ctl, &state),
+                    EstopAction::Hold => {}
                     EstopAction::TorqueOff => {
                         let silent = arm.disable_torque();
                         ctl.torque_off = true;
@@ -303,38 +328,17 @@ pub fn run_driver_node(
                         Err(err) => fault(&mut ctl, arm, &state, format!("re-enabling torque after the e-stop: {err}")),
                     }
                 }
-                hold(&mut ctl, &state);
+                ctl.arbiter.hold_at(state.q_rad, state.gripper_opening);
             }
         }
-        // 3. Commands (between episodes with a ready pose: move there instead).
-        let resetting = cfg.ready_pose.is_some() && episodes.resetting();
-        let accepting = !engaged && ctl.fault.is_none() && measured && !resetting;
-        take_commands(&io, &mut ctl, &mut report, kinematics, accepting);
-        if let (Some(ready), true) = (cfg.ready_pose, resetting && !engaged && ctl.fault.is_none()) {
-            ctl.desired = ready;
-            ctl.gripper = 1.0;
-            ctl.chunk = None;
-            ctl.watchdog.clear();
-        }
-        // 4. Watchdog.
-        if ctl.watchdog.expired(t0) && ctl.fault.is_none() {
-            report.watchdog_holds += 1;
-            tracing::warn!(ms = safety.watchdog_ms, "no command within the watchdog timeout: holding position");
-            ctl.desired = ctl.filter.last();
-            ctl.chunk = None;
-            ctl.watchdog.clear();
-        }
-        // 5. Act.
+        // 3. Act: the arbiter's safe target.
         if measured && ctl.fault.is_none() && !ctl.torque_off {
-            if let Some(f) = ctl.filter.filter(&ctl.desired, period.as_secs_f64()) {
-                report.commands_clamped += u64::from(f.position_clamped || f.velocity_clamped);
-                if let Err(e) = arm.write_goal(&f.q_rad, ctl.gripper, &state) {
-                    tracing::warn!(error = %e, "goal write failed");
-                }
+            if let Err(e) = arm.write_goal(&decision.q_rad, decision.gripper, &state) {
+                tracing::warn!(error = %e, "goal write failed");
             }
         }
         cycle_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-        // 6. Publish.
+        // 4. Publish.
         let now = Instant::now();
         if now >= next_publish && measured {
             next_publish += publish_every;
@@ -375,7 +379,7 @@ pub fn run_driver_node(
             last_status = Instant::now();
             last_state_name = node_state;
         }
-        // 7. Pace.
+        // 5. Pace.
         next_tick += period;
         let now = Instant::now();
         if next_tick > now {
@@ -394,19 +398,10 @@ pub fn run_driver_node(
     Ok(report)
 }
 
-/// Stops following commands and holds the measured position.
-fn hold(ctl: &mut Control, state: &ArmState) {
-    ctl.filter.reset(state.q_rad);
-    ctl.desired = ctl.filter.last();
-    ctl.gripper = state.gripper_opening.clamp(0.0, 1.0);
-    ctl.chunk = None;
-    ctl.watchdog.clear();
-}
-
 /// Enters the fault state: the servos that still answer hold where `state` measured them.
 fn fault(ctl: &mut Control, arm: &mut Arm, state: &ArmState, reason: String) {
     tracing::error!(%reason, "driver fault: stopping the arm");
-    hold(ctl, state);
+    ctl.arbiter.hold_at(state.q_rad, state.gripper_opening);
     if let Err(e) = arm.hold(state) {
         tracing::error!(error = %e, "could not send the hold goal");
     }

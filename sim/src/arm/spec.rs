@@ -18,6 +18,11 @@ pub const NUM_ARM_JOINTS: usize = 6;
 pub const ARM_JOINT_NAMES: [&str; NUM_ARM_JOINTS] =
     ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate"];
 
+/// Limit of the joints that turn almost a full turn (waist, forearm_roll, wrist_rotate), ±rad:
+/// the last servo tick inside ±π, as in the driver's WidowX 250 servo map, so the sim and the arm
+/// clamp commands to the same limits.
+pub const FULL_TURN_LIMIT_RAD: f64 = 3.14158;
+
 /// Name of the URDF link whose frame is the finger-tip (ee_gripper) frame.
 pub const EE_GRIPPER_LINK: &str = "ee_gripper_link";
 /// Name of the left finger's prismatic joint in the URDF (moves along +y of `gripper_link`).
@@ -99,18 +104,18 @@ pub struct ArmSpec {
 impl Default for ArmSpec {
     /// The WidowX 250 6DOF of DESIGN.md §3.
     fn default() -> Self {
-        use std::f64::consts::PI;
+        let turn = FULL_TURN_LIMIT_RAD;
         let x = [1.0, 0.0, 0.0];
         let y = [0.0, 1.0, 0.0];
         let z = [0.0, 0.0, 1.0];
         Self {
             joints: [
-                JointSpec::revolute("waist", z, [0.0, 0.0, 0.072], -(PI - 1e-5), PI - 1e-5, 10.0),
+                JointSpec::revolute("waist", z, [0.0, 0.0, 0.072], -turn, turn, 10.0),
                 JointSpec::revolute("shoulder", y, [0.0, 0.0, 0.03865], -1.885, 1.990, 20.0),
                 JointSpec::revolute("elbow", y, [0.04975, 0.0, 0.25], -2.147, 1.606, 15.0),
-                JointSpec::revolute("forearm_roll", x, [0.175, 0.0, 0.0], -PI, PI, 2.0),
+                JointSpec::revolute("forearm_roll", x, [0.175, 0.0, 0.0], -turn, turn, 2.0),
                 JointSpec::revolute("wrist_angle", y, [0.075, 0.0, 0.0], -1.745, 2.147, 5.0),
-                JointSpec::revolute("wrist_rotate", x, [0.065, 0.0, 0.0], -PI, PI, 1.0),
+                JointSpec::revolute("wrist_rotate", x, [0.065, 0.0, 0.0], -turn, turn, 1.0),
             ],
             ee_arm_offset_m: 0.043,
             gripper_bar_offset_m: 0.023,
@@ -199,6 +204,20 @@ impl ArmSpec {
             }
         }
         clamped
+    }
+
+    /// The joint position and velocity limits as the shared command filter takes them.
+    pub fn joint_limits(&self) -> arm_command::JointLimits {
+        arm_command::JointLimits {
+            joints: std::array::from_fn(|i| {
+                let j = &self.joints[i];
+                arm_command::JointLimit {
+                    lower_rad: j.lower_rad,
+                    upper_rad: j.upper_rad,
+                    max_velocity_rad_s: j.velocity_limit_rad_s,
+                }
+            }),
+        }
     }
 
     /// True when every joint position (radians) is within its limits (inclusive) and finite.

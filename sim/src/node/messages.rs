@@ -2,8 +2,8 @@
 //! `scene_state` and camera frames, and bus messages back to observations and actions.
 
 use bus::{
-    ActionKind, CameraFrame, CameraIntrinsics, EeDeltaCommand, EpisodeEvent, EpisodeEventKind, ImageEncoding,
-    JointCommand, JointState, ObjectPose, Pose, SceneState,
+    ActionKind, CameraFrame, CameraIntrinsics, EpisodeEvent, EpisodeEventKind, ImageEncoding, JointState, ObjectPose,
+    Pose, SceneState,
 };
 use nalgebra::Isometry3;
 
@@ -164,16 +164,4 @@ pub fn scene_state_msg(obs: &Observation, stamp_ns: u64) -> SceneState {
     };
     msg.header.stamp_ns = stamp_ns;
     msg
-}
-
-pub(crate) fn joint_action(c: &JointCommand) -> Action {
-    let mut q = [f64::NAN; NUM_ARM_JOINTS];
-    if c.position.len() == NUM_ARM_JOINTS {
-        q.copy_from_slice(&c.position);
-    }
-    Action::Joint { q_rad: q, gripper: c.gripper }
-}
-
-pub(crate) fn ee_action(c: &EeDeltaCommand) -> Action {
-    Action::EeDelta { xyz_m: c.delta_xyz_m, rpy_rad: c.delta_rpy_rad, gripper: c.gripper }
 }

@@ -1,21 +1,33 @@
 //! The sim node: one [`Env`] on the bus, in real time (or as fast as possible).
 //!
-//! Inputs: `command/joint`, `command/ee_delta`, `command/chunk` (rows executed open-loop, one per
-//! control step), `estop`. Outputs: `joint_state` and (when cameras are on) `camera/<name>` (RGB)
+//! Inputs: `command/joint`, `command/ee_delta`, `command/chunk` (rows executed open-loop, row k
+//! at the chunk's start + k × `period_ns`), `estop`. Outputs: `joint_state` and (when cameras are on) `camera/<name>` (RGB)
 //! and `camera/<name>_depth` (depth) every control step; `episode` events (start, step with
 //! reward, end with success); `task` at each episode start; `status` once a second and whenever
 //! the e-stop engages or releases.
 //!
-//! Command arbitration per control step: the newest joint or end-effector command received since
-//! the last step wins; otherwise the next row of the current chunk; otherwise the arm holds its
-//! targets — or, with an autopilot configured, the scene's scripted expert acts (a bus command
-//! always takes over). The arm driver's rules apply ([`bus::command_rules`]): a command moves the
-//! arm only when fresh (at most 500 ms old, at most 100 ms ahead of this clock); every `estop`
-//! message feeds the e-stop latch, so an engage followed by a release within one step still
-//! latches; while it is engaged every command is ignored, the chunk is dropped and the arm holds
-//! (the autopilot too); after a release only a command stamped after the release moves the arm
-//! again (the old chunk never resumes), while the autopilot, which acts on the current
-//! observation, resumes at once.
+//! Command arbitration and safety per control step are the arm driver's, from the same code
+//! ([`arm_command::Arbiter`], configured by [`arbiter_config`]), so a policy validated here meets
+//! the arm's rules: the newest joint or end-effector command received since the last step wins;
+//! otherwise the row of the current chunk due now; a command moves the arm only when fresh (at
+//! most 500 ms old, at most 100 ms ahead of this clock); every target is clamped into the URDF's
+//! joint limits and moves each joint at most π rad/s (the URDF's velocity limit; the motors also
+//! ramp toward it at that speed, [`crate::world`]); every `estop` message feeds the e-stop latch,
+//! so an engage followed by a release within one step still latches (and so does a message lost
+//! from a full queue); while it is engaged every command is ignored, the chunk is dropped and the
+//! arm holds where it was (the autopilot too); after a release only a command stamped after the
+//! release moves the arm again (the old chunk never resumes). When bus commands were flowing and
+//! stop for the watchdog timeout (250 ms of the control clock), the arm holds.
+//!
+//! Clocks: in real time chunk rows and the watchdog run on the wall clock, as on the arm (a chunk
+//! of 5 rows 200 ms apart plays for 1 s whatever the control rate, back-dated by its age); in
+//! lockstep and as-fast-as-possible modes they run on simulated time (control steps × period),
+//! and a chunk starts at the step it arrives.
+//!
+//! Autopilot: with one configured, the scene's scripted expert acts whenever no bus command is
+//! live (none yet, or the watchdog held since the last one); a bus command always takes over,
+//! and the expert, which acts on the current observation, resumes after a watchdog hold or an
+//! e-stop release.
 //! Episodes end on success or at the step limit; the next episode starts with the next seed.
 //!
 //! Episode control (`command/episode`): `EndEpisode` ends the episode now and resets with the next
@@ -24,27 +36,31 @@
 //! event's stamp, and every step's observation with its `Step` event's stamp, so a recorder can
 //! align topics by stamp. `scene_state` carries the objects' poses (privileged sim state).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use arm_command::{Arbiter, Cycle, EstopCounts, Inbox, Source};
 use bus::{
     now_ns, ActionChunk, Bus, BusError, CameraFrame, EeDeltaCommand, EpisodeControl, EpisodeEvent, EpisodeEventKind,
-    EpisodeRequest, Estop, EstopCounts, EstopLatch, Freshness, JointCommand, JointState, Message, NodeState, Publisher,
-    SceneState, Status, Subscriber, SubscriberStats, Task, ESTOP_QUEUE_CAPACITY,
+    EpisodeRequest, Estop, JointCommand, JointState, Message, NodeState, Publisher, SceneState, Status, Subscriber,
+    SubscriberStats, Task, ESTOP_QUEUE_CAPACITY,
 };
 
+use crate::arm::spec::ArmSpec;
 use crate::env::{Action, Env, EnvConfig, Observation};
 use crate::expert::Expert;
 use crate::world::SimError;
 
+mod arbitration;
 mod messages;
 
+pub use arbitration::{arbiter_config, IkSolver};
+use arbitration::{newer, Answer};
 pub use messages::{
     camera_msgs, chunk_row_action, episode_event, joint_state_msg, joint_state_names, observation_from_bus, pose_msg,
     scene_state_msg,
 };
-use messages::{ee_action, joint_action};
 
 /// Errors of the sim node.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +71,9 @@ pub enum NodeError {
     /// Bus error.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The arm model's limits are unusable for the safety filter.
+    #[error("arm limits: {0}")]
+    Limits(#[from] arm_command::LimitsError),
 }
 
 /// Sim node settings.
@@ -97,10 +116,12 @@ pub struct SimNodeReport {
     pub commands_rejected: u64,
     /// Commands ignored as not fresh (too old, from the future, or from before an e-stop release).
     pub commands_stale: u64,
-    /// E-stop transitions (engaged, released, releases refused).
+    /// E-stop transitions (engaged, released, releases refused, queue overflows).
     pub estop: EstopCounts,
-    /// Actions clamped to limits.
+    /// Control steps whose commanded target was clamped (joint limits or velocity limit).
     pub commands_clamped: u64,
+    /// Watchdog holds (bus commands stopped for the watchdog timeout).
+    pub watchdog_holds: u64,
     /// Control steps that started late by more than one period (real-time mode).
     pub overruns: u64,
     /// Lockstep waits that timed out (the arm held or the autopilot acted).
@@ -186,27 +207,24 @@ impl SimNode {
         let mut obs = self.env.reset(seed)?;
         let mut expert = self.config.expert_noise.map(|noise| Expert::new(&self.config.env.scene, noise, seed));
         let mut last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
-        let mut chunk: VecDeque<Action> = VecDeque::new();
-        let mut latch = EstopLatch::new(Freshness::default());
+        let config = arbiter_config(&self.config);
+        let (q0, g0) = self.env.target();
+        let mut arbiter = Arbiter::new(config, q0, g0)?;
+        let solver = IkSolver::new(ArmSpec::default(), self.config.env.ik.clone());
+        let real_time = arbitration::real_time(&self.config);
+        let period_ns = arbitration::control_period_ns(self.config.env.control_hz);
+        let started = Instant::now();
         let mut next_tick = Instant::now();
         let mut last_status = Instant::now() - Duration::from_secs(2);
         let mut status_engaged = false;
         tracing::info!(scene = %scene_name, seed, rate_hz = self.config.env.control_hz, "sim node running");
         while !stop.load(Ordering::Relaxed) {
-            let mut answer: Option<(u64, Action)> = None;
-            if self.config.lockstep.is_some() && chunk.is_empty() {
+            let mut answer: Option<Answer> = None;
+            if self.config.lockstep.is_some() && !arbiter.chunk_playing() {
                 match self.wait_for_command(&io, stop, last_obs_stamp) {
                     Some(a) => answer = a,
                     None => report.lockstep_timeouts += 1,
                 }
-            }
-            // Every e-stop message since the last step (and the lockstep wait) goes through the
-            // latch, so an engage is never lost behind a release; while engaged, the chunk is
-            // dropped and never resumes.
-            latch.observe(io.estop.drain(), now_ns());
-            report.estop = latch.counts();
-            if latch.is_engaged() {
-                chunk.clear();
             }
             // Episode control: end early, re-record, stop.
             if let Some(request) = io.control.latest().map(|c| c.request) {
@@ -229,70 +247,61 @@ impl SimNode {
                 if self.config.max_episodes.is_some_and(|m| report.episodes >= m) {
                     break;
                 }
-                chunk.clear();
                 (obs, last_obs_stamp) =
                     self.next_episode(&io, stop, episode, seed, &mut expert, &scene_name, &names)?;
+                let (q, g) = self.env.target();
+                arbiter.hold_at(q, g);
                 next_tick = Instant::now();
                 continue;
             }
-            // Arbitration: newest admitted direct command, else next chunk row, else hold.
-            let now = now_ns();
-            let stale = &mut report.commands_stale;
-            let mut fresh = answer.and_then(|(stamp, a)| latch.admit_command(stamp, now, stale).then_some(a));
-            let joint = io.joint_cmd.latest().filter(|c| latch.admit_command(c.header.stamp_ns, now, stale));
-            let ee = io.ee_cmd.latest().filter(|c| latch.admit_command(c.header.stamp_ns, now, stale));
-            if let Some(c) = io.chunk_cmd.latest().filter(|c| latch.admit_command(c.header.stamp_ns, now, stale)) {
-                if c.validate().is_ok() {
-                    chunk.clear();
-                    for i in 0..c.horizon as usize {
-                        match c.row(i).and_then(|r| chunk_row_action(c.kind, r)) {
-                            Some(a) => chunk.push_back(a),
-                            None => {
-                                report.commands_rejected += 1;
-                                chunk.clear();
-                                break;
-                            }
-                        }
-                    }
+            // Arbitration and safety, as on the arm: every e-stop message since the last step
+            // (and the lockstep wait) goes through the latch, so an engage is never lost behind a
+            // release; the lockstep answer competes with the newest queued command by stamp.
+            let (answer_joint, answer_ee) = match answer {
+                Some(Answer::Joint(c)) => (Some(c), None),
+                Some(Answer::EeDelta(c)) => (None, Some(c)),
+                None => (None, None),
+            };
+            let inbox = Inbox {
+                estop: io.estop.drain(),
+                estop_dropped_total: io.estop.stats().dropped,
+                joint: newer(answer_joint, io.joint_cmd.latest()),
+                ee_delta: newer(answer_ee, io.ee_cmd.latest()),
+                chunk: io.chunk_cmd.latest(),
+            };
+            let cycle = Cycle {
+                now_ns: now_ns(),
+                control_ns: if real_time {
+                    started.elapsed().as_nanos() as u64
                 } else {
-                    report.commands_rejected += 1;
-                    tracing::warn!("malformed action chunk rejected");
-                }
-            }
-            let direct = match (joint, ee) {
-                _ if fresh.is_some() => fresh.take(),
-                (Some(j), Some(e)) if e.header.stamp_ns > j.header.stamp_ns => Some(ee_action(&e)),
-                (Some(j), _) => Some(joint_action(&j)),
-                (None, Some(e)) => Some(ee_action(&e)),
-                (None, None) => None,
-            };
-            let commanded = if direct.is_some() {
-                chunk.clear();
-                direct
-            } else {
-                chunk.pop_front()
-            };
-            let action = match commanded {
-                Some(a) => {
-                    report.commands_applied += 1;
-                    a
-                }
-                None if latch.is_engaged() => {
-                    let (q, g) = self.env.target();
-                    Action::Joint { q_rad: q, gripper: g }
-                }
-                _ => match expert.as_mut() {
-                    Some(expert) => expert.act(&obs),
-                    None => {
-                        let (q, g) = self.env.target();
-                        Action::Joint { q_rad: q, gripper: g }
-                    }
+                    report.steps.saturating_mul(period_ns)
                 },
+                measured_q_rad: obs.arm.q_rad,
+                measured_gripper: obs.arm.gripper_opening,
+                accept_commands: true,
+            };
+            let decision = arbiter.step(&cycle, inbox, Some(&solver));
+            let counts = arbiter.counts();
+            report.commands_applied = counts.commands_applied;
+            report.commands_rejected = counts.commands_rejected;
+            report.commands_stale = counts.commands_stale;
+            report.commands_clamped = counts.commands_clamped;
+            report.watchdog_holds = counts.watchdog_holds;
+            report.estop = counts.estop;
+            // No bus command is live: the autopilot, if configured, acts on the observation.
+            let autopilot = expert.as_mut().filter(|_| decision.source == Source::Idle);
+            let autopilot_acted = autopilot.is_some();
+            let action = match autopilot {
+                Some(expert) => expert.act(&obs),
+                None => Action::Joint { q_rad: decision.q_rad, gripper: decision.gripper },
             };
             let step = self.env.step(&action)?;
             report.steps += 1;
-            report.commands_rejected += u64::from(step.rejected);
-            report.commands_clamped += u64::from(step.clamped);
+            if autopilot_acted {
+                // The filter continues from where the autopilot sent the arm.
+                let (q, g) = self.env.target();
+                arbiter.follow(q, g);
+            }
             obs = step.obs;
             let stamp = now_ns();
             last_obs_stamp = stamp;
@@ -315,13 +324,14 @@ impl SimNode {
                 }
                 episode += 1;
                 seed += 1;
-                chunk.clear();
                 (obs, last_obs_stamp) =
                     self.next_episode(&io, stop, episode, seed, &mut expert, &scene_name, &names)?;
+                let (q, g) = self.env.target();
+                arbiter.hold_at(q, g);
                 next_tick = Instant::now();
             }
             // Once a second, and at once when the e-stop engages or releases.
-            let engaged = latch.is_engaged();
+            let engaged = arbiter.is_engaged();
             if last_status.elapsed() >= Duration::from_secs(1) || engaged != status_engaged {
                 last_status = Instant::now();
                 status_engaged = engaged;
@@ -346,7 +356,7 @@ impl SimNode {
                 }
             }
         }
-        self.publish_status(&io, &report, latch.is_engaged(), NodeState::Stopped)?;
+        self.publish_status(&io, &report, arbiter.is_engaged(), NodeState::Stopped)?;
         tracing::info!(
             steps = report.steps,
             episodes = report.episodes,
@@ -358,32 +368,32 @@ impl SimNode {
 
     /// Lockstep: blocks until a joint or end-effector command answering the last published
     /// observation (its `obs_stamp_ns`, or when unset, a command stamped after it) arrives
-    /// (returned as `Some(Some((stamp_ns, action)))`, for the caller to admit), a chunk or an episode-control
+    /// (returned as `Some(Some(answer))`, for the arbiter to admit), a chunk or an episode-control
     /// message is queued (`Some(None)`: the normal arbitration takes it), or the timeout or
     /// `stop` (`None`). Commands answering an older observation (e.g. the last one of the
     /// previous episode) are dropped.
-    fn wait_for_command(&self, io: &Io, stop: &AtomicBool, obs_stamp: u64) -> Option<Option<(u64, Action)>> {
+    fn wait_for_command(&self, io: &Io, stop: &AtomicBool, obs_stamp: u64) -> Option<Option<Answer>> {
         let timeout = self.config.lockstep?;
         let deadline = Instant::now() + timeout;
         loop {
-            let mut newest: Option<(u64, Action)> = None;
+            let mut newest: Option<(u64, Answer)> = None;
             let answers = |obs: u64, stamp: u64| if obs != 0 { obs == obs_stamp } else { stamp > obs_stamp };
             while let Some(c) = io.joint_cmd.try_recv() {
                 if answers(c.obs_stamp_ns, c.header.stamp_ns)
                     && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s)
                 {
-                    newest = Some((c.header.stamp_ns, joint_action(&c)));
+                    newest = Some((c.header.stamp_ns, Answer::Joint(c)));
                 }
             }
             while let Some(c) = io.ee_cmd.try_recv() {
                 if answers(c.obs_stamp_ns, c.header.stamp_ns)
                     && newest.as_ref().is_none_or(|(s, _)| c.header.stamp_ns > *s)
                 {
-                    newest = Some((c.header.stamp_ns, ee_action(&c)));
+                    newest = Some((c.header.stamp_ns, Answer::EeDelta(c)));
                 }
             }
-            if newest.is_some() {
-                return Some(newest);
+            if let Some((_, answer)) = newest {
+                return Some(Some(answer));
             }
             if !io.chunk_cmd.is_empty() || !io.control.is_empty() {
                 return Some(None);
@@ -468,6 +478,7 @@ impl SimNode {
         counters.insert("commands_rejected".to_string(), report.commands_rejected);
         counters.insert("commands_stale".to_string(), report.commands_stale);
         counters.insert("commands_clamped".to_string(), report.commands_clamped);
+        counters.insert("watchdog_holds".to_string(), report.watchdog_holds);
         counters.insert("overruns".to_string(), report.overruns);
         // `seq` comes from the wire: a sender may jump it by 2^64 − 1 on each topic.
         let gaps = io.joint_cmd.stats().gaps_missed.saturating_add(io.ee_cmd.stats().gaps_missed);
