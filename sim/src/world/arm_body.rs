@@ -283,6 +283,25 @@ impl ArmBody {
         }
     }
 
+    /// Caps each arm joint's velocity at ±`max_rad_s[i]` (rad/s), as a servo's velocity limit
+    /// does; returns how many joints were over their limit.
+    pub fn cap_joint_speeds(&self, world: &mut PhysicsWorld, max_rad_s: &[f64; NUM_ARM_JOINTS]) -> usize {
+        let mut capped = 0;
+        for (i, handle) in self.joints.iter().enumerate() {
+            let Some((mb, link_id)) = world.multibody_joints.get_mut(*handle) else { continue };
+            let Some(dof) = mb.link(link_id).map(|link| link.assembly_id()) else { continue };
+            let mut velocity = mb.generalized_velocity_mut();
+            if dof < velocity.len() {
+                let cap = max_rad_s[i] as f32;
+                if velocity[dof].abs() > cap {
+                    velocity[dof] = velocity[dof].clamp(-cap, cap);
+                    capped += 1;
+                }
+            }
+        }
+        capped
+    }
+
     /// Measured joint angles (rad) and velocities (rad/s), arm joints in chain order.
     pub fn joint_state(&self, world: &PhysicsWorld) -> ([f64; NUM_ARM_JOINTS], [f64; NUM_ARM_JOINTS]) {
         let mut q = [0.0; NUM_ARM_JOINTS];

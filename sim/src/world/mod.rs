@@ -1,8 +1,14 @@
 //! One simulated episode: a Rapier world with the arm, the table and a scene's objects.
 //!
 //! World frame: z up, table top at z = 0, arm base at the origin facing +x. The physics runs at
-//! a fixed step ([`PhysicsConfig::physics_hz`]); the arm's motors hold the latest joint targets,
-//! which take effect after the episode's command latency.
+//! a fixed step ([`PhysicsConfig::physics_hz`]); the arm's motors follow the latest joint targets,
+//! which take effect after the episode's command latency, at no more than each joint's velocity
+//! limit (the URDF's `velocity`, π rad/s on the WidowX 250): the motor target moves toward the
+//! commanded target by at most `velocity_limit_rad_s / physics_hz` per physics step, so a far
+//! target becomes a ramp the critically damped motors track, as a servo's profile velocity does
+//! on the arm; and each joint's velocity is capped at that limit after every step, as a servo's
+//! velocity limit does (the coupled links and contacts could otherwise push a light joint past
+//! it).
 
 mod arm_body;
 pub mod collision;
@@ -96,8 +102,14 @@ pub struct SimWorld {
     pub spec: ArmSpec,
     kinematics: ArmKinematics,
     config: PhysicsConfig,
-    /// Joint targets (rad) and finger travel (m) currently held by the motors.
+    /// Joint targets (rad) and finger travel (m) in effect (after the latency).
     active_target: ([f64; NUM_ARM_JOINTS], f64),
+    /// Joint targets the motors hold now, rad: `active_target` approached at the velocity limit.
+    motor_q_rad: [f64; NUM_ARM_JOINTS],
+    /// Largest motor-target change per physics step, rad (velocity limit × step).
+    max_motor_step_rad: [f64; NUM_ARM_JOINTS],
+    /// Joint velocity limits, rad/s (the URDF's): joints are never faster, whatever pushes them.
+    max_speed_rad_s: [f64; NUM_ARM_JOINTS],
     /// Targets waiting for the command latency: (physics step at which they apply, targets).
     pending: VecDeque<(u64, [f64; NUM_ARM_JOINTS], f64)>,
     latency_steps: u64,
@@ -130,6 +142,8 @@ impl SimWorld {
         let objects =
             instance.objects.iter().map(|o| objects::insert_object(&mut physics, o, instance.friction)).collect();
         let latency_steps = (instance.latency_ms * 1e-3 * config.physics_hz).round() as u64;
+        let max_speed_rad_s: [f64; NUM_ARM_JOINTS] = std::array::from_fn(|i| spec.joints[i].velocity_limit_rad_s);
+        let max_motor_step_rad = max_speed_rad_s.map(|v| v / config.physics_hz);
         let mut world = SimWorld {
             physics,
             arm,
@@ -140,6 +154,9 @@ impl SimWorld {
             instance,
             config,
             active_target: (q0, open),
+            motor_q_rad: q0,
+            max_motor_step_rad,
+            max_speed_rad_s,
             pending: VecDeque::new(),
             latency_steps,
             steps: 0,
@@ -183,14 +200,38 @@ impl SimWorld {
         }
     }
 
-    /// The targets the motors hold now.
+    /// The targets in effect now (after the latency): joints (rad) and finger travel (m). The
+    /// joint motors reach them at the velocity limit ([`SimWorld::motor_target`]).
     pub fn active_target(&self) -> ([f64; NUM_ARM_JOINTS], f64) {
         self.active_target
     }
 
+    /// The joint targets the motors hold at this physics step, rad.
+    pub fn motor_target(&self) -> [f64; NUM_ARM_JOINTS] {
+        self.motor_q_rad
+    }
+
     fn apply_active_target(&mut self) {
-        let (q, f) = self.active_target;
+        let f = self.active_target.1;
+        let q = self.motor_q_rad;
         self.arm.set_targets(&mut self.physics, &q, f, &self.config.gains, self.instance.motor_gain_scale);
+    }
+
+    /// Moves the motor targets one physics step toward the active target, each joint by at most
+    /// its velocity limit × step; returns whether any moved.
+    fn ramp_motor_targets(&mut self) -> bool {
+        let mut moved = false;
+        for i in 0..NUM_ARM_JOINTS {
+            let (target, max_step) = (self.active_target.0[i], self.max_motor_step_rad[i]);
+            let gap = target - self.motor_q_rad[i];
+            if gap == 0.0 || !target.is_finite() {
+                continue;
+            }
+            self.motor_q_rad[i] =
+                if gap.abs() <= max_step { target } else { self.motor_q_rad[i] + max_step.copysign(gap) };
+            moved = true;
+        }
+        moved
     }
 
     /// Advances the physics by `n` fixed steps.
@@ -205,10 +246,11 @@ impl SimWorld {
                 self.active_target = (q, f);
                 changed = true;
             }
-            if changed {
+            if self.ramp_motor_targets() || changed {
                 self.apply_active_target();
             }
             self.physics.step();
+            self.arm.cap_joint_speeds(&mut self.physics, &self.max_speed_rad_s);
             self.steps += 1;
         }
     }
