@@ -3,6 +3,7 @@
 mod bus_bench;
 mod dataset_bench;
 mod driver_bench;
+mod fuzz;
 mod policy_bench;
 mod sim_bench;
 
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     Deploy(policy_bench::DeployBenchArgs),
     /// Dynamixel driver: full read+write servo cycles per second and cycle latency (emulator or port).
     Driver(driver_bench::DriverBenchArgs),
+    /// Hostile messages of every kind against the real sim, driver (emulated) and recorder on an
+    /// isolated loopback bus: crashes, limit violations, e-stop holds, lost episodes (all must be 0).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 impl BenchCommand {
@@ -42,6 +46,7 @@ impl BenchCommand {
             BenchCommand::Inference(a) => a.json.as_ref(),
             BenchCommand::Deploy(a) => a.json.as_ref(),
             BenchCommand::Driver(a) => a.json.as_ref(),
+            BenchCommand::Fuzz(a) => a.json.as_ref(),
         }
     }
 }
@@ -59,6 +64,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Inference(args) => policy_bench::run_inference(args),
         BenchCommand::Deploy(args) => policy_bench::run_deploy(args),
         BenchCommand::Driver(args) => driver_bench::run(args),
+        BenchCommand::Fuzz(args) => fuzz::run(args),
     }
 }
 

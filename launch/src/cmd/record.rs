@@ -11,7 +11,10 @@ use dataset::session::SessionSettings;
 use dataset::{CameraFeature, DatasetSpec, DatasetWriter};
 
 use super::arg_ranges;
-use super::teleop::{make_device, robot_node, supervise_robot, DeviceKind, RobotArgs, RobotNode, RunOutcome};
+use super::teleop::{
+    make_device, robot_node, supervise_robot, DeviceKind, RobotArgs, RobotNode, RobotReport, RunOutcome,
+};
+use crate::teleop::node::TeleopReport;
 use crate::record::align::{env_state_names, ActionSource};
 use crate::record::recorder::{run_recorder, RecorderConfig, RecorderReport};
 
@@ -56,8 +59,68 @@ fn camera_features(cfg: &sim::EnvConfig) -> Vec<CameraFeature> {
         .collect()
 }
 
+/// What one recording session did (see [`record_session`]).
+pub struct RecordSession {
+    /// The robot node's report.
+    pub robot: RobotReport,
+    /// The teleop node's report.
+    pub teleop: TeleopReport,
+    /// The recorder's report (default when the recorder failed).
+    pub report: RecorderReport,
+    /// Episodes the dataset held before this session.
+    pub already: u64,
+    /// The first failure, which stopped every node (the finished episodes are kept).
+    pub failure: Option<anyhow::Error>,
+}
+
 /// Runs `armstack record`.
 pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
+    let stop = crate::shutdown::stop_flag()?;
+    let started = std::time::Instant::now();
+    let RecordSession { robot: sim, teleop, report, already, failure } = record_session(&args, bus_config, stop)?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!();
+    println!(
+        "recorded {} episodes ({} successful), {} frames in {:.1} s into {} ({} episodes in total)",
+        report.episodes,
+        report.successes,
+        report.frames,
+        secs,
+        args.dataset.display(),
+        already + report.episodes
+    );
+    println!(
+        "discarded {} | bus messages dropped {} | stale observations {} | missing images {} | held steps {} | \
+         robot steps {} | teleop commands {}",
+        report.discarded,
+        report.dropped_messages,
+        report.align.stale,
+        report.align.missing_images,
+        report.align.held,
+        sim.steps,
+        teleop.commands
+    );
+    let intake = report.intake;
+    println!(
+        "messages not recorded: malformed {} | stamped in the future {} | over the recorder's bound {} | \
+         episode steps out of order {} | steps without a frame {}",
+        intake.malformed, intake.future, intake.overflow, intake.rejected_events, report.align.incomplete
+    );
+    let Some(failure) = failure else { return Ok(()) };
+    // Counted on disk: a failed recorder reports nothing, yet its finished episodes are durable.
+    let kept = dataset::DatasetInfo::load(&args.dataset).map_or(already, |i| i.total_episodes);
+    Err(failure
+        .context(format!("recording into {} stopped ({kept} episodes in total are kept)", args.dataset.display())))
+}
+
+/// Records one session as `armstack record` does (the robot, the device and the recorder into
+/// `args.dataset`) until the episodes are recorded, a node fails or `stop` is set; a failure
+/// is returned in the session, with what the nodes finished.
+pub fn record_session(
+    args: &RecordArgs,
+    bus_config: &bus::BusConfig,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<RecordSession> {
     if args.fps <= 0.0 || !args.fps.is_finite() {
         bail!("--fps must be positive");
     }
@@ -117,48 +180,13 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
         // A real arm's episodes have no seed (the driver numbers them from 0 in every session).
         seeds: matches!(robot, RobotNode::Sim(_)),
     };
-    let stop = crate::shutdown::stop_flag()?;
-    let started = std::time::Instant::now();
     let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &crate::shutdown::StartBarrier| {
         run_recorder(writer, &rec_cfg, bus, stop, Some(ready))
     });
     let run = supervise_robot::<RecorderReport>(bus_config, robot, Some(device), stop, Some(("recorder", recorder)))
         .with_context(|| format!("recording into {}", args.dataset.display()))?;
-    let RunOutcome { robot: sim, teleop, extra: report, failure } = run;
-    let report = report.unwrap_or_default();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!();
-    println!(
-        "recorded {} episodes ({} successful), {} frames in {:.1} s into {} ({} episodes in total)",
-        report.episodes,
-        report.successes,
-        report.frames,
-        secs,
-        args.dataset.display(),
-        already + report.episodes
-    );
-    println!(
-        "discarded {} | bus messages dropped {} | stale observations {} | missing images {} | held steps {} | \
-         robot steps {} | teleop commands {}",
-        report.discarded,
-        report.dropped_messages,
-        report.align.stale,
-        report.align.missing_images,
-        report.align.held,
-        sim.steps,
-        teleop.commands
-    );
-    let intake = report.intake;
-    println!(
-        "messages not recorded: malformed {} | stamped in the future {} | over the recorder's bound {} | \
-         episode steps out of order {} | steps without a frame {}",
-        intake.malformed, intake.future, intake.overflow, intake.rejected_events, report.align.incomplete
-    );
-    let Some(failure) = failure else { return Ok(()) };
-    // Counted on disk: a failed recorder reports nothing, yet its finished episodes are durable.
-    let kept = dataset::DatasetInfo::load(&args.dataset).map_or(already, |i| i.total_episodes);
-    Err(failure
-        .context(format!("recording into {} stopped ({kept} episodes in total are kept)", args.dataset.display())))
+    let RunOutcome { robot, teleop, extra: report, failure } = run;
+    Ok(RecordSession { robot, teleop, report: report.unwrap_or_default(), already, failure })
 }
 
 /// Opens the dataset: a new one in a new or empty folder, or with `--resume` the existing one,
