@@ -8,6 +8,12 @@
 //! - [`ObservationAssembler`] gathers one observation per `joint_state` stamp;
 //! - the [`ChunkExecutor`] turns chunks into one command per tick.
 //!
+//! No message stops the node: a `joint_state`, `scene_state` or camera frame the policy cannot
+//! take (another dimension, non-finite values, another image size or encoding) is counted as
+//! malformed and dropped, and the tick is answered from the next usable observation. Once a
+//! second, and when it stops cleanly, the node publishes `status` (node `policy`) with its
+//! counters and what its subscribers refused (`decode_errors`, `newer_schema`).
+//!
 //! The runtime runs inference on its own thread. The control loop hands it an observation only
 //! when the executor wants a chunk and the inference thread is idle (a bounded(1) queue, never a
 //! blocking send), then waits for that chunk at most `inference_budget` before answering the
@@ -15,18 +21,20 @@
 //! its past rows are dropped. So inference never blocks the control loop: a tick costs at most
 //! the budget.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use bus::{
     now_ns, ActionChunk, ActionKind, Bus, CameraFrame, EeDeltaCommand, EpisodeEvent, EpisodeEventKind, Header,
-    JointCommand, JointState, SceneState, Subscriber, Task,
+    ImageEncoding, JointCommand, JointState, NodeState, Publisher, SceneState, Status, Subscriber, SubscriberStats,
+    Task,
 };
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 
+use crate::config::PolicyConfig;
 use crate::error::{PolicyError, Result};
 use crate::executor::{ChunkExecutor, ExecMode, ExecutorStats};
 use crate::features::{camera_name, RawObs};
@@ -62,6 +70,11 @@ impl PolicyNodeConfig {
 
 pub use bus::Percentiles;
 
+/// The policy node's name on `status`.
+pub const POLICY_NODE: &str = "policy";
+/// How often the policy node publishes `status`.
+const STATUS_PERIOD: Duration = Duration::from_secs(1);
+
 /// What a policy node did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicyNodeReport {
@@ -81,44 +94,86 @@ pub struct PolicyNodeReport {
     pub period: Percentiles,
     /// |period − nominal| (jitter).
     pub jitter: Percentiles,
+    /// Observation messages the policy could not take (dropped; see [`ObservationAssembler`]).
+    #[serde(default)]
+    pub malformed: u64,
+    /// Payloads the node's subscribers could not decode.
+    #[serde(default)]
+    pub decode_errors: u64,
+    /// Messages the node's subscribers refused for a newer schema version.
+    #[serde(default)]
+    pub newer_schema: u64,
 }
 
-/// Builds one observation per `joint_state` stamp from the topics a policy needs.
+/// Builds one observation per `joint_state` stamp from the topics a policy needs, admitting only
+/// messages the policy can take: a `joint_state` of the policy's state dimension, a `scene_state`
+/// with at least the policy's object-state values, RGB8 frames of the policy's image size, all
+/// finite. Anything else is counted in [`ObservationAssembler::malformed`] and dropped.
 #[derive(Debug, Default)]
 pub struct ObservationAssembler {
-    needs_scene: bool,
+    state_dim: usize,
+    env_state_dim: usize,
     cameras: Vec<String>,
+    /// RGB8 bytes of one camera frame (0 without cameras).
+    image_bytes: usize,
     scene: HashMap<u64, Vec<f32>>,
     images: HashMap<(u64, String), Vec<u8>>,
+    /// Messages dropped because the policy cannot take them.
+    pub malformed: u64,
 }
 
 impl ObservationAssembler {
-    /// For a policy with object state (`needs_scene`) and `cameras` (dataset keys).
-    pub fn new(needs_scene: bool, cameras: &[String]) -> ObservationAssembler {
+    /// For a policy of model `config` (its state and object-state widths, cameras and image size).
+    pub fn new(config: &PolicyConfig) -> ObservationAssembler {
+        let image = config.image.as_ref();
         ObservationAssembler {
-            needs_scene,
-            cameras: cameras.iter().map(|c| camera_name(c).to_string()).collect(),
+            state_dim: config.state_dim,
+            env_state_dim: config.env_state_dim,
+            cameras: image.map(|i| i.cameras.iter().map(|c| camera_name(c).to_string()).collect()).unwrap_or_default(),
+            image_bytes: image.map_or(0, |i| i.size * i.size * 3),
             ..ObservationAssembler::default()
         }
     }
 
-    /// Records a scene state.
+    /// Whether the policy can take `js` (counted as malformed when not).
+    pub fn admit_joint_state(&mut self, js: &JointState) -> bool {
+        let usable = js.position.len() == self.state_dim && js.position.iter().all(|v| v.is_finite());
+        self.malformed += u64::from(!usable);
+        usable
+    }
+
+    /// Records a scene state (only for a policy with object state).
     pub fn add_scene(&mut self, s: &SceneState) {
-        self.scene.insert(s.header.stamp_ns, crate::features::env_state_of_scene(s));
-    }
-
-    /// Records a camera frame (RGB8 only).
-    pub fn add_image(&mut self, f: &CameraFrame) {
-        if self.cameras.contains(&f.camera) {
-            self.images.insert((f.header.stamp_ns, f.camera.clone()), f.data.clone());
+        if self.env_state_dim == 0 {
+            return;
         }
+        let mut env = crate::features::env_state_of_scene(s);
+        if env.len() < self.env_state_dim || !env[..self.env_state_dim].iter().all(|v| v.is_finite()) {
+            self.malformed += 1;
+            return;
+        }
+        env.truncate(self.env_state_dim);
+        self.scene.insert(s.header.stamp_ns, env);
     }
 
-    /// The observation of `js` once everything with its stamp has arrived.
+    /// Records a frame of one of the policy's cameras (RGB8 of the policy's size only).
+    pub fn add_image(&mut self, f: &CameraFrame) {
+        if !self.cameras.contains(&f.camera) {
+            return;
+        }
+        if f.encoding != ImageEncoding::Rgb8 || f.data.len() != self.image_bytes {
+            self.malformed += 1;
+            return;
+        }
+        self.images.insert((f.header.stamp_ns, f.camera.clone()), f.data.clone());
+    }
+
+    /// The observation of `js` (admitted by [`ObservationAssembler::admit_joint_state`]) once
+    /// everything with its stamp has arrived.
     pub fn assemble(&self, js: &JointState, instruction: &str) -> Option<RawObs> {
         let stamp = js.header.stamp_ns;
-        let state: Vec<f32> = js.position.iter().take(7).map(|v| *v as f32).collect();
-        let env_state = if self.needs_scene { self.scene.get(&stamp)?.clone() } else { Vec::new() };
+        let state: Vec<f32> = js.position.iter().map(|v| *v as f32).collect();
+        let env_state = if self.env_state_dim > 0 { self.scene.get(&stamp)?.clone() } else { Vec::new() };
         let images =
             self.cameras.iter().map(|c| self.images.get(&(stamp, c.clone())).cloned()).collect::<Option<Vec<_>>>()?;
         Some(RawObs { state, env_state, instruction: instruction.to_string(), images })
@@ -213,6 +268,27 @@ struct Inputs {
 }
 
 impl Inputs {
+    /// Every subscriber's counters, summed.
+    fn stats(&self) -> SubscriberStats {
+        [self.joint_state.stats(), self.scene.stats(), self.tasks.stats(), self.episodes.stats()]
+            .into_iter()
+            .chain(self.cameras.iter().map(Subscriber::stats))
+            .sum()
+    }
+
+    /// The newest usable `joint_state` queued (by stamp, not arrival: a late or replayed one
+    /// arriving last does not replace the tick's), waiting up to `timeout` for the first one.
+    fn newest_joint_state(&self, asm: &mut ObservationAssembler, timeout: Duration) -> Option<JointState> {
+        let first = self.joint_state.recv_timeout(timeout)?;
+        let mut newest: Option<JointState> = None;
+        for js in std::iter::once(first).chain(std::iter::from_fn(|| self.joint_state.try_recv())) {
+            if asm.admit_joint_state(&js) && newest.as_ref().is_none_or(|n| js.header.stamp_ns > n.header.stamp_ns) {
+                newest = Some(js);
+            }
+        }
+        newest
+    }
+
     fn drain(&self, asm: &mut ObservationAssembler, instruction: &mut String, exec: &mut ChunkExecutor) {
         while let Some(s) = self.scene.try_recv() {
             asm.add_scene(&s);
@@ -231,6 +307,45 @@ impl Inputs {
             }
         }
     }
+}
+
+/// Publishes the policy node's `status` with `report`'s counters.
+fn publish_status(status: &Publisher<Status>, state: NodeState, report: &PolicyNodeReport) {
+    let mut counters = BTreeMap::from([
+        ("ticks".to_string(), report.ticks),
+        ("commands".to_string(), report.commands),
+        ("chunks".to_string(), report.executor.chunks),
+        ("late_chunks".to_string(), report.executor.late_chunks),
+        ("starved_ticks".to_string(), report.executor.starved_ticks),
+        ("busy_skips".to_string(), report.busy_skips),
+        ("malformed".to_string(), report.malformed),
+    ]);
+    let received = SubscriberStats {
+        decode_errors: report.decode_errors,
+        newer_schema: report.newer_schema,
+        ..SubscriberStats::default()
+    };
+    received.add_to_status_counters(&mut counters);
+    let mut msg =
+        Status { header: Header::default(), node: POLICY_NODE.to_string(), state, message: String::new(), counters };
+    // Status is for monitoring: a failed publish must not stop the policy.
+    if let Err(e) = status.publish(&mut msg) {
+        tracing::warn!(error = %e, "publishing the policy node's status");
+    }
+}
+
+/// Copies the executor's, the assembler's and the subscribers' counters into `report`.
+fn update_receive_counts(
+    report: &mut PolicyNodeReport,
+    inputs: &Inputs,
+    asm: &ObservationAssembler,
+    exec: &ChunkExecutor,
+) {
+    let received = inputs.stats();
+    report.executor = exec.stats;
+    report.malformed = asm.malformed;
+    report.decode_errors = received.decode_errors;
+    report.newer_schema = received.newer_schema;
 }
 
 /// Runs `policy` on `bus` until `stop` is set or `cfg.max_ticks` ticks are done. `ready` is
@@ -255,12 +370,13 @@ pub fn run_policy_node<B: Backend>(
     let chunk_pub = bus.publisher::<ActionChunk>()?;
     let ee_pub = bus.publisher::<EeDeltaCommand>()?;
     let joint_pub = bus.publisher::<JointCommand>()?;
+    let status_pub = bus.publisher::<Status>()?;
     if let Some(start) = ready {
         start();
     }
     let period = Duration::from_secs_f64(1.0 / spec.fps);
     let period_ns = period.as_nanos() as u64;
-    let mut asm = ObservationAssembler::new(spec.config.env_state_dim > 0, &cameras);
+    let mut asm = ObservationAssembler::new(&spec.config);
     let mut exec = ChunkExecutor::new(cfg.exec, spec.config.horizon, spec.config.action_dim);
     let mut instruction = cfg.instruction.clone().or_else(|| spec.tasks.first().cloned()).unwrap_or_default();
     let (req_tx, req_rx) = bounded::<InferRequest>(1);
@@ -275,21 +391,24 @@ pub fn run_policy_node<B: Backend>(
         let mut tick = 0u64;
         let mut last_command: Option<Instant> = None;
         let mut waiting_since = Instant::now();
+        let mut last_status: Option<Instant> = None;
         let result = 'tick: loop {
             if stop.load(Ordering::Relaxed) || cfg.max_ticks.is_some_and(|m| tick >= m) {
                 break Ok(());
             }
-            let Some(mut js) = inputs.joint_state.recv_timeout(Duration::from_millis(20)) else {
+            if last_status.is_none_or(|t| t.elapsed() >= STATUS_PERIOD) {
+                last_status = Some(Instant::now());
+                update_receive_counts(&mut report, &inputs, &asm, &exec);
+                publish_status(&status_pub, NodeState::Running, &report);
+            }
+            let Some(js) = inputs.newest_joint_state(&mut asm, Duration::from_millis(20)) else {
                 if waiting_since.elapsed() > cfg.observation_timeout {
-                    tracing::warn!("no joint_state for {:?}; is the robot running?", cfg.observation_timeout);
+                    tracing::warn!("no usable joint_state for {:?}; is the robot running?", cfg.observation_timeout);
                     waiting_since = Instant::now();
                 }
                 continue;
             };
             waiting_since = Instant::now();
-            while let Some(newer) = inputs.joint_state.try_recv() {
-                js = newer;
-            }
             let stamp = js.header.stamp_ns;
             // Wait briefly for the rest of this observation (same stamp).
             let deadline = Instant::now() + period.mul_f64(0.25);
@@ -349,7 +468,8 @@ pub fn run_policy_node<B: Backend>(
         drop(req_tx);
         result
     })?;
-    report.executor = exec.stats;
+    update_receive_counts(&mut report, &inputs, &asm, &exec);
+    publish_status(&status_pub, NodeState::Stopped, &report);
     report.inference = Percentiles::of(&inference_ms);
     report.obs_to_command = Percentiles::of(&latency_ms);
     report.period = Percentiles::of(&period_ms);

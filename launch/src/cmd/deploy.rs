@@ -158,6 +158,12 @@ pub fn print_report(r: &PolicyNodeReport) -> Result<()> {
         r.busy_skips
     )?;
     outln!(
+        "observation messages not used: malformed {} | undecodable {} | newer schema {}",
+        r.malformed,
+        r.decode_errors,
+        r.newer_schema
+    )?;
+    outln!(
         "inference p50 {:.2} ms p99 {:.2} ms; observation→command p50 {:.2} ms p99 {:.2} ms; period p50 {:.2} ms, jitter p99 {:.2} ms",
         r.inference.p50_ms, r.inference.p99_ms, r.obs_to_command.p50_ms, r.obs_to_command.p99_ms, r.period.p50_ms, r.jitter.p99_ms
     )?;

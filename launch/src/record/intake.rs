@@ -7,8 +7,11 @@
 //!   a camera frame RGB8 bytes of its camera's size; a command seven finite values (six joint
 //!   targets or end-effector deltas, and the gripper). Anything else is counted as malformed and
 //!   dropped.
-//! - Time: a message stamped more than [`FUTURE_LIMIT_NS`] after the recorder's wall clock is
-//!   counted and dropped (the robot stamps with its wall clock; hosts must agree that closely).
+//! - Time: a message stamped further ahead of the recorder's wall clock than the clock skew the
+//!   wire tolerates between hosts ([`bus::command_rules::DEFAULT_MAX_CLOCK_SKEW_NS`], the bound the
+//!   sim and the driver apply to commands) is counted and dropped ([`OBSERVATION_FRESHNESS`]). There is
+//!   no bound on age: observations, camera frames above all, may arrive late and still belong to
+//!   their tick.
 //! - Size: the log holds at most a bounded number of messages of each kind; the oldest go first
 //!   (counted as overflow).
 //! - One commander: during an episode every command must come from one publisher on the
@@ -16,12 +19,16 @@
 //!   (`command/joint` while recording end-effector deltas, `command/chunk`), would move the
 //!   robot without being the dataset's action: the recorder reports it as an [`Intruder`].
 
-use bus::{CameraFrame, ImageEncoding, JointState, SceneState};
+use bus::command_rules::DEFAULT_MAX_CLOCK_SKEW_NS;
+use bus::{CameraFrame, Freshness, ImageEncoding, JointState, SceneState};
 
 use super::align::{env_state_vector, ActionSource, MessageLog};
 
-/// How far ahead of the recorder's wall clock a stamp may be (clock skew between hosts), ns.
-pub const FUTURE_LIMIT_NS: u64 = 5_000_000_000;
+/// The stamp rule for observations (the recorder's and the teleop node's): the wire's bound ahead
+/// of the receiver's clock (the clock skew tolerated between hosts, as for commands on the sim and
+/// the driver) and no bound on age.
+pub const OBSERVATION_FRESHNESS: Freshness =
+    Freshness { max_age_ns: u64::MAX, max_future_ns: DEFAULT_MAX_CLOCK_SKEW_NS };
 
 /// Values of a command: six joint targets (rad) or end-effector deltas, then the gripper.
 const COMMAND_DIM: usize = 7;
@@ -31,7 +38,7 @@ const COMMAND_DIM: usize = 7;
 pub struct IntakeCounts {
     /// Messages of the wrong shape (dimension, encoding, image size) or with non-finite values.
     pub malformed: u64,
-    /// Messages stamped more than [`FUTURE_LIMIT_NS`] ahead of the wall clock.
+    /// Messages stamped further ahead of the wall clock than [`OBSERVATION_FRESHNESS`] allows.
     pub future: u64,
     /// Messages dropped, oldest first, to keep the log within its bound.
     pub overflow: u64,
@@ -135,9 +142,10 @@ impl Intake {
         self.max_per_kind
     }
 
-    /// Whether `stamp_ns` is too far ahead of `now_ns` (counted).
+    /// Whether `stamp_ns` is too far ahead of the wall clock `now_ns` (counted); see
+    /// [`OBSERVATION_FRESHNESS`].
     pub fn is_future(&mut self, stamp_ns: u64, now_ns: u64) -> bool {
-        let future = stamp_ns > now_ns.saturating_add(FUTURE_LIMIT_NS);
+        let future = OBSERVATION_FRESHNESS.check(stamp_ns, now_ns).is_err();
         self.counts.future += u64::from(future);
         future
     }
@@ -237,7 +245,7 @@ mod tests {
         for cmd in [
             ee(1, 100, vec![f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]),
             ee(1, 101, vec![0.0; 6]),
-            ee(1, now + FUTURE_LIMIT_NS + 1, vec![0.0; 7]),
+            ee(1, now + DEFAULT_MAX_CLOCK_SKEW_NS + 1, vec![0.0; 7]),
         ] {
             assert_eq!(intake.command(&mut log, cmd, Some(&mut None), now), Ok(()));
         }
@@ -245,6 +253,38 @@ mod tests {
         assert_eq!(log.held(), 0);
         assert_eq!(intake.command(&mut log, ee(1, 102, vec![0.0; 7]), None, now), Ok(()));
         assert_eq!(log.commands.len(), 1);
+    }
+
+    /// One rule for "stamped in the future" across nodes: what the sim and the driver would
+    /// refuse as a command from the future is no observation either; late ones are kept.
+    #[test]
+    fn stamps_follow_the_wires_clock_skew_bound_ahead_and_none_behind() {
+        let mut intake = Intake::new(7, 0, Vec::new(), ActionSource::EeDelta, 16);
+        let mut log = MessageLog::new(0);
+        let second_ns = 1_000_000_000;
+        let now = 7_200 * second_ns;
+        let wire = Freshness::default();
+        // At the bound, past it by 1 ns, a second ahead (inside the old 5 s limit), an hour late.
+        for stamp in [
+            now + DEFAULT_MAX_CLOCK_SKEW_NS,
+            now + DEFAULT_MAX_CLOCK_SKEW_NS + 1,
+            now + second_ns,
+            now - 3_600 * second_ns,
+        ] {
+            let mut js = JointState { position: vec![0.0; 7], ..Default::default() };
+            js.header.stamp_ns = stamp;
+            intake.joint_state(&mut log, js, now);
+        }
+        assert_eq!(intake.counts, IntakeCounts { future: 2, ..Default::default() });
+        assert_eq!(
+            log.joint.keys().copied().collect::<Vec<_>>(),
+            vec![now - 3_600 * second_ns, now + DEFAULT_MAX_CLOCK_SKEW_NS]
+        );
+        // The same verdict as the wire's rule ahead of the clock.
+        for stamp in [now + DEFAULT_MAX_CLOCK_SKEW_NS, now + DEFAULT_MAX_CLOCK_SKEW_NS + 1] {
+            let wire_future = matches!(wire.check(stamp, now), Err(bus::StampFault::FromTheFuture { .. }));
+            assert_eq!(intake.is_future(stamp, now), wire_future);
+        }
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! an episode: the robot then executes commands the dataset would not hold, so that episode is
 //! discarded and the recorder ends with an error naming both publishers (the finished episodes
 //! are written first).
+//!
+//! Once a second, and when it stops, the recorder publishes `status` (node `recorder`): what its
+//! subscribers refused (`decode_errors`, `newer_schema`), what [`super::intake`] did not admit
+//! (`malformed`, `stamped_in_future`, `over_bound`, `episode_events_rejected`), the messages its
+//! queues dropped (`queue_dropped`) and the episodes it handed to the writer (`episodes`). A
+//! recorder that fails publishes no final status: its error ends the run.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bus::{
     ActionChunk, Bus, CameraFrame, EeDeltaCommand, EpisodeControl, EpisodeEvent, EpisodeEventKind, EpisodeRequest,
-    JointCommand, JointState, SceneState, Subscriber, Task,
+    JointCommand, JointState, NodeState, Publisher, SceneState, Status, Subscriber, SubscriberStats, Task,
 };
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dataset::{DatasetWriter, FrameRecord};
@@ -33,6 +39,10 @@ use crate::shutdown::StartBarrier;
 
 /// Between episodes, messages older than this are dropped, ns.
 const KEEP_BETWEEN_EPISODES_NS: u64 = 5_000_000_000;
+/// The recorder's node name on `status`.
+pub const RECORDER_NODE: &str = "recorder";
+/// How often the recorder publishes `status`.
+const STATUS_PERIOD: Duration = Duration::from_secs(1);
 
 /// Recorder settings.
 #[derive(Clone, Debug)]
@@ -71,6 +81,10 @@ pub struct RecorderReport {
     pub discarded: u64,
     /// Messages the bus queues dropped (receiver too slow).
     pub dropped_messages: u64,
+    /// Payloads the recorder's subscribers could not decode.
+    pub decode_errors: u64,
+    /// Messages the recorder's subscribers refused for a newer schema version.
+    pub newer_schema: u64,
     /// Alignment counters over all kept episodes.
     pub align: AlignStats,
     /// Successful episodes among those written.
@@ -101,14 +115,41 @@ struct Subs {
 }
 
 impl Subs {
-    fn dropped(&self) -> u64 {
-        self.joint.stats().dropped
-            + self.scene.stats().dropped
-            + self.cameras.iter().map(|c| c.stats().dropped).sum::<u64>()
-            + self.ee.stats().dropped
-            + self.joint_cmd.stats().dropped
-            + self.chunk.stats().dropped
-            + self.episode.stats().dropped
+    /// Every subscriber's counters, summed.
+    fn stats(&self) -> SubscriberStats {
+        [
+            self.joint.stats(),
+            self.scene.stats(),
+            self.ee.stats(),
+            self.joint_cmd.stats(),
+            self.chunk.stats(),
+            self.episode.stats(),
+            self.task.stats(),
+            self.control.stats(),
+        ]
+        .into_iter()
+        .chain(self.cameras.iter().map(Subscriber::stats))
+        .sum()
+    }
+}
+
+/// Publishes the recorder's `status` (see the module docs).
+fn publish_status(status: &Publisher<Status>, state: NodeState, subs: &Subs, intake: &IntakeCounts, episodes: u64) {
+    let receive = subs.stats();
+    let mut counters = std::collections::BTreeMap::from([
+        ("episodes".to_string(), episodes),
+        ("queue_dropped".to_string(), receive.dropped),
+        ("malformed".to_string(), intake.malformed),
+        ("stamped_in_future".to_string(), intake.future),
+        ("over_bound".to_string(), intake.overflow),
+        ("episode_events_rejected".to_string(), intake.rejected_events),
+    ]);
+    receive.add_to_status_counters(&mut counters);
+    let mut msg =
+        Status { header: Default::default(), node: RECORDER_NODE.to_string(), state, message: String::new(), counters };
+    // Status is for monitoring: a failed publish must not end the recording.
+    if let Err(e) = status.publish(&mut msg) {
+        tracing::warn!(error = %e, "publishing the recorder's status");
     }
 }
 
@@ -149,6 +190,7 @@ pub fn run_recorder(
         task: bus.subscriber::<Task>()?,
         control: bus.subscriber::<EpisodeControl>()?,
     };
+    let status = bus.publisher::<Status>()?;
     if let Some(b) = ready {
         b.wait();
     }
@@ -165,7 +207,7 @@ pub fn run_recorder(
             written
         })
         .context("spawning the dataset writer thread")?;
-    let result = receive(&subs, cfg, stop, &tx);
+    let result = receive(&subs, cfg, stop, &tx, &status);
     drop(tx);
     let written = writer_thread.join().map_err(|_| anyhow::anyhow!("the dataset writer thread panicked"))?;
     stop.store(true, Ordering::SeqCst);
@@ -174,7 +216,11 @@ pub fn run_recorder(
     let mut report = result?;
     report.episodes = episodes;
     report.frames = frames;
-    report.dropped_messages = subs.dropped();
+    let received = subs.stats();
+    report.dropped_messages = received.dropped;
+    report.decode_errors = received.decode_errors;
+    report.newer_schema = received.newer_schema;
+    publish_status(&status, NodeState::Stopped, &subs, &report.intake, episodes);
     Ok(report)
 }
 
@@ -195,7 +241,13 @@ fn write_jobs(mut writer: DatasetWriter, rx: Receiver<Job>) -> Result<(u64, u64)
     Ok((episodes, frames))
 }
 
-fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job>) -> Result<RecorderReport> {
+fn receive(
+    subs: &Subs,
+    cfg: &RecorderConfig,
+    stop: &AtomicBool,
+    tx: &Sender<Job>,
+    status: &Publisher<Status>,
+) -> Result<RecorderReport> {
     let mut report = RecorderReport::default();
     let mut log = MessageLog::new(cfg.cameras.len());
     let mut intake = Intake::new(cfg.state_dim, cfg.env_state_dim, cfg.image_bytes.clone(), cfg.action, cfg.queue);
@@ -208,7 +260,12 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
     let mut sent = 0u64;
     let mut last_progress = Instant::now();
     let mut last_prune = Instant::now();
+    let mut last_status: Option<Instant> = None;
     loop {
+        if last_status.is_none_or(|t| t.elapsed() >= STATUS_PERIOD) {
+            last_status = Some(Instant::now());
+            publish_status(status, NodeState::Running, subs, &intake.counts, sent);
+        }
         let stopping = failure.is_some() || stop.load(Ordering::Relaxed);
         if stopping && finished.is_empty() {
             if cur.as_ref().is_some_and(|c| !c.ticks.is_empty()) {
@@ -220,17 +277,18 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
         let mut sel = crossbeam_channel::Select::new();
         sel.recv(subs.joint.receiver());
         let _ = sel.ready_timeout(Duration::from_millis(10));
-        let now = bus::now_ns();
-        // Drain everything (order does not matter: messages are keyed by stamp).
+        // Drain everything (order does not matter: messages are keyed by stamp). Each stamp is
+        // checked against the clock when its message is taken, not when the drain began: a
+        // message published during a long drain is not from the future.
         while let Some(m) = subs.joint.try_recv() {
-            intake.joint_state(&mut log, m, now);
+            intake.joint_state(&mut log, m, bus::now_ns());
         }
         while let Some(m) = subs.scene.try_recv() {
-            intake.scene_state(&mut log, m, now);
+            intake.scene_state(&mut log, m, bus::now_ns());
         }
         for (i, c) in subs.cameras.iter().enumerate() {
             while let Some(m) = c.try_recv() {
-                intake.camera_frame(&mut log, i, m, now);
+                intake.camera_frame(&mut log, i, m, bus::now_ns());
             }
         }
         while let Some(t) = subs.task.try_recv() {
@@ -243,7 +301,7 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
         }
         while let Some(ev) = subs.episode.try_recv() {
             let stamp_ns = ev.header.stamp_ns;
-            if intake.is_future(stamp_ns, now) {
+            if intake.is_future(stamp_ns, bus::now_ns()) {
                 continue;
             }
             match ev.kind {
@@ -298,7 +356,7 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
                     .find(|c| c.ticks[0].stamp_ns <= stamp && c.ticks.last().is_some_and(|t| stamp <= t.stamp_ns))
             });
             let index = episode.as_ref().map(|c| c.index);
-            let Err(intruder) = intake.command(&mut log, seen, episode.map(|c| &mut c.commander), now) else {
+            let Err(intruder) = intake.command(&mut log, seen, episode.map(|c| &mut c.commander), bus::now_ns()) else {
                 continue;
             };
             if failure.is_none() {
@@ -350,14 +408,15 @@ fn receive(subs: &Subs, cfg: &RecorderConfig, stop: &AtomicBool, tx: &Sender<Job
         if last_prune.elapsed() >= Duration::from_millis(200) {
             last_prune = Instant::now();
             let pending = finished.front().or(cur.as_ref()).and_then(|c| c.ticks.first());
-            log.prune_before(pending.map_or(now.saturating_sub(KEEP_BETWEEN_EPISODES_NS), |t| t.stamp_ns));
+            let between_episodes = bus::now_ns().saturating_sub(KEEP_BETWEEN_EPISODES_NS);
+            log.prune_before(pending.map_or(between_episodes, |t| t.stamp_ns));
         }
         if cfg.episodes.is_some_and(|n| sent >= n) || (stop_requested && cur.is_none() && finished.is_empty()) {
             break;
         }
         if last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
-            tracing::info!(episodes = sent, dropped = subs.dropped(), held = log.held(), "recording");
+            tracing::info!(episodes = sent, dropped = subs.stats().dropped, held = log.held(), "recording");
         }
     }
     if let Some(failure) = failure {

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bus::{
-    Bus, BusConfig, EeDeltaCommand, EpisodeEvent, EpisodeEventKind, JointCommand, JointState, ObjectPose, Pose,
-    Publisher, SceneState,
+    Bus, BusConfig, EeDeltaCommand, EpisodeEvent, EpisodeEventKind, JointCommand, JointState, NodeState, ObjectPose,
+    Pose, Publisher, SceneState, Status,
 };
 use dataset::session::SessionSettings;
 use dataset::{DatasetInfo, DatasetSpec, DatasetWriter};
 
 use super::align::{env_state_names, ActionSource};
-use super::recorder::{run_recorder, RecorderConfig, RecorderReport};
+use super::recorder::{run_recorder, RecorderConfig, RecorderReport, RECORDER_NODE};
 use crate::shutdown::StartBarrier;
 
 /// Tick period of the scripted robot, ns (10 Hz).
@@ -30,6 +30,13 @@ struct Robot {
     teleop: Publisher<EeDeltaCommand>,
     /// Publish a one-object `scene_state` with every `joint_state`.
     scene_objects: usize,
+}
+
+/// Stamp of a scripted episode's first tick, ns: the script publishes its ticks faster than real
+/// time, so its clock starts two seconds in the past (the recorder refuses stamps ahead of its
+/// clock by more than the wire's clock-skew bound).
+fn script_start_ns() -> u64 {
+    bus::now_ns() - 2_000_000_000
 }
 
 fn joint_state(stamp_ns: u64, joints: usize, q: f64) -> JointState {
@@ -159,7 +166,7 @@ fn a_step_stamped_an_hour_ahead_or_out_of_order_is_counted_and_the_episode_recor
     let tmp = tempfile::tempdir().expect("tempdir");
     let report = record(tmp.path(), &config(0, 1), |bus| {
         let robot = Robot::new(bus, 0);
-        let base = bus::now_ns();
+        let base = script_start_ns();
         for k in 0..=5 {
             robot.tick(0, k, 5, base, |stamp| {
                 if k == 2 {
@@ -186,7 +193,7 @@ fn malformed_observations_are_counted_and_dropped_and_the_recording_goes_on() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let report = record(tmp.path(), &config(1, 1), |bus| {
         let robot = Robot::new(bus, 1);
-        let base = bus::now_ns();
+        let base = script_start_ns();
         for k in 0..=4 {
             robot.tick(0, k, 4, base, |stamp| {
                 // After the real observation, at the same stamp (it would replace it).
@@ -215,7 +222,7 @@ fn a_second_command_publisher_discards_the_episode_and_stops_naming_both() {
         let robot = Robot::new(bus, 0);
         let stranger: Publisher<EeDeltaCommand> = bus.publisher().expect("second publisher");
         sources = (robot.teleop.source_id(), stranger.source_id());
-        let base = bus::now_ns();
+        let base = script_start_ns();
         robot.episode(0, 3, base);
         let base = base + 10 * STEP_NS;
         for k in 0..=3 {
@@ -241,7 +248,7 @@ fn commands_on_another_command_topic_during_an_episode_stop_the_recording() {
     let result = record(tmp.path(), &config(0, 2), |bus| {
         let robot = Robot::new(bus, 0);
         let joint: Publisher<JointCommand> = bus.publisher().expect("joint command publisher");
-        let base = bus::now_ns();
+        let base = script_start_ns();
         for k in 0..=3 {
             robot.tick(0, k, 3, base, |stamp| {
                 if k == 2 {
@@ -279,7 +286,7 @@ fn floods_of_future_stamped_and_unused_messages_stay_bounded() {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        robot.episode(0, 3, bus::now_ns());
+        robot.episode(0, 3, script_start_ns());
     })
     .expect("floods are not fatal");
     assert_eq!((report.episodes, report.frames), (1, 3));
@@ -287,4 +294,66 @@ fn floods_of_future_stamped_and_unused_messages_stay_bounded() {
     // Joint states and commands (with their answers), at most `queue` of each.
     assert!(report.max_held <= 3 * 64, "the log stays bounded: {report:?}");
     assert!(report.intake.overflow > 0, "{report:?}");
+}
+
+/// The recorder's newest `status` whose counters satisfy `done`, waiting up to 10 s.
+fn status_until(statuses: &bus::Subscriber<Status>, done: impl Fn(&Status) -> bool) -> Status {
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        let Some(s) = statuses.recv_timeout(Duration::from_millis(100)) else { continue };
+        if s.node == RECORDER_NODE {
+            if done(&s) {
+                return s;
+            }
+            last = Some(s);
+        }
+    }
+    panic!("no recorder status as expected within 10 s; the last one: {last:?}");
+}
+
+fn counted(s: &Status, name: &str) -> u64 {
+    s.counters.get(name).copied().unwrap_or(0)
+}
+
+/// Garbage, newer-schema and malformed messages on the recorder's topics are counted on its
+/// `status` (as the sim and the driver count theirs) and in its report, and the recording goes on.
+#[test]
+fn refused_and_malformed_messages_are_counted_on_the_recorders_status() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut seen = None;
+    let report = record(tmp.path(), &config(0, 1), |bus| {
+        let statuses = bus.subscriber::<Status>().expect("status subscriber");
+        let robot = Robot::new(bus, 0);
+        let mut newer_js = joint_state(bus::now_ns(), STATE_DIM, 0.0);
+        newer_js.header.schema = bus::SCHEMA_VERSION + 1;
+        let mut newer_step = event(EpisodeEventKind::Step, 0, 1, bus::now_ns(), false);
+        newer_step.header.schema = bus::SCHEMA_VERSION + 1;
+        let payloads = [
+            (bus.key(bus::topics::JOINT_STATE), vec![0xff, 0x00, 0x13]),
+            (bus.key(bus::topics::COMMAND_EE_DELTA), b"not cbor at all".to_vec()),
+            (bus.key(bus::topics::JOINT_STATE), bus::encode(&newer_js).expect("encode")),
+            (bus.key(bus::topics::EPISODE), bus::encode(&newer_step).expect("encode")),
+        ];
+        for (key, payload) in payloads {
+            bus.put_raw(&key, payload).expect("put");
+        }
+        robot.joint.publish(&mut joint_state(bus::now_ns(), 5, 0.0)).expect("publish");
+        let status = status_until(&statuses, |s| {
+            counted(s, bus::STATUS_DECODE_ERRORS) >= 2
+                && counted(s, bus::STATUS_NEWER_SCHEMA) >= 2
+                && counted(s, "malformed") >= 1
+        });
+        seen = Some(status);
+        robot.episode(0, 3, script_start_ns());
+    })
+    .expect("refused messages are not fatal");
+    let status = seen.expect("a status");
+    assert_eq!(status.state, NodeState::Running, "{status:?}");
+    assert_eq!(counted(&status, bus::STATUS_DECODE_ERRORS), 2, "{status:?}");
+    assert_eq!(counted(&status, bus::STATUS_NEWER_SCHEMA), 2, "{status:?}");
+    assert_eq!(counted(&status, "malformed"), 1, "{status:?}");
+    assert_eq!((report.decode_errors, report.newer_schema), (2, 2), "{report:?}");
+    assert_eq!(report.intake.malformed, 1, "{report:?}");
+    assert_eq!((report.episodes, report.frames), (1, 3));
 }

@@ -5,7 +5,15 @@
 //! robot's control rate and each answers a known observation (a lockstep sim waits for it).
 //! Before answering, the node waits briefly for the tick's `episode` event and `scene_state`
 //! (same stamp) when the robot publishes them, so a device never acts on a stale episode.
+//!
+//! Ticks only move forward: of the `joint_state`s queued, the newest by stamp is the tick; one
+//! stamped at or before the last tick answered (late, or replayed) is stale and dropped, and so is
+//! one stamped further ahead of this host's clock than the wire's clock-skew bound
+//! ([`crate::record::intake::OBSERVATION_FRESHNESS`]), which would otherwise hold every later tick
+//! back as stale. `scene_state`s are kept by stamp until their tick is answered, so a stale
+//! `joint_state` never costs a tick its scene state.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,6 +23,10 @@ use bus::{
 };
 
 use super::{DeviceOutput, TeleopDevice, TeleopObservation};
+use crate::record::intake::OBSERVATION_FRESHNESS;
+
+/// The most `scene_state`s held waiting for their tick (the oldest go first).
+const SCENES_HELD: usize = 64;
 
 /// Teleop node settings.
 #[derive(Clone, Debug)]
@@ -42,6 +54,10 @@ pub struct TeleopReport {
     pub requests: u64,
     /// Whether the device asked to stop.
     pub stopped_by_device: bool,
+    /// `joint_state`s dropped as stale: stamped at or before the last tick answered.
+    pub stale_joint_states: u64,
+    /// `joint_state`s and `scene_state`s dropped for a stamp too far ahead of this host's clock.
+    pub future_observations: u64,
 }
 
 /// Per-tick translation and rotation of a device output, clamped to the sim's per-step limits.
@@ -84,12 +100,14 @@ pub fn run_teleop(
     let mut last_event_stamp = 0u64;
     let mut seen_events = false;
     let mut seen_scene = false;
-    let mut pending_scene: Option<SceneState> = None;
+    // Scene states by stamp: the newest at or before the last tick, and any newer ones.
+    let mut scenes: BTreeMap<u64, SceneState> = BTreeMap::new();
     let mut terminal_stamp = 0u64;
+    let mut last_tick_ns = 0u64;
     tracing::info!(device = device.name(), "teleop running");
     while !stop.load(Ordering::Relaxed) {
-        let js = joint_state.recv_timeout(Duration::from_millis(50));
-        let Some(mut js) = js else {
+        let tick = next_tick(&joint_state, last_tick_ns, &mut report);
+        let Some(js) = tick else {
             // No robot tick: still read the device so that stop/re-record keys work.
             let out = device.poll(&obs)?;
             if publish_requests(&control, &out, &mut report)? {
@@ -97,10 +115,8 @@ pub fn run_teleop(
             }
             continue;
         };
-        while let Some(newer) = joint_state.try_recv() {
-            js = newer;
-        }
         let stamp = js.header.stamp_ns;
+        last_tick_ns = stamp;
         let needs_scene = device.needs_scene_state();
         let deadline = Instant::now() + if needs_scene { cfg.sync_wait * 20 } else { cfg.sync_wait };
         loop {
@@ -123,13 +139,17 @@ pub fn run_teleop(
             }
             while let Some(s) = scene_state.try_recv() {
                 seen_scene = true;
-                if s.header.stamp_ns <= stamp {
-                    pending_scene = Some(s);
+                if OBSERVATION_FRESHNESS.check(s.header.stamp_ns, bus::now_ns()).is_err() {
+                    report.future_observations += 1;
+                    continue;
+                }
+                scenes.insert(s.header.stamp_ns, s);
+                while scenes.len() > SCENES_HELD {
+                    scenes.pop_first();
                 }
             }
             let events_ok = !seen_events || last_event_stamp >= stamp;
-            let scene_ok =
-                !(seen_scene || needs_scene) || pending_scene.as_ref().is_some_and(|s| s.header.stamp_ns == stamp);
+            let scene_ok = !(seen_scene || needs_scene) || scenes.contains_key(&stamp);
             if (events_ok && scene_ok) || Instant::now() >= deadline {
                 break;
             }
@@ -138,7 +158,11 @@ pub fn run_teleop(
         if let Some(t) = tasks.latest() {
             obs.instruction = t.instruction;
         }
-        obs.scene_state = pending_scene.clone();
+        // The tick's own scene state, else the newest before it; older ones are no longer needed.
+        obs.scene_state = scenes.range(..=stamp).next_back().map(|(_, s)| s.clone());
+        if let Some(kept) = obs.scene_state.as_ref().map(|s| s.header.stamp_ns) {
+            scenes = scenes.split_off(&kept);
+        }
         obs.joint_state = Some(js);
         let out = device.poll(&obs)?;
         if stamp == terminal_stamp {
@@ -173,6 +197,29 @@ pub fn run_teleop(
     Ok(report)
 }
 
+/// The next tick: the newest `joint_state` by stamp among those queued (waiting up to 50 ms for
+/// the first), leaving out stale ones (stamped at or before `last_tick_ns`) and ones from the
+/// future (both counted in `report`). `None` when no new tick came.
+fn next_tick(
+    joint_state: &bus::Subscriber<JointState>,
+    last_tick_ns: u64,
+    report: &mut TeleopReport,
+) -> Option<JointState> {
+    let first = joint_state.recv_timeout(Duration::from_millis(50))?;
+    let mut newest: Option<JointState> = None;
+    for js in std::iter::once(first).chain(std::iter::from_fn(|| joint_state.try_recv())) {
+        let stamp = js.header.stamp_ns;
+        if stamp <= last_tick_ns {
+            report.stale_joint_states += 1;
+        } else if OBSERVATION_FRESHNESS.check(stamp, bus::now_ns()).is_err() {
+            report.future_observations += 1;
+        } else if newest.as_ref().is_none_or(|n| stamp > n.header.stamp_ns) {
+            newest = Some(js);
+        }
+    }
+    newest
+}
+
 /// Publishes the device's episode requests; true when one of them is `Stop`.
 fn publish_requests(
     control: &bus::Publisher<EpisodeControl>,
@@ -195,7 +242,156 @@ fn publish_requests(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use bus::{BusConfig, Publisher};
+    use crossbeam_channel::Sender;
+
     use super::*;
+    use crate::shutdown::StartBarrier;
+
+    /// A device that reports the stamps of each distinct (joint_state, scene_state) pair it is
+    /// polled with, and needs scene states like the scripted expert.
+    struct Spy {
+        seen: Sender<(u64, Option<u64>)>,
+        last: Option<(u64, Option<u64>)>,
+    }
+
+    impl TeleopDevice for Spy {
+        fn name(&self) -> &'static str {
+            "spy"
+        }
+
+        fn poll(&mut self, obs: &TeleopObservation) -> Result<DeviceOutput> {
+            if let Some(js) = &obs.joint_state {
+                let pair = (js.header.stamp_ns, obs.scene_state.as_ref().map(|s| s.header.stamp_ns));
+                if self.last != Some(pair) {
+                    self.last = Some(pair);
+                    let _ = self.seen.send(pair);
+                }
+            }
+            Ok(DeviceOutput::default())
+        }
+
+        fn needs_scene_state(&self) -> bool {
+            true
+        }
+    }
+
+    struct Robot {
+        joint: Publisher<JointState>,
+        scene: Publisher<SceneState>,
+    }
+
+    impl Robot {
+        fn joint_state(&self, stamp_ns: u64) {
+            let mut m = JointState { position: vec![0.0; 7], ..Default::default() };
+            m.header.stamp_ns = stamp_ns;
+            self.joint.publish(&mut m).expect("publish joint_state");
+        }
+
+        fn scene_state(&self, stamp_ns: u64) {
+            let mut m = SceneState::default();
+            m.header.stamp_ns = stamp_ns;
+            self.scene.publish(&mut m).expect("publish scene_state");
+        }
+    }
+
+    /// Sets the stop flag when dropped (also when the test panics).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits for the teleop's command answering `stamp_ns`, returning every command's
+    /// `obs_stamp_ns` seen meanwhile.
+    fn answers_until(commands: &bus::Subscriber<EeDeltaCommand>, stamp_ns: u64) -> Vec<u64> {
+        let started = Instant::now();
+        let mut answered = Vec::new();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Some(c) = commands.recv_timeout(Duration::from_millis(50)) {
+                answered.push(c.obs_stamp_ns);
+                if c.obs_stamp_ns == stamp_ns {
+                    return answered;
+                }
+            }
+        }
+        panic!("no command answering {stamp_ns} within 10 s; answered {answered:?}");
+    }
+
+    /// A stale `joint_state` (late or replayed: stamped before the tick answered), in the same
+    /// burst as a tick or alone between ticks, and one stamped an hour ahead, are dropped and
+    /// counted: every tick is answered once with its own `scene_state`. The node used to answer
+    /// the stale one as a tick, discarding the next tick's scene state (stamped after it) and
+    /// giving the device an older one; one from the future held every later tick back.
+    #[test]
+    fn a_stale_joint_state_costs_no_tick_its_scene_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = Bus::open(&BusConfig::with_discovery_dir("arm0", dir.path().join("bus"))).expect("loopback bus");
+        let robot = Robot {
+            joint: bus.publisher().expect("joint_state publisher"),
+            scene: bus.publisher().expect("scene_state publisher"),
+        };
+        let commands = bus.subscriber::<EeDeltaCommand>().expect("command subscriber");
+        let stop = Arc::new(AtomicBool::new(false));
+        let ready = StartBarrier::new(2, stop.clone());
+        let (seen_tx, seen) = crossbeam_channel::unbounded();
+        let (report, answered) = std::thread::scope(|s| {
+            let node = s.spawn(|| {
+                let mut spy = Spy { seen: seen_tx, last: None };
+                run_teleop(&mut spy, &TeleopNodeConfig::default(), &bus, &stop, Some(&ready))
+            });
+            // A failing assertion below stops the node too, so the test fails instead of hanging.
+            let _stop_node = StopOnDrop(&stop);
+            assert!(ready.wait(), "the teleop node subscribed");
+            let mut answered = Vec::new();
+            let mut ticks = Vec::new();
+            let hour_ns = 3_600_000_000_000;
+            for k in 0..5 {
+                let stamp = bus::now_ns();
+                let before = ticks.last().map_or(stamp - 1_000_000, |t| t - 1_000);
+                match k {
+                    // The tick's joint_state, then a stale one, then its scene state.
+                    1 => {
+                        robot.joint_state(stamp);
+                        robot.joint_state(before);
+                        robot.scene_state(stamp);
+                    }
+                    // A stale one alone, then the tick.
+                    2 => {
+                        robot.joint_state(before);
+                        robot.scene_state(stamp);
+                        robot.joint_state(stamp);
+                    }
+                    // One from the future alone, then the tick.
+                    3 => {
+                        robot.joint_state(stamp + hour_ns);
+                        robot.scene_state(stamp);
+                        robot.joint_state(stamp);
+                    }
+                    _ => {
+                        robot.scene_state(stamp);
+                        robot.joint_state(stamp);
+                    }
+                }
+                ticks.push(stamp);
+                answered.extend(answers_until(&commands, stamp));
+            }
+            stop.store(true, Ordering::SeqCst);
+            let report = node.join().expect("the teleop thread").expect("teleop ran");
+            let polled: Vec<(u64, Option<u64>)> = seen.try_iter().collect();
+            let expected: Vec<(u64, Option<u64>)> = ticks.iter().map(|t| (*t, Some(*t))).collect();
+            assert_eq!(polled, expected, "each tick polled once, with its own scene state");
+            assert_eq!(answered, ticks, "each tick answered once");
+            (report, answered)
+        });
+        assert_eq!(answered.len(), 5);
+        assert_eq!((report.stale_joint_states, report.future_observations), (2, 1), "{report:?}");
+        assert_eq!(report.commands, 5, "{report:?}");
+    }
 
     #[test]
     fn device_output_scales_and_clamps() {
