@@ -103,8 +103,14 @@ pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
     let intake = report.intake;
     println!(
         "messages not recorded: malformed {} | stamped in the future {} | over the recorder's bound {} | \
-         episode steps out of order {} | steps without a frame {}",
-        intake.malformed, intake.future, intake.overflow, intake.rejected_events, report.align.incomplete
+         episode steps out of order {} | steps without a frame {} | undecodable {} | newer schema {}",
+        intake.malformed,
+        intake.future,
+        intake.overflow,
+        intake.rejected_events,
+        report.align.incomplete,
+        report.decode_errors,
+        report.newer_schema
     );
     let Some(failure) = failure else { return Ok(()) };
     // Counted on disk: a failed recorder reports nothing, yet its finished episodes are durable.
