@@ -215,9 +215,10 @@ impl Arbiter {
         self.latch.is_engaged()
     }
 
-    /// Whether a chunk is playing.
-    pub fn chunk_playing(&self) -> bool {
-        self.chunk.is_some()
+    /// Whether a chunk has rows still to play (its last row may still be in its period
+    /// otherwise: the lockstep sim then waits for the next command).
+    pub fn chunk_rows_pending(&self) -> bool {
+        self.chunk.as_ref().is_some_and(|c| !c.all_rows_played())
     }
 
     /// The counters so far.

@@ -113,6 +113,11 @@ impl ChunkPlayer {
         self.period_ns
     }
 
+    /// Whether every row was played or skipped (the last one may still be in its period).
+    pub fn all_rows_played(&self) -> bool {
+        self.next >= self.rows.len()
+    }
+
     /// The row due at control-clock `control_ns`, marking it played.
     pub fn poll(&mut self, control_ns: u64) -> RowDue {
         let elapsed_ns = control_ns.saturating_sub(self.arrival_ns).saturating_add(self.backdate_ns);
@@ -165,7 +170,9 @@ mod tests {
         assert_eq!(index(p.poll(1_000 * MS)), Some(2));
         assert_eq!(p.poll(1_100 * MS), RowDue::Waiting);
         // A late cycle at +400 ms skips row 3 and plays row 4.
+        assert!(!p.all_rows_played());
         assert_eq!(index(p.poll(1_400 * MS)), Some(4));
+        assert!(p.all_rows_played());
         assert_eq!(p.poll(1_550 * MS), RowDue::Finished);
     }
 

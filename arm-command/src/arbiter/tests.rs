@@ -173,6 +173,7 @@ fn a_chunk_plays_by_the_control_clock_back_dated_by_its_age() {
         if let Source::ChunkRow { index } = a.step(&cycle(k, [0.0; 6]), inbox, None).source {
             rows.push((index, k));
         }
+        assert_eq!(a.chunk_rows_pending(), k < 75, "cycle {k}: rows pending until the last is due");
     }
     // Row i is due at (200 i − 50) ms after arrival: cycles 0, 15, 35, 55, 75.
     assert_eq!(rows, [(0, 0), (1, 15), (2, 35), (3, 55), (4, 75)]);

@@ -220,7 +220,7 @@ impl SimNode {
         tracing::info!(scene = %scene_name, seed, rate_hz = self.config.env.control_hz, "sim node running");
         while !stop.load(Ordering::Relaxed) {
             let mut answer: Option<Answer> = None;
-            if self.config.lockstep.is_some() && !arbiter.chunk_playing() {
+            if self.config.lockstep.is_some() && !arbiter.chunk_rows_pending() {
                 match self.wait_for_command(&io, stop, last_obs_stamp) {
                     Some(a) => answer = a,
                     None => report.lockstep_timeouts += 1,
