@@ -199,8 +199,8 @@ fn fuzz_target(
     let mut session = Session::new(&bus, &watch, target, seed, max_payload_bytes, setup.cameras)?;
     let mut ended_early = false;
     let mut run_attack = || -> Result<()> {
-        if !watch.wait_for_robot(target == Target::Record, START_TIMEOUT) {
-            row.crash(format!("the robot published no joint state within {START_TIMEOUT:?}"));
+        if !watch.wait_for_robot(START_TIMEOUT) {
+            row.crash(format!("the robot published no joint state and no episode step within {START_TIMEOUT:?}"));
             return Ok(());
         }
         watch.stop_learning();

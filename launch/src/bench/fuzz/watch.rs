@@ -192,14 +192,14 @@ impl Watch {
         }
     }
 
-    /// Waits until the robot published a joint state (and, with `episodes`, an episode step);
-    /// false after `timeout`.
-    pub fn wait_for_robot(&self, episodes: bool, timeout: Duration) -> bool {
+    /// Waits until the robot published a joint state and an episode step (so that both its
+    /// sources are learnt); false after `timeout`.
+    pub fn wait_for_robot(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             {
                 let s = self.lock();
-                if s.latest_state.is_some() && (!episodes || s.sources.episode.is_some()) {
+                if s.latest_state.is_some() && s.sources.episode.is_some() {
                     return true;
                 }
             }
