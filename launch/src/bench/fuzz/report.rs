@@ -77,6 +77,8 @@ pub struct FuzzRow {
     pub node_counters: BTreeMap<String, u64>,
     /// Record: the recorder's counts of messages it did not record, and the most it held.
     pub recorder: BTreeMap<String, u64>,
+    /// Record: the recorder's last `status` counters (also there when the recorder failed).
+    pub recorder_status: BTreeMap<String, u64>,
 }
 
 impl FuzzRow {
@@ -97,6 +99,7 @@ impl FuzzRow {
             memory_exceeded: false,
             node_counters: BTreeMap::new(),
             recorder: BTreeMap::new(),
+            recorder_status: BTreeMap::new(),
         }
     }
 
@@ -132,7 +135,7 @@ impl FuzzRow {
     pub fn take_observed(
         &mut self,
         observed: Observed,
-        counters: BTreeMap<String, u64>,
+        (counters, recorder_status): (BTreeMap<String, u64>, BTreeMap<String, u64>),
         before_mb: f64,
         max_growth_mb: f64,
     ) {
@@ -140,6 +143,7 @@ impl FuzzRow {
         self.memory_exceeded = self.memory_growth_mb > max_growth_mb;
         self.observed = observed;
         self.node_counters = counters;
+        self.recorder_status = recorder_status;
     }
 
     /// Takes what the fuzzer sent.
@@ -270,6 +274,10 @@ pub fn print(rows: &[FuzzRow]) -> Result<()> {
         if !r.recorder.is_empty() {
             let recorder: Vec<String> = r.recorder.iter().map(|(k, v)| format!("{k} {v}")).collect();
             outln!("{} recorder: {}", r.target.name(), recorder.join(", "))?;
+        }
+        if !r.recorder_status.is_empty() {
+            let status: Vec<String> = r.recorder_status.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            outln!("{} recorder status: {}", r.target.name(), status.join(", "))?;
         }
         if let Some(e) = r.episodes.as_ref().and_then(|e| e.dataset_error.as_ref()) {
             outln!("{} dataset does not open: {e}", r.target.name())?;

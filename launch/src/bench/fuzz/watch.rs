@@ -87,6 +87,8 @@ struct Shared {
     latest_state: Option<JointState>,
     latest_scene: Option<SceneState>,
     status: Option<Status>,
+    /// The recorder's latest `status` counters.
+    recorder_counters: BTreeMap<String, u64>,
     /// When the node last reported each state.
     reported: BTreeMap<String, Instant>,
     /// The e-stop hold being checked.
@@ -178,6 +180,8 @@ impl Watch {
             while let Some(m) = subs.status.try_recv() {
                 if m.node == self.node {
                     s.status_report(m);
+                } else if m.node == crate::record::recorder::RECORDER_NODE {
+                    s.recorder_counters = m.counters;
                 }
             }
             while let Some(m) = subs.episode.try_recv() {
@@ -265,9 +269,10 @@ impl Watch {
         self.lock().observed.clone()
     }
 
-    /// The node's latest status counters.
-    pub fn status_counters(&self) -> BTreeMap<String, u64> {
-        self.lock().status.as_ref().map(|s| s.counters.clone()).unwrap_or_default()
+    /// The robot node's and the recorder's latest status counters.
+    pub fn status_counters(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+        let s = self.lock();
+        (s.status.as_ref().map(|s| s.counters.clone()).unwrap_or_default(), s.recorder_counters.clone())
     }
 }
 
