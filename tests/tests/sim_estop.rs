@@ -225,3 +225,26 @@ fn seq_jumps_to_the_maximum_on_two_command_topics_do_not_kill_the_sim() {
     let report = h.finish();
     assert!(report.steps > 0, "{report:?}");
 }
+
+/// A burst of `estop` messages larger than the node's queue within one step loses messages (a
+/// full queue drops its oldest, which could be an engage): the latch engages, fail safe, and the
+/// loss is counted on `status`. The burst holds only releases, which alone would change nothing.
+#[test]
+fn an_estop_queue_overflow_engages_the_latch() {
+    let h = Harness::start("sim_estop_overflow", RATE_HZ, None);
+    let status = h.client.subscriber::<Status>().unwrap();
+    let estop = h.client.publisher::<Estop>().unwrap();
+    // Subscription propagation: the node has seen a release when its next status comes.
+    std::thread::sleep(Duration::from_millis(500));
+    // 3 × the queue within well under one 200 ms step: at least one step's queue overflows.
+    for _ in 0..3 * bus::ESTOP_QUEUE_CAPACITY {
+        estop.publish(&mut Estop { engaged: false, reason: "burst".into(), ..Default::default() }).unwrap();
+    }
+    let s = wait_status(&status, NodeState::Estopped, |c| {
+        counted(c, bus::command_rules::STATUS_ESTOP_QUEUE_OVERFLOWS) >= 1
+    });
+    assert_eq!(counted(&s.counters, STATUS_ESTOP_ENGAGED), 1, "{s:?}");
+    let report = h.finish();
+    assert!(report.estop.queue_overflows >= 1, "{report:?}");
+    assert_eq!(report.estop.released, 0, "{report:?}");
+}
