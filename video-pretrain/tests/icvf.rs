@@ -47,6 +47,15 @@ fn synthetic_store(dir: &std::path::Path) -> FrameStore {
     FrameStore::open(dir).expect("open")
 }
 
+/// V_i(s_t, g = z = last frame) `[LEN, ensemble]` of the network trained in `out`, reloaded.
+fn values_to_last_frame(out: &std::path::Path) -> Vec<f32> {
+    let device = Default::default();
+    let (_, model) = load_icvf::<Cpu>(out, &device).expect("load");
+    let f = model.features(episode_frames::<Cpu>(&device));
+    let goal = f.clone().narrow(0, LEN - 1, 1).repeat_dim(0, LEN);
+    model.values(f, goal.clone(), goal).into_data().to_vec::<f32>().expect("values")
+}
+
 #[test]
 fn training_runs_reloads_and_its_encoder_transfers() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -69,14 +78,7 @@ fn training_runs_reloads_and_its_encoder_transfers() {
     // The reloaded network gives finite values for (s_t, g = z = last frame), the same on a
     // second load (weights, not a fresh initialisation).
     let device = Default::default();
-    let values = || {
-        let (_, model) = load_icvf::<Cpu>(&out, &device).expect("load");
-        let x = episode_frames::<Cpu>(&device);
-        let f = model.features(x);
-        let goal = f.clone().narrow(0, LEN - 1, 1).repeat_dim(0, LEN);
-        model.values(f, goal.clone(), goal).into_data().to_vec::<f32>().expect("values")
-    };
-    let (a, b) = (values(), values());
+    let (a, b) = (values_to_last_frame(&out), values_to_last_frame(&out));
     assert_eq!(a.len(), LEN * 2);
     assert!(a.iter().all(|v| v.is_finite()));
     assert_eq!(a, b);
@@ -130,15 +132,43 @@ fn value_to_the_last_frame_grows_along_the_episode() {
     let goal = f.clone().narrow(0, LEN - 1, 1).repeat_dim(0, LEN);
     // Values [LEN, ensemble]: the ensemble mean per frame.
     let v = model.values(f, goal.clone(), goal).mean_dim(1).into_data().to_vec::<f32>().expect("values");
-    // After 150 steps the value rises toward the goal, most steeply over the last frames (the
-    // short run is not converged, and runs differ slightly from one to the next: the bounds
-    // hold with margin over every run seen).
+    // After 150 steps the value rises toward the goal, most steeply over the last frames. The
+    // run is reproducible bit for bit on one machine; it measured ρ 0.85, V(last) − V(first)
+    // 1.55 and 1.19 between the last and first thirds. The bounds leave room for another
+    // CPU's rounding, not for a run that learns less.
     let rho = rank_correlation(&v);
     let third = LEN / 3;
     let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
-    assert!(rho > 0.5, "rank correlation of V(s_t, last, last) with t: {rho:.2}; values {v:?}");
-    assert!(v[LEN - 1] > v[0] + 0.25, "{v:?}");
-    assert!(mean(&v[LEN - third..]) > mean(&v[..third]) + 0.15, "{v:?}");
+    assert!(rho > 0.75, "rank correlation of V(s_t, last, last) with t: {rho:.2}; values {v:?}");
+    assert!(v[LEN - 1] > v[0] + 1.0, "{v:?}");
+    assert!(mean(&v[LEN - third..]) > mean(&v[..third]) + 0.8, "{v:?}");
 }
 
 const STEPS: u64 = 150;
+
+#[test]
+fn two_runs_from_one_seed_give_the_same_network_even_side_by_side() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("frames");
+    let store = synthetic_store(&dir);
+    let model_cfg = IcvfConfig { hidden: 32, ..IcvfConfig::new(SIZE) };
+    let cfg = IcvfTrainConfig { steps: 6, batch_size: 4, lr: 1e-3, gamma: 0.9, log_every: 1, ..Default::default() };
+    let train = |name: &str, cfg: &IcvfTrainConfig| {
+        let out = tmp.path().join(name);
+        train_icvf::<CpuTrain>(&store, &dir, &model_cfg, cfg, &out, &Default::default(), &mut |_, _| {})
+            .expect("train");
+        (values_to_last_frame(&out), std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics"))
+    };
+    // Side by side, as the test harness runs tests: both draw initial weights from the
+    // backend's one generator.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| train("a", &cfg));
+        let b = s.spawn(|| train("b", &cfg));
+        (a.join().expect("run a"), b.join().expect("run b"))
+    });
+    assert_eq!(a.1.lines().count(), 6);
+    assert_eq!(a.1, b.1, "the same seed logs the same losses");
+    assert!(a.0 == b.0, "the same seed trains the same network");
+    let other = train("other", &IcvfTrainConfig { seed: 1, ..cfg.clone() });
+    assert!(other.0 != a.0, "another seed, another network");
+}

@@ -64,7 +64,10 @@ impl<B: Backend> ChunkCritic<B> {
         let input = obs_feature_dim(policy, config.word_dim) + policy.horizon * policy.action_dim;
         let member = MlpConfig::new(input, config.hidden, config.layers, 1).with_layer_norm();
         let members = (0..config.ensemble).map(|_| member.init(device)).collect();
-        ChunkCritic { words: EmbeddingConfig::new(policy.vocab_size, config.word_dim).init(device), members }
+        crate::train::backend_rng::initialised(ChunkCritic {
+            words: EmbeddingConfig::new(policy.vocab_size, config.word_dim).init(device),
+            members,
+        })
     }
 
     /// Ensemble size K.

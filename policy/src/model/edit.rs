@@ -46,11 +46,11 @@ impl<B: Backend> EditPolicy<B> {
     pub fn new(policy: &PolicyConfig, config: &EditConfig, device: &B::Device) -> EditPolicy<B> {
         let chunk = policy.horizon * policy.action_dim;
         let input = obs_feature_dim(policy, config.word_dim) + chunk;
-        EditPolicy {
+        crate::train::backend_rng::initialised(EditPolicy {
             words: EmbeddingConfig::new(policy.vocab_size, config.word_dim).init(device),
             net: MlpConfig::new(input, config.hidden, config.layers, 2 * chunk).init(device),
             chunk,
-        }
+        })
     }
 
     /// Observation features `[B, F]` (`image_features`: the base policy's pooled image features).

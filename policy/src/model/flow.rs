@@ -75,7 +75,7 @@ impl<B: Backend> FlowHead<B> {
     pub fn new(policy: &PolicyConfig, config: &FlowHeadConfig, device: &B::Device) -> FlowHead<B> {
         let chunk = policy.horizon * policy.action_dim;
         let time_features = config.time_features.max(2) & !1;
-        FlowHead {
+        crate::train::backend_rng::initialised(FlowHead {
             cond: LinearConfig::new(policy.horizon * policy.d_model + chunk, config.hidden).init(device),
             input: LinearConfig::new(chunk + time_features, config.hidden).with_bias(false).init(device),
             body: MlpConfig::new(config.hidden, config.hidden, config.layers.saturating_sub(1), chunk)
@@ -85,7 +85,7 @@ impl<B: Backend> FlowHead<B> {
             action_dim: policy.action_dim,
             time_features,
             steps: config.steps.max(1),
-        }
+        })
     }
 
     /// Euler steps per sample.

@@ -76,7 +76,11 @@ impl<B: Backend> ImageEncoder<B> {
             });
             c_in = c;
         }
-        ImageEncoder { stages, pool: AdaptiveAvgPool2dConfig::new([config.grid, config.grid]).init(), channels: c_in }
+        crate::train::backend_rng::initialised(ImageEncoder {
+            stages,
+            pool: AdaptiveAvgPool2dConfig::new([config.grid, config.grid]).init(),
+            channels: c_in,
+        })
     }
 
     /// `images`: `[N, 3, side, side]`, normalised → tokens `[N, grid², channels]`.

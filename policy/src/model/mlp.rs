@@ -56,7 +56,7 @@ impl MlpConfig {
         if self.zero_output {
             out = out.with_initializer(Initializer::Zeros);
         }
-        Mlp { hidden, norms, out: out.init(device) }
+        crate::train::backend_rng::initialised(Mlp { hidden, norms, out: out.init(device) })
     }
 }
 

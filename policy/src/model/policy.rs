@@ -71,7 +71,7 @@ impl<B: Backend> ChunkPolicy<B> {
         let image_proj = image.as_ref().map(|e| LinearConfig::new(e.channels, d).init(device));
         let camera_embed = config.image.as_ref().map(|c| param(c.cameras.len(), d, device));
         let obs_tokens = config.obs_tokens();
-        ChunkPolicy {
+        crate::train::backend_rng::initialised(ChunkPolicy {
             state_proj: LinearConfig::new(config.state_dim, d).init(device),
             env_proj: (config.env_state_dim > 0).then(|| LinearConfig::new(config.env_state_dim, d).init(device)),
             words: EmbeddingConfig::new(config.vocab_size, d).init(device),
@@ -88,7 +88,7 @@ impl<B: Backend> ChunkPolicy<B> {
             head: LinearConfig::new(d, config.action_dim).init(device),
             horizon: config.horizon,
             obs_tokens,
-        }
+        })
     }
 
     /// The image encoder (`None` for the state-only variant).

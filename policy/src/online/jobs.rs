@@ -21,6 +21,7 @@ use crate::online::h2o::{H2oConfig, H2oLearner};
 use crate::online::sac::{SacConfig, SacLearner};
 use crate::online::{run_online, OnlineReport, OnlineSettings};
 use crate::spec::{write_atomic, PolicySpec};
+use crate::train::backend_rng::seeded;
 use crate::train::data::{batch_rng, TrainingData};
 use crate::train::jobs::same_dir;
 
@@ -99,7 +100,9 @@ pub fn run_online_job<B: AutodiffBackend>(
     if let Some(scene) = &job.scene {
         spec.scene = Some(scene.clone());
     }
-    B::seed(device, s.seed);
+    // Initial weights (and the flow head's pre-training dropout masks) from the seed; held until
+    // the online loop starts, which seeds each update itself.
+    let init_rng = seeded::<B>(device, s.seed);
     let policy =
         load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;
     let gamma = job.algo.gamma();
@@ -127,11 +130,13 @@ pub fn run_online_job<B: AutodiffBackend>(
                 )?;
                 tracing::info!(steps = rl.base_pretrain_steps, loss, "flow head pre-trained by imitation");
             }
+            drop(init_rng);
             run_online("expo", &mut learner, data, &spec, &env, s, gamma, &job.out, stop)
         }
         OnlineAlgo::Sac(rl) => {
             spec.critic = Some(rl.critic.clone());
             let mut learner = SacLearner::new(policy, &spec, rl, device);
+            drop(init_rng);
             run_online("sac", &mut learner, data, &spec, &env, s, gamma, &job.out, stop)
         }
         OnlineAlgo::H2o(cfg) => {
@@ -143,6 +148,7 @@ pub fn run_online_job<B: AutodiffBackend>(
                 H2oLearner::new(SacLearner::new(policy, &spec, &cfg.sac, device), state_width, chunk, cfg, device);
             let mut settings = s.clone();
             settings.offline_ratio = 0.5;
+            drop(init_rng);
             run_online("h2o", &mut learner, data, &spec, &env, &settings, gamma, &job.out, stop)
         }
     }

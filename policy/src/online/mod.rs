@@ -36,6 +36,7 @@ use sim::EnvConfig;
 
 use crate::error::{PolicyError, Result};
 use crate::spec::PolicySpec;
+use crate::train::backend_rng::{seeded, step_seed};
 use crate::train::data::{HostBatch, TrainingData};
 use crate::train::MetricsLog;
 use collect::{spawn_collector, ChunkActor, CollectConfig, EvalPoint, Report, Snapshot};
@@ -304,6 +305,9 @@ pub fn run_online<B: AutodiffBackend, L: OnlineLearner<B>>(
             }
             let tu = Instant::now();
             let (batch, n_off) = mixed_batch(offline.as_deref(), &replay, spec, settings, &mut rng)?;
+            // Dropout masks of update k from (seed, k); the backend's generator is this thread's
+            // meanwhile (see `backend_rng`).
+            let update_rng = seeded::<B>(&Default::default(), step_seed(settings.seed, report.critic_updates));
             let mut losses = learner.critic_update(&batch, n_off, &mut rng)?;
             report.critic_updates += 1;
             if report.critic_updates.is_multiple_of(settings.actor_every.max(1)) {
@@ -311,6 +315,7 @@ pub fn run_online<B: AutodiffBackend, L: OnlineLearner<B>>(
                 losses.extend(learner.actor_update(&batch, n_off, &mut rng)?);
                 report.actor_updates += 1;
             }
+            drop(update_rng);
             learn_s += tu.elapsed().as_secs_f64();
             if let Some((k, v)) = losses.iter().find(|(_, v)| !v.is_finite()) {
                 return Err(PolicyError::Training(format!("loss `{k}` is {v} after {} env steps", report.env_steps)));

@@ -49,6 +49,7 @@ mod tests {
     #[test]
     fn blends_every_parameter() {
         let device = Default::default();
+        let _rng = crate::train::backend_rng::exclusive();
         let a = LinearConfig::new(2, 1).init::<Cpu>(&device);
         let b = LinearConfig::new(2, 1).init::<Cpu>(&device);
         let wa = crate::batch::to_vec(a.weight.val());

@@ -17,6 +17,7 @@ use crate::inference::MODEL_STEM;
 use crate::model::ChunkPolicy;
 use crate::pretrained::{adopt_encoder_shape, load_encoder};
 use crate::spec::PolicySpec;
+use crate::train::backend_rng::seeded;
 use crate::train::bc::BcLearner;
 use crate::train::co_rft::{CoRftConfig, CoRftLearner};
 use crate::train::data::{SpecRequest, TrainingData};
@@ -107,8 +108,10 @@ pub fn run_bc<B: AutodiffBackend>(
     if let (Some(dir), Some(image), true) = (&job.encoder, spec.config.image.as_mut(), fresh) {
         adopt_encoder_shape(dir, image)?;
     }
-    B::seed(device, job.settings.seed);
-    let mut model = ChunkPolicy::<B>::new(&spec.config, device);
+    let mut model = {
+        let _rng = seeded::<B>(device, job.settings.seed);
+        ChunkPolicy::<B>::new(&spec.config, device)
+    };
     if let (Some(dir), true) = (&job.encoder, fresh) {
         model = start_from_encoder(model, &mut spec, dir, device)?;
     }
@@ -157,8 +160,10 @@ pub fn run_co_rft<B: AutodiffBackend>(
         policy = start_from_encoder(policy, &mut spec, dir, device)?;
     }
     spec.critic = Some(job.rl.critic.clone());
-    B::seed(device, job.settings.seed);
-    let mut learner = CoRftLearner::new(policy, &spec.config, &job.rl, job.settings.seed, device);
+    let mut learner = {
+        let _rng = seeded::<B>(device, job.settings.seed);
+        CoRftLearner::new(policy, &spec.config, &job.rl, job.settings.seed, device)
+    };
     tracing::info!(critics = job.rl.critic.ensemble, "CO-RFT from {}", job.init.display());
     let data = Arc::new(training_data(datasets, &spec, job.rl.gamma, &job.settings)?);
     let mut ev = evaluator(&spec, &job.eval)?;

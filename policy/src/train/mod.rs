@@ -2,6 +2,7 @@
 //! ([`run`]): batches from a prefetch thread, an update, metrics to `metrics.jsonl` and a progress
 //! bar, periodic evaluation in the sim with the best policy kept, and resumable checkpoints.
 
+pub mod backend_rng;
 pub mod bc;
 pub mod co_rft;
 pub mod data;
@@ -195,7 +196,11 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
     };
     while state.step < settings.steps {
         let batch = prefetch.next()?;
-        let losses = learner.update(&batch, state.step)?;
+        let losses = {
+            // Dropout masks of this step: a function of (seed, step) only, so resuming replays them.
+            let _rng = backend_rng::seeded::<B>(device, backend_rng::step_seed(settings.seed, state.step));
+            learner.update(&batch, state.step)?
+        };
         if let Some((k, v)) = losses.iter().find(|(_, v)| !v.is_finite()) {
             save_resume(learner, &state)?;
             return Err(PolicyError::Training(format!("loss `{k}` is {v} at step {}", state.step)));

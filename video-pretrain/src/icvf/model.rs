@@ -39,7 +39,7 @@ impl IcvfConfig {
             l2: LinearConfig::new(self.hidden, o).init(device),
         };
         let f = self.feature_dim();
-        Icvf {
+        policy::train::backend_rng::initialised(Icvf {
             encoder: ImageEncoder::new(&self.encoder, device),
             heads: (0..self.ensemble)
                 .map(|_| MultilinearHead {
@@ -50,7 +50,7 @@ impl IcvfConfig {
                     b: LinearConfig::new(self.hidden, self.hidden).init(device),
                 })
                 .collect(),
-        }
+        })
     }
 }
 

@@ -10,9 +10,11 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use policy::train::backend_rng::{seeded, step_seed};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +140,50 @@ pub fn batch_terms<B: AutodiffBackend>(
     }
 }
 
+/// The goal sampler over `store`'s episodes (paper mix); fails when no episode has two frames.
+pub fn store_sampler(store: &FrameStore) -> Result<IcvfSampler, IcvfError> {
+    let episodes = store.manifest.episodes.iter().map(|e| (e.start as usize, e.len as usize)).collect();
+    IcvfSampler::new(episodes, GoalMix::default())
+        .ok_or_else(|| IcvfError::Config("the frame store has no episode with two frames".into()))
+}
+
+/// The learner: online network, EMA target, optimiser. [`IcvfLearner::step`] is the one update
+/// that [`train_icvf`] repeats (and `armstack bench train` times).
+pub struct IcvfLearner<B: AutodiffBackend> {
+    /// The online network.
+    pub model: Icvf<B>,
+    target: Icvf<B::InnerBackend>,
+    optim: OptimizerAdaptor<Adam, Icvf<B>, B>,
+    cfg: IcvfTrainConfig,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> IcvfLearner<B> {
+    /// A freshly initialised network (drawn from the backend generator: seed it with
+    /// [`seeded`] around this call) with its target equal to it.
+    pub fn new(model_cfg: &IcvfConfig, cfg: &IcvfTrainConfig, device: &B::Device) -> IcvfLearner<B> {
+        let model: Icvf<B> = model_cfg.init(device);
+        IcvfLearner {
+            target: model.valid(),
+            model,
+            optim: AdamConfig::new().init(),
+            cfg: cfg.clone(),
+            device: device.clone(),
+        }
+    }
+
+    /// One update on the frames `ix` of `store`: loss, Adam step, θ̄ ← (1 − τ)θ̄ + τθ. Returns
+    /// the batch's statistics.
+    pub fn step(&mut self, store: &FrameStore, ix: &IcvfIndices) -> IcvfStats {
+        let terms = batch_terms(&self.model, &self.target, store, ix, &self.device);
+        let (loss, stats) = icvf_loss(terms, self.cfg.gamma, self.cfg.expectile);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(self.cfg.lr, self.model.clone(), grads);
+        self.target = policy::train::ema::soft_update(self.target.clone(), &self.model.valid(), self.cfg.ema);
+        stats
+    }
+}
+
 /// Trains ICVF on `store` into `out`; `on_log(step, stats)` is called every `log_every` steps.
 pub fn train_icvf<B: AutodiffBackend>(
     store: &FrameStore,
@@ -154,15 +200,13 @@ pub fn train_icvf<B: AutodiffBackend>(
             model_cfg.encoder.size, store.manifest.size
         )));
     }
-    let episodes = store.manifest.episodes.iter().map(|e| (e.start as usize, e.len as usize)).collect();
-    let sampler = IcvfSampler::new(episodes, GoalMix::default())
-        .ok_or_else(|| IcvfError::Config("the frame store has no episode with two frames".into()))?;
+    let sampler = store_sampler(store)?;
     std::fs::create_dir_all(out).map_err(|source| IcvfError::Io { path: out.into(), source })?;
-    B::seed(device, cfg.seed);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut model: Icvf<B> = model_cfg.init(device);
-    let mut target = model.valid();
-    let mut optim = AdamConfig::new().init();
+    let mut learner = {
+        let _rng = seeded::<B>(device, cfg.seed);
+        IcvfLearner::<B>::new(model_cfg, cfg, device)
+    };
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics =
         std::fs::File::create(&metrics_path).map_err(|source| IcvfError::Io { path: metrics_path.clone(), source })?;
@@ -170,13 +214,13 @@ pub fn train_icvf<B: AutodiffBackend>(
     let mut last_loss = f64::NAN;
     for step in 1..=cfg.steps {
         let ix = sampler.sample(&mut rng, cfg.batch_size);
-        let (loss, stats) = icvf_loss(batch_terms(&model, &target, store, &ix, device), cfg.gamma, cfg.expectile);
+        let stats = {
+            let _rng = seeded::<B>(device, step_seed(cfg.seed, step));
+            learner.step(store, &ix)
+        };
         if !stats.loss.is_finite() {
             return Err(IcvfError::Config(format!("the loss became {} at step {step}", stats.loss)));
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(cfg.lr, model, grads);
-        target = policy::train::ema::soft_update(target, &model.valid(), cfg.ema);
         window.push(stats);
         if step % cfg.log_every.max(1) == 0 || step == cfg.steps {
             let n = window.len() as f64;
@@ -197,6 +241,7 @@ pub fn train_icvf<B: AutodiffBackend>(
             on_log(step, &mean);
         }
     }
+    let model = learner.model;
     policy::checkpoint::save_module(&model, &out.join(MODEL_STEM))?;
     policy::pretrained::save_encoder(&model.encoder, &model_cfg.encoder, out)?;
     let spec = IcvfSpec {

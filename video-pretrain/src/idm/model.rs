@@ -45,12 +45,12 @@ impl IdmConfig {
             hidden.push(LinearConfig::new(d, self.hidden).init(device));
             d = self.hidden;
         }
-        Idm {
+        policy::train::backend_rng::initialised(Idm {
             hidden,
             dropout: DropoutConfig::new(self.dropout).init(),
             out: LinearConfig::new(d, 2 * self.action_dim).init(device),
             action_dim: self.action_dim,
-        }
+        })
     }
 }
 

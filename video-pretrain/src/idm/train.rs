@@ -8,10 +8,12 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use dataset::Dataset;
+use policy::train::backend_rng::{seeded, step_seed};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -152,6 +154,62 @@ pub fn evaluate<B: Backend>(model: &Idm<B>, cfg: &IdmConfig, x: &[f32], y: &[f32
     (nll / n as f64, (sq / (n * cfg.action_dim) as f64).sqrt())
 }
 
+/// `n` rows drawn uniformly (with `rng`) from inputs `x` (rows of `input_dim`) and targets `y`
+/// (the same rows, `y.len() / rows` wide): the batch of one update.
+pub fn sample_batch(rng: &mut impl Rng, x: &[f32], y: &[f32], input_dim: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = x.len() / input_dim.max(1);
+    let da = y.len() / rows.max(1);
+    let (mut xb, mut yb) = (Vec::with_capacity(n * input_dim), Vec::with_capacity(n * da));
+    for _ in 0..n {
+        let k = rng.random_range(0..rows.max(1));
+        xb.extend_from_slice(&x[k * input_dim..(k + 1) * input_dim]);
+        yb.extend_from_slice(&y[k * da..(k + 1) * da]);
+    }
+    (xb, yb)
+}
+
+/// The learner: network and optimiser. [`IdmLearner::step`] is the one update that
+/// [`train_idm`] repeats (and `armstack bench train` times).
+pub struct IdmLearner<B: AutodiffBackend> {
+    /// The network.
+    pub model: Idm<B>,
+    config: IdmConfig,
+    optim: OptimizerAdaptor<Adam, Idm<B>, B>,
+    lr: f64,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> IdmLearner<B> {
+    /// A freshly initialised network (drawn from the backend generator: seed it with
+    /// [`seeded`] around this call), trained with Adam at `lr`.
+    pub fn new(config: &IdmConfig, lr: f64, device: &B::Device) -> IdmLearner<B> {
+        IdmLearner {
+            model: config.init(device),
+            config: config.clone(),
+            optim: AdamConfig::new().init(),
+            lr,
+            device: device.clone(),
+        }
+    }
+
+    /// One Adam step on the NLL of targets `y` (`[n, action_dim]`, model units) given inputs `x`
+    /// (`[n, input_dim]`). Returns the batch NLL before the step; a non-finite one is returned
+    /// as is (the caller stops).
+    pub fn step(&mut self, x: Vec<f32>, y: Vec<f32>) -> f32 {
+        let n = y.len() / self.config.action_dim.max(1);
+        let xt = Tensor::<B, 2>::from_data(TensorData::new(x, [n, self.config.input_dim()]), &self.device);
+        let yt = Tensor::<B, 2>::from_data(TensorData::new(y, [n, self.config.action_dim]), &self.device);
+        let (mean, log_std) = self.model.forward(xt);
+        let loss = tanh_gaussian_nll(mean, log_std, yt);
+        let value: f32 = loss.clone().into_scalar().elem();
+        if value.is_finite() {
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            self.model = self.optim.step(self.lr, self.model.clone(), grads);
+        }
+        value
+    }
+}
+
 /// Trains an IDM on `ds` into `out`. `on_eval(step, train_nll, val_nll)` after each validation.
 pub fn train_idm<B: AutodiffBackend>(
     ds: &Dataset,
@@ -184,37 +242,30 @@ pub fn train_idm<B: AutodiffBackend>(
         val_frames = f_val.len(),
         "IDM training"
     );
-    B::seed(device, cfg.seed);
-    let mut model: Idm<B> = model_cfg.init(device);
-    let mut optim = AdamConfig::new().init();
+    let mut learner = {
+        let _rng = seeded::<B>(device, cfg.seed);
+        IdmLearner::<B>::new(&model_cfg, cfg.lr, device)
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics =
         std::fs::File::create(&metrics_path).map_err(|source| IdmError::Io { path: metrics_path.clone(), source })?;
-    let (din, da) = (model_cfg.input_dim(), model_cfg.action_dim);
+    let din = model_cfg.input_dim();
     let mut best: Option<(u64, f64, f64, f64)> = None;
     let mut window = (0.0, 0u64);
     for step in 1..=cfg.steps {
-        let mut xb = Vec::with_capacity(cfg.batch_size * din);
-        let mut yb = Vec::with_capacity(cfg.batch_size * da);
-        for _ in 0..cfg.batch_size {
-            let k = rng.random_range(0..f_train.len());
-            xb.extend_from_slice(&x_train[k * din..(k + 1) * din]);
-            yb.extend_from_slice(&y_train[k * da..(k + 1) * da]);
-        }
-        let xt = Tensor::<B, 2>::from_data(TensorData::new(xb, [cfg.batch_size, din]), device);
-        let yt = Tensor::<B, 2>::from_data(TensorData::new(yb, [cfg.batch_size, da]), device);
-        let (mean, log_std) = model.forward(xt);
-        let loss = tanh_gaussian_nll(mean, log_std, yt);
-        let value: f32 = loss.clone().into_scalar().elem();
+        let (xb, yb) = sample_batch(&mut rng, &x_train, &y_train, din, cfg.batch_size);
+        let value = {
+            // Dropout masks of this step: a function of (seed, step) only.
+            let _rng = seeded::<B>(device, step_seed(cfg.seed, step));
+            learner.step(xb, yb)
+        };
         if !value.is_finite() {
             return Err(IdmError::Config(format!("the NLL is {value} at step {step}")));
         }
         window = (window.0 + f64::from(value), window.1 + 1);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(cfg.lr, model, grads);
         if step.is_multiple_of(cfg.eval_every.max(1)) || step == cfg.steps {
-            let valid = model.valid();
+            let valid = learner.model.valid();
             // Without validation episodes, the training NLL picks the checkpoint.
             let train_nll = window.0 / window.1.max(1) as f64;
             let (val_nll, val_rmse) = if f_val.is_empty() {
