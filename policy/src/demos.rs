@@ -48,6 +48,18 @@ pub fn dataset_spec(env: &EnvConfig, cameras: Vec<dataset::writer::CameraFeature
     }
 }
 
+/// The dataset camera features of `env`'s cameras (`observation.images.<name>`, their sizes).
+pub fn camera_features(env: &EnvConfig) -> Vec<dataset::writer::CameraFeature> {
+    env.cameras
+        .iter()
+        .map(|c| dataset::writer::CameraFeature {
+            key: format!("{}{}", crate::features::IMAGE_KEY_PREFIX, c.name),
+            width: c.width,
+            height: c.height,
+        })
+        .collect()
+}
+
 /// Rolls out the noisy expert for `episodes` episodes (seeds `seed`, `seed + 1`, …) on
 /// `num_envs` envs and appends them to `writer`.
 pub fn collect(

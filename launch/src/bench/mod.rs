@@ -6,6 +6,8 @@ mod driver_bench;
 mod fuzz;
 mod policy_bench;
 mod sim_bench;
+mod train_bench;
+mod train_bench_rows;
 
 use std::path::PathBuf;
 
@@ -34,6 +36,8 @@ pub enum BenchCommand {
     /// Hostile messages of every kind against the real sim, driver (emulated) and recorder on an
     /// isolated loopback bus: crashes, limit violations, e-stop holds, lost episodes (all must be 0).
     Fuzz(fuzz::FuzzArgs),
+    /// Training: samples/s, ms and peak memory of one optimiser update of every trained model.
+    Train(train_bench::TrainBenchArgs),
 }
 
 impl BenchCommand {
@@ -47,6 +51,7 @@ impl BenchCommand {
             BenchCommand::Deploy(a) => a.json.as_ref(),
             BenchCommand::Driver(a) => a.json.as_ref(),
             BenchCommand::Fuzz(a) => a.json.as_ref(),
+            BenchCommand::Train(a) => a.json.as_ref(),
         }
     }
 }
@@ -65,6 +70,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Deploy(args) => policy_bench::run_deploy(args),
         BenchCommand::Driver(args) => driver_bench::run(args),
         BenchCommand::Fuzz(args) => fuzz::run(args),
+        BenchCommand::Train(args) => train_bench::run(args),
     }
 }
 

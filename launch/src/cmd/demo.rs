@@ -82,15 +82,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if vision {
         env = env.with_cameras(64, 64);
     }
-    let cameras = env
-        .cameras
-        .iter()
-        .map(|c| dataset::writer::CameraFeature {
-            key: format!("{}{}", policy::features::IMAGE_KEY_PREFIX, c.name),
-            width: c.width,
-            height: c.height,
-        })
-        .collect();
+    let cameras = policy::demos::camera_features(&env);
     let mut writer = DatasetWriter::create(&data_dir, &policy::demos::dataset_spec(&env, cameras))?;
     let collected = policy::demos::collect(&env, &mut writer, args.demos, args.noise, args.demo_seed, 4)?;
     writer.finish()?;

@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -212,6 +212,11 @@ impl<B: AutodiffBackend> ExpoLearner<B> {
             rl: rl.clone(),
             device: device.clone(),
         }
+    }
+
+    /// Parameters the updates train: base policy, edit policy and critic ensemble.
+    pub fn num_params(&self) -> usize {
+        self.base.num_params() + self.edit.num_params() + self.critic.num_params()
     }
 
     fn config(&self) -> &PolicyConfig {

@@ -1,0 +1,666 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `armstack bench train`: the same models, sizes, losses and optimisers,
+timed the same way (warm-up, then timed optimiser updates), printing the same rows as a table
+and JSON so that `armstack bench train --compare FILE` can show the ratio.
+
+PyTorch is not a dependency of Armstack; this script is optional. Run it on the machine and with
+the thread count of the Armstack run:
+
+    python3 bench/pytorch/train_reference.py --threads 2 --json torch.json
+    armstack bench train --threads 2 --compare torch.json
+
+Rows (Armstack's defaults; every size is below in `Sizes`):
+  bc_state        state-only chunk policy (d 64, 2 layers, 2 heads, ff 128, 20 tokens), BC, batch 128
+  bc_vision_64    vision chunk policy (ResNet 16/32/64 per camera, 2 cameras, d 256, 4 layers,
+                  8 heads, ff 1024, dropout 0.1, 55 tokens), BC, batch 16, 64 px
+  bc_vision_128   the same at 128 px
+  co_rft_critic   CO-RFT critic update: 10 critics 3x256 LayerNorm, 1 + 3x10 chunks per state
+                  (data + Cal-QL), TD + conservative loss, target EMA, batch 256
+  expo_update     EXPO: one critic update (target from the on-the-fly policy: 8 flow samples x
+                  10 Euler steps + edits, scored by 2 target critics) then one actor update
+                  (flow imitation of the base policy, edit policy, temperature), batch 256
+  icvf            ICVF: ResNet encoder at 64 px + 2 multilinear heads of 256, 4 frames per sample
+                  through the online network and the EMA target, expectile TD loss, batch 64
+  idm             inverse dynamics MLP 36 -> 2 x 1024 (dropout 0.1) -> tanh-Gaussian, NLL, batch 1024
+
+Differences from Armstack, none of which changes the amount of work:
+- batches are random tensors of the recorded data's shapes (Armstack samples real recorded
+  batches; the values do not change the cost);
+- the transformer is torch's `nn.TransformerEncoderLayer` (pre-norm, GELU, dropout), which drops
+  out attention weights after the softmax where burn drops out the scores before it;
+- initialisation is torch's default (burn's differs; the cost is the same).
+
+Peak memory is measured as in Armstack: Linux's resident high-water mark (VmHWM), reset per row
+through /proc/self/clear_refs.
+"""
+
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROWS = ["bc_state", "bc_vision_64", "bc_vision_128", "co_rft_critic", "expo_update", "icvf", "idm"]
+
+
+class Sizes:
+    """Armstack's default sizes (policy/src/config.rs, the training commands' defaults)."""
+
+    horizon = 10  # H
+    state_dim = 7  # 6 joints + gripper
+    env_state_dim = 5  # pick_cube: one object, x y z sin(yaw) cos(yaw)
+    action_dim = 7  # end-effector delta + gripper
+    vocab = 8
+    # Adam as burn's AdamConfig::new(): betas (0.9, 0.999), eps 1e-5, no weight decay.
+    adam_eps = 1e-5
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def adam(params, lr):
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=Sizes.adam_eps)
+
+
+def descend(opt, loss):
+    """One optimiser step on `loss`."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+@torch.no_grad()
+def soft_update(target, online, tau):
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.mul_(1.0 - tau).add_(o, alpha=tau)
+
+
+def chunk_mse(pred, target, mask, weights=None):
+    """Masked chunk regression (policy/src/train/bc.rs `chunk_mse`)."""
+    d = pred.shape[2]
+    sq = ((pred - target) ** 2).sum(2) * mask
+    if weights is not None:
+        sq = sq * weights
+    return sq.sum() / (mask.sum().clamp_min(1.0) * d)
+
+
+class Mlp(nn.Module):
+    """layers x (Linear -> [LayerNorm] -> ReLU) -> Linear (policy/src/model/mlp.rs)."""
+
+    def __init__(self, d_in, hidden, layers, d_out, layer_norm=False):
+        super().__init__()
+        mods = []
+        for _ in range(layers):
+            mods.append(nn.Linear(d_in, hidden))
+            if layer_norm:
+                mods.append(nn.LayerNorm(hidden))
+            mods.append(nn.ReLU())
+            d_in = hidden
+        mods.append(nn.Linear(d_in, d_out))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def conv3(c_in, c_out, stride):
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+
+
+def group_norm(c):
+    return nn.GroupNorm(min(8, c), c)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.norm1 = conv3(c, c, 1), group_norm(c)
+        self.conv2, self.norm2 = conv3(c, c, 1), group_norm(c)
+
+    def forward(self, x):
+        h = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(h)) + x)
+
+
+class ImageEncoder(nn.Module):
+    """Three stride-2 stages (conv, GroupNorm, ReLU, residual block), pooled to grid x grid
+    tokens (policy/src/model/image.rs)."""
+
+    def __init__(self, channels=(16, 32, 64), grid=4):
+        super().__init__()
+        stages, c_in = [], 3
+        for c in channels:
+            stages.append(nn.ModuleDict({"down": conv3(c_in, c, 2), "norm": group_norm(c), "block": ResBlock(c)}))
+            c_in = c
+        self.stages = nn.ModuleList(stages)
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.channels = c_in
+
+    def forward(self, x):  # [N, 3, S, S] -> [N, grid^2, C]
+        for s in self.stages:
+            x = s["block"](F.relu(s["norm"](s["down"](x))))
+        x = self.pool(x)
+        return x.flatten(2).transpose(1, 2)
+
+
+class ChunkPolicy(nn.Module):
+    """The chunked-action transformer (policy/src/model/policy.rs)."""
+
+    def __init__(self, vision, image_size=64, cameras=2):
+        super().__init__()
+        s = Sizes
+        if vision:
+            d, d_ff, heads, layers, dropout, self.max_words = 256, 1024, 8, 4, 0.1, 12
+        else:
+            d, d_ff, heads, layers, dropout, self.max_words = 64, 128, 2, 2, 0.0, 8
+        self.vision, self.cameras, self.image_size, self.d = vision, cameras, image_size, d
+        self.state_proj = nn.Linear(s.state_dim, d)
+        self.env_proj = None if vision else nn.Linear(s.env_state_dim, d)
+        self.words = nn.Embedding(s.vocab, d)
+        if vision:
+            self.image = ImageEncoder()
+            self.image_proj = nn.Linear(self.image.channels, d)
+            self.camera_embed = nn.Parameter(torch.randn(cameras, d) * 0.02)
+        image_tokens = cameras * 16 if vision else 0
+        self.obs_tokens = 1 + (0 if vision else 1) + self.max_words + image_tokens
+        self.positions = nn.Parameter(torch.randn(self.obs_tokens + s.horizon, d) * 0.02)
+        self.queries = nn.Parameter(torch.randn(s.horizon, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d, heads, d_ff, dropout, activation="gelu", batch_first=True, norm_first=True, layer_norm_eps=1e-5
+        )
+        self.trunk = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, s.action_dim)
+
+    def image_features(self, obs):
+        """Pooled image features [B, cameras * C] (the critic's input); None without cameras."""
+        if not self.vision:
+            return None
+        t = self.image(obs["images"])
+        b = obs["state"].shape[0]
+        return t.mean(1).reshape(b, -1)
+
+    def query_features(self, obs):
+        b = obs["state"].shape[0]
+        tokens = [self.state_proj(obs["state"]).unsqueeze(1)]
+        if self.env_proj is not None:
+            tokens.append(self.env_proj(obs["env_state"]).unsqueeze(1))
+        tokens.append(self.words(obs["words"]))
+        if self.vision:
+            t = self.image_proj(self.image(obs["images"]))  # [B*C, 16, d]
+            t = t.reshape(b, self.cameras, -1, self.d) + self.camera_embed.reshape(1, self.cameras, 1, self.d)
+            tokens.append(t.reshape(b, -1, self.d))
+        tokens.append(self.queries.unsqueeze(0).expand(b, -1, -1))
+        x = torch.cat(tokens, 1) + self.positions.unsqueeze(0)
+        y = self.trunk(x, src_key_padding_mask=obs["pad_mask"])
+        return self.norm(y[:, self.obs_tokens :])
+
+    def forward(self, obs):
+        return self.head(self.query_features(obs))
+
+
+def policy_batch(policy, n):
+    """A random batch shaped like Armstack's: observations, chunk targets, mask, TD quantities."""
+    s = Sizes
+    words = torch.randint(2, s.vocab, (n, policy.max_words))
+    words[:, 5:] = 0  # "pick up the red cube": five words, the rest padding
+    tokens = policy.obs_tokens + s.horizon
+    pad = torch.zeros(n, tokens, dtype=torch.bool)
+    word_start = 1 + (0 if policy.vision else 1)
+    pad[:, word_start : word_start + policy.max_words] = words == 0
+
+    def obs():
+        o = {"state": torch.randn(n, s.state_dim), "words": words, "pad_mask": pad}
+        if policy.vision:
+            o["images"] = torch.randn(n * policy.cameras, 3, policy.image_size, policy.image_size)
+        else:
+            o["env_state"] = torch.randn(n, s.env_state_dim)
+        return o
+
+    return {
+        "obs": obs(),
+        "next_obs": obs(),
+        "actions": torch.rand(n, s.horizon, s.action_dim) * 2 - 1,
+        "mask": torch.ones(n, s.horizon),
+        "reward": torch.rand(n, 1),
+        "bootstrap": torch.full((n, 1), 0.99**s.horizon),
+        "mc_return": torch.rand(n, 1),
+    }
+
+
+class ObsFeatures(nn.Module):
+    """[state, object state, mean word embedding, pooled image features] (model/critic.rs)."""
+
+    def __init__(self, word_dim=16):
+        super().__init__()
+        self.words = nn.Embedding(Sizes.vocab, word_dim)
+
+    def forward(self, obs, image_features=None):
+        present = (obs["words"] != 0).float().unsqueeze(2)
+        bag = (self.words(obs["words"]) * present).sum(1) / present.sum(1).clamp_min(1.0)
+        parts = [obs["state"]]
+        if "env_state" in obs:
+            parts.append(obs["env_state"])
+        parts.append(bag)
+        if image_features is not None:
+            parts.append(image_features)
+        return torch.cat(parts, 1)
+
+
+def obs_feature_dim(word_dim=16):
+    return Sizes.state_dim + Sizes.env_state_dim + word_dim
+
+
+class ChunkCritic(nn.Module):
+    """K members of 3x256 with LayerNorm over (features, flattened chunk), as K small MLPs like
+    Armstack's (model/critic.rs)."""
+
+    def __init__(self, k=10, hidden=256, layers=3):
+        super().__init__()
+        s = Sizes
+        self.features = ObsFeatures()
+        chunk = s.horizon * s.action_dim
+        self.members = nn.ModuleList(
+            [Mlp(obs_feature_dim() + chunk, hidden, layers, 1, layer_norm=True) for _ in range(k)]
+        )
+
+    def forward(self, feat, chunks, members=None):  # -> [B, |members|]
+        x = torch.cat([feat, chunks.flatten(1)], 1)
+        ms = self.members if members is None else [self.members[m] for m in members]
+        return torch.cat([m(x) for m in ms], 1)
+
+
+# ---------------------------------------------------------------- rows
+
+
+def bc_row(vision, image_size, batch):
+    policy = ChunkPolicy(vision, image_size)
+    opt = adam(policy.parameters(), 3e-4)
+    data = policy_batch(policy, batch)
+
+    def step():
+        loss = chunk_mse(policy(data["obs"]), data["actions"], data["mask"])
+        descend(opt, loss)
+        return loss.item()
+
+    return step, sum(p.numel() for p in policy.parameters())
+
+
+def co_rft_row(batch, ensemble=10, cql_samples=10, alpha=0.2, gamma_h=0.99**10, tau=0.005):
+    s = Sizes
+    policy = ChunkPolicy(False)
+    policy.eval()  # the actor does not move in a critic-only update
+    critic = ChunkCritic(ensemble)
+    target = ChunkCritic(ensemble)
+    target.load_state_dict(critic.state_dict())
+    for p in list(target.parameters()) + list(policy.parameters()):
+        p.requires_grad_(False)
+    opt = adam(critic.parameters(), 3e-4)
+    data = policy_batch(policy, batch)
+    n, h, d, ns = batch, s.horizon, s.action_dim, cql_samples
+
+    def step():
+        with torch.no_grad():
+            next_pi = policy(data["next_obs"]).clamp(-1, 1)
+            target_q = target(target.features(data["next_obs"]), next_pi)
+            subset = torch.randperm(ensemble)[:2]
+            y = data["reward"] + data["bootstrap"] * target_q[:, subset].min(1, keepdim=True).values
+            pi = policy(data["obs"]).clamp(-1, 1)
+            uniform = torch.rand(n, ns, h, d) * 2 - 1
+            noisy = [(base.unsqueeze(1) + 0.1 * torch.randn(n, ns, h, d)).clamp(-1, 1) for base in (pi, next_pi)]
+        feat = critic.features(data["obs"])
+        m = 1 + 3 * ns
+        chunks = torch.cat([data["actions"].unsqueeze(1), uniform] + noisy, 1)  # [n, m, h, d]
+        feat_rep = feat.unsqueeze(1).expand(n, m, feat.shape[1]).reshape(n * m, -1)
+        q = critic(feat_rep, chunks.reshape(n * m, h, d)).reshape(n, m, ensemble).transpose(1, 2)  # [n, K, m]
+        q_data = q[:, :, 0]
+        td = ((q_data - y) ** 2).mean()
+        q_uniform = q[:, :, 1 : 1 + ns]
+        q_policy = torch.maximum(q[:, :, 1 + ns :], data["mc_return"].unsqueeze(2))
+        q_samples = torch.cat([q_uniform, q_policy], 2) - math.log(3 * ns)
+        cql = (torch.logsumexp(q_samples, 2) - q_data).mean()
+        loss = td + alpha * cql
+        descend(opt, loss)
+        soft_update(target, critic, tau)
+        return loss.item()
+
+    return step, sum(p.numel() for p in critic.parameters())
+
+
+class FlowHead(nn.Module):
+    """EXPO's residual flow head (policy/src/model/flow.rs): 3 x 256, 10 Euler steps."""
+
+    def __init__(self, d_model, hidden=256, layers=3, steps=10, time_features=16):
+        super().__init__()
+        s = Sizes
+        chunk = s.horizon * s.action_dim
+        self.cond = nn.Linear(s.horizon * d_model + chunk, hidden)
+        self.input = nn.Linear(chunk + time_features, hidden, bias=False)
+        self.body = Mlp(hidden, hidden, layers - 1, chunk)
+        self.steps, self.time_features = steps, time_features
+        freqs = torch.tensor([math.pi * 2.0**k for k in range(time_features // 2)])
+        self.register_buffer("freqs", freqs.unsqueeze(0))
+
+    def condition(self, query, mu):
+        return self.cond(torch.cat([query.flatten(1), mu.flatten(1)], 1))
+
+    def endpoint(self, cond, mu, x, t):
+        angles = t * self.freqs
+        inp = torch.cat([x.flatten(1), angles.sin(), angles.cos()], 1)
+        r = self.body(F.relu(cond + self.input(inp)))
+        return mu + r.reshape(mu.shape)
+
+
+class FlowPolicy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = ChunkPolicy(False)
+        self.head = FlowHead(self.trunk.d)
+
+    def loss(self, obs, target, mask):
+        b = target.shape[0]
+        query = self.trunk.query_features(obs)
+        mu = self.trunk.head(query)
+        cond = self.head.condition(query, mu)
+        x0 = torch.randn_like(target)
+        t = torch.rand(b, 1)
+        tt = t.unsqueeze(2)
+        xt = x0 * (1 - tt) + target * tt
+        return chunk_mse(self.head.endpoint(cond, mu, xt, t), target, mask)
+
+    def sample(self, obs, n):
+        query = self.trunk.query_features(obs)
+        mu = self.trunk.head(query)
+        cond = self.head.condition(query, mu)
+        b, h, d = mu.shape
+        cond = cond.repeat_interleave(n, 0)
+        mu = mu.repeat_interleave(n, 0)
+        x = torch.randn(b * n, h, d)
+        steps = self.head.steps
+        for k in range(steps):
+            t = k / steps
+            x1 = self.head.endpoint(cond, mu, x, torch.full((b * n, 1), t))
+            x = x + (x1 - x) * ((1.0 / steps) / (1.0 - t))
+        return x.clamp(-1, 1)
+
+
+class EditPolicy(nn.Module):
+    """Tanh-Gaussian edits over (features, chunk), 3 x 256 (policy/src/model/edit.rs)."""
+
+    def __init__(self, hidden=256, layers=3):
+        super().__init__()
+        chunk = Sizes.horizon * Sizes.action_dim
+        self.features = ObsFeatures()
+        self.net = Mlp(obs_feature_dim() + chunk, hidden, layers, 2 * chunk)
+        self.chunk = chunk
+
+    def sample(self, feat, chunks, eps):
+        out = self.net(torch.cat([feat, chunks.flatten(1)], 1))
+        mean, log_std = out[:, : self.chunk], out[:, self.chunk :].clamp(-5.0, 2.0)
+        z = mean + log_std.exp() * eps
+        u = torch.tanh(z)
+        log_p = (-0.5 * eps**2 - log_std).sum(1, keepdim=True) - self.chunk * 0.5 * math.log(2 * math.pi)
+        log_p = log_p - torch.log(1.0 + 1e-6 - u**2).sum(1, keepdim=True)
+        return u, log_p
+
+
+def expo_row(batch, ensemble=10, samples=8, beta=0.05, tau=0.005, base_ema=0.001):
+    s = Sizes
+    h, d = s.horizon, s.action_dim
+    base = FlowPolicy()
+    ema = FlowPolicy()
+    ema.load_state_dict(base.state_dict())
+    edit = EditPolicy()
+    critic = ChunkCritic(ensemble)
+    target = ChunkCritic(ensemble)
+    target.load_state_dict(critic.state_dict())
+    for p in list(target.parameters()) + list(ema.parameters()):
+        p.requires_grad_(False)
+    log_alpha = torch.tensor([math.log(0.1)], requires_grad=True)
+    opts = {
+        "base": adam(base.parameters(), 3e-4),
+        "edit": adam(edit.parameters(), 3e-4),
+        "critic": adam(critic.parameters(), 3e-4),
+        "alpha": adam([log_alpha], 3e-4),
+    }
+    data = policy_batch(base.trunk, batch)
+    target_entropy = -(h * d) / 2.0
+    n = batch
+
+    def step():
+        # Critic update: y = R + g · min_S Q̄(s′, π_otf(s′)).
+        with torch.no_grad():
+            nxt = data["next_obs"]
+            a = ema.sample(nxt, samples)  # [n·N, h, d]
+            feats = edit.features(nxt).repeat_interleave(samples, 0)
+            u, _ = edit.sample(feats, a, torch.randn(n * samples, h * d))
+            edited = (a + beta * u.reshape(a.shape)).clamp(-1, 1)
+            cand = torch.cat([a.reshape(n, samples, h, d), edited.reshape(n, samples, h, d)], 1)
+            cand = cand.reshape(n * 2 * samples, h, d)
+            members = torch.randperm(ensemble)[:2].tolist()
+            tfeat = target.features(nxt).repeat_interleave(2 * samples, 0)
+            score = target(tfeat, cand, members).min(1).values.reshape(n, 2 * samples)
+            value = score.max(1, keepdim=True).values
+            y = data["reward"] + data["bootstrap"] * value
+        q = critic(critic.features(data["obs"]), data["actions"])
+        td = ((q - y) ** 2).mean()
+        descend(opts["critic"], td)
+        soft_update(target, critic, tau)
+        # Actor update: base (flow imitation), edit, temperature.
+        base_loss = base.loss(data["obs"], data["actions"], data["mask"])
+        descend(opts["base"], base_loss)
+        soft_update(ema, base, base_ema)
+        eps = torch.randn(n, h * d)
+        u, log_p = edit.sample(edit.features(data["obs"]), data["actions"], eps)
+        edited = (data["actions"] + beta * u.reshape(n, h, d)).clamp(-1, 1)
+        feat = critic.features(data["obs"]).detach()
+        q = critic(feat, edited).mean(1, keepdim=True)
+        alpha = log_alpha.exp().item()
+        edit_loss = (alpha * log_p - q).mean()
+        descend(opts["edit"], edit_loss)
+        alpha_loss = -(log_alpha * (log_p.detach() + target_entropy).mean())
+        descend(opts["alpha"], alpha_loss.sum())
+        return td.item()
+
+    params = sum(p.numel() for m in (base, edit, critic) for p in m.parameters())
+    return step, params
+
+
+class IcvfHead(nn.Module):
+    def __init__(self, f, hidden):
+        super().__init__()
+
+        def mlp(i, o):
+            return nn.Sequential(nn.Linear(i, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, o))
+
+        self.phi, self.psi, self.t = mlp(f, hidden), mlp(f, hidden), mlp(hidden, hidden)
+        self.a, self.b = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+
+    def forward(self, fs, fg, fz):
+        tz = self.t(self.psi(fz))
+        return (self.a(tz * self.phi(fs)) * self.b(tz * self.psi(fg))).sum(1)
+
+
+class Icvf(nn.Module):
+    """video-pretrain/src/icvf/model.rs: the policy's encoder + 2 multilinear heads."""
+
+    def __init__(self, hidden=256, ensemble=2):
+        super().__init__()
+        self.encoder = ImageEncoder()
+        self.heads = nn.ModuleList([IcvfHead(16 * 64, hidden) for _ in range(ensemble)])
+
+    def features(self, x):
+        return self.encoder(x).flatten(1)
+
+    def values(self, fs, fg, fz):
+        return torch.stack([hd(fs, fg, fz) for hd in self.heads], 1)
+
+
+def icvf_row(batch, size=64, gamma=0.99, expectile=0.9, ema=0.005):
+    model, target = Icvf(), Icvf()
+    target.load_state_dict(model.state_dict())
+    for p in target.parameters():
+        p.requires_grad_(False)
+    opt = adam(model.parameters(), 5e-5)
+    n = batch
+    frames = torch.randn(4 * n, 3, size, size)  # s, s′, g, z
+    same_g = (torch.rand(n) < 0.1).float()
+    same_z = (torch.rand(n) < 0.1).float()
+    r, m, r_z, m_z = same_g - 1, 1 - same_g, same_z - 1, 1 - same_z
+
+    def step():
+        f = model.features(frames)
+        v = model.values(f[:n], f[2 * n : 3 * n], f[3 * n :])
+        with torch.no_grad():
+            tf = target.features(frames)
+            s_, nx, g, z = tf[:n], tf[n : 2 * n], tf[2 * n : 3 * n], tf[3 * n :]
+            next_g = target.values(nx, g, z)
+            next_z = target.values(nx, z, z)
+            now_z = target.values(s_, z, z)
+            q = r.unsqueeze(1) + gamma * m.unsqueeze(1) * next_g
+            adv = r_z + gamma * m_z * next_z.min(1).values - now_z.mean(1)
+            w = torch.where(adv >= 0, expectile, 1 - expectile)
+        loss = (((q - v) ** 2) * w.unsqueeze(1)).sum() / n
+        descend(opt, loss)
+        soft_update(target, model, ema)
+        return loss.item()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def idm_row(batch, hidden=1024, dropout=0.1, clip=0.999):
+    s = Sizes
+    obs = s.state_dim + s.env_state_dim
+    net = nn.Sequential(
+        nn.Linear(3 * obs, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, 2 * s.action_dim),
+    )
+    opt = adam(net.parameters(), 1e-4)
+    x = torch.randn(batch, 3 * obs)
+    a = (torch.rand(batch, s.action_dim) * 2 - 1) * 0.9
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+
+    def step():
+        y = net(x)
+        mean, log_std = y[:, : s.action_dim], y[:, s.action_dim :].clamp(-5.0, 2.0)
+        ac = a.clamp(-clip, clip)
+        u = 0.5 * torch.log((ac + 1) / (1 - ac))
+        zz = (u - mean) / log_std.exp()
+        nll = (0.5 * zz * zz + log_std + half_log_2pi + torch.log(1 - ac * ac)).sum(1).mean()
+        descend(opt, nll)
+        return nll.item()
+
+    return step, sum(p.numel() for p in net.parameters())
+
+
+def build(name, quick):
+    full = {
+        "bc_state": 128,
+        "bc_vision_64": 16,
+        "bc_vision_128": 16,
+        "co_rft_critic": 256,
+        "expo_update": 256,
+        "icvf": 64,
+        "idm": 1024,
+    }[name]
+    batch = min(full, 4) if quick else full
+    if name == "bc_state":
+        return bc_row(False, 64, batch) + (batch,)
+    if name.startswith("bc_vision"):
+        return bc_row(True, int(name.rsplit("_", 1)[1]), batch) + (batch,)
+    if name == "co_rft_critic":
+        return co_rft_row(batch) + (batch,)
+    if name == "expo_update":
+        return expo_row(batch) + (batch,)
+    if name == "icvf":
+        return icvf_row(batch) + (batch,)
+    return idm_row(batch) + (batch,)
+
+
+def status_mib(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return status_mib("VmRSS")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--steps", type=int, default=20, help="timed updates per row")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up updates per row")
+    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows")
+    ap.add_argument("--quick", action="store_true", help="batches of at most 4, 1 warm-up, 2 timed updates")
+    ap.add_argument("--json", default=None, help="also write the rows here")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    warmup, steps = (1, 2) if args.quick else (args.warmup, args.steps)
+    rows = []
+    for name in [r for r in args.rows.split(",") if r]:
+        if name not in ROWS:
+            raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
+        start = reset_peak()
+        step, params, batch = build(name, args.quick)
+        for _ in range(warmup):
+            step()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = step()
+        seconds = max(time.perf_counter() - t0, 1e-9)
+        if not math.isfinite(loss):
+            raise SystemExit(f"{name}: loss {loss}")
+        peak = status_mib("VmHWM") if start is not None else None
+        rows.append(
+            {
+                "name": name,
+                "samples_per_s": batch * steps / seconds,
+                "ms_per_step": 1e3 * seconds / steps,
+                "backend": f"pytorch-{torch.__version__}-cpu",
+                "threads": threads,
+                "batch": batch,
+                "steps": steps,
+                "params": params,
+                "peak_rss_mib": peak,
+                "peak_rss_delta_mib": None if peak is None else max(peak - start, 0.0),
+            }
+        )
+        del step
+    print("| row | batch | samples/s | ms/step | peak RSS MiB | params |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        peak = "n/a" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}"
+        print(f"| {r['name']} | {r['batch']} | {r['samples_per_s']:.1f} | {r['ms_per_step']:.1f} | {peak} | {r['params']} |")
+    print(f"backend pytorch {torch.__version__} cpu, {threads} threads")
+    text = json.dumps(rows, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

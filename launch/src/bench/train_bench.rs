@@ -1,0 +1,265 @@
+//! `armstack bench train`: samples/s and ms of one optimiser update of every model the project
+//! trains, on real batches of a small recorded dataset, after a warm-up; peak memory per row; a
+//! ratio column against the PyTorch reference (`bench/pytorch/train_reference.py`).
+//!
+//! Each row runs the update its training command's loop runs (`BcLearner::update`,
+//! `CoRftLearner::update`, EXPO's critic + actor updates, `IcvfLearner::step`,
+//! `IdmLearner::step`) at that command's default model sizes and the batch sizes below.
+//!
+//! Peak memory: on Linux the kernel keeps the process's resident-memory high-water mark
+//! (`VmHWM` in `/proc/self/status`) and resets it to the current resident size when `5` is
+//! written to `/proc/self/clear_refs`. Each row resets it before building its model and reads it
+//! after its last update: `peak_rss_mib` is the process's peak while the row ran (the recorded
+//! data included), `peak_rss_delta_mib` its rise over the resident size at the row's start
+//! (model, optimiser state, autodiff graph, activations; memory the allocator kept from earlier
+//! rows and reused is not counted again). Elsewhere both are absent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::Backend;
+use clap::builder::PossibleValuesParser;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use super::emit_json;
+use super::train_bench_rows::{workload, BenchData, ROWS};
+use crate::cmd::arg_ranges::at_least;
+use crate::cmd::policy_args::{check_device, DeviceKind};
+use crate::outln;
+use crate::with_train_backend;
+
+/// `armstack bench train`.
+#[derive(Args, Debug)]
+pub struct TrainBenchArgs {
+    /// Timed updates per row (after the warm-up).
+    #[arg(long, default_value_t = 20, value_parser = at_least(1u64))]
+    pub steps: u64,
+    /// Untimed warm-up updates per row.
+    #[arg(long, default_value_t = 3, value_parser = at_least(0u64))]
+    pub warmup: u64,
+    /// Compute threads of the CPU backend (its rayon pool; default: the RAYON_NUM_THREADS
+    /// environment variable, else every core).
+    #[arg(long, value_parser = at_least(1usize))]
+    pub threads: Option<usize>,
+    /// Only check that every row runs: one recorded episode, batches of at most 4, 1 warm-up and
+    /// 2 timed updates (the numbers mean nothing).
+    #[arg(long)]
+    pub quick: bool,
+    /// Rows to run (comma separated; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(ROWS))]
+    pub rows: Vec<String>,
+    /// Demonstrations recorded per camera side (64 px; 128 px for `bc_vision_128`).
+    #[arg(long, default_value_t = 4, value_parser = at_least(1u64))]
+    pub episodes: u64,
+    /// The PyTorch reference's JSON (`bench/pytorch/train_reference.py --json FILE`): adds its
+    /// samples/s and the ratio Armstack / PyTorch per row.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Also write the JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One row of the table and the JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainRow {
+    /// Row name (`bc_state`, `bc_vision_64`, …).
+    pub name: String,
+    /// Training samples per second (batch × updates / timed seconds).
+    pub samples_per_s: f64,
+    /// Mean milliseconds per update.
+    pub ms_per_step: f64,
+    /// burn backend.
+    pub backend: String,
+    /// Compute threads.
+    pub threads: usize,
+    /// Samples per update.
+    pub batch: usize,
+    /// Timed updates.
+    pub steps: u64,
+    /// Parameters the update trains.
+    pub params: usize,
+    /// Peak resident memory of the process while the row ran, MiB (Linux only).
+    pub peak_rss_mib: Option<f64>,
+    /// Rise of the peak over the resident memory at the row's start, MiB (Linux only).
+    pub peak_rss_delta_mib: Option<f64>,
+    /// What is trained, at which sizes.
+    pub shape: String,
+    /// PyTorch's samples/s for this row (with `--compare`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pytorch_samples_per_s: Option<f64>,
+    /// samples_per_s / PyTorch's (with `--compare`; ≥ 1: Armstack is as fast or faster).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ratio_vs_pytorch: Option<f64>,
+}
+
+/// A scratch folder for the recorded data, removed on drop.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> Result<ScratchDir> {
+        let dir = std::env::temp_dir().join(format!("armstack-bench-train-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The process's resident-memory figures of Linux, MiB.
+mod resident_memory {
+    /// A `kB` field of `/proc/self/status`, in MiB.
+    fn status_mib(field: &str) -> Option<f64> {
+        let text = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = text.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+        let kib: f64 = line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// Resets the high-water mark to the current resident size; returns that size, or `None`
+    /// where the kernel offers neither.
+    pub fn reset_peak() -> Option<f64> {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+        status_mib("VmRSS")
+    }
+
+    /// The high-water mark since the last reset.
+    pub fn peak() -> Option<f64> {
+        status_mib("VmHWM")
+    }
+}
+
+/// Sets the CPU backend's thread count (before its pool starts: nothing has computed a tensor
+/// yet when `bench train` starts) and returns the count it will use.
+fn compute_threads(requested: Option<usize>) -> usize {
+    if let Some(n) = requested {
+        // rayon reads this when its global pool starts, on the first tensor operation.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// PyTorch's rows from the reference script's JSON: name → (samples/s, threads).
+fn read_reference(path: &Path) -> Result<BTreeMap<String, (f64, Option<u64>)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading --compare {}", path.display()))?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("--compare {}: not a JSON array of rows", path.display()))?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let name =
+            row["name"].as_str().with_context(|| format!("--compare {}: a row without \"name\"", path.display()))?;
+        let rate = row["samples_per_s"]
+            .as_f64()
+            .with_context(|| format!("--compare {}: row {name} has no numeric \"samples_per_s\"", path.display()))?;
+        out.insert(name.to_string(), (rate, row["threads"].as_u64()));
+    }
+    Ok(out)
+}
+
+/// Runs `armstack bench train`.
+pub fn run(args: TrainBenchArgs) -> Result<()> {
+    check_device(args.device)?;
+    let threads = compute_threads(args.threads);
+    let reference = args.compare.as_deref().map(read_reference).transpose()?;
+    let (warmup, steps, episodes) = if args.quick { (1, 2, 1) } else { (args.warmup, args.steps, args.episodes) };
+    let names: Vec<&str> =
+        ROWS.iter().copied().filter(|r| args.rows.is_empty() || args.rows.iter().any(|a| a == r)).collect();
+    let scratch = ScratchDir::create()?;
+    let data = BenchData::new(&scratch.0, episodes, args.quick);
+    let mut rows = Vec::new();
+    with_train_backend!(args.device, B, {
+        let device = Default::default();
+        for name in &names {
+            eprintln!("{name}: recording / preparing batches");
+            let input = data.input(name)?;
+            let rss_at_start = resident_memory::reset_peak();
+            let mut w = workload::<B>(name, input, &device)?;
+            eprintln!("{name}: {warmup} warm-up and {steps} timed updates of batch {}", w.batch);
+            for k in 0..warmup {
+                (w.step)(k).with_context(|| format!("{name}: warm-up update {k}"))?;
+            }
+            let t0 = Instant::now();
+            for k in warmup..warmup + steps {
+                (w.step)(k).with_context(|| format!("{name}: update {k}"))?;
+            }
+            let seconds = t0.elapsed().as_secs_f64().max(1e-9);
+            let peak = rss_at_start.and_then(|_| resident_memory::peak());
+            let pytorch = reference.as_ref().and_then(|r| r.get(*name)).map(|(rate, _)| *rate);
+            let samples_per_s = (w.batch as u64 * steps) as f64 / seconds;
+            rows.push(TrainRow {
+                name: name.to_string(),
+                samples_per_s,
+                ms_per_step: 1e3 * seconds / steps as f64,
+                backend: B::name(&device),
+                threads,
+                batch: w.batch,
+                steps,
+                params: w.params,
+                peak_rss_mib: peak,
+                peak_rss_delta_mib: peak.zip(rss_at_start).map(|(p, s)| (p - s).max(0.0)),
+                shape: w.shape.clone(),
+                pytorch_samples_per_s: pytorch,
+                ratio_vs_pytorch: pytorch.filter(|p| *p > 0.0).map(|p| samples_per_s / p),
+            });
+        }
+    });
+    drop(scratch);
+    print_table(&rows, reference.as_ref(), threads)?;
+    emit_json(&rows, args.json.as_ref())
+}
+
+fn print_table(
+    rows: &[TrainRow],
+    reference: Option<&BTreeMap<String, (f64, Option<u64>)>>,
+    threads: usize,
+) -> Result<()> {
+    let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |m| format!("{m:.0}"));
+    let compare = reference.is_some();
+    let extra = if compare { " PyTorch samples/s | ratio |" } else { "" };
+    outln!("| row | batch | samples/s | ms/step | peak RSS MiB | peak rise MiB | params |{extra} model |")?;
+    outln!("|---|---|---|---|---|---|---|{}---|", if compare { "---|---|" } else { "" })?;
+    for r in rows {
+        let cmp = match (compare, r.pytorch_samples_per_s, r.ratio_vs_pytorch) {
+            (false, _, _) => String::new(),
+            (true, Some(p), Some(x)) => format!(" {p:.1} | {x:.2}× |"),
+            (true, _, _) => " – | – |".to_string(),
+        };
+        outln!(
+            "| {} | {} | {:.1} | {:.1} | {} | {} | {} |{cmp} {} |",
+            r.name,
+            r.batch,
+            r.samples_per_s,
+            r.ms_per_step,
+            mib(r.peak_rss_mib),
+            mib(r.peak_rss_delta_mib),
+            r.params,
+            r.shape
+        )?;
+    }
+    let backend = rows.first().map_or("–", |r| r.backend.as_str());
+    outln!("backend {backend}, {threads} threads")?;
+    if let Some(reference) = reference {
+        let other: Vec<u64> = reference.values().filter_map(|(_, t)| *t).filter(|t| *t as usize != threads).collect();
+        if let Some(t) = other.first() {
+            outln!("note: the PyTorch reference ran with {t} threads, this run with {threads}: the ratio compares unlike set-ups")?;
+        }
+    }
+    Ok(())
+}
