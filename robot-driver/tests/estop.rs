@@ -144,3 +144,27 @@ fn future_stamped_commands_never_move_the_arm() {
     assert!(report.commands_stale >= 40, "{report:?}");
     assert_eq!(report.estop.released, 1, "{report:?}");
 }
+
+/// A burst of `estop` messages larger than the node's queue within one cycle loses messages (a
+/// full queue drops its oldest, which could be an engage): the latch engages, fail safe, and the
+/// loss is counted. The burst holds only releases, which alone would change nothing.
+#[test]
+fn an_estop_queue_overflow_engages_the_latch() {
+    let emu = emulator(Faults::default());
+    // 5 Hz cycles: the whole burst arrives within one or two cycles.
+    let cfg = robot_driver::node::DriverNodeConfig { cycle_hz: 5.0, publish_hz: 5.0, ..fast_cfg() };
+    let (report, statuses) = with_node(in_process_arm(&emu), cfg, |bus| {
+        let estop = bus.publisher::<Estop>().expect("pub");
+        latest_state(bus, Duration::from_secs(2));
+        for _ in 0..3 * bus::ESTOP_QUEUE_CAPACITY {
+            estop
+                .publish(&mut Estop { engaged: false, reason: "burst".into(), ..Default::default() })
+                .expect("release");
+        }
+        std::thread::sleep(Duration::from_millis(600));
+    });
+    let report = report.expect("node ran");
+    assert!(report.estop.queue_overflows >= 1, "{report:?}");
+    assert_eq!((report.estop.engaged, report.estop.released), (1, 0), "{report:?}");
+    assert!(statuses.iter().any(|s| s.state == NodeState::Estopped), "no Estopped status: {statuses:?}");
+}
