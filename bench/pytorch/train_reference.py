@@ -522,7 +522,8 @@ def icvf_row(batch, size=64, gamma=0.99, expectile=0.9, ema=0.005):
             now_z = target.values(s_, z, z)
             q = r.unsqueeze(1) + gamma * m.unsqueeze(1) * next_g
             adv = r_z + gamma * m_z * next_z.min(1).values - now_z.mean(1)
-            w = torch.where(adv >= 0, expectile, 1 - expectile)
+            positive = (adv >= 0).float()
+            w = expectile * positive + (1 - expectile) * (1 - positive)
         loss = (((q - v) ** 2) * w.unsqueeze(1)).sum() / n
         descend(opt, loss)
         soft_update(target, model, ema)

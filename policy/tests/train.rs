@@ -245,6 +245,14 @@ fn co_rft_runs_from_a_bc_policy_and_keeps_losses_finite() {
     assert_ne!(outputs(&bc, &ds), outputs(&out, &ds));
     let spec = PolicySpec::load(&out).unwrap();
     assert_eq!(spec.critic.map(|c| c.ensemble), Some(3));
+    // A second run from the same seed repeats it bit for bit: actor, critic losses, Q values.
+    let again = tmp.path().join("rft_again");
+    run_co_rft::<CpuTrain>(&CoRftJob { out: again.clone(), ..job }, vec![Dataset::open(&data).unwrap()], &stop, &dev)
+        .unwrap();
+    assert!(weights(&out) == weights(&again), "CO-RFT from one seed trained other weights");
+    for key in ["td", "cql", "q_data", "actor"] {
+        assert_eq!(losses(&out, key), losses(&again, key), "{key}");
+    }
 }
 
 /// Every parameter of the policy saved in `dir`, in module order (checkpoint bytes differ between
