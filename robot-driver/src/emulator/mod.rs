@@ -54,6 +54,9 @@ pub struct EmulatorConfig {
     /// Mechanical offset of each servo's encoder (servo ID → ticks): what `armstack calibrate`
     /// measures. The raw tick at joint angle θ is `2048 + θ/rad_per_tick + offset`.
     pub mount_offset_ticks: BTreeMap<u8, i32>,
+    /// Extra delay before every reply (zero by default): a host too busy to serve the emulator
+    /// at once, or a slow adapter.
+    pub reply_latency: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -65,6 +68,7 @@ impl Default for EmulatorConfig {
             pose_rad: [0.0, -1.80, 1.55, 0.0, 0.8, 0.0],
             gripper_opening: 0.5,
             mount_offset_ticks: BTreeMap::new(),
+            reply_latency: Duration::ZERO,
         }
     }
 }
@@ -214,7 +218,7 @@ impl Emulator {
     }
 
     /// Feeds request bytes from the host; returns the reply bytes and how long the bus would
-    /// have been busy (request + reply at the baud rate, when paced).
+    /// have been busy (request + reply at the baud rate, when paced, plus the reply latency).
     pub fn exchange(&self, request: &[u8], reader: &mut PacketReader) -> (Vec<u8>, Duration) {
         let mut s = self.lock();
         let mut bytes = request.to_vec();
@@ -242,11 +246,14 @@ impl Emulator {
                 Parsed::Incomplete => break,
             }
         }
-        let busy = if s.config.paced {
+        let mut busy = if s.config.paced {
             Duration::from_secs_f64((request.len() + reply.len()) as f64 * 10.0 / s.config.baud.max(1) as f64)
         } else {
             Duration::ZERO
         };
+        if !reply.is_empty() {
+            busy += s.config.reply_latency;
+        }
         (reply, busy)
     }
 
