@@ -13,7 +13,6 @@ use robot_driver::node::ArmKinematics;
 use robot_driver::servo_bus::{ServoBus, ServoBusConfig};
 use robot_driver::servo_map::{ServoMap, NUM_JOINTS};
 use robot_driver::transport::{set_low_latency, LatencyTimer, SerialTransport};
-use sim::arm::{apply_ee_delta, ArmSpec, IkConfig};
 
 /// How to reach the arm.
 #[derive(Args, Debug, Clone, Default)]
@@ -163,22 +162,22 @@ pub fn uncalibrated_mount_offsets(map: &ServoMap) -> std::collections::BTreeMap<
 }
 
 /// The sim crate's analytic WidowX 250 kinematics behind the driver's [`ArmKinematics`]. Deltas
-/// are limited per command like the sim's (`MAX_DELTA_XYZ_M`, `MAX_DELTA_RPY_RAD`).
+/// are limited per command like the sim's (`MAX_DELTA_XYZ_M`, `MAX_DELTA_RPY_RAD`): the sim node's
+/// own solver.
 pub struct SimKinematics {
-    kin: sim::arm::ArmKinematics,
-    ik: IkConfig,
+    solver: sim::node::IkSolver,
 }
 
 impl SimKinematics {
     /// The WidowX 250 6DOF model.
     pub fn widowx250() -> SimKinematics {
-        SimKinematics { kin: sim::arm::ArmKinematics::new(ArmSpec::default()), ik: IkConfig::default() }
+        SimKinematics { solver: sim::node::IkSolver::widowx250() }
     }
 }
 
 impl ArmKinematics for SimKinematics {
     fn ee_pose(&self, q_rad: &[f64; NUM_JOINTS]) -> bus::Pose {
-        sim::node::pose_msg(&self.kin.fk(q_rad))
+        sim::node::pose_msg(&self.solver.kinematics().fk(q_rad))
     }
 
     fn apply_ee_delta(
@@ -187,10 +186,7 @@ impl ArmKinematics for SimKinematics {
         xyz_m: [f64; 3],
         rpy_rad: [f64; 3],
     ) -> Option<[f64; NUM_JOINTS]> {
-        let xyz = xyz_m.map(|v| v.clamp(-sim::env::MAX_DELTA_XYZ_M, sim::env::MAX_DELTA_XYZ_M));
-        let rpy = rpy_rad.map(|v| v.clamp(-sim::env::MAX_DELTA_RPY_RAD, sim::env::MAX_DELTA_RPY_RAD));
-        let sol = apply_ee_delta(&self.kin, q_rad, xyz, rpy, &self.ik);
-        Some(sol.q)
+        Some(self.solver.solve(q_rad, xyz_m, rpy_rad))
     }
 }
 

@@ -50,6 +50,30 @@ impl IkSolver {
     pub fn new(spec: ArmSpec, ik: IkConfig) -> IkSolver {
         IkSolver { kinematics: ArmKinematics::new(spec), ik }
     }
+
+    /// The WidowX 250 6DOF with the default IK settings.
+    pub fn widowx250() -> IkSolver {
+        IkSolver::new(ArmSpec::default(), IkConfig::default())
+    }
+
+    /// The arm's forward kinematics.
+    pub fn kinematics(&self) -> &ArmKinematics {
+        &self.kinematics
+    }
+
+    /// Joint targets (rad) that move the finger tip by `xyz_m` (m) and `rpy_rad` (rad), base
+    /// frame, each axis clamped to the env's per-step bound, from `from_q_rad` (the best IK
+    /// iterate when it does not converge).
+    pub fn solve(
+        &self,
+        from_q_rad: &[f64; NUM_ARM_JOINTS],
+        xyz_m: [f64; 3],
+        rpy_rad: [f64; 3],
+    ) -> [f64; NUM_ARM_JOINTS] {
+        let xyz = xyz_m.map(|v| v.clamp(-MAX_DELTA_XYZ_M, MAX_DELTA_XYZ_M));
+        let rpy = rpy_rad.map(|v| v.clamp(-MAX_DELTA_RPY_RAD, MAX_DELTA_RPY_RAD));
+        apply_ee_delta(&self.kinematics, from_q_rad, xyz, rpy, &self.ik).q
+    }
 }
 
 impl EeDeltaSolver for IkSolver {
@@ -59,9 +83,7 @@ impl EeDeltaSolver for IkSolver {
         xyz_m: [f64; 3],
         rpy_rad: [f64; 3],
     ) -> Option<[f64; NUM_ARM_JOINTS]> {
-        let xyz = xyz_m.map(|v| v.clamp(-MAX_DELTA_XYZ_M, MAX_DELTA_XYZ_M));
-        let rpy = rpy_rad.map(|v| v.clamp(-MAX_DELTA_RPY_RAD, MAX_DELTA_RPY_RAD));
-        Some(apply_ee_delta(&self.kinematics, from_q_rad, xyz, rpy, &self.ik).q)
+        Some(self.solve(from_q_rad, xyz_m, rpy_rad))
     }
 }
 
