@@ -14,10 +14,16 @@
 //!   their tick.
 //! - Size: the log holds at most a bounded number of messages of each kind; the oldest go first
 //!   (counted as overflow).
+//! - One robot: `episode` events are taken from one publisher ([`SourceLock`]): the first whose
+//!   `Start` carries the stamp of a `joint_state` received (a robot stamps an episode's `Start`
+//!   with its first observation's stamp). Events from any other publisher (a forged `Start` would
+//!   drop the episode in progress) are counted as rejected and dropped.
 //! - One commander: during an episode every command must come from one publisher on the
 //!   action topic. A command from a second publisher, or on another command topic
 //!   (`command/joint` while recording end-effector deltas, `command/chunk`), would move the
 //!   robot without being the dataset's action: the recorder reports it as an [`Intruder`].
+
+use std::time::{Duration, Instant};
 
 use bus::command_rules::DEFAULT_MAX_CLOCK_SKEW_NS;
 use bus::{CameraFrame, Freshness, ImageEncoding, JointState, SceneState};
@@ -29,6 +35,45 @@ use super::align::{env_state_vector, ActionSource, MessageLog};
 /// the driver) and no bound on age.
 pub const OBSERVATION_FRESHNESS: Freshness =
     Freshness { max_age_ns: u64::MAX, max_future_ns: DEFAULT_MAX_CLOCK_SKEW_NS };
+
+/// Follows one publisher of a topic (by `source_id`): the first one admitted, and another only
+/// once that one has been silent for the hand-over time (a restarted robot publishes with a new
+/// `source_id`); `None` never hands over.
+#[derive(Clone, Debug)]
+pub struct SourceLock {
+    source: Option<u64>,
+    last_seen: Instant,
+    handover: Option<Duration>,
+}
+
+impl SourceLock {
+    /// A lock that hands over after `handover` of silence (`None`: never).
+    pub fn new(handover: Option<Duration>) -> SourceLock {
+        SourceLock { source: None, last_seen: Instant::now(), handover }
+    }
+
+    /// Whether a message from `source_id` is from the followed publisher (the first call, or
+    /// one after the hand-over time, makes its publisher the followed one).
+    pub fn admit(&mut self, source_id: u64) -> bool {
+        self.admit_if(source_id, || true)
+    }
+
+    /// Like [`SourceLock::admit`], but a publisher not followed yet becomes the followed one
+    /// only if `qualifies` says so.
+    pub fn admit_if(&mut self, source_id: u64, qualifies: impl FnOnce() -> bool) -> bool {
+        let silent = self.handover.is_some_and(|h| self.last_seen.elapsed() >= h);
+        let admitted = match self.source {
+            Some(followed) if followed == source_id => true,
+            Some(_) if !silent => false,
+            _ => qualifies(),
+        };
+        if admitted {
+            self.source = Some(source_id);
+            self.last_seen = Instant::now();
+        }
+        admitted
+    }
+}
 
 /// Values of a command: six joint targets (rad) or end-effector deltas, then the gripper.
 const COMMAND_DIM: usize = 7;
@@ -42,8 +87,8 @@ pub struct IntakeCounts {
     pub future: u64,
     /// Messages dropped, oldest first, to keep the log within its bound.
     pub overflow: u64,
-    /// `episode` steps out of order (not after the previous tick, or of no episode in
-    /// progress) or beyond the episode's bound.
+    /// `episode` events from another publisher than the robot's, and steps out of order (not
+    /// after the previous tick, or of no episode in progress) or beyond the episode's bound.
     pub rejected_events: u64,
 }
 
@@ -285,6 +330,22 @@ mod tests {
             let wire_future = matches!(wire.check(stamp, now), Err(bus::StampFault::FromTheFuture { .. }));
             assert_eq!(intake.is_future(stamp, now), wire_future);
         }
+    }
+
+    #[test]
+    fn a_source_lock_follows_its_first_publisher_until_it_falls_silent() {
+        let mut forever = SourceLock::new(None);
+        assert!(forever.admit(7));
+        assert!(!forever.admit(8));
+        assert!(forever.admit(7));
+        let mut handing_over = SourceLock::new(Some(Duration::ZERO));
+        assert!(handing_over.admit(7));
+        assert!(handing_over.admit(8), "a silent publisher hands over");
+        let mut qualified = SourceLock::new(None);
+        assert!(!qualified.admit_if(7, || false), "only a qualifying publisher is followed");
+        assert!(qualified.admit_if(8, || true));
+        assert!(qualified.admit_if(8, || false), "the followed one needs no qualification");
+        assert!(!qualified.admit_if(7, || true));
     }
 
     #[test]

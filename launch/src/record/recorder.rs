@@ -34,7 +34,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use dataset::{DatasetWriter, FrameRecord};
 
 use super::align::{align_episode, ActionSource, AlignStats, MessageLog, Tick};
-use super::intake::{CommandSeen, Commander, Intake, IntakeCounts, Intruder};
+use super::intake::{CommandSeen, Commander, Intake, IntakeCounts, Intruder, SourceLock};
 use crate::shutdown::StartBarrier;
 
 /// Between episodes, messages older than this are dropped, ns.
@@ -261,6 +261,8 @@ fn receive(
     let mut last_progress = Instant::now();
     let mut last_prune = Instant::now();
     let mut last_status: Option<Instant> = None;
+    // The robot's `episode` publisher, for the whole run (see `super::intake`).
+    let mut episode_source = SourceLock::new(None);
     loop {
         if last_status.is_none_or(|t| t.elapsed() >= STATUS_PERIOD) {
             last_status = Some(Instant::now());
@@ -302,6 +304,17 @@ fn receive(
         while let Some(ev) = subs.episode.try_recv() {
             let stamp_ns = ev.header.stamp_ns;
             if intake.is_future(stamp_ns, bus::now_ns()) {
+                continue;
+            }
+            let robots_start = || {
+                // The robot published the Start's observation just before it: take what came.
+                while let Some(m) = subs.joint.try_recv() {
+                    intake.joint_state(&mut log, m, bus::now_ns());
+                }
+                ev.kind == EpisodeEventKind::Start && log.joint.contains_key(&stamp_ns)
+            };
+            if !episode_source.admit_if(ev.header.source_id, robots_start) {
+                intake.counts.rejected_events += 1;
                 continue;
             }
             match ev.kind {

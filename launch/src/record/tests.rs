@@ -357,3 +357,32 @@ fn refused_and_malformed_messages_are_counted_on_the_recorders_status() {
     assert_eq!(report.intake.malformed, 1, "{report:?}");
     assert_eq!((report.episodes, report.frames), (1, 3));
 }
+
+/// `Start` events from another publisher than the robot's (one stamped 0, one stamped now) are
+/// counted and dropped: the episode in progress is recorded whole. A forged `Start` used to drop
+/// it and open an episode spanning all time.
+#[test]
+fn episode_events_from_another_publisher_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let report = record(tmp.path(), &config(0, 1), |bus| {
+        let robot = Robot::new(bus, 0);
+        let forger: Publisher<EpisodeEvent> = bus.publisher().expect("a second episode publisher");
+        let base = script_start_ns();
+        for k in 0..=4 {
+            robot.tick(0, k, 4, base, |stamp| {
+                if k == 2 {
+                    for forged_stamp in [0, stamp + 1] {
+                        let mut start = event(EpisodeEventKind::Start, 7, 0, forged_stamp, false);
+                        forger.publish(&mut start).expect("publish");
+                    }
+                }
+            });
+        }
+        robot.end(0, base + 4 * STEP_NS);
+    })
+    .expect("forged events are not fatal");
+    assert_eq!((report.episodes, report.frames), (1, 4), "{report:?}");
+    assert_eq!(report.intake.rejected_events, 2, "{report:?}");
+    assert_eq!(report.discarded, 0, "{report:?}");
+    assert_eq!(kept(tmp.path()), (1, 4));
+}

@@ -10,7 +10,9 @@
 //! stamped at or before the last tick answered (late, or replayed) is stale and dropped, and so is
 //! one stamped further ahead of this host's clock than the wire's clock-skew bound
 //! ([`crate::record::intake::OBSERVATION_FRESHNESS`]), which would otherwise hold every later tick
-//! back as stale. `scene_state`s are kept by stamp until their tick is answered, so a stale
+//! back as stale. Ticks follow one robot: the publisher of the first `joint_state` answered, until
+//! it has been silent for [`ROBOT_HANDOVER`]; another publisher's `joint_state`s are dropped.
+//! `scene_state`s are kept by stamp until their tick is answered, so a stale
 //! `joint_state` never costs a tick its scene state.
 
 use std::collections::BTreeMap;
@@ -23,7 +25,11 @@ use bus::{
 };
 
 use super::{DeviceOutput, TeleopDevice, TeleopObservation};
-use crate::record::intake::OBSERVATION_FRESHNESS;
+use crate::record::intake::{SourceLock, OBSERVATION_FRESHNESS};
+
+/// How long the robot's `joint_state` publisher may be silent before another one is followed (a
+/// restarted robot publishes with a new `source_id`).
+pub const ROBOT_HANDOVER: Duration = Duration::from_secs(1);
 
 /// The most `scene_state`s held waiting for their tick (the oldest go first).
 const SCENES_HELD: usize = 64;
@@ -58,6 +64,8 @@ pub struct TeleopReport {
     pub stale_joint_states: u64,
     /// `joint_state`s and `scene_state`s dropped for a stamp too far ahead of this host's clock.
     pub future_observations: u64,
+    /// `joint_state`s dropped because another publisher than the robot's sent them.
+    pub foreign_joint_states: u64,
 }
 
 /// Per-tick translation and rotation of a device output, clamped to the sim's per-step limits.
@@ -104,9 +112,10 @@ pub fn run_teleop(
     let mut scenes: BTreeMap<u64, SceneState> = BTreeMap::new();
     let mut terminal_stamp = 0u64;
     let mut last_tick_ns = 0u64;
+    let mut robot = SourceLock::new(Some(ROBOT_HANDOVER));
     tracing::info!(device = device.name(), "teleop running");
     while !stop.load(Ordering::Relaxed) {
-        let tick = next_tick(&joint_state, last_tick_ns, &mut report);
+        let tick = next_tick(&joint_state, last_tick_ns, &mut robot, &mut report);
         let Some(js) = tick else {
             // No robot tick: still read the device so that stop/re-record keys work.
             let out = device.poll(&obs)?;
@@ -198,21 +207,25 @@ pub fn run_teleop(
 }
 
 /// The next tick: the newest `joint_state` by stamp among those queued (waiting up to 50 ms for
-/// the first), leaving out stale ones (stamped at or before `last_tick_ns`) and ones from the
-/// future (both counted in `report`). `None` when no new tick came.
+/// the first), leaving out another publisher's than `robot`'s, stale ones (stamped at or before
+/// `last_tick_ns`) and ones from the future (all counted in `report`). `None` when no new tick
+/// came.
 fn next_tick(
     joint_state: &bus::Subscriber<JointState>,
     last_tick_ns: u64,
+    robot: &mut SourceLock,
     report: &mut TeleopReport,
 ) -> Option<JointState> {
     let first = joint_state.recv_timeout(Duration::from_millis(50))?;
     let mut newest: Option<JointState> = None;
     for js in std::iter::once(first).chain(std::iter::from_fn(|| joint_state.try_recv())) {
         let stamp = js.header.stamp_ns;
-        if stamp <= last_tick_ns {
-            report.stale_joint_states += 1;
-        } else if OBSERVATION_FRESHNESS.check(stamp, bus::now_ns()).is_err() {
+        if OBSERVATION_FRESHNESS.check(stamp, bus::now_ns()).is_err() {
             report.future_observations += 1;
+        } else if !robot.admit(js.header.source_id) {
+            report.foreign_joint_states += 1;
+        } else if stamp <= last_tick_ns {
+            report.stale_joint_states += 1;
         } else if newest.as_ref().is_none_or(|n| stamp > n.header.stamp_ns) {
             newest = Some(js);
         }
@@ -281,6 +294,8 @@ mod tests {
     struct Robot {
         joint: Publisher<JointState>,
         scene: Publisher<SceneState>,
+        /// Another publisher of joint states.
+        stranger: Publisher<JointState>,
     }
 
     impl Robot {
@@ -323,8 +338,8 @@ mod tests {
     }
 
     /// A stale `joint_state` (late or replayed: stamped before the tick answered), in the same
-    /// burst as a tick or alone between ticks, and one stamped an hour ahead, are dropped and
-    /// counted: every tick is answered once with its own `scene_state`. The node used to answer
+    /// burst as a tick or alone between ticks, one stamped an hour ahead and one from another
+    /// publisher are dropped and counted: every tick is answered once with its own `scene_state`. The node used to answer
     /// the stale one as a tick, discarding the next tick's scene state (stamped after it) and
     /// giving the device an older one; one from the future held every later tick back.
     #[test]
@@ -334,6 +349,7 @@ mod tests {
         let robot = Robot {
             joint: bus.publisher().expect("joint_state publisher"),
             scene: bus.publisher().expect("scene_state publisher"),
+            stranger: bus.publisher().expect("a second joint_state publisher"),
         };
         let commands = bus.subscriber::<EeDeltaCommand>().expect("command subscriber");
         let stop = Arc::new(AtomicBool::new(false));
@@ -350,7 +366,7 @@ mod tests {
             let mut answered = Vec::new();
             let mut ticks = Vec::new();
             let hour_ns = 3_600_000_000_000;
-            for k in 0..5 {
+            for k in 0..6 {
                 let stamp = bus::now_ns();
                 let before = ticks.last().map_or(stamp - 1_000_000, |t| t - 1_000);
                 match k {
@@ -372,6 +388,14 @@ mod tests {
                         robot.scene_state(stamp);
                         robot.joint_state(stamp);
                     }
+                    // Another publisher's newer joint state of 5 joints, then the tick.
+                    4 => {
+                        let mut m = JointState { position: vec![0.0; 5], ..Default::default() };
+                        m.header.stamp_ns = stamp + 1_000;
+                        robot.stranger.publish(&mut m).expect("publish joint_state");
+                        robot.scene_state(stamp);
+                        robot.joint_state(stamp);
+                    }
                     _ => {
                         robot.scene_state(stamp);
                         robot.joint_state(stamp);
@@ -388,9 +412,10 @@ mod tests {
             assert_eq!(answered, ticks, "each tick answered once");
             (report, answered)
         });
-        assert_eq!(answered.len(), 5);
-        assert_eq!((report.stale_joint_states, report.future_observations), (2, 1), "{report:?}");
-        assert_eq!(report.commands, 5, "{report:?}");
+        assert_eq!(answered.len(), 6);
+        let dropped = (report.stale_joint_states, report.future_observations, report.foreign_joint_states);
+        assert_eq!(dropped, (2, 1, 1), "{report:?}");
+        assert_eq!(report.commands, 6, "{report:?}");
     }
 
     #[test]
