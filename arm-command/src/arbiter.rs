@@ -4,8 +4,8 @@
 //! [`Arbiter::step`] with the cycle's clocks and measurement ([`Cycle`]). In order:
 //!
 //! 1. E-stop: every `estop` message of the cycle (and any loss from the queue) goes through the
-//!    [`EstopLatch`]. When it engages or releases, the arm holds where it was measured and any
-//!    chunk is dropped; while engaged every command is ignored (not counted as stale).
+//!    [`EstopLatch`]. When it engages or releases, the joints hold where they were measured (the
+//!    gripper keeps its last command, so a held object is not dropped) and any chunk is dropped; while engaged every command is ignored (not counted as stale).
 //! 2. Commands (only when the node accepts them): each must be admitted by the latch (fresh on
 //!    the wall clock `now_ns`, and after a release stamped after it); refused ones count as
 //!    `commands_stale`. A new chunk replaces the playing one. The newest admitted direct command
@@ -94,8 +94,6 @@ pub struct Cycle {
     pub control_ns: u64,
     /// Measured joint angles, rad (where the arm holds when the e-stop engages or releases).
     pub measured_q_rad: [f64; NUM_JOINTS],
-    /// Measured gripper opening, 0 … 1.
-    pub measured_gripper: f64,
     /// Whether commands may act this cycle (false: the node is faulted, resetting between
     /// episodes or has no measurement; commands are discarded uncounted).
     pub accept_commands: bool,
@@ -258,7 +256,10 @@ impl Arbiter {
         self.latch.observe(inbox.estop, inbox.estop_dropped_total, cycle.now_ns);
         let engaged = self.latch.is_engaged();
         if engaged != was_engaged {
-            self.hold_at(cycle.measured_q_rad, cycle.measured_gripper);
+            // The joints hold where they are; the gripper keeps its command (a held object stays
+            // held).
+            let gripper = self.desired.1;
+            self.hold_at(cycle.measured_q_rad, gripper);
         }
         let mut source = None;
         if !engaged && cycle.accept_commands {

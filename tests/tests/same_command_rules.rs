@@ -100,18 +100,12 @@ fn script(k: u64) -> Inbox {
 fn run(config: ArbiterConfig) -> (Vec<Decision>, arm_command::ArbiterCounts) {
     let start = [0.0, -1.0, 1.0, 0.0, 0.5, 0.0];
     let mut arbiter = Arbiter::new(config, start, 1.0).expect("usable limits");
-    let mut measured = (start, 1.0);
+    let mut measured = start;
     let mut decisions = Vec::new();
     for k in 0..400 {
-        let cycle = Cycle {
-            now_ns: at(k),
-            control_ns: k * CYCLE_NS,
-            measured_q_rad: measured.0,
-            measured_gripper: measured.1,
-            accept_commands: true,
-        };
+        let cycle = Cycle { now_ns: at(k), control_ns: k * CYCLE_NS, measured_q_rad: measured, accept_commands: true };
         let d = arbiter.step(&cycle, script(k), None);
-        measured = (d.q_rad, d.gripper);
+        measured = d.q_rad;
         decisions.push(d);
     }
     (decisions, arbiter.counts())

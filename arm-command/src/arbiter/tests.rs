@@ -33,13 +33,7 @@ fn estop(engaged: bool, stamp_ns: u64) -> Estop {
 
 /// A cycle `k` × 10 ms after T0 on both clocks (control clock from 0), measured at `q`.
 fn cycle(k: u64, q: [f64; 6]) -> Cycle {
-    Cycle {
-        now_ns: T0 + k * 10 * MS,
-        control_ns: k * 10 * MS,
-        measured_q_rad: q,
-        measured_gripper: 1.0,
-        accept_commands: true,
-    }
+    Cycle { now_ns: T0 + k * 10 * MS, control_ns: k * 10 * MS, measured_q_rad: q, accept_commands: true }
 }
 
 fn at(k: u64) -> u64 {
@@ -100,6 +94,7 @@ fn an_estop_pulse_holds_and_only_a_fresh_release_then_a_newer_command_moves_agai
     let pulse = Inbox { estop: vec![estop(true, at(1)), estop(false, at(1) + 1)], ..Default::default() };
     let d = a.step(&cycle(1, measured), pulse, None);
     assert_eq!((d.source, d.q_rad), (Source::EstopHold, measured), "holds where it was measured");
+    assert_eq!(d.gripper, 0.5, "the gripper keeps its command");
     // Commands while engaged are ignored, not stale.
     let d = a.step(&cycle(2, measured), Inbox { joint: Some(joint([0.5; 6], at(2))), ..Default::default() }, None);
     assert_eq!((d.source, d.q_rad), (Source::EstopHold, measured));

@@ -299,7 +299,6 @@ pub fn run_driver_node(
             now_ns: now_ns(),
             control_ns: t0.saturating_duration_since(started_at).as_nanos() as u64,
             measured_q_rad: state.q_rad,
-            measured_gripper: state.gripper_opening,
             accept_commands: ctl.fault.is_none() && measured && !resetting,
         };
         let decision = ctl.arbiter.step(&cycle, drain_inbox(&io), solver);

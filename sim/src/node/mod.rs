@@ -277,7 +277,6 @@ impl SimNode {
                     report.steps.saturating_mul(period_ns)
                 },
                 measured_q_rad: obs.arm.q_rad,
-                measured_gripper: obs.arm.gripper_opening,
                 accept_commands: true,
             };
             let decision = arbiter.step(&cycle, inbox, Some(&solver));
