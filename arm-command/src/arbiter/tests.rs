@@ -210,3 +210,28 @@ fn ee_deltas_accumulate_on_the_desired_target_through_the_solver() {
     let inbox = Inbox { joint: Some(joint([0.2; 6], at(6))), ee_delta: Some(ee(0.01, 0.0, 5)), ..Default::default() };
     assert_eq!(a.step(&cycle(6, [0.0; 6]), inbox, Some(&Shift)).source, Source::Joint);
 }
+
+#[test]
+fn on_simulated_time_a_chunk_starts_when_it_arrives() {
+    // The lockstep sim: the control clock is simulated time, which a chunk's wall-clock age does
+    // not measure; row k is due k periods after the step it arrived in.
+    let mut a = Arbiter::new(ArbiterConfig { backdate_chunks: false, ..config() }, [0.0; 6], 1.0).expect("limits");
+    let values = (0..3).flat_map(|i| [0.01 * i as f32, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).collect();
+    let mut chunk = ActionChunk {
+        kind: ActionKind::JointTarget,
+        horizon: 3,
+        dim: 7,
+        period_ns: 20 * MS,
+        values,
+        ..Default::default()
+    };
+    chunk.header = header(at(0) - 150 * MS);
+    let rows: Vec<Source> = (0..8)
+        .map(|k| {
+            a.step(&cycle(k, [0.0; 6]), Inbox { chunk: (k == 0).then(|| chunk.clone()), ..Default::default() }, None)
+        })
+        .map(|d| d.source)
+        .collect();
+    let row = |index| Source::ChunkRow { index };
+    assert_eq!(rows[..6], [row(0), Source::Continue, row(1), Source::Continue, row(2), Source::Continue]);
+}
