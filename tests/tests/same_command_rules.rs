@@ -3,14 +3,13 @@
 //! driver's built-in WidowX 250 servo map), take the same scripted stream of commands and e-stop
 //! messages and make the same decisions with the same counters.
 
-use std::time::Duration;
-
 use arm_command::{Arbiter, ArbiterConfig, Cycle, Decision, Inbox, Source};
 use bus::{ActionChunk, ActionKind, Estop, Header, JointCommand, SCHEMA_VERSION};
 use robot_driver::node::DriverNodeConfig;
 use robot_driver::servo_map::ServoMap;
-use sim::node::SimNodeConfig;
 use sim::{load_scene, EnvConfig};
+
+mod common;
 
 const MS: u64 = 1_000_000;
 /// Wall clock at cycle 0, ns since the UNIX epoch.
@@ -21,18 +20,7 @@ const CYCLE_NS: u64 = 10 * MS;
 fn sim_config() -> ArbiterConfig {
     let mut env = EnvConfig::new(load_scene("reach").expect("scene"));
     env.control_hz = DriverNodeConfig::default().cycle_hz;
-    let node = SimNodeConfig {
-        env,
-        seed: 0,
-        as_fast_as_possible: false,
-        max_episodes: None,
-        max_steps: None,
-        name: "sim".into(),
-        expert_noise: None,
-        lockstep: None,
-        reset_pause: Duration::ZERO,
-    };
-    sim::node::arbiter_config(&node)
+    sim::node::arbiter_config(&common::node_config(env))
 }
 
 fn driver_config() -> ArbiterConfig {

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use bus::{ActionChunk, ActionKind, JointCommand, JointState, Status};
+use bus::{ActionChunk, JointCommand, JointState, Status};
 
 mod common;
-use common::{arm_q, Harness};
+use common::{arm_q, waist_chunk, Harness};
 
 /// The sim's default control rate, Hz.
 const RATE_HZ: f64 = 10.0;
@@ -28,21 +28,7 @@ fn a_chunk_plays_by_the_wall_clock_not_one_row_per_step() {
     std::thread::sleep(Duration::from_millis(500));
     let start = arm_q(&next_state(&states));
     // The waist turns 0.1 rad per row; each row's move takes about 32 ms at π rad/s.
-    let mut values = Vec::new();
-    for i in 0..5 {
-        let mut row: Vec<f32> = start.iter().map(|q| *q as f32).collect();
-        row[0] += 0.1 * (i + 1) as f32;
-        row.push(1.0);
-        values.extend(row);
-    }
-    let chunk = ActionChunk {
-        kind: ActionKind::JointTarget,
-        horizon: 5,
-        dim: 7,
-        period_ns: 200_000_000,
-        values,
-        ..Default::default()
-    };
+    let chunk = waist_chunk(&start, 5, 0.1, 200_000_000);
     let publisher = h.client.publisher::<ActionChunk>().unwrap();
     // Subscription propagation: wait until the first row moved the arm, then time from its stamp.
     let deadline = Instant::now() + Duration::from_secs(5);

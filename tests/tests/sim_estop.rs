@@ -5,12 +5,10 @@
 use std::time::{Duration, Instant};
 
 use bus::command_rules::{STATUS_ESTOP_ENGAGED, STATUS_ESTOP_RELEASED, STATUS_ESTOP_RELEASE_REFUSED};
-use bus::{
-    ActionChunk, ActionKind, EeDeltaCommand, Estop, Header, JointCommand, JointState, NodeState, Status, SCHEMA_VERSION,
-};
+use bus::{ActionChunk, EeDeltaCommand, Estop, Header, JointCommand, JointState, NodeState, Status, SCHEMA_VERSION};
 
 mod common;
-use common::{arm_q, put_until_status, Harness};
+use common::{arm_q, put_until_status, waist_chunk, Harness};
 
 const RATE_HZ: f64 = 5.0;
 const HOUR_NS: u64 = 3_600 * 1_000_000_000;
@@ -39,21 +37,7 @@ fn nth_state(states: &bus::Subscriber<JointState>, n: usize) -> JointState {
 fn play_chunk(h: &Harness) -> bus::Subscriber<JointState> {
     let states = h.client.subscriber::<JointState>().unwrap();
     let start = states.recv_timeout(Duration::from_secs(5)).expect("a joint state");
-    let mut values = Vec::new();
-    for i in 0..40 {
-        let mut row: Vec<f32> = arm_q(&start).iter().map(|q| *q as f32).collect();
-        row[0] += 0.04 * (i + 1) as f32;
-        row.push(1.0);
-        values.extend(row);
-    }
-    let chunk = ActionChunk {
-        kind: ActionKind::JointTarget,
-        horizon: 40,
-        dim: 7,
-        period_ns: 200_000_000,
-        values,
-        ..Default::default()
-    };
+    let chunk = waist_chunk(&arm_q(&start), 40, 0.04, 200_000_000);
     let publisher = h.client.publisher::<ActionChunk>().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut next_send = Instant::now();

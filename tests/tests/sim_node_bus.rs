@@ -13,7 +13,7 @@ use sim::node::{SimNode, SimNodeConfig};
 use sim::{load_scene, EnvConfig};
 
 mod common;
-use common::{arm_q, drive_until, put_until_status, Harness};
+use common::{arm_q, drive_until, node_config, put_until_status, Harness};
 
 #[test]
 fn subscriber_sees_joint_states_at_the_configured_rate() {
@@ -206,17 +206,7 @@ fn python_client_reads_every_topic_and_estops_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let config = BusConfig::with_discovery_dir(robot, dir.path());
     let env = EnvConfig::new(load_scene("pick_cube").unwrap()).with_cameras(32, 32);
-    let node_cfg = SimNodeConfig {
-        env,
-        seed: 0,
-        as_fast_as_possible: false,
-        max_episodes: None,
-        max_steps: None,
-        name: "sim".into(),
-        lockstep: None,
-        reset_pause: std::time::Duration::ZERO,
-        expert_noise: Some(0.0),
-    };
+    let node_cfg = SimNodeConfig { expert_noise: Some(0.0), ..node_config(env) };
     let stop = Arc::new(AtomicBool::new(false));
     let node_bus = Bus::open(&config).unwrap();
     let stop_node = stop.clone();

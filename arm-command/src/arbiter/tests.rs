@@ -27,6 +27,21 @@ fn joint(q: [f64; 6], stamp_ns: u64) -> JointCommand {
     JointCommand { header: header(stamp_ns), position: q.to_vec(), gripper: 0.5, obs_stamp_ns: 0 }
 }
 
+/// A joint-target chunk of `rows` rows `period_ns` apart, stamped `stamp_ns`, turning the waist
+/// 0.01 rad per row.
+fn waist_chunk(rows: u32, period_ns: u64, stamp_ns: u64) -> ActionChunk {
+    let values = (0..rows).flat_map(|i| [0.01 * i as f32, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).collect();
+    ActionChunk {
+        header: header(stamp_ns),
+        kind: ActionKind::JointTarget,
+        horizon: rows,
+        dim: 7,
+        period_ns,
+        values,
+        obs_stamp_ns: 0,
+    }
+}
+
 fn estop(engaged: bool, stamp_ns: u64) -> Estop {
     Estop { header: header(stamp_ns), engaged, reason: "test".into() }
 }
@@ -152,16 +167,7 @@ fn the_watchdog_holds_when_commands_stop_then_the_arbiter_is_idle() {
 fn a_chunk_plays_by_the_control_clock_back_dated_by_its_age() {
     let mut a = Arbiter::new(config(), [0.0; 6], 1.0).expect("limits");
     // 5 rows, 200 ms apart, stamped 50 ms before it arrives at cycle 0.
-    let values = (0..5).flat_map(|i| [0.01 * i as f32, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).collect();
-    let mut chunk = ActionChunk {
-        kind: ActionKind::JointTarget,
-        horizon: 5,
-        dim: 7,
-        period_ns: 200 * MS,
-        values,
-        ..Default::default()
-    };
-    chunk.header = header(at(0) - 50 * MS);
+    let chunk = waist_chunk(5, 200 * MS, at(0) - 50 * MS);
     let mut rows = Vec::new();
     for k in 0..120 {
         let inbox = Inbox { chunk: (k == 0).then(|| chunk.clone()), ..Default::default() };
@@ -216,16 +222,7 @@ fn on_simulated_time_a_chunk_starts_when_it_arrives() {
     // The lockstep sim: the control clock is simulated time, which a chunk's wall-clock age does
     // not measure; row k is due k periods after the step it arrived in.
     let mut a = Arbiter::new(ArbiterConfig { backdate_chunks: false, ..config() }, [0.0; 6], 1.0).expect("limits");
-    let values = (0..3).flat_map(|i| [0.01 * i as f32, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).collect();
-    let mut chunk = ActionChunk {
-        kind: ActionKind::JointTarget,
-        horizon: 3,
-        dim: 7,
-        period_ns: 20 * MS,
-        values,
-        ..Default::default()
-    };
-    chunk.header = header(at(0) - 150 * MS);
+    let chunk = waist_chunk(3, 20 * MS, at(0) - 150 * MS);
     let rows: Vec<Source> = (0..8)
         .map(|k| {
             a.step(&cycle(k, [0.0; 6]), Inbox { chunk: (k == 0).then(|| chunk.clone()), ..Default::default() }, None)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bus::{Bus, BusConfig, JointState, Status};
+use bus::{ActionChunk, ActionKind, Bus, BusConfig, JointState, Status};
 use sim::node::{SimNode, SimNodeConfig, SimNodeReport};
 use sim::{load_scene, EnvConfig};
 
@@ -34,17 +34,7 @@ impl Harness {
     pub fn start_on(dir: tempfile::TempDir, config: &BusConfig, rate_hz: f64, max_steps: Option<u64>) -> Harness {
         let mut env = EnvConfig::new(load_scene("reach").unwrap());
         env.control_hz = rate_hz;
-        let node_cfg = SimNodeConfig {
-            env,
-            seed: 0,
-            as_fast_as_possible: false,
-            max_episodes: None,
-            max_steps,
-            name: "sim".into(),
-            lockstep: None,
-            reset_pause: std::time::Duration::ZERO,
-            expert_noise: None,
-        };
+        let node_cfg = SimNodeConfig { max_steps, ..node_config(env) };
         let stop = Arc::new(AtomicBool::new(false));
         let node_bus = Bus::open(config).unwrap();
         let stop_node = stop.clone();
@@ -69,6 +59,35 @@ impl Drop for Harness {
         if let Some(node) = self.node.take() {
             let _ = node.join();
         }
+    }
+}
+
+/// A joint-target chunk of `rows` rows `period_ns` apart from the pose `start` (rad), turning the
+/// waist by `step_rad` more each row, gripper open.
+pub fn waist_chunk(start: &[f64; 6], rows: u32, step_rad: f32, period_ns: u64) -> ActionChunk {
+    let mut values = Vec::new();
+    for i in 0..rows {
+        let mut row: Vec<f32> = start.iter().map(|q| *q as f32).collect();
+        row[0] += step_rad * (i + 1) as f32;
+        row.push(1.0);
+        values.extend(row);
+    }
+    ActionChunk { kind: ActionKind::JointTarget, horizon: rows, dim: 7, period_ns, values, ..Default::default() }
+}
+
+/// A real-time sim node named `sim` running `env` from seed 0: no autopilot, no lockstep, no
+/// limits, no pause between episodes.
+pub fn node_config(env: EnvConfig) -> SimNodeConfig {
+    SimNodeConfig {
+        env,
+        seed: 0,
+        as_fast_as_possible: false,
+        max_episodes: None,
+        max_steps: None,
+        name: "sim".into(),
+        lockstep: None,
+        reset_pause: Duration::ZERO,
+        expert_noise: None,
     }
 }
 
