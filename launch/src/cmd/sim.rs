@@ -40,7 +40,7 @@ pub struct SimArgs {
     #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub steps: Option<u64>,
     /// Autopilot: the scene's scripted expert drives, with this action noise in [0, 1]
-    /// (0: clean demonstrations; 0.3: 86% success on pick_cube, 40% on sort; the README has the
+    /// (0: clean demonstrations; 0.3: 82% success on pick_cube, 32% on sort; the README has the
     /// table per scene). Bus commands take over when sent.
     #[arg(long, value_name = "NOISE", value_parser = arg_ranges::unit_interval())]
     pub expert: Option<f64>,
