@@ -40,8 +40,10 @@ pub struct DriverArgs {
     /// calibrated (`calibrate --emulate` always emulates this arm; its map drives it).
     #[arg(long, requires = "emulate")]
     pub emulate_uncalibrated: bool,
-    /// Emulator fault injection: this many seconds after the driver enabled torque, a shadow
-    /// servo's encoder slips so that it disagrees with its primary (a driver fault).
+    /// Emulator fault injection: this many seconds of driver work after the driver enabled
+    /// torque (counted in its state reads, 100 per second: a busy host delays the fault as much
+    /// as the driver's progress), a shadow servo's encoder slips so that it disagrees with its
+    /// primary (a driver fault).
     #[arg(long, requires = "emulate")]
     pub emulate_shadow_slip_s: Option<f64>,
     /// Read/write retries per transaction.
@@ -123,9 +125,14 @@ impl DriverArgs {
 
 /// Encoder slip of an emulated shadow servo, ticks (about 0.6 rad: far past any shadow tolerance).
 const SHADOW_SLIP_TICKS: i64 = 400;
+/// Driver state reads (sync reads, one per cycle) per second of `--emulate-shadow-slip-s`: the
+/// driver's default cycle rate, Hz.
+const SLIP_READS_PER_S: f64 = 100.0;
 
-/// `after_s` seconds after the driver enabled torque, shifts the encoder of the first shadow
-/// servo of `map` on `emu` by [`SHADOW_SLIP_TICKS`], as a slipped horn would.
+/// `after_s` seconds of driver work after the driver enabled torque ([`SLIP_READS_PER_S`]
+/// state reads per second), shifts the encoder of the first shadow servo of `map` on `emu` by
+/// [`SHADOW_SLIP_TICKS`], as a slipped horn would. Counting the driver's reads rather than wall
+/// time keeps the fault at the same point of the run (after the same episodes) on a busy host.
 fn slip_shadow_after(emu: &Emulator, map: &ServoMap, after_s: f64) -> Result<()> {
     if !after_s.is_finite() || after_s < 0.0 {
         bail!("--emulate-shadow-slip-s must be a time in seconds ≥ 0, got {after_s}");
@@ -141,7 +148,10 @@ fn slip_shadow_after(emu: &Emulator, map: &ServoMap, after_s: f64) -> Result<()>
             while !torque_on() {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            std::thread::sleep(std::time::Duration::from_secs_f64(after_s));
+            let due = emu.stats().sync_reads + (after_s * SLIP_READS_PER_S).round() as u64;
+            while emu.stats().sync_reads < due {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             tracing::info!(servo = shadow, "emulator: the shadow servo's encoder slips");
             emu.with_chain(|c| {
                 if let Some(s) = c.servo_mut(shadow) {

@@ -24,6 +24,7 @@ pub use pty::PtyServer;
 pub use servo::{EmulatedServo, Hand, TRACKING_TAU_S};
 
 use crate::control_table::{self as ct, rad_to_ticks};
+use crate::protocol::instruction::Instruction;
 use crate::protocol::{PacketReader, Parsed};
 use crate::servo_map::{ServoMap, NUM_JOINTS};
 
@@ -78,6 +79,8 @@ impl Default for EmulatorConfig {
 pub struct EmulatorStats {
     /// Instruction packets executed.
     pub packets: u64,
+    /// Sync reads executed (a driver reads its state with one per cycle).
+    pub sync_reads: u64,
     /// Requests the servos could not parse (corrupted on the way in).
     pub bad_requests: u64,
     /// Replies dropped by fault injection.
@@ -230,6 +233,9 @@ impl Emulator {
                 Parsed::Packet(p, _) if !p.is_status() => {
                     s.advance();
                     s.stats.packets += 1;
+                    if p.instruction == Instruction::SyncRead as u8 {
+                        s.stats.sync_reads += 1;
+                    }
                     for status in s.chain.execute(&p) {
                         if s.config.faults.drop_reply > 0.0 && s.uniform() < s.config.faults.drop_reply {
                             s.stats.dropped_replies += 1;
