@@ -7,7 +7,8 @@
 //! - [`stats`] computes `meta/stats.json`; [`quality`] the dataset measures TQ and SACo.
 //!
 //! Video encoding and decoding sit behind the `video` feature (FFmpeg through video-rs), so a
-//! GPU build links no FFmpeg; everything tabular works without it.
+//! GPU build links no FFmpeg; everything tabular works without it, and so do images read from a
+//! frame cache file that a `video` build wrote ([`frame_cache`]).
 
 pub mod consistency;
 #[cfg(feature = "video")]
@@ -17,6 +18,7 @@ pub mod episodes;
 pub mod error;
 #[cfg(feature = "video")]
 pub mod export;
+pub mod frame_cache;
 pub mod frames;
 pub mod info;
 pub mod mp4;

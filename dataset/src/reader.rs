@@ -1,7 +1,7 @@
 //! Reading datasets for training: LeRobot v3.0 and v2.x layouts, random access to frames, chunk
 //! targets (the H actions after a frame, padded and masked at episode ends), n-step returns, and
 //! decoded images either from a whole-dataset frame cache (each video file decoded once,
-//! sequentially) or by keyframe seeks.
+//! sequentially, or read from a frame cache file without FFmpeg) or by keyframe seeks.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -337,16 +337,49 @@ impl Dataset {
         Ok((path, span.from_s + self.frame_index(i) as f64 / self.info.fps))
     }
 
-    /// Decodes every video file once into memory (files in parallel on `threads` threads).
-    #[cfg(feature = "video")]
-    pub fn load_frame_cache(&mut self, threads: usize) -> Result<()> {
+    /// The video files the cameras' frames are read from, each once, sorted.
+    pub fn video_files(&self) -> Result<Vec<PathBuf>> {
         let mut files = std::collections::BTreeSet::new();
         for i in self.episodes.iter().map(|e| e.from_index as usize).filter(|i| *i < self.len()) {
             for key in self.camera_keys() {
                 files.insert(self.video_location(i, &key)?.0);
             }
         }
-        let files: Vec<PathBuf> = files.into_iter().filter(|f| !self.cache.contains_key(f)).collect();
+        Ok(files.into_iter().collect())
+    }
+
+    /// Fills the frame cache from a frame cache file ([`crate::frame_cache`], written by
+    /// [`Dataset::write_frame_cache_file`]) with plain file reads: no FFmpeg, any build. A file
+    /// written for other video files, or before they changed, is refused.
+    pub fn load_frame_cache_file(&mut self, path: &Path) -> Result<()> {
+        let files = self.video_files()?;
+        let decoded = crate::frame_cache::read(path, &self.root, self.info.fps, &self.camera_keys(), &files)?;
+        self.cache.extend(decoded);
+        Ok(())
+    }
+
+    /// Decodes every video file (on `threads` threads, what is not in the frame cache yet) and
+    /// writes the frames to the frame cache file `path` for builds without FFmpeg.
+    #[cfg(feature = "video")]
+    pub fn write_frame_cache_file(
+        &mut self,
+        path: &Path,
+        threads: usize,
+    ) -> Result<crate::frame_cache::FrameCacheSummary> {
+        self.load_frame_cache(threads)?;
+        let files = self.video_files()?;
+        let mut videos = Vec::with_capacity(files.len());
+        for f in &files {
+            let video = self.cache.get(f).ok_or_else(|| DatasetError::video(f, "not in the frame cache"))?;
+            videos.push((f.as_path(), video));
+        }
+        crate::frame_cache::write(path, &self.root, self.info.fps, &self.camera_keys(), &videos)
+    }
+
+    /// Decodes every video file once into memory (files in parallel on `threads` threads).
+    #[cfg(feature = "video")]
+    pub fn load_frame_cache(&mut self, threads: usize) -> Result<()> {
+        let files: Vec<PathBuf> = self.video_files()?.into_iter().filter(|f| !self.cache.contains_key(f)).collect();
         let threads = threads.max(1);
         let decoded: Vec<Result<(PathBuf, crate::video::DecodedVideo)>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
@@ -377,7 +410,7 @@ impl Dataset {
         let video = self
             .cache
             .get(&path)
-            .ok_or_else(|| DatasetError::video(&path, "not in the frame cache (call load_frame_cache)"))?;
+            .ok_or_else(|| DatasetError::video(&path, "not in the frame cache (load_frame_cache or load_frame_cache_file)"))?;
         // LeRobot's tolerance, widened to a quarter frame for files whose time base rounds.
         let tol = TIMESTAMP_TOLERANCE_S.max(0.25 / self.info.fps);
         let j = video
