@@ -2,6 +2,10 @@
 //! parquet, metadata: everything `end_episode` does) and random-access read throughput of
 //! training samples (state, action, a 10-step chunk target and both cameras' decoded images),
 //! from a whole-dataset frame cache and by keyframe seeks.
+//!
+//! It encodes and decodes video: a build without the `video` feature keeps only the arguments
+//! (the verb answers that it needs video).
+#![cfg_attr(not(feature = "video"), allow(dead_code, unused_imports))]
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -73,6 +77,7 @@ fn sample_from_cache(ds: &Dataset, i: usize, keys: &[String], buf: &mut Vec<u8>)
 }
 
 /// Runs the benchmark.
+#[cfg(feature = "video")]
 pub fn run(args: DatasetBenchArgs) -> Result<()> {
     let tmp;
     let root = match &args.dir {

@@ -65,7 +65,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Sim(args) => sim_bench::run(args),
         BenchCommand::Bus(args) => bus_bench::run(args),
+        #[cfg(feature = "video")]
         BenchCommand::Dataset(args) => dataset_bench::run(args),
+        #[cfg(not(feature = "video"))]
+        BenchCommand::Dataset(_) => Err(crate::cmd::video_support::missing("bench dataset (it encodes and decodes)")),
         BenchCommand::Inference(args) => policy_bench::run_inference(args),
         BenchCommand::Deploy(args) => policy_bench::run_deploy(args),
         BenchCommand::Driver(args) => driver_bench::run(args),

@@ -10,7 +10,7 @@ use dataset::reader::{disk_usage, Dataset};
 use super::arg_ranges;
 use super::teleop::{robot_node, run_with_robot, DeviceKind, RobotArgs, RobotKind, RobotNode};
 use crate::outln;
-use crate::output_path::{check_output_file, prepare_output_dir, ExistingDir};
+use crate::output_path::{prepare_output_dir, ExistingDir};
 use crate::record::align::ActionSource;
 use crate::record::replay::{run_replay, ReplayReport};
 
@@ -25,6 +25,9 @@ pub enum DatasetCommand {
     Replay(ReplayArgs),
     /// Write an episode's cameras side by side (with the instruction as a caption) to an mp4.
     ExportVideo(ExportArgs),
+    /// Decode every camera video once into the dataset's frame cache file (`cache/frames.bin`):
+    /// vision training reads its images from there, in any build (the GPU build has no FFmpeg).
+    Cache(DirArgs),
     /// Dataset quality: TQ (normalised return) and SACo (state-action coverage).
     Quality(QualityArgs),
     /// Proxy actions from an inverse-dynamics model (`train idm`) into a new dataset, each
@@ -129,6 +132,7 @@ pub fn run(cmd: DatasetCommand, bus_config: &bus::BusConfig) -> Result<()> {
         DatasetCommand::Stats(a) => stats(&a),
         DatasetCommand::Replay(a) => replay(&a, bus_config),
         DatasetCommand::ExportVideo(a) => export(&a),
+        DatasetCommand::Cache(a) => cache(&a),
         DatasetCommand::Quality(a) => quality(&a),
         DatasetCommand::Label(a) => label(&a),
     }
@@ -305,12 +309,49 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "video")]
 fn export(a: &ExportArgs) -> Result<()> {
-    check_output_file(&a.out, "--out")?;
+    crate::output_path::check_output_file(&a.out, "--out")?;
     let ds = Dataset::open(&a.dir)?;
     let frames = dataset::export::export_episode(&ds, a.episode, &a.out, !a.no_caption)?;
     outln!("wrote {} ({frames} frames, {} fps)", a.out.display(), ds.fps())?;
     Ok(())
+}
+
+#[cfg(not(feature = "video"))]
+fn export(_: &ExportArgs) -> Result<()> {
+    Err(super::video_support::missing("dataset export-video"))
+}
+
+#[cfg(feature = "video")]
+fn cache(a: &DirArgs) -> Result<()> {
+    let mut ds = Dataset::open(&a.dir)?;
+    if ds.camera_keys().is_empty() {
+        bail!("{} has no cameras: there are no frames to cache", a.dir.display());
+    }
+    let out = dataset::frame_cache::default_path(&a.dir);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let s = ds.write_frame_cache_file(&out, threads).with_context(|| format!("caching the frames of {}", a.dir.display()))?;
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::json!({"path": s.path, "videos": s.videos, "frames": s.frames, "bytes": s.bytes})
+        )?;
+    } else {
+        outln!(
+            "wrote {}: {} frames of {} video files, {:.1} MB",
+            s.path.display(),
+            s.frames,
+            s.videos,
+            s.bytes as f64 / 1e6
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "video"))]
+fn cache(_: &DirArgs) -> Result<()> {
+    Err(super::video_support::missing("dataset cache (it decodes the videos)"))
 }
 
 fn quality(a: &QualityArgs) -> Result<()> {

@@ -172,6 +172,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if cfg!(feature = "video") {
         outln!("rollout video: {}", video.display())?;
+    } else {
+        outln!("no rollout video: this build has no video support (the `video` feature)")?;
     }
     outln!("done in {:.0} s; everything is in {}", t0.elapsed().as_secs_f64(), args.out.display())?;
     Ok(())

@@ -145,7 +145,7 @@ fn write_video(
     #[cfg(not(feature = "video"))]
     {
         let _ = (env, frames, report, name);
-        anyhow::bail!("this armstack was built without video support; cannot write {}", path.display())
+        Err(super::video_support::missing(&format!("writing {}", path.display())))
     }
 }
 
@@ -172,6 +172,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         check_output_file(path, "--json")?;
     }
     if let Some(path) = &args.video {
+        #[cfg(not(feature = "video"))]
+        return Err(super::video_support::missing(&format!("--video {}", path.display())));
+        #[cfg(feature = "video")]
         check_output_file(path, "--video")?;
     }
     let video = args.video.as_deref().map(|p| (p, args.video_episodes));

@@ -21,3 +21,5 @@ pub mod train_icvf;
 pub mod train_idm;
 pub mod train_online;
 pub mod video;
+#[cfg(not(feature = "video"))]
+pub mod video_support;

@@ -1,7 +1,7 @@
 //! Arguments and helpers shared by the policy verbs (train, eval, deploy, demo): the compute
 //! device, evaluation flags, opening datasets.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -23,7 +23,10 @@ pub enum DeviceKind {
 /// Fails for `cuda` in a build without the `cuda` feature.
 pub fn check_device(device: DeviceKind) -> Result<()> {
     if device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
-        bail!("this armstack was built without CUDA; rebuild with `cargo build --release --features cuda`");
+        bail!(
+            "this armstack was built without CUDA; rebuild with \
+             `cargo build --release -p launch --no-default-features --features cuda --bin armstack`"
+        );
     }
     Ok(())
 }
@@ -125,16 +128,52 @@ pub fn open_datasets(paths: &[PathBuf], images: bool) -> Result<Vec<Dataset>> {
     paths
         .iter()
         .map(|p| {
-            #[allow(unused_mut)]
             let mut ds = Dataset::open(p).with_context(|| format!("opening dataset {}", p.display()))?;
             if images {
-                #[cfg(feature = "video")]
-                ds.load_frame_cache(std::thread::available_parallelism().map_or(1, |n| n.get()))
-                    .with_context(|| format!("decoding the videos of {}", p.display()))?;
-                #[cfg(not(feature = "video"))]
-                bail!("this armstack was built without video support; the vision policy cannot read {}", p.display());
+                load_images(&mut ds, p)?;
             }
             Ok(ds)
         })
         .collect()
+}
+
+/// Fills the frame cache of the dataset at `dir`: from its frame cache file
+/// (`armstack dataset cache`) when there is a current one, else by decoding its videos, which
+/// only a build with the `video` feature can do.
+fn load_images(ds: &mut Dataset, dir: &Path) -> Result<()> {
+    let cache = dataset::frame_cache::default_path(dir);
+    if cache.exists() {
+        match ds.load_frame_cache_file(&cache) {
+            Ok(()) => {
+                tracing::info!("images of {} from {}", dir.display(), cache.display());
+                return Ok(());
+            }
+            Err(e) if cfg!(feature = "video") => tracing::warn!("{e}; decoding the videos instead"),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "this armstack build has no video support: write the frame cache again with \
+                         `armstack dataset cache {}` in a build with the `video` feature",
+                        dir.display()
+                    )
+                })
+            }
+        }
+    }
+    #[cfg(feature = "video")]
+    {
+        ds.load_frame_cache(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .with_context(|| format!("decoding the videos of {}", dir.display()))
+    }
+    #[cfg(not(feature = "video"))]
+    {
+        bail!(
+            "this armstack build has no video support (no `video` feature), and {} has no frame cache {}: \
+             write it with `armstack dataset cache {}` in a build with video, and copy the dataset folder \
+             with its cache/ folder here",
+            dir.display(),
+            cache.display(),
+            dir.display()
+        )
+    }
 }

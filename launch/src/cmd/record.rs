@@ -162,6 +162,10 @@ pub fn record_session(
             (spec, Vec::new())
         }
     };
+    #[cfg(not(feature = "video"))]
+    if !spec.cameras.is_empty() {
+        return Err(super::video_support::missing("recording cameras (--no-cameras records a state-only dataset)"));
+    }
     let cameras = spec.cameras.clone();
     let device = make_device(&args.robot, &robot)?;
     let mut writer = open_dataset(&args, &spec, &settings)?;
@@ -171,6 +175,7 @@ pub fn record_session(
     }
     let expert_noise = (args.robot.device == DeviceKind::Scripted).then_some(args.robot.noise);
     writer.set_expert_noise(expert_noise);
+    #[cfg(feature = "video")]
     writer.set_video_settings(dataset::video::VideoSettings { crf: args.crf, ..Default::default() });
     let already = writer.episodes();
     let rec_cfg = RecorderConfig {

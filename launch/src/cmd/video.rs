@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+#[cfg(feature = "video")]
+use anyhow::bail;
+use anyhow::Result;
 use clap::{Args, Subcommand};
 #[cfg(feature = "video")]
 use video_pretrain::ingest::{collect_inputs, ingest_dataset, ingest_videos, IngestConfig, IngestReport};
@@ -63,7 +65,7 @@ pub fn run(cmd: VideoCommand) -> Result<()> {
     #[cfg(not(feature = "video"))]
     {
         let _ = a;
-        bail!("this armstack was built without the `video` feature (no FFmpeg): ingest needs it");
+        return Err(super::video_support::missing("video ingest"));
     }
     #[cfg(feature = "video")]
     ingest(a)
