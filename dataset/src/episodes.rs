@@ -81,7 +81,7 @@ pub fn write_episodes(root: &Path, episodes: &[EpisodeMeta], video_keys: &[Strin
     }
     t.push("meta/episodes/chunk_index", Column::I64(vec![0; episodes.len()]));
     t.push("meta/episodes/file_index", Column::I64(vec![0; episodes.len()]));
-    t.push("armstack/seed", Column::I64(episodes.iter().map(|e| e.seed.map_or(-1, |s| s as i64)).collect()));
+    t.push("armstack/seed", Column::I64(episodes.iter().map(|e| e.seed.and_then(|s| i64::try_from(s).ok()).unwrap_or(-1)).collect()));
     t.push("armstack/success", Column::Bool(episodes.iter().map(|e| e.success.unwrap_or(false)).collect()));
     t.push("armstack/expert_noise", Column::F64(episodes.iter().map(|e| e.expert_noise.unwrap_or(f64::NAN)).collect()));
     write_parquet(&root.join(EPISODES_FILE), &t, HashMap::new())

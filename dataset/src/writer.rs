@@ -350,8 +350,16 @@ impl DatasetWriter {
     }
 
     /// Makes the open episode durable. `seed` and `success` go to Armstack's own episode columns.
-    /// An episode without frames is discarded (returns `None`).
+    /// An episode without frames is discarded (returns `None`). A seed above 2^63 − 1 does not
+    /// fit LeRobot's int64 episode columns: it is refused (the episode stays open) rather than
+    /// stored wrapped.
     pub fn end_episode(&mut self, seed: Option<u64>, success: Option<bool>) -> Result<Option<EpisodeSummary>> {
+        if let Some(seed) = seed.filter(|s| i64::try_from(*s).is_err()) {
+            return Err(DatasetError::invalid(
+                &self.root,
+                format!("episode seed {seed} does not fit the int64 column armstack/seed (at most 2^63 - 1)"),
+            ));
+        }
         let Some(ep) = self.episode.take() else { return Ok(None) };
         if ep.frames == 0 {
             self.episode = Some(ep);

@@ -177,3 +177,27 @@ fn expert_noise_is_stored_per_episode_and_new_settings_are_adopted() {
     // Now stored, the setting is compared like any other.
     assert_eq!(refused(&root, &state_only, &settings("widowx", "500")), vec![mismatch("robot", "sim", "widowx")]);
 }
+
+/// Seeds are stored in LeRobot's int64 episode column: the largest representable seed round-trips,
+/// a larger one is refused (it used to be stored wrapped, as a negative number, and read back as
+/// "no seed"), and the episode stays open so it can still be ended with a valid seed.
+#[test]
+fn seeds_round_trip_up_to_the_int64_limit_and_larger_ones_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("ds");
+    let state_only = DatasetSpec { env_state_names: Vec::new(), cameras: Vec::new(), ..spec() };
+    let mut w = DatasetWriter::create(&root, &state_only).expect("create");
+    let max = i64::MAX as u64;
+    w.begin_episode("pick").expect("begin");
+    w.add_frame(&frame()).expect("frame");
+    w.end_episode(Some(max), Some(true)).expect("end");
+    w.begin_episode("pick").expect("begin");
+    w.add_frame(&frame()).expect("frame");
+    let err = w.end_episode(Some(max + 1), Some(true)).expect_err("refused").to_string();
+    assert!(err.contains("9223372036854775808") && err.contains("int64"), "{err}");
+    w.end_episode(Some(3), Some(true)).expect("the episode is still open").expect("kept");
+    w.finish().expect("finish");
+    let ds = Dataset::open(&root).expect("open");
+    let seeds: Vec<Option<u64>> = ds.episodes().iter().map(|e| e.seed).collect();
+    assert_eq!(seeds, [Some(max), Some(3)]);
+}

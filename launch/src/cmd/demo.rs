@@ -54,8 +54,9 @@ pub struct DemoArgs {
     /// Training seed (initialisation and batches).
     #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
-    /// Seed of the demonstrations (episode k of the recording uses demo_seed + k).
-    #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
+    /// Seed of the demonstrations (episode k of the recording uses demo_seed + k; at most
+    /// 2^63 − 1, since datasets store seeds as int64).
+    #[arg(long, default_value_t = 0, value_parser = arg_ranges::int_range(0u64, i64::MAX as u64))]
     pub demo_seed: u64,
     /// Critic ensemble size.
     #[arg(long, default_value_t = 4, value_parser = arg_ranges::at_least(1usize))]

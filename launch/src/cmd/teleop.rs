@@ -58,13 +58,14 @@ pub struct RobotArgs {
     /// Input device.
     #[arg(long, value_enum, default_value = "keyboard")]
     pub device: DeviceKind,
-    /// Scripted expert action noise in [0, 1] (0: clean; 0.3: 86% success on pick_cube, 40% on
+    /// Scripted expert action noise in [0, 1] (0: clean; 0.3: 82% success on pick_cube, 32% on
     /// sort; the README has the table per scene).
     #[arg(long, default_value_t = 0.0, value_parser = arg_ranges::unit_interval())]
     pub noise: f64,
     /// Seed of the first episode (episode k uses seed + k; a re-recorded one keeps its seed).
-    /// Default 0; `record --resume` continues after the seeds the dataset holds.
-    #[arg(long)]
+    /// Default 0; `record --resume` continues after the seeds the dataset holds. At most
+    /// 2^63 − 1: datasets store seeds in an int64 column.
+    #[arg(long, value_parser = arg_ranges::int_range(0u64, i64::MAX as u64))]
     pub seed: Option<u64>,
     /// Camera image width and height, pixels.
     #[arg(long, default_value_t = 128, value_parser = arg_ranges::int_range(2u32, 4096))]

@@ -97,7 +97,8 @@ pub fn run(args: FuzzArgs) -> Result<()> {
             break;
         }
         eprintln!("bench fuzz: {} ({per_target} messages, {} e-stop pulses)…", target.name(), args.estop_pulses);
-        let seed = args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i as u64 + 1);
+        // Below 2^62: episode seeds count up from it and datasets store them as int64.
+        let seed = args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i as u64 + 1) >> 2;
         let dir = work.join(target.name());
         let attack = Attack { messages: per_target, pulses: args.estop_pulses, ending: Ending::StopRequest };
         let mut row = fuzz_target(*target, &args, attack, seed, &dir, &interrupted)?;
