@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use bus::command_rules::Freshness;
-use bus::{ActionChunk, ActionKind, EeDeltaCommand, Estop, JointCommand};
+use bus::{ActionChunk, ActionKind, EeDeltaCommand, EpisodeControl, EpisodeRequest, Estop, JointCommand};
 
 use crate::chunk::{ChunkPlayer, RowDue};
 use crate::estop::{EstopCounts, EstopLatch};
@@ -148,13 +148,16 @@ pub struct ArbiterCounts {
     pub commands_clamped: u64,
     /// Watchdog holds.
     pub watchdog_holds: u64,
+    /// Episode requests (`command/episode`) ignored as not fresh (a replayed or delayed `Stop`).
+    pub episode_requests_stale: u64,
     /// E-stop transitions.
     pub estop: EstopCounts,
 }
 
 impl ArbiterCounts {
     /// Sets the node's `status` counters `commands_applied`, `commands_rejected`,
-    /// `commands_stale`, `commands_clamped`, `watchdog_holds` and the e-stop's.
+    /// `commands_stale`, `commands_clamped`, `watchdog_holds`, `episode_requests_stale` and the
+    /// e-stop's.
     pub fn add_to_status_counters(&self, counters: &mut BTreeMap<String, u64>) {
         for (name, value) in [
             ("commands_applied", self.commands_applied),
@@ -162,6 +165,7 @@ impl ArbiterCounts {
             ("commands_stale", self.commands_stale),
             ("commands_clamped", self.commands_clamped),
             ("watchdog_holds", self.watchdog_holds),
+            ("episode_requests_stale", self.episode_requests_stale),
         ] {
             counters.insert(name.to_string(), value);
         }
@@ -248,6 +252,26 @@ impl Arbiter {
     pub fn follow(&mut self, q_rad: [f64; NUM_JOINTS], gripper: f64) {
         self.filter.reset(q_rad);
         self.desired = (self.filter.last(), clamp_gripper(gripper));
+    }
+
+    /// Admits an episode request (`command/episode`) received at `now_ns` (wall clock): only a
+    /// fresh one (the same [`Freshness`] bound as commands) ends, re-records or stops an episode;
+    /// a stale, replayed or future-stamped one is ignored and counted as `episode_requests_stale`.
+    /// The e-stop does not block it: ending an episode or stopping the node is always allowed.
+    pub fn admit_episode_request(&mut self, request: &EpisodeControl, now_ns: u64) -> Option<EpisodeRequest> {
+        match self.config.freshness.check(request.header.stamp_ns, now_ns) {
+            Ok(()) => Some(request.request),
+            Err(fault) => {
+                self.counts.episode_requests_stale += 1;
+                tracing::warn!(
+                    request = ?request.request,
+                    source_id = request.header.source_id,
+                    %fault,
+                    "episode request ignored"
+                );
+                None
+            }
+        }
     }
 
     /// Runs one cycle (see the module doc) and returns the target to send.

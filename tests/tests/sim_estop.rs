@@ -232,3 +232,24 @@ fn an_estop_queue_overflow_engages_the_latch() {
     assert!(report.estop.queue_overflows >= 1, "{report:?}");
     assert_eq!(report.estop.released, 0, "{report:?}");
 }
+
+/// A replayed or delayed `Stop` (stamped 0, a second ago, or an hour ahead) does not stop the sim
+/// or end its episode: episode requests obey the commands' freshness bound and are counted.
+#[test]
+fn stale_and_future_episode_requests_are_ignored() {
+    let h = Harness::start("sim_stale_episode_request", RATE_HZ, None);
+    let now = bus::now_ns();
+    let payloads: Vec<(String, Vec<u8>)> = [0, now - 1_000_000_000, now + HOUR_NS]
+        .into_iter()
+        .map(|stamp_ns| {
+            let header = Header { schema: SCHEMA_VERSION, stamp_ns, seq: 0, source_id: 78 };
+            let stop = bus::EpisodeControl { header, request: bus::EpisodeRequest::Stop };
+            (h.client.key("command/episode"), bus::encode(&stop).unwrap())
+        })
+        .collect();
+    let s = put_until_status(&h, &payloads, |c| counted(c, "episode_requests_stale") >= 3);
+    assert_eq!(s.state, NodeState::Running, "{s:?}");
+    let report = h.finish();
+    assert_eq!(report.episodes, 0, "a stale request ended an episode: {report:?}");
+    assert!(report.episode_requests_stale >= 3, "{report:?}");
+}

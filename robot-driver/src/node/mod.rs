@@ -117,6 +117,8 @@ pub struct DriverReport {
     pub commands_clamped: u64,
     /// Watchdog holds.
     pub watchdog_holds: u64,
+    /// Episode requests ignored as not fresh (a replayed or delayed `Stop` does not stop the node).
+    pub episode_requests_stale: u64,
     /// E-stop transitions (engaged, released, releases refused, queue overflows).
     pub estop: EstopCounts,
     /// Cycles whose state read failed transiently (retries exhausted once).
@@ -168,6 +170,7 @@ impl DriverReport {
         self.commands_stale = counts.commands_stale;
         self.commands_clamped = counts.commands_clamped;
         self.watchdog_holds = counts.watchdog_holds;
+        self.episode_requests_stale = counts.episode_requests_stale;
         self.estop = counts.estop;
     }
 }
@@ -208,6 +211,7 @@ pub fn run_driver_node(
             ("commands_stale", report.commands_stale),
             ("commands_clamped", report.commands_clamped),
             ("watchdog_holds", report.watchdog_holds),
+            ("episode_requests_stale", report.episode_requests_stale),
             ("read_errors", report.read_errors),
             ("overruns", report.overruns),
             ("bus_tx_packets", b.tx_packets),
@@ -348,7 +352,9 @@ pub fn run_driver_node(
             io.joint_state.publish(&mut joint_state_msg(&state, &names, kinematics, stamp))?;
             report.published += 1;
             let ready = cfg.ready_pose.is_none_or(|r| r.iter().zip(&state.q_rad).all(|(a, b)| (a - b).abs() < 0.03));
-            let out = episodes.on_step(now, stamp, io.control.latest().map(|c| c.request), ready);
+            let request = io.control.latest().and_then(|c| ctl.arbiter.admit_episode_request(&c, now_ns()));
+            report.episode_requests_stale = ctl.arbiter.counts().episode_requests_stale;
+            let out = episodes.on_step(now, stamp, request, ready);
             if let Some(mut t) = out.task {
                 io.task.publish(&mut t)?;
             }

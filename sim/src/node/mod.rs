@@ -32,7 +32,8 @@
 //!
 //! Episode control (`command/episode`): `EndEpisode` ends the episode now and resets with the next
 //! seed; `Rerecord` ends it with `discarded` set and resets with the same seed; `Stop` ends it and
-//! stops the node. Every episode's first observation (after reset) is published with the `Start`
+//! stops the node. Only a fresh request counts (the commands' freshness bound, wall clock): a
+//! stale, replayed or future-stamped one is ignored and counted (`episode_requests_stale`). Every episode's first observation (after reset) is published with the `Start`
 //! event's stamp, and every step's observation with its `Step` event's stamp, so a recorder can
 //! align topics by stamp. `scene_state` carries the objects' poses (privileged sim state).
 
@@ -122,6 +123,8 @@ pub struct SimNodeReport {
     pub commands_clamped: u64,
     /// Watchdog holds (bus commands stopped for the watchdog timeout).
     pub watchdog_holds: u64,
+    /// Episode requests ignored as not fresh (a replayed or delayed `Stop` does not stop the node).
+    pub episode_requests_stale: u64,
     /// Control steps that started late by more than one period (real-time mode).
     pub overruns: u64,
     /// Lockstep waits that timed out (the arm held or the autopilot acted).
@@ -227,7 +230,7 @@ impl SimNode {
                 }
             }
             // Episode control: end early, re-record, stop.
-            if let Some(request) = io.control.latest().map(|c| c.request) {
+            if let Some(request) = io.control.latest().and_then(|c| arbiter.admit_episode_request(&c, now_ns())) {
                 let discarded = request == EpisodeRequest::Rerecord;
                 let success = self.env.success();
                 let end = episode_event(EpisodeEventKind::End, episode, seed, obs.step as u64, &scene_name, now_ns());
@@ -286,6 +289,7 @@ impl SimNode {
             report.commands_stale = counts.commands_stale;
             report.commands_clamped = counts.commands_clamped;
             report.watchdog_holds = counts.watchdog_holds;
+            report.episode_requests_stale = counts.episode_requests_stale;
             report.estop = counts.estop;
             // No bus command is live: the autopilot, if configured, acts on the observation.
             let autopilot = expert.as_mut().filter(|_| decision.source == Source::Idle);
@@ -478,6 +482,7 @@ impl SimNode {
         counters.insert("commands_stale".to_string(), report.commands_stale);
         counters.insert("commands_clamped".to_string(), report.commands_clamped);
         counters.insert("watchdog_holds".to_string(), report.watchdog_holds);
+        counters.insert("episode_requests_stale".to_string(), report.episode_requests_stale);
         counters.insert("overruns".to_string(), report.overruns);
         // `seq` comes from the wire: a sender may jump it by 2^64 − 1 on each topic.
         let gaps = io.joint_cmd.stats().gaps_missed.saturating_add(io.ee_cmd.stats().gaps_missed);
