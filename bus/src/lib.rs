@@ -40,7 +40,7 @@ pub use messages::{
     SceneState, Status, Task,
 };
 pub use publisher::Publisher;
-pub use session::{Bus, BusConfig};
+pub use session::{is_local_source, Bus, BusConfig};
 pub use subscriber::{
     RawSample, RawSubscriber, Subscriber, SubscriberStats, DEFAULT_QUEUE_CAPACITY, STATUS_DECODE_ERRORS,
     STATUS_NEWER_SCHEMA,

@@ -326,17 +326,16 @@ impl Bus {
         &self.locators
     }
 
-    /// A fresh 64-bit id for a publisher: a randomly keyed hash of (zid, counter, time, pid).
+    /// A fresh 64-bit id for a publisher: a randomly keyed hash of (zid, counter, time, pid),
+    /// remembered as one of this process's ([`is_local_source`]).
     pub(crate) fn new_source_id(&self) -> u64 {
         use std::hash::BuildHasher;
         let n = self.next_entity.fetch_add(1, Ordering::Relaxed);
-        let id = std::collections::hash_map::RandomState::new().hash_one((
-            self.zid(),
-            n,
-            crate::header::now_ns(),
-            std::process::id(),
-        ));
-        id.max(1)
+        let id = std::collections::hash_map::RandomState::new()
+            .hash_one((self.zid(), n, crate::header::now_ns(), std::process::id()))
+            .max(1);
+        local_sources().lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        id
     }
 
     /// Puts `payload` on the full key expression `key_expr` without encoding (tooling, tests).
@@ -347,4 +346,18 @@ impl Bus {
             reason: e.to_string(),
         })
     }
+}
+
+/// The `source_id`s of every publisher this process created (one entry per publisher).
+fn local_sources() -> &'static std::sync::Mutex<std::collections::HashSet<u64>> {
+    static SOURCES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<u64>>> = std::sync::OnceLock::new();
+    SOURCES.get_or_init(Default::default)
+}
+
+/// Whether `source_id` (a message's `header.source_id`) belongs to a publisher created by this
+/// process. A supervisor uses it to act only on its own nodes' `status`: any peer on the bus can
+/// publish a `status` naming any node, but not with a source id this process handed out (ids are
+/// random 64-bit values; a peer that copies one it received is only kept out by access control).
+pub fn is_local_source(source_id: u64) -> bool {
+    local_sources().lock().unwrap_or_else(|p| p.into_inner()).contains(&source_id)
 }

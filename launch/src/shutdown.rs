@@ -74,13 +74,26 @@ impl Supervisor {
         }
     }
 
-    /// Watches `status` until the stop flag is set: a node reporting [`bus::NodeState::Error`]
-    /// fails the run with its message.
+    /// Watches `status` until the stop flag is set: one of this run's nodes (a publisher of this
+    /// process, [`bus::is_local_source`]) reporting [`bus::NodeState::Error`] fails the run with
+    /// its message. An `Error` status from another process (another run, or a peer forging one)
+    /// is logged once per source and ignored: it cannot stop this run.
     pub fn watch_status(&self, statuses: &bus::Subscriber<bus::Status>) {
+        let mut foreign = std::collections::HashSet::new();
         while !self.stop.load(Ordering::Relaxed) {
             if let Some(s) = statuses.recv_timeout(Duration::from_millis(50)) {
-                if s.state == bus::NodeState::Error {
+                if s.state != bus::NodeState::Error {
+                    continue;
+                }
+                if bus::is_local_source(s.header.source_id) {
                     self.fail(anyhow::anyhow!("the {} node reported a fault: {}", s.node, s.message));
+                } else if foreign.len() < 1024 && foreign.insert(s.header.source_id) {
+                    tracing::warn!(
+                        node = %s.node,
+                        source_id = s.header.source_id,
+                        message = %s.message,
+                        "ignoring a fault status from outside this run"
+                    );
                 }
             }
         }
@@ -179,5 +192,41 @@ mod tests {
         assert!(sup.stop_flag().load(Ordering::SeqCst));
         let failure = sup.take_failure().map(|e| e.to_string());
         assert_eq!(failure.as_deref(), Some("node `policy` panicked: shape mismatch 7"));
+    }
+
+    /// A forged `Error` status from another process (a raw put with a made-up source id) does not
+    /// stop the run; the same status from a publisher of this process does.
+    #[test]
+    fn only_this_processs_nodes_can_fail_the_run_through_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = bus::BusConfig::with_discovery_dir("supervised", dir.path());
+        let bus = bus::Bus::open(&config).expect("bus");
+        let statuses = bus.subscriber::<bus::Status>().expect("subscriber");
+        let sup = Supervisor::new(Arc::new(AtomicBool::new(false)));
+        let fault = |header| bus::Status {
+            header,
+            node: "sim".into(),
+            state: bus::NodeState::Error,
+            message: "forged".into(),
+            counters: Default::default(),
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| sup.watch_status(&statuses));
+            let forged = bus::Header { schema: bus::SCHEMA_VERSION, stamp_ns: bus::now_ns(), seq: 0, source_id: 42 };
+            for _ in 0..20 {
+                bus.put_raw(&bus.key("status"), bus::encode(&fault(forged.clone())).expect("encode")).expect("put");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(!sup.stop_flag().load(Ordering::SeqCst), "a forged status stopped the run");
+            let publisher = bus.publisher::<bus::Status>().expect("publisher");
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !sup.stop_flag().load(Ordering::SeqCst) {
+                assert!(std::time::Instant::now() < deadline, "this process's fault status never stopped the run");
+                publisher.publish(&mut fault(Default::default())).expect("publish");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let failure = sup.take_failure().map(|e| e.to_string());
+        assert_eq!(failure.as_deref(), Some("the sim node reported a fault: forged"));
     }
 }
