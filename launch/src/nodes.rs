@@ -308,7 +308,7 @@ fn run_one(spec: NodeSpec, bus_config: BusConfig, stop: Arc<AtomicBool>) -> Resu
             let rate = if r.episodes > 0 { 100.0 * r.successes as f64 / r.episodes as f64 } else { 0.0 };
             format!(
                 "{} ({}): {} control steps, {} episodes, {} successes ({rate:.0}%), {} commands applied, {} rejected, {} clamped, {} overruns",
-                s.name, s.scene, r.steps, r.episodes, r.successes, r.commands_applied, r.commands_rejected, r.commands_clamped, r.overruns
+                s.name, s.scene, r.steps, r.episodes, r.successes, r.commands.commands_applied, r.commands.commands_rejected, r.commands.commands_clamped, r.overruns
             )
         }
         NodeSpec::Waypoints(s) => {
@@ -332,7 +332,7 @@ fn run_one(spec: NodeSpec, bus_config: BusConfig, stop: Arc<AtomicBool>) -> Resu
             }
             format!(
                 "{}: {} cycles, cycle time p50 {:.2} ms p99 {:.2} ms, {} commands applied, {} clamped, {} watchdog holds",
-                s.name, r.cycles, r.cycle_time.p50_ms, r.cycle_time.p99_ms, r.commands_applied, r.commands_clamped, r.watchdog_holds
+                s.name, r.cycles, r.cycle_time.p50_ms, r.cycle_time.p99_ms, r.commands.commands_applied, r.commands.commands_clamped, r.commands.watchdog_holds
             )
         }
     };

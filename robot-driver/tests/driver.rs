@@ -53,7 +53,7 @@ fn moves_reach_their_targets_over_the_serial_path() {
         assert!((p - s).abs() < 5.0, "shoulder {p} vs shadow {s}");
     });
     let report = report.expect("node ran");
-    assert!(report.commands_applied > 50, "{report:?}");
+    assert!(report.commands.commands_applied > 50, "{report:?}");
     assert_eq!(report.fault, None);
     assert!(report.cycle_time.p99_ms < 10.0, "{:?}", report.cycle_time);
 }
@@ -72,7 +72,7 @@ fn watchdog_holds_position_when_commands_stop() {
         assert!(a < 1.5, "waist reached {a}: the watchdog did not stop the move to 2.5 rad");
     });
     let report = report.expect("node ran");
-    assert_eq!(report.watchdog_holds, 1, "{report:?}");
+    assert_eq!(report.commands.watchdog_holds, 1, "{report:?}");
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn estop_holds_and_ignores_commands_until_released() {
         assert!(moved[..6].iter().all(|q| q.abs() < 0.03), "after release the arm follows again: {moved:?}");
     });
     let report = report.expect("node ran");
-    assert_eq!(report.estop.engaged, 1);
+    assert_eq!(report.commands.estop.engaged, 1);
     assert!(statuses.iter().any(|s| s.state == NodeState::Estopped && s.message.contains("holding")), "{statuses:?}");
 }
 
@@ -112,7 +112,7 @@ fn targets_beyond_limits_are_clamped_and_nan_is_rejected() {
         }
     });
     let report = report.expect("node ran");
-    assert!(report.commands_clamped > 0 && report.commands_rejected >= 10, "{report:?}");
+    assert!(report.commands.commands_clamped > 0 && report.commands.commands_rejected >= 10, "{report:?}");
     // The servos never saw a goal outside the limits.
     let (lo, hi) = ServoMap::widowx250().limit_ticks(1);
     let goal = emu.with_chain(|c| c.servo(2).map(|s| s.get(ct::GOAL_POSITION))).expect("servo 2");
@@ -242,7 +242,7 @@ fn estop_can_drop_torque_and_restores_it_on_release() {
         let last = stream(bus, TARGET, 0.5, 1.0).expect("states");
         assert!((last.position[0] - TARGET[0]).abs() < 0.02, "follows again: {:?}", last.position);
     });
-    assert_eq!(report.expect("node ran").estop.engaged, 1);
+    assert_eq!(report.expect("node ran").commands.estop.engaged, 1);
     assert!(
         statuses.iter().any(|s| s.state == NodeState::Estopped && s.message.contains("torque off")),
         "{statuses:?}"
@@ -268,7 +268,7 @@ fn stale_commands_never_move_the_arm() {
         }
     });
     let report = report.expect("node ran");
-    assert!(report.commands_stale >= 20 && report.commands_applied == 0, "{report:?}");
+    assert!(report.commands.commands_stale >= 20 && report.commands.commands_applied == 0, "{report:?}");
 }
 
 #[test]
@@ -418,7 +418,7 @@ fn refused_messages_are_counted_on_status() {
         }
     });
     let report = report.expect("node ran");
-    assert_eq!(report.commands_applied, 0, "a newer-schema command must not be applied: {report:?}");
+    assert_eq!(report.commands.commands_applied, 0, "a newer-schema command must not be applied: {report:?}");
     let last = statuses.last().expect("a final status");
     assert!(last.counters.get(bus::STATUS_NEWER_SCHEMA).is_some_and(|&n| n > 0), "{last:?}");
 }

@@ -75,7 +75,7 @@ fn an_estop_pulse_within_one_cycle_stops_a_playing_chunk() {
         assert!(moved < 0.01, "the chunk kept moving the arm after the pulse: {moved} rad");
     });
     let report = report.expect("node ran");
-    assert_eq!(report.estop.engaged, 1, "{report:?}");
+    assert_eq!(report.commands.estop.engaged, 1, "{report:?}");
     assert!(statuses.iter().any(|s| s.state == NodeState::Estopped), "no Estopped status: {statuses:?}");
 }
 
@@ -104,9 +104,9 @@ fn replayed_stale_and_future_releases_keep_the_estop_engaged() {
         assert!(moved < 0.01, "a replayed release let commands move the arm {moved} rad");
     });
     let report = report.expect("node ran");
-    assert_eq!(report.estop.released, 0, "{report:?}");
-    assert_eq!(report.estop.release_refused, 4, "{report:?}");
-    assert_eq!(report.commands_applied, 0, "{report:?}");
+    assert_eq!(report.commands.estop.released, 0, "{report:?}");
+    assert_eq!(report.commands.estop.release_refused, 4, "{report:?}");
+    assert_eq!(report.commands.commands_applied, 0, "{report:?}");
     let last = statuses.last().expect("a final status");
     assert_eq!(last.counters.get(bus::command_rules::STATUS_ESTOP_RELEASE_REFUSED), Some(&4), "{last:?}");
     assert_eq!(last.counters.get(bus::command_rules::STATUS_ESTOP_ENGAGED), Some(&1), "{last:?}");
@@ -140,9 +140,9 @@ fn future_stamped_commands_never_move_the_arm() {
         assert!(moved < 0.01, "a future-stamped command moved the arm {moved} rad");
     });
     let report = report.expect("node ran");
-    assert_eq!(report.commands_applied, 0, "{report:?}");
-    assert!(report.commands_stale >= 40, "{report:?}");
-    assert_eq!(report.estop.released, 1, "{report:?}");
+    assert_eq!(report.commands.commands_applied, 0, "{report:?}");
+    assert!(report.commands.commands_stale >= 40, "{report:?}");
+    assert_eq!(report.commands.estop.released, 1, "{report:?}");
 }
 
 /// A burst of `estop` messages larger than the node's queue within one cycle loses messages (a
@@ -164,7 +164,7 @@ fn an_estop_queue_overflow_engages_the_latch() {
         std::thread::sleep(Duration::from_millis(600));
     });
     let report = report.expect("node ran");
-    assert!(report.estop.queue_overflows >= 1, "{report:?}");
-    assert_eq!((report.estop.engaged, report.estop.released), (1, 0), "{report:?}");
+    assert!(report.commands.estop.queue_overflows >= 1, "{report:?}");
+    assert_eq!((report.commands.estop.engaged, report.commands.estop.released), (1, 0), "{report:?}");
     assert!(statuses.iter().any(|s| s.state == NodeState::Estopped), "no Estopped status: {statuses:?}");
 }

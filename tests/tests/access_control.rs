@@ -159,7 +159,7 @@ fn assert_node_received_nothing(h: Harness) {
     assert_eq!(status.state, NodeState::Running, "an e-stop reached the node: {status:?}");
     let report = h.finish();
     assert_eq!(
-        (report.commands_applied, report.commands_rejected, report.commands_stale, report.estop.engaged),
+        (report.commands.commands_applied, report.commands.commands_rejected, report.commands.commands_stale, report.commands.estop.engaged),
         (0, 0, 0, 0),
         "{report:?}"
     );
@@ -202,8 +202,8 @@ fn listed_operator_drives_the_sim_and_a_viewer_sees_its_commands() {
     }
     drop((operator, viewer));
     let report = h.finish();
-    assert!(report.commands_applied > 0, "{report:?}");
-    assert!(report.estop.engaged >= 1, "{report:?}");
+    assert!(report.commands.commands_applied > 0, "{report:?}");
+    assert!(report.commands.estop.engaged >= 1, "{report:?}");
 }
 
 #[test]
@@ -300,5 +300,5 @@ fn python_client_logs_in_and_only_the_operator_estop_counts() {
     while !status.recv_timeout(Duration::from_millis(200)).is_some_and(|s| s.state == NodeState::Estopped) {
         assert!(Instant::now() < deadline, "the operator's e-stop was not obeyed");
     }
-    assert!(h.finish().estop.engaged >= 1);
+    assert!(h.finish().commands.estop.engaged >= 1);
 }

@@ -61,7 +61,7 @@ fn a_chunk_plays_by_the_wall_clock_not_one_row_per_step() {
         "the last row (due 800 ms after the chunk's stamp) was reached after {last_row_reached:?}"
     );
     let report = h.finish();
-    assert!(report.commands_applied >= 5, "{report:?}");
+    assert!(report.commands.commands_applied >= 5, "{report:?}");
 }
 
 /// Commands toward a far target flow for 200 ms and stop: 250 ms later the watchdog holds the
@@ -107,5 +107,5 @@ fn the_watchdog_holds_when_commands_stop() {
         assert!(Instant::now() < deadline, "no status with watchdog_holds = 1");
     }
     let report = h.finish();
-    assert_eq!(report.watchdog_holds, 1, "{report:?}");
+    assert_eq!(report.commands.watchdog_holds, 1, "{report:?}");
 }

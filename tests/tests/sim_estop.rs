@@ -108,7 +108,7 @@ fn an_estop_pulse_within_one_step_latches_and_stops_the_chunk() {
     assert_eq!(counted(&s.counters, STATUS_ESTOP_RELEASE_REFUSED), 1, "{s:?}");
     assert_eq!(counted(&s.counters, STATUS_ESTOP_RELEASED), 0, "{s:?}");
     let report = h.finish();
-    assert_eq!(report.estop.engaged, 1, "{report:?}");
+    assert_eq!(report.commands.estop.engaged, 1, "{report:?}");
 }
 
 /// After an e-stop and a valid release the old chunk does not resume: the arm holds until a
@@ -126,7 +126,7 @@ fn after_a_release_the_old_chunk_does_not_resume() {
     assert!(moved < 0.01, "the old chunk resumed after the release: {moved} rad");
     wait_status(&status, NodeState::Running, |c| counted(c, STATUS_ESTOP_RELEASED) == 1);
     let report = h.finish();
-    assert_eq!(report.estop.released, 1, "{report:?}");
+    assert_eq!(report.commands.estop.released, 1, "{report:?}");
 }
 
 /// Releases stamped 0 (seq 0, any `source_id`), a second ago or an hour ahead are refused:
@@ -160,8 +160,8 @@ fn replayed_and_stale_releases_keep_the_sim_estopped() {
     let moved = max_change(&held, &next_state(&states));
     assert!(moved < 0.01, "a replayed release let a command move the arm {moved} rad");
     let report = h.finish();
-    assert_eq!(report.estop.released, 0, "{report:?}");
-    assert_eq!(report.commands_applied, 0, "{report:?}");
+    assert_eq!(report.commands.estop.released, 0, "{report:?}");
+    assert_eq!(report.commands.commands_applied, 0, "{report:?}");
 }
 
 /// Commands stamped an hour, a year or 2^64 − 1 ns ahead, or a second ago, never move the arm.
@@ -187,8 +187,8 @@ fn future_and_stale_commands_never_move_the_sim() {
     let moved = max_change(&before, &next_state(&states));
     assert!(moved < 0.01, "a future or stale command moved the arm {moved} rad");
     let report = h.finish();
-    assert_eq!(report.commands_applied, 0, "{report:?}");
-    assert!(report.commands_stale >= 4, "{report:?}");
+    assert_eq!(report.commands.commands_applied, 0, "{report:?}");
+    assert!(report.commands.commands_stale >= 4, "{report:?}");
 }
 
 /// `seq` jumping from 0 to 2^64 − 1 on both direct command topics saturates the `command_gaps`
@@ -229,8 +229,8 @@ fn an_estop_queue_overflow_engages_the_latch() {
     });
     assert_eq!(counted(&s.counters, STATUS_ESTOP_ENGAGED), 1, "{s:?}");
     let report = h.finish();
-    assert!(report.estop.queue_overflows >= 1, "{report:?}");
-    assert_eq!(report.estop.released, 0, "{report:?}");
+    assert!(report.commands.estop.queue_overflows >= 1, "{report:?}");
+    assert_eq!(report.commands.estop.released, 0, "{report:?}");
 }
 
 /// A replayed or delayed `Stop` (stamped 0, a second ago, or an hour ahead) does not stop the sim
@@ -251,5 +251,5 @@ fn stale_and_future_episode_requests_are_ignored() {
     assert_eq!(s.state, NodeState::Running, "{s:?}");
     let report = h.finish();
     assert_eq!(report.episodes, 0, "a stale request ended an episode: {report:?}");
-    assert!(report.episode_requests_stale >= 3, "{report:?}");
+    assert!(report.commands.episode_requests_stale >= 3, "{report:?}");
 }

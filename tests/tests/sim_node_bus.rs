@@ -70,7 +70,7 @@ fn joint_command_moves_the_arm_and_nan_never_does() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let report = h.finish();
-    assert!(report.commands_rejected >= 10, "{report:?}");
+    assert!(report.commands.commands_rejected >= 10, "{report:?}");
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn refused_messages_are_counted_on_status() {
     });
     assert_eq!(s.state, NodeState::Running, "a newer-schema e-stop must not be obeyed: {s:?}");
     let report = h.finish();
-    assert_eq!(report.commands_applied, 0, "{report:?}");
+    assert_eq!(report.commands.commands_applied, 0, "{report:?}");
 }
 
 /// A Python client (eclipse-zenoh + cbor2, no Armstack code) reads every topic and its e-stop is
@@ -246,5 +246,5 @@ fn python_client_integer_command_moves_the_arm() {
     let stdout = run_python_client("integer_command.py", h.dir.path(), robot);
     assert!(stdout.contains("integer command obeyed"), "{stdout}");
     let report = h.finish();
-    assert!(report.commands_applied > 0, "{report:?}");
+    assert!(report.commands.commands_applied > 0, "{report:?}");
 }

@@ -52,12 +52,12 @@ pub fn print_report(r: &DriverReport, bus: &robot_driver::servo_bus::BusStats) -
     )?;
     outln!(
         "commands: {} applied, {} rejected, {} stale, {} clamped; watchdog holds {}, e-stops {}, read errors {}",
-        r.commands_applied,
-        r.commands_rejected,
-        r.commands_stale,
-        r.commands_clamped,
-        r.watchdog_holds,
-        r.estop.engaged,
+        r.commands.commands_applied,
+        r.commands.commands_rejected,
+        r.commands.commands_stale,
+        r.commands.commands_clamped,
+        r.commands.watchdog_holds,
+        r.commands.estop.engaged,
         r.read_errors
     )?;
     outln!(

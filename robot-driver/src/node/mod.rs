@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use arm_command::{Arbiter, Cycle, EeDeltaSolver, EstopCounts};
+use arm_command::{Arbiter, ArbiterCounts, Cycle, EeDeltaSolver};
 use bus::{
     now_ns, ActionChunk, Bus, BusError, EeDeltaCommand, EpisodeControl, EpisodeEvent, Estop, JointCommand, JointState,
     Message, NodeState, Percentiles, Pose, Status, Task, ESTOP_QUEUE_CAPACITY,
@@ -107,20 +107,9 @@ pub struct DriverReport {
     pub cycles: u64,
     /// `joint_state` messages published.
     pub published: u64,
-    /// Commands applied (joint, ee delta, chunk rows).
-    pub commands_applied: u64,
-    /// Commands rejected (NaN/inf, malformed, unreachable).
-    pub commands_rejected: u64,
-    /// Commands ignored as not fresh (too old, from the future, or from before an e-stop release).
-    pub commands_stale: u64,
-    /// Cycles whose target was clamped (limits or speed).
-    pub commands_clamped: u64,
-    /// Watchdog holds.
-    pub watchdog_holds: u64,
-    /// Episode requests ignored as not fresh (a replayed or delayed `Stop` does not stop the node).
-    pub episode_requests_stale: u64,
-    /// E-stop transitions (engaged, released, releases refused, queue overflows).
-    pub estop: EstopCounts,
+    /// Command arbitration and safety counters (applied, rejected, stale, clamped, watchdog
+    /// holds, stale episode requests, e-stop transitions), as the arbiter counted them.
+    pub commands: ArbiterCounts,
     /// Cycles whose state read failed transiently (retries exhausted once).
     pub read_errors: u64,
     /// Cycles that started late by more than one period.
@@ -162,19 +151,6 @@ struct Control {
     fault: Option<String>,
 }
 
-impl DriverReport {
-    /// Copies the arbiter's counters into the report.
-    fn set_command_counts(&mut self, counts: arm_command::ArbiterCounts) {
-        self.commands_applied = counts.commands_applied;
-        self.commands_rejected = counts.commands_rejected;
-        self.commands_stale = counts.commands_stale;
-        self.commands_clamped = counts.commands_clamped;
-        self.watchdog_holds = counts.watchdog_holds;
-        self.episode_requests_stale = counts.episode_requests_stale;
-        self.estop = counts.estop;
-    }
-}
-
 /// Runs the driver node: starts the arm (checks, configuration, torque on at the measured pose),
 /// then cycles until `stop`, `max_cycles`, or an episode `Stop` request.
 pub fn run_driver_node(
@@ -206,12 +182,6 @@ pub fn run_driver_node(
         let b = arm.bus_stats();
         for (k, v) in [
             ("cycles", report.cycles),
-            ("commands_applied", report.commands_applied),
-            ("commands_rejected", report.commands_rejected),
-            ("commands_stale", report.commands_stale),
-            ("commands_clamped", report.commands_clamped),
-            ("watchdog_holds", report.watchdog_holds),
-            ("episode_requests_stale", report.episode_requests_stale),
             ("read_errors", report.read_errors),
             ("overruns", report.overruns),
             ("bus_tx_packets", b.tx_packets),
@@ -223,7 +193,7 @@ pub fn run_driver_node(
         ] {
             counters.insert(k.to_string(), v);
         }
-        report.estop.add_to_status_counters(&mut counters);
+        report.commands.add_to_status_counters(&mut counters);
         io.receive_stats().add_to_status_counters(&mut counters);
         io.status.publish(&mut Status {
             header: Default::default(),
@@ -306,7 +276,7 @@ pub fn run_driver_node(
             accept_commands: ctl.fault.is_none() && measured && !resetting,
         };
         let decision = ctl.arbiter.step(&cycle, drain_inbox(&io), solver);
-        report.set_command_counts(ctl.arbiter.counts());
+        report.commands = ctl.arbiter.counts();
         let engaged = ctl.arbiter.is_engaged();
         if engaged != was_engaged {
             if engaged {
@@ -353,7 +323,7 @@ pub fn run_driver_node(
             report.published += 1;
             let ready = cfg.ready_pose.is_none_or(|r| r.iter().zip(&state.q_rad).all(|(a, b)| (a - b).abs() < 0.03));
             let request = io.control.latest().and_then(|c| ctl.arbiter.admit_episode_request(&c, now_ns()));
-            report.episode_requests_stale = ctl.arbiter.counts().episode_requests_stale;
+            report.commands = ctl.arbiter.counts();
             let out = episodes.on_step(now, stamp, request, ready);
             if let Some(mut t) = out.task {
                 io.task.publish(&mut t)?;

@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use arm_command::{Arbiter, Cycle, EstopCounts, Inbox, Source};
+use arm_command::{Arbiter, ArbiterCounts, Cycle, Inbox, Source};
 use bus::{
     now_ns, ActionChunk, Bus, BusError, CameraFrame, EeDeltaCommand, EpisodeControl, EpisodeEvent, EpisodeEventKind,
     EpisodeRequest, Estop, JointCommand, JointState, Message, NodeState, Publisher, SceneState, Status, Subscriber,
@@ -111,20 +111,9 @@ pub struct SimNodeReport {
     pub episodes: u64,
     /// Episodes that succeeded.
     pub successes: u64,
-    /// Commands applied (joint, ee delta, chunk rows).
-    pub commands_applied: u64,
-    /// Commands rejected (NaN/inf, malformed chunk).
-    pub commands_rejected: u64,
-    /// Commands ignored as not fresh (too old, from the future, or from before an e-stop release).
-    pub commands_stale: u64,
-    /// E-stop transitions (engaged, released, releases refused, queue overflows).
-    pub estop: EstopCounts,
-    /// Control steps whose commanded target was clamped (joint limits or velocity limit).
-    pub commands_clamped: u64,
-    /// Watchdog holds (bus commands stopped for the watchdog timeout).
-    pub watchdog_holds: u64,
-    /// Episode requests ignored as not fresh (a replayed or delayed `Stop` does not stop the node).
-    pub episode_requests_stale: u64,
+    /// Command arbitration and safety counters (applied, rejected, stale, clamped, watchdog
+    /// holds, stale episode requests, e-stop transitions), as the arbiter counted them.
+    pub commands: ArbiterCounts,
     /// Control steps that started late by more than one period (real-time mode).
     pub overruns: u64,
     /// Lockstep waits that timed out (the arm held or the autopilot acted).
@@ -283,14 +272,7 @@ impl SimNode {
                 accept_commands: true,
             };
             let decision = arbiter.step(&cycle, inbox, Some(&solver));
-            let counts = arbiter.counts();
-            report.commands_applied = counts.commands_applied;
-            report.commands_rejected = counts.commands_rejected;
-            report.commands_stale = counts.commands_stale;
-            report.commands_clamped = counts.commands_clamped;
-            report.watchdog_holds = counts.watchdog_holds;
-            report.episode_requests_stale = counts.episode_requests_stale;
-            report.estop = counts.estop;
+            report.commands = arbiter.counts();
             // No bus command is live: the autopilot, if configured, acts on the observation.
             let autopilot = expert.as_mut().filter(|_| decision.source == Source::Idle);
             let autopilot_acted = autopilot.is_some();
@@ -477,17 +459,11 @@ impl SimNode {
         counters.insert("steps".to_string(), report.steps);
         counters.insert("episodes".to_string(), report.episodes);
         counters.insert("successes".to_string(), report.successes);
-        counters.insert("commands_applied".to_string(), report.commands_applied);
-        counters.insert("commands_rejected".to_string(), report.commands_rejected);
-        counters.insert("commands_stale".to_string(), report.commands_stale);
-        counters.insert("commands_clamped".to_string(), report.commands_clamped);
-        counters.insert("watchdog_holds".to_string(), report.watchdog_holds);
-        counters.insert("episode_requests_stale".to_string(), report.episode_requests_stale);
         counters.insert("overruns".to_string(), report.overruns);
         // `seq` comes from the wire: a sender may jump it by 2^64 − 1 on each topic.
         let gaps = io.joint_cmd.stats().gaps_missed.saturating_add(io.ee_cmd.stats().gaps_missed);
         counters.insert("command_gaps".to_string(), gaps);
-        report.estop.add_to_status_counters(&mut counters);
+        report.commands.add_to_status_counters(&mut counters);
         io.receive_stats().add_to_status_counters(&mut counters);
         let mut status = Status {
             header: Default::default(),
