@@ -5,6 +5,7 @@
 mod bench;
 mod cmd;
 mod curves_png;
+mod heap;
 mod launch_file;
 mod nodes;
 mod output_path;
@@ -120,7 +121,8 @@ fn parse_cli() -> Cli {
 }
 
 fn main() -> ExitCode {
-    match run(parse_cli()) {
+    let heap_set = heap::keep_freed_buffers();
+    match run(parse_cli(), heap_set) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`armstack … | head`): stop quietly.
         Err(e) if stdout::is_closed_stdout(&e) => ExitCode::from(stdout::CLOSED_STDOUT_STATUS),
@@ -132,8 +134,11 @@ fn main() -> ExitCode {
 }
 
 /// Runs the verb of `cli`.
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, heap_set: bool) -> Result<()> {
     init_tracing(cli.log.as_deref())?;
+    if !heap_set {
+        tracing::debug!("glibc refused a heap setting (mallopt); its defaults stay, which is only slower");
+    }
     let mut bus_config = bus::BusConfig::from_env();
     if let Some(robot) = &cli.robot_name {
         bus_config.robot = robot.clone();

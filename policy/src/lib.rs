@@ -44,3 +44,16 @@ pub type Cuda = burn::backend::Cuda<f32>;
 /// The CUDA training backend.
 #[cfg(feature = "cuda")]
 pub type CudaTrain = burn::backend::Autodiff<Cuda>;
+/// LibTorch on the CPU through burn-tch (a backend comparison build: the `libtorch` feature).
+#[cfg(feature = "libtorch")]
+pub type LibTorch = burn::backend::LibTorch<f32>;
+/// Its training backend.
+#[cfg(feature = "libtorch")]
+pub type LibTorchTrain = burn::backend::Autodiff<LibTorch>;
+/// burn's ndarray backend on the system OpenBLAS (a backend comparison build: the
+/// `ndarray-blas` feature).
+#[cfg(feature = "ndarray-blas")]
+pub type NdArrayBlas = burn_ndarray::NdArray<f32>;
+/// Its training backend.
+#[cfg(feature = "ndarray-blas")]
+pub type NdArrayBlasTrain = burn::backend::Autodiff<NdArrayBlas>;

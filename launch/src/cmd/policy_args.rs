@@ -18,9 +18,15 @@ pub enum DeviceKind {
     Cpu,
     /// burn's CUDA backend (needs the `cuda` cargo feature).
     Cuda,
+    /// LibTorch on the CPU through burn-tch (needs the `libtorch` cargo feature; for backend
+    /// comparisons).
+    Libtorch,
+    /// burn's ndarray backend on the system OpenBLAS (needs the `ndarray-blas` cargo feature; for
+    /// backend comparisons).
+    NdarrayBlas,
 }
 
-/// Fails for `cuda` in a build without the `cuda` feature.
+/// Fails for a device whose backend this build did not compile.
 pub fn check_device(device: DeviceKind) -> Result<()> {
     if device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
         bail!(
@@ -28,39 +34,59 @@ pub fn check_device(device: DeviceKind) -> Result<()> {
              `cargo build --release -p launch --no-default-features --features cuda --bin armstack`"
         );
     }
+    if device == DeviceKind::Libtorch && !cfg!(feature = "libtorch") {
+        bail!(
+            "this armstack was built without LibTorch; rebuild with `LIBTORCH_USE_PYTORCH=1 cargo build \
+             -p launch --features libtorch --bin armstack` in a Python environment with torch 2.9.0"
+        );
+    }
+    if device == DeviceKind::NdarrayBlas && !cfg!(feature = "ndarray-blas") {
+        bail!("this armstack was built without the ndarray backend; rebuild with `cargo build -p launch --features ndarray-blas --bin armstack` (needs libopenblas-dev)");
+    }
     Ok(())
 }
 
 /// Runs `$body` with `$B` bound to the training backend of `$device`.
 #[macro_export]
 macro_rules! with_train_backend {
-    ($device:expr, $B:ident, $body:block) => {{
-        match $device {
-            #[cfg(feature = "cuda")]
-            $crate::cmd::policy_args::DeviceKind::Cuda => {
-                type $B = policy::CudaTrain;
-                $body
-            }
-            _ => {
-                type $B = policy::CpuTrain;
-                $body
-            }
-        }
-    }};
+    ($device:expr, $B:ident, $body:block) => {
+        $crate::match_backend!($device, $B, $body, CudaTrain, LibTorchTrain, NdArrayBlasTrain, CpuTrain)
+    };
 }
 
 /// Runs `$body` with `$B` bound to the inference backend of `$device`.
 #[macro_export]
 macro_rules! with_backend {
-    ($device:expr, $B:ident, $body:block) => {{
+    ($device:expr, $B:ident, $body:block) => {
+        $crate::match_backend!($device, $B, $body, Cuda, LibTorch, NdArrayBlas, Cpu)
+    };
+}
+
+/// The match behind [`with_train_backend`] and [`with_backend`]: binds `$B` to the `policy`
+/// backend type named for `$device` (the CPU one for a device this build did not compile, which
+/// [`check_device`] refuses first).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! match_backend {
+    ($device:expr, $B:ident, $body:block, $cuda:ident, $libtorch:ident, $ndarray:ident, $cpu:ident) => {{
         match $device {
             #[cfg(feature = "cuda")]
             $crate::cmd::policy_args::DeviceKind::Cuda => {
-                type $B = policy::Cuda;
+                type $B = policy::$cuda;
+                $body
+            }
+            #[cfg(feature = "libtorch")]
+            $crate::cmd::policy_args::DeviceKind::Libtorch => {
+                type $B = policy::$libtorch;
+                $body
+            }
+            #[cfg(feature = "ndarray-blas")]
+            $crate::cmd::policy_args::DeviceKind::NdarrayBlas => {
+                type $B = policy::$ndarray;
                 $body
             }
             _ => {
-                type $B = policy::Cpu;
+                type $B = policy::$cpu;
                 $body
             }
         }
