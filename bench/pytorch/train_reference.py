@@ -9,6 +9,10 @@ the thread count of the Armstack run:
     python3 bench/pytorch/train_reference.py --threads 2 --json torch.json
     armstack bench train --threads 2 --compare torch.json
 
+`--inference N` times one-chunk inference instead (batch 1, eval mode, no autograd; the state-only
+policy and the vision policy with two cameras at `--image-size` px), the reference for
+`armstack bench inference --iterations N`.
+
 Rows (Armstack's defaults; the networks and `Sizes` are in reference_models.py):
   bc_state        state-only chunk policy (d 64, 2 layers, 2 heads, ff 128, 20 tokens), BC, batch 128
   bc_vision_64    vision chunk policy (ResNet 16/32/64 per camera, 2 cameras, d 256, 4 layers,
@@ -310,6 +314,27 @@ def build(name, quick):
     return idm_row(batch) + (batch,)
 
 
+def inference_rows(iterations, image_size):
+    """One-chunk latency (batch 1, eval mode, no autograd) of the state-only and the vision policy,
+    as `armstack bench inference` times it: p50 / p99 / max in ms over `iterations` calls after
+    10 untimed ones."""
+    rows = []
+    for name, policy in [("state-only", ChunkPolicy(False)), (f"vision {image_size}px x2", ChunkPolicy(True, image_size))]:
+        policy.eval()
+        obs = policy_batch(policy, 1)["obs"]
+        times = []
+        with torch.no_grad():
+            for i in range(10 + iterations):
+                t0 = time.perf_counter()
+                policy(obs)
+                if i >= 10:
+                    times.append(1e3 * (time.perf_counter() - t0))
+        times.sort()
+        pick = lambda q: times[min(len(times) - 1, int(q * len(times)))]
+        rows.append({"model": name, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": times[-1]})
+    return rows
+
+
 def status_mib(field):
     try:
         with open("/proc/self/status") as f:
@@ -338,11 +363,30 @@ def main():
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows")
     ap.add_argument("--quick", action="store_true", help="batches of at most 4, 1 warm-up, 2 timed updates")
     ap.add_argument("--json", default=None, help="also write the rows here")
+    ap.add_argument(
+        "--inference",
+        type=int,
+        metavar="ITERATIONS",
+        default=None,
+        help="instead of the training rows: one-chunk inference latency over ITERATIONS calls "
+        "(the reference for `armstack bench inference`)",
+    )
+    ap.add_argument("--image-size", type=int, default=128, help="camera side in px of the --inference vision row")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     torch.manual_seed(0)
+    if args.inference is not None:
+        rows = inference_rows(args.inference, args.image_size)
+        print("| model | threads | p50 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['model']} | {threads} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} |")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+        return
     warmup, steps = (1, 2) if args.quick else (args.warmup, args.steps)
     rows = []
     for name in [r for r in args.rows.split(",") if r]:
