@@ -1,5 +1,5 @@
 //! Armstack datasets: LeRobot v3.0 read/write (parquet + mp4), statistics, quality metrics and
-//! an episode replay source (DESIGN.md §4).
+//! an episode replay source.
 //!
 //! - [`writer::DatasetWriter`] records episodes crash-safely (see its module docs);
 //! - [`reader::Dataset`] reads v3.0 and v2.x datasets for training: random access, chunk

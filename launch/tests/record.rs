@@ -163,7 +163,7 @@ fn record_five_scripted_episodes_through_the_bus_and_read_them_back() {
     check_schema(&root);
 }
 
-/// The JSON and parquet files match DESIGN.md §4 field by field.
+/// The JSON and parquet files match the LeRobot v3.0 layout field by field.
 fn check_schema(root: &Path) {
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("meta/info.json")).expect("info")).expect("json");

@@ -164,7 +164,7 @@ pub struct CriticConfig {
 }
 
 impl Default for CriticConfig {
-    /// 10 members of 3×256 with LayerNorm (DESIGN.md §7, Cal-QL / EXPO critics).
+    /// 10 members of 3×256 with LayerNorm (the critics of Cal-QL's and EXPO's published code).
     fn default() -> CriticConfig {
         CriticConfig { ensemble: 10, hidden: 256, layers: 3, word_dim: 16 }
     }

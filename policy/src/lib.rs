@@ -1,5 +1,5 @@
 #![warn(missing_docs)]
-//! Armstack policies (DESIGN.md §5, §7): the chunked-action VLA and its state-only variant
+//! Armstack policies: the chunked-action VLA and its state-only variant
 //! ([`model`]), a critic ensemble over chunks, behaviour cloning and CO-RFT offline RL
 //! ([`train`]), checkpoints that rebuild from their folder ([`checkpoint`], [`spec`]),
 //! vectorised sim evaluation ([`eval`]), the chunk executor ([`executor`]) and the policy node

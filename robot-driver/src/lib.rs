@@ -1,5 +1,5 @@
 //! Armstack robot driver: Dynamixel Protocol 2.0, serial transport, servo emulator, WidowX arm
-//! mapping, safety and the driver node (DESIGN.md §3).
+//! mapping, safety and the driver node.
 
 pub mod arm;
 pub mod calibrate;

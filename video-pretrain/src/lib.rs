@@ -1,4 +1,5 @@
-//! Armstack video pre-training (DESIGN.md §5): action-free video into frame stores, value
+//! Armstack video pre-training (V-PTR: Bhateja et al., 2023, “Robotic Offline RL from Internet
+//! Videos via Value-Function Pre-Training”): action-free video into frame stores, value
 //! pre-training on them (ICVF, V-PTR), and inverse-dynamics labels for action-free episodes
 //! (SS-ORL).
 

@@ -24,7 +24,7 @@ pub type ClassLogProbs<B> = (Tensor<B, 2>, Tensor<B, 2>);
 
 impl<B: Backend> Discriminators<B> {
     /// Fresh discriminators for states of width `state_dim` and chunks of width `chunk_dim`,
-    /// `hidden` wide, two hidden layers (DESIGN.md §7: 256-256).
+    /// `hidden` wide, two hidden layers (H2O's discriminators: 256-256, Niu et al., 2022).
     pub fn new(state_dim: usize, chunk_dim: usize, hidden: usize, device: &B::Device) -> Discriminators<B> {
         Discriminators {
             sa: MlpConfig::new(state_dim + chunk_dim, hidden, 2, 2).init(device),

@@ -27,7 +27,7 @@ pub struct EditConfig {
 }
 
 impl Default for EditConfig {
-    /// 3 × 256 (DESIGN.md §7).
+    /// 3 × 256 (EXPO's edit policy: Dong et al., 2025).
     fn default() -> EditConfig {
         EditConfig { hidden: 256, layers: 3, word_dim: 16 }
     }

@@ -40,7 +40,7 @@ pub struct FlowHeadConfig {
 }
 
 impl Default for FlowHeadConfig {
-    /// 3 × 256, 10 steps (DESIGN.md §7, EXPO's base policy: T = 10).
+    /// 3 × 256, 10 steps (EXPO's base policy: T = 10, Dong et al., 2025).
     fn default() -> FlowHeadConfig {
         FlowHeadConfig { hidden: 256, layers: 3, steps: 10, time_features: 16 }
     }

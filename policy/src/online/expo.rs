@@ -1,4 +1,5 @@
-//! EXPO (expressive-policy edits, DESIGN.md §5, §7).
+//! EXPO: expressive-policy edits (Dong et al., 2025, “EXPO: Stable Reinforcement Learning with
+//! Expressive Policies”).
 //!
 //! Networks: the base policy π_base (the BC trunk with a flow head, [`FlowPolicy`]) and its EMA
 //! copy π̄_base (rate 0.001) used for acting and backups; the edit policy π_edit(u | s, a)
@@ -94,7 +95,7 @@ pub struct ExpoConfig {
 }
 
 impl Default for ExpoConfig {
-    /// DESIGN.md §7: β 0.05, N 8, 10 LayerNorm critics 3×256 (min of a random 2), γ 0.99,
+    /// EXPO's published settings: β 0.05, N 8, 10 LayerNorm critics 3×256 (min of a random 2), γ 0.99,
     /// τ 0.005, lr 3e-4, base EMA 0.001, entropy target −|A|/2.
     fn default() -> ExpoConfig {
         ExpoConfig {

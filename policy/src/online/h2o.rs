@@ -1,5 +1,6 @@
 //! H2O: scarce real transitions mixed with sim rollouts, sim TD errors weighted by a
-//! discriminator-estimated dynamics ratio (DESIGN.md §5, §7).
+//! discriminator-estimated dynamics ratio (Niu et al., 2022, “When to Trust Your Simulator:
+//! Dynamics-Aware Hybrid Offline-and-Online Reinforcement Learning”).
 //!
 //! Each batch holds n_r real chunks (the offline rows) and n_s sim chunks (the online replay).
 //! Per critic update: the discriminators ([`Discriminators`]) take one cross-entropy step
@@ -49,7 +50,7 @@ pub struct H2oConfig {
 }
 
 impl Default for H2oConfig {
-    /// DESIGN.md §7: MLP 256-256, noise 0.1, λ 0.01, ρ clipped to [10⁻⁵, 1].
+    /// H2O's published settings: MLP 256-256, noise 0.1, λ 0.01, ρ clipped to [10⁻⁵, 1].
     fn default() -> H2oConfig {
         H2oConfig {
             sac: SacConfig::default(),

@@ -1,5 +1,5 @@
-//! Online fine-tuning in the sim (DESIGN.md §5, §7): EXPO ([`expo`]), a plain SAC-style actor-critic
-//! on the chunk head ([`sac`]), WSRL's warm start (`warmup` + `offline_ratio = 0`), and H2O's
+//! Online fine-tuning in the sim (the papers are cited in each module): EXPO ([`expo`]), a plain
+//! SAC-style actor-critic on the chunk head ([`sac`]), WSRL's warm start (`warmup` + `offline_ratio = 0`), and H2O's
 //! sim + real mixing ([`h2o`]).
 //!
 //! One loop ([`run_online`]) serves them all. A collector thread ([`collect`]) rolls the policy
@@ -87,7 +87,7 @@ pub struct OnlineSettings {
 }
 
 impl Default for OnlineSettings {
-    /// DESIGN.md §7 (EXPO): UTD 20 with one actor update per env step, batches 50% offline.
+    /// EXPO's published settings: UTD 20 with one actor update per env step, batches 50% offline.
     fn default() -> OnlineSettings {
         OnlineSettings {
             env_steps: 10_000,

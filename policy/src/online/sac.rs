@@ -72,7 +72,8 @@ pub struct SacConfig {
 }
 
 impl Default for SacConfig {
-    /// WSRL's settings (DESIGN.md §7): 10 critics, min of a random 2, actor lr 1e-4, critic lr
+    /// WSRL's settings (Zhou et al., 2025, “Efficient Online Reinforcement Learning Fine-Tuning
+    /// Need Not Retain Offline Data”): 10 critics, min of a random 2, actor lr 1e-4, critic lr
     /// 3e-4; γ 0.99, τ 0.005.
     fn default() -> SacConfig {
         SacConfig {

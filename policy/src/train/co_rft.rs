@@ -106,10 +106,11 @@ pub struct CoRftConfig {
 }
 
 impl Default for CoRftConfig {
-    /// DESIGN.md §7 defaults: γ 0.99, τ 0.005, 10 critics (min of a random 2), 10+10+10 Cal-QL
-    /// samples, TD3+BC η 2.5 with delayed actor updates, critic lr 3e-4. α = 0.2 because the
-    /// sparse 0/1 success reward keeps Q in [0, 1]: the data's Q settles about α/2 above its TD
-    /// target, and α = 1 measured Q(data) ≈ 2 on pick_cube.
+    /// Defaults of Q-chunking's and Cal-QL's published code (Li, Zhou, Levine, 2025; Nakamoto et
+    /// al., 2023): γ 0.99, τ 0.005, 10 critics (min of a random 2), 10+10+10 Cal-QL samples,
+    /// TD3+BC η 2.5 with delayed actor updates, critic lr 3e-4. α = 0.2 because the sparse 0/1
+    /// success reward keeps Q in [0, 1]: the data's Q settles about α/2 above its TD target, and
+    /// α = 1 measured Q(data) ≈ 2 on pick_cube.
     fn default() -> CoRftConfig {
         CoRftConfig {
             gamma: 0.99,

@@ -1,6 +1,6 @@
 //! The arm's data: joint chain, limits, end-effector offsets and finger travel.
 //!
-//! [`ArmSpec::default()`] is the WidowX 250 6DOF of DESIGN.md §3. The same numbers are written
+//! [`ArmSpec::default()`] is the WidowX 250 6DOF (Trossen Robotics' published kinematics). The same numbers are written
 //! into `sim/assets/widowx250.urdf`; a unit test checks that the two agree.
 //!
 //! Frames: every joint's origin offset and axis are expressed in its parent link frame. The chain
@@ -102,7 +102,7 @@ pub struct ArmSpec {
 }
 
 impl Default for ArmSpec {
-    /// The WidowX 250 6DOF of DESIGN.md §3.
+    /// The WidowX 250 6DOF (Trossen Robotics' published kinematics).
     fn default() -> Self {
         let turn = FULL_TURN_LIMIT_RAD;
         let x = [1.0, 0.0, 0.0];

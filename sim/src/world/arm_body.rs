@@ -64,7 +64,7 @@ fn parsed_urdf() -> Result<&'static UrdfRobot, SimError> {
             // Gravity-compensated links, like a servo's position loop holding against gravity
             // (uncompensated PD motors sag ~1 cm at the tip); a held object's weight still
             // acts on the fingers through the contacts. Links never sleep: a sleeping
-            // multibody ignores new motor targets (DESIGN.md §8).
+            // multibody ignores new motor targets (seen with rapier3d 0.36).
             rigid_body_blueprint: RigidBodyBuilder::dynamic().can_sleep(false).gravity_scale(0.0),
             ..UrdfLoaderOptions::default()
         };

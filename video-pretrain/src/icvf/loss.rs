@@ -1,4 +1,5 @@
-//! The ICVF objective (DESIGN.md §7), as a function of value tensors so it can be checked by hand.
+//! The ICVF objective (Ghosh, Bhateja, Levine, 2023, “Reinforcement Learning from Passive Data
+//! via Latent Intentions”), as a function of value tensors so it can be checked by hand.
 //!
 //! With r = 1[s = g] − 1, m = 1 − 1[s = g] (and r_z, m_z for the intent z):
 //! - target q_i = r + γ·m·V̄_i(s′, g, z);

@@ -1,6 +1,6 @@
 //! ICVF batches from a frame store: transitions (s, s′) inside an episode, goals and intents drawn
 //! 30% uniformly from the whole store, 50% from the same episode between now and its end, 20% the
-//! current frame; g = z with probability 0.5 (DESIGN.md §7).
+//! current frame; g = z with probability 0.5 (the sampling of the ICVF reference code: Ghosh, Bhateja, Levine, 2023).
 
 use rand::Rng;
 

@@ -1,4 +1,5 @@
-//! Inverse-dynamics labels for action-free robot episodes (SS-ORL, DESIGN.md §7).
+//! Inverse-dynamics labels for action-free robot episodes (SS-ORL: Zheng et al., 2023,
+//! “Semi-Supervised Offline Reinforcement Learning with Action-Free Trajectories”).
 //!
 //! An inverse-dynamics model (IDM) p(a_t | s_{t−1}, s_t, s_{t+1}) is trained by maximum
 //! likelihood on episodes that have actions ([`train`]), then labels episodes that do not
