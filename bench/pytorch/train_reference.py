@@ -23,8 +23,9 @@ Rows (Armstack's defaults; the networks and `Sizes` are in reference_models.py):
   expo_update     EXPO: one critic update (target from the on-the-fly policy: 8 flow samples x
                   10 Euler steps + edits, scored by 2 target critics) then one actor update
                   (flow imitation of the base policy, edit policy, temperature), batch 256
-  icvf            ICVF: ResNet encoder at 64 px + 2 multilinear heads of 256, 4 frames per sample
-                  through the online network and the EMA target, expectile TD loss, batch 64
+  icvf            ICVF: ResNet encoder at 64 px + 2 multilinear heads of 256, 3 frames per sample
+                  (s, g, z) through the online network and 4 (s, s', g, z) through the EMA target,
+                  expectile TD loss, batch 64
   idm             inverse dynamics MLP 36 -> 2 x 1024 (dropout 0.1) -> tanh-Gaussian, NLL, batch 1024
 
 Differences from Armstack, none of which changes the amount of work:
@@ -240,8 +241,8 @@ def icvf_row(batch, size=64, gamma=0.99, expectile=0.9, ema=0.005):
     r, m, r_z, m_z = same_g - 1, 1 - same_g, same_z - 1, 1 - same_z
 
     def step():
-        f = model.features(frames)
-        v = model.values(f[:n], f[2 * n : 3 * n], f[3 * n :])
+        f = model.features(torch.cat([frames[:n], frames[2 * n :]]))  # s, g, z: what V(s, g, z) reads
+        v = model.values(f[:n], f[n : 2 * n], f[2 * n :])
         with torch.no_grad():
             tf = target.features(frames)
             s_, nx, g, z = tf[:n], tf[n : 2 * n], tf[2 * n : 3 * n], tf[3 * n :]

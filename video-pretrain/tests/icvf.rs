@@ -132,12 +132,13 @@ fn value_to_the_last_frame_grows_along_the_episode() {
     let goal = f.clone().narrow(0, LEN - 1, 1).repeat_dim(0, LEN);
     // Values [LEN, ensemble]: the ensemble mean per frame.
     let v = model.values(f, goal.clone(), goal).mean_dim(1).into_data().to_vec::<f32>().expect("values");
-    // After 150 steps the value rises toward the goal, most steeply over the last frames. The
-    // run is reproducible bit for bit on one machine and CPU backend build, but another build of
-    // the kernels (the CPU backend without and with its SIMD/threaded kernels) rounds differently
-    // and takes another path: they measured ρ 0.85 / 0.87, V(last) − V(first) 1.55 / 1.11, and
-    // 1.19 / 0.72 between the last and first thirds. The bounds hold a run that learned the
-    // ordering, with room for such a path, not for one that learns nothing (ρ near 0, no rise).
+    // After 300 steps the value rises toward the goal, most steeply over the last frames. The
+    // run is reproducible bit for bit on one machine and CPU backend build, but another rounding
+    // (another kernel build, another batch layout) takes another path. At 150 steps such paths
+    // measured ρ 0.85 / 0.87 / 0.66 (a dip in mid-episode), so the test now trains 300 steps:
+    // ρ 0.83, V(last) − V(first) 1.84, 1.37 between the last and first thirds, rising
+    // monotonically after the fourth frame. The bounds hold a run that learned the ordering, with
+    // room for another path, not for one that learns nothing (ρ near 0, no rise).
     let rho = rank_correlation(&v);
     let third = LEN / 3;
     let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
@@ -146,7 +147,7 @@ fn value_to_the_last_frame_grows_along_the_episode() {
     assert!(mean(&v[LEN - third..]) > mean(&v[..third]) + 0.5, "{v:?}");
 }
 
-const STEPS: u64 = 150;
+const STEPS: u64 = 300;
 
 #[test]
 fn two_runs_from_one_seed_give_the_same_network_even_side_by_side() {

@@ -284,7 +284,7 @@ pub fn workload<B: AutodiffBackend>(row: &str, input: RowInput, device: &B::Devi
             let mut learner = IcvfLearner::<B>::new(&model_cfg, &cfg, &device);
             drop(init);
             let shape = format!(
-                "ResNet encoder {} px {:?} + {} multilinear heads of {}, 4 frames/sample (s, s′, g, z), online + EMA target",
+                "ResNet encoder {} px {:?} + {} multilinear heads of {}, 3 frames/sample (s, g, z) through the online network, 4 (s, s′, g, z) through the EMA target",
                 model_cfg.encoder.size, model_cfg.encoder.channels, model_cfg.ensemble, model_cfg.hidden
             );
             let (batch, params) = (batches[0].s.len(), learner.model.num_params());

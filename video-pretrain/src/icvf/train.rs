@@ -119,10 +119,13 @@ pub fn batch_terms<B: AutodiffBackend>(
     device: &B::Device,
 ) -> IcvfTerms<B> {
     let n = ix.s.len();
+    // The online network sees only what V(s, g, z) reads: encoding s′ too (it only enters the
+    // targets) cost a quarter of the encoder's forward and backward pass for a zero gradient.
+    let online: Vec<usize> = [&ix.s, &ix.g, &ix.z].into_iter().flatten().copied().collect();
+    let f = model.features(frames::<B>(store, &online, device));
+    let part = |k: usize| f.clone().narrow(0, k * n, n);
+    let v = model.values(part(0), part(1), part(2));
     let all: Vec<usize> = [&ix.s, &ix.next, &ix.g, &ix.z].into_iter().flatten().copied().collect();
-    let f = model.features(frames::<B>(store, &all, device));
-    let part = |f: &Tensor<B, 2>, k: usize| f.clone().narrow(0, k * n, n);
-    let v = model.values(part(&f, 0), part(&f, 2), part(&f, 3));
     let tf = target.features(frames::<B::InnerBackend>(store, &all, device));
     let tpart = |k: usize| tf.clone().narrow(0, k * n, n);
     let lift = Tensor::<B, 2>::from_inner;
