@@ -1,6 +1,6 @@
 //! `armstack bench train` through the CLI: every row runs on a recorded dataset (quick mode) and
 //! reports every field; `--compare` adds the ratio to a PyTorch reference file; a malformed
-//! reference is refused before anything runs.
+//! reference, or a backend the build lacks, is refused before anything runs.
 
 mod common;
 
@@ -65,4 +65,10 @@ fn bench_train_reports_every_row_and_field_and_the_ratio_to_pytorch() {
     assert!(err.contains("bad.json") && err.contains("samples_per_s"), "{err}");
     let err = run_err(armstack(dir).args(["bench", "train", "--rows", "bc_nothing"]));
     assert!(err.contains("bc_nothing") && err.contains("bc_state"), "{err}");
+    // A comparison backend this build did not compile is refused with the cargo feature that
+    // adds it, before any recording.
+    for (device, feature) in [("libtorch", "--features libtorch"), ("ndarray-blas", "--features ndarray-blas")] {
+        let err = run_err(armstack(dir).args(["bench", "train", "--quick", "--device", device]));
+        assert!(err.contains(feature) && !err.contains("recording"), "{device}: {err}");
+    }
 }
