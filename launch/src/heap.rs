@@ -10,21 +10,21 @@
 
 /// Largest request served from the heap instead of its own `mmap` (glibc caps the setting at
 /// 32 MiB on 64-bit targets). Larger buffers (a batch of 128 px images) still get their own mapping.
-const MMAP_THRESHOLD_BYTES: libc::c_int = 32 << 20;
+const MMAP_THRESHOLD_BYTES: std::ffi::c_int = 32 << 20;
 
 /// Free memory at the top of the heap kept before glibc returns it to the kernel.
-const TRIM_THRESHOLD_BYTES: libc::c_int = 1 << 30;
+const TRIM_THRESHOLD_BYTES: std::ffi::c_int = 1 << 30;
 
-/// Applies the settings above. Call once, first thing in `main`, before any thread starts.
+/// Applies the settings above; `main` calls it first, so that every allocation gets them.
 /// Returns false when glibc refused a setting (its default then stays, which is only slower);
 /// true as well on a C library without `mallopt` (only glibc targets have it), where there is
 /// nothing to set.
 pub fn keep_freed_buffers() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: `mallopt` only changes allocator parameters; it is called before any other
-        // thread exists, and both values are within glibc's documented ranges. A refused value
-        // (return 0) leaves glibc's default in place, which is only slower.
+        // SAFETY: `mallopt` only changes allocator parameters, under glibc's own arena lock, and
+        // both values are within glibc's documented ranges. A refused value (return 0) leaves
+        // glibc's default in place, which is only slower.
         let (mmap, trim) = unsafe {
             (
                 libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
