@@ -94,6 +94,12 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a previous demo"));
     assert!(dir.join("mine/notes.txt").exists());
 
+    // A device this build lacks is refused before any recording, naming the feature to build.
+    let out = armstack(dir).args(["demo", "--out", "nodev", "--demos", "1", "--device", "ndarray-blas"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--features ndarray-blas"), "{err}");
+    assert!(!dir.join("nodev").exists(), "nothing recorded for a device the build lacks");
+
     // A policy folder that is not one: a clear error naming policy.json.
     let out = armstack(dir).args(["eval", "--policy", "demo/data", "--episodes", "1"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -14,7 +14,7 @@ use policy::Variant;
 
 use super::arg_ranges;
 use super::eval::{evaluate_policy, print_summary, EvalSummary};
-use super::policy_args::{open_datasets, DeviceKind, ExecArg, RolloutArgs};
+use super::policy_args::{check_device, open_datasets, DeviceKind, ExecArg, RolloutArgs};
 use super::train::VariantArg;
 use crate::outln;
 use crate::output_path::{prepare_output_dir, ExistingDir};
@@ -68,6 +68,9 @@ pub struct DemoArgs {
 
 /// Runs `armstack demo`.
 pub fn run(args: DemoArgs) -> Result<()> {
+    // Before recording: a device this build lacks would otherwise train on the CPU backend and
+    // fail only at the evaluation.
+    check_device(args.device)?;
     let stop = stop_flag()?;
     let t0 = Instant::now();
     let vision = args.variant == VariantArg::Vision;

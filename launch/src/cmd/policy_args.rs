@@ -37,7 +37,8 @@ pub fn check_device(device: DeviceKind) -> Result<()> {
     if device == DeviceKind::Libtorch && !cfg!(feature = "libtorch") {
         bail!(
             "this armstack was built without LibTorch; rebuild with `LIBTORCH_USE_PYTORCH=1 cargo build \
-             -p launch --features libtorch --bin armstack` in a Python environment with torch 2.9.0"
+             -p launch --features libtorch --bin armstack` in a Python environment with torch 2.9.0, and run it \
+             with that environment's `torch/lib` folder on LD_LIBRARY_PATH"
         );
     }
     if device == DeviceKind::NdarrayBlas && !cfg!(feature = "ndarray-blas") {
