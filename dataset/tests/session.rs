@@ -143,28 +143,35 @@ fn frame() -> FrameRecord {
     FrameRecord { state: vec![0.1, 1.0], action: vec![0.01, 1.0], ..Default::default() }
 }
 
+/// The spec of a state-only dataset (no object state, no cameras).
+fn state_only_spec() -> DatasetSpec {
+    DatasetSpec { env_state_names: Vec::new(), cameras: Vec::new(), ..spec() }
+}
+
+/// Writes one complete one-frame "pick" episode with `seed` and `success`.
+fn one_frame_episode(w: &mut DatasetWriter, seed: u64, success: bool) {
+    w.begin_episode("pick").expect("begin");
+    w.add_frame(&frame()).expect("frame");
+    w.end_episode(Some(seed), Some(success)).expect("end");
+}
+
 /// State-only episodes: the expert's noise is stored per episode, and a session setting the
 /// dataset predates is adopted (stored) on resume.
 #[test]
 fn expert_noise_is_stored_per_episode_and_new_settings_are_adopted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("ds");
-    let state_only = DatasetSpec { env_state_names: Vec::new(), cameras: Vec::new(), ..spec() };
+    let (root, state_only) = (dir.path().join("ds"), state_only_spec());
     // A dataset written before session settings were stored.
     let mut w = DatasetWriter::create(&root, &state_only).expect("create");
     for noise in [Some(0.3), None] {
         w.set_expert_noise(noise);
-        w.begin_episode("pick").expect("begin");
-        w.add_frame(&frame()).expect("frame");
-        w.end_episode(Some(7), Some(false)).expect("end");
+        one_frame_episode(&mut w, 7, false);
     }
     w.finish().expect("finish");
     let mut w =
         DatasetWriter::resume_session(&root, &state_only, &settings("sim", "500")).expect("adopts new settings");
     w.set_expert_noise(Some(0.0));
-    w.begin_episode("pick").expect("begin");
-    w.add_frame(&frame()).expect("frame");
-    w.end_episode(Some(8), Some(true)).expect("end");
+    one_frame_episode(&mut w, 8, true);
     w.finish().expect("finish");
     let ds = Dataset::open(&root).expect("open");
     let noise: Vec<Option<f64>> = ds.episodes().iter().map(|e| e.expert_noise).collect();
@@ -184,13 +191,10 @@ fn expert_noise_is_stored_per_episode_and_new_settings_are_adopted() {
 #[test]
 fn seeds_round_trip_up_to_the_int64_limit_and_larger_ones_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("ds");
-    let state_only = DatasetSpec { env_state_names: Vec::new(), cameras: Vec::new(), ..spec() };
+    let (root, state_only) = (dir.path().join("ds"), state_only_spec());
     let mut w = DatasetWriter::create(&root, &state_only).expect("create");
     let max = i64::MAX as u64;
-    w.begin_episode("pick").expect("begin");
-    w.add_frame(&frame()).expect("frame");
-    w.end_episode(Some(max), Some(true)).expect("end");
+    one_frame_episode(&mut w, max, true);
     w.begin_episode("pick").expect("begin");
     w.add_frame(&frame()).expect("frame");
     let err = w.end_episode(Some(max + 1), Some(true)).expect_err("refused").to_string();
