@@ -62,6 +62,56 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     assert_eq!(metrics.lines().filter(|l| l.contains("eval_success")).count(), 2, "{metrics}");
     assert!(dir.join("runs/bc/resume/optim_policy.mpk").exists());
 
+    // The default CPU backend (LibTorch) trains reproducibly: the same seed and data give the same
+    // weights and losses bit for bit, for BC and for CO-RFT from it.
+    for run in ["a", "b"] {
+        run_ok(armstack(dir).args([
+            "train", "bc", "--dataset", "demo/data", "--out", &format!("rep/bc_{run}"), "--steps", "20",
+            "--batch-size", "16", "--seed", "3",
+        ]));
+        run_ok(armstack(dir).args([
+            "train", "co-rft", "--dataset", "demo/data", "--init", &format!("rep/bc_{run}"), "--out",
+            &format!("rep/co_rft_{run}"), "--steps", "6", "--batch-size", "16", "--critics", "2", "--seed", "3",
+        ]));
+    }
+    // A checkpoint file holds each parameter's random id (a MessagePack string under the key "id")
+    // beside its bytes: compare everything else.
+    let bytes = |p: &str| {
+        let mut b = std::fs::read(dir.join(p)).unwrap();
+        let mut i = 0;
+        while i + 4 < b.len() {
+            if &b[i..i + 3] == b"\xa2id" && (0xa0..=0xbf).contains(&b[i + 3]) {
+                let len = usize::from(b[i + 3] & 0x1f);
+                let end = (i + 4 + len).min(b.len());
+                b[i + 4..end].fill(0);
+                i = end;
+            } else {
+                i += 1;
+            }
+        }
+        b
+    };
+    let losses = |p: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join(p))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("samples_per_s"); // a timing, not a result
+                v
+            })
+            .collect()
+    };
+    for file in ["bc_{}/model.mpk", "co_rft_{}/model.mpk", "co_rft_{}/critic.mpk"] {
+        let (a, b) = (format!("rep/{}", file.replace("{}", "a")), format!("rep/{}", file.replace("{}", "b")));
+        assert!(bytes(&a) == bytes(&b), "{a} and {b} differ");
+    }
+    for file in ["bc_{}/metrics.jsonl", "co_rft_{}/metrics.jsonl"] {
+        let (a, b) = (format!("rep/{}", file.replace("{}", "a")), format!("rep/{}", file.replace("{}", "b")));
+        let (la, lb) = (losses(&a), losses(&b));
+        assert!(!la.is_empty() && la == lb, "{a} and {b} differ:\n{la:?}\n{lb:?}");
+    }
+
     // eval rebuilds the model from the folder alone; JSON report with a 95% interval.
     run_ok(armstack(dir).args([
         "eval",
@@ -97,7 +147,7 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     // A device this build lacks is refused before any recording, naming the feature to build.
     let out = armstack(dir).args(["demo", "--out", "nodev", "--demos", "1", "--device", "ndarray-blas"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--features ndarray-blas"), "{err}");
+    assert!(!out.status.success() && err.contains("--features video,ndarray-blas"), "{err}");
     assert!(!dir.join("nodev").exists(), "nothing recorded for a device the build lacks");
 
     // A policy folder that is not one: a clear error naming policy.json.

@@ -5,8 +5,20 @@
 //! vectorised sim evaluation ([`eval`]), the chunk executor ([`executor`]) and the policy node
 //! for deployment on the bus ([`node`]).
 //!
-//! Every model is generic over the burn backend: [`Cpu`] (burn-flex) everywhere, `Cuda` with the
-//! `cuda` feature. Training uses `Autodiff<backend>`; acting uses the backend itself.
+//! Every model is generic over the burn backend: [`Cpu`] (burn-flex) in every build, `LibTorch`
+//! with the `libtorch` feature (the `armstack` binary's default CPU backend: it measured faster
+//! than flex on every training row of `armstack bench train`), `Cuda` with the `cuda` feature.
+//! Training uses `Autodiff<backend>`; acting uses the backend itself. This crate's own tests
+//! run on [`Cpu`].
+
+// Measured: in a binary linking both, LibTorch's matrix products ran in OpenBLAS's `sgemm_`
+// instead of its own MKL (the dynamic linker binds the first `sgemm_` it finds), which made the
+// LibTorch rows of `armstack bench train` up to 1.8× slower.
+#[cfg(all(feature = "libtorch", feature = "ndarray-blas"))]
+compile_error!(
+    "the `libtorch` and `ndarray-blas` features cannot be combined (OpenBLAS would replace LibTorch's \
+     matrix products); build the ndarray comparison with `--no-default-features --features video,ndarray-blas`"
+);
 
 pub mod batch;
 pub mod checkpoint;
@@ -44,7 +56,7 @@ pub type Cuda = burn::backend::Cuda<f32>;
 /// The CUDA training backend.
 #[cfg(feature = "cuda")]
 pub type CudaTrain = burn::backend::Autodiff<Cuda>;
-/// LibTorch on the CPU through burn-tch (a backend comparison build: the `libtorch` feature).
+/// LibTorch on the CPU through burn-tch (the `libtorch` feature).
 #[cfg(feature = "libtorch")]
 pub type LibTorch = burn::backend::LibTorch<f32>;
 /// Its training backend.

@@ -76,6 +76,7 @@ pub fn run_inference(args: InferenceBenchArgs) -> Result<()> {
     for (name, spec) in default_specs(args.image_size) {
         let row = with_backend!(args.device, B, {
             let device = Default::default();
+            let backend = <B as burn::tensor::backend::Backend>::name(&device);
             let model = policy::model::ChunkPolicy::<B>::new(&spec.config, &device);
             let params = model.num_params();
             let policy = Policy { spec: spec.clone(), model, device };
@@ -91,7 +92,7 @@ pub fn run_inference(args: InferenceBenchArgs) -> Result<()> {
             }
             InferenceRow {
                 model: name.clone(),
-                device: format!("{:?}", args.device),
+                device: format!("{:?} ({backend})", args.device).to_lowercase(),
                 params,
                 latency: Percentiles::of(&ms),
             }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::emit_json;
 use super::train_bench_rows::{workload, BenchData, ROWS};
 use crate::cmd::arg_ranges::at_least;
-use crate::cmd::policy_args::{check_device, DeviceKind};
+use crate::cmd::policy_args::{check_device, set_compute_threads, DeviceKind};
 use crate::outln;
 use crate::with_train_backend;
 
@@ -40,8 +40,8 @@ pub struct TrainBenchArgs {
     /// Untimed warm-up updates per row.
     #[arg(long, default_value_t = 3, value_parser = at_least(0u64))]
     pub warmup: u64,
-    /// Compute threads of the CPU backend (its rayon pool; default: the RAYON_NUM_THREADS
-    /// environment variable, else every core).
+    /// Compute threads of the CPU backend (LibTorch's intra-op pool and flex's rayon pool;
+    /// default: the RAYON_NUM_THREADS environment variable, else every core).
     #[arg(long, value_parser = at_least(1usize))]
     pub threads: Option<usize>,
     /// Only check that every row runs: one recorded episode, batches of at most 4, 1 warm-up and
@@ -142,18 +142,15 @@ mod resident_memory {
     }
 }
 
-/// Sets the CPU backend's thread count (before its pool starts: nothing has computed a tensor
-/// yet when `bench train` starts) and returns the count it will use.
+/// Sets the CPU backends' thread count (before their pools start: nothing has computed a tensor
+/// yet when `bench train` starts) and returns it: `requested`, else `RAYON_NUM_THREADS`, else
+/// every core.
 fn compute_threads(requested: Option<usize>) -> usize {
-    if let Some(n) = requested {
-        // rayon reads this when its global pool starts, on the first tensor operation.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    let threads = requested
+        .or_else(|| std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    set_compute_threads(threads);
+    threads
 }
 
 /// PyTorch's rows from the reference script's JSON: name → (samples/s, threads).

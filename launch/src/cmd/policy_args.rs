@@ -14,12 +14,15 @@ use super::arg_ranges;
 /// Where models run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
-    /// burn-flex on the CPU.
+    /// The build's CPU backend: LibTorch through burn-tch in the default build (the `libtorch`
+    /// cargo feature), burn-flex in a build without it.
     Cpu,
+    /// burn-flex, burn's own CPU backend (every build has it; no LibTorch needed).
+    Flex,
     /// burn's CUDA backend (needs the `cuda` cargo feature).
     Cuda,
-    /// LibTorch on the CPU through burn-tch (needs the `libtorch` cargo feature; for backend
-    /// comparisons).
+    /// LibTorch on the CPU through burn-tch (the `libtorch` cargo feature, on by default); the
+    /// same backend as `cpu` in the default build.
     Libtorch,
     /// burn's ndarray backend on the system OpenBLAS (needs the `ndarray-blas` cargo feature; for
     /// backend comparisons).
@@ -36,15 +39,26 @@ pub fn check_device(device: DeviceKind) -> Result<()> {
     }
     if device == DeviceKind::Libtorch && !cfg!(feature = "libtorch") {
         bail!(
-            "this armstack was built without LibTorch; rebuild with `LIBTORCH_USE_PYTORCH=1 cargo build \
-             -p launch --features libtorch --bin armstack` in a Python environment with torch 2.9.0, and run it \
-             with that environment's `torch/lib` folder on LD_LIBRARY_PATH"
+            "this armstack was built without LibTorch (the default `libtorch` feature); rebuild with \
+             `cargo build -p launch --bin armstack` where `python3` imports torch 2.9.0 (README, Quick start)"
         );
     }
     if device == DeviceKind::NdarrayBlas && !cfg!(feature = "ndarray-blas") {
-        bail!("this armstack was built without the ndarray backend; rebuild with `cargo build -p launch --features ndarray-blas --bin armstack` (needs libopenblas-dev)");
+        bail!(
+            "this armstack was built without the ndarray backend; rebuild with `cargo build -p launch \
+             --no-default-features --features video,ndarray-blas --bin armstack` (needs libopenblas-dev)"
+        );
     }
     Ok(())
+}
+
+/// Sets the compute threads of every CPU backend of this build to `threads`, before the first
+/// tensor operation: burn-flex's rayon pool (through `RAYON_NUM_THREADS`, read when the pool
+/// starts) and LibTorch's intra-op pool.
+pub fn set_compute_threads(threads: usize) {
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    #[cfg(feature = "libtorch")]
+    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
 }
 
 /// Runs `$body` with `$B` bound to the training backend of `$device`.
@@ -64,12 +78,12 @@ macro_rules! with_backend {
 }
 
 /// The match behind [`with_train_backend`] and [`with_backend`]: binds `$B` to the `policy`
-/// backend type named for `$device` (the CPU one for a device this build did not compile, which
-/// [`check_device`] refuses first).
+/// backend type named for `$device` (flex for `flex`, and for a device this build did not compile,
+/// which [`check_device`] refuses first).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! match_backend {
-    ($device:expr, $B:ident, $body:block, $cuda:ident, $libtorch:ident, $ndarray:ident, $cpu:ident) => {{
+    ($device:expr, $B:ident, $body:block, $cuda:ident, $libtorch:ident, $ndarray:ident, $flex:ident) => {{
         match $device {
             #[cfg(feature = "cuda")]
             $crate::cmd::policy_args::DeviceKind::Cuda => {
@@ -77,7 +91,7 @@ macro_rules! match_backend {
                 $body
             }
             #[cfg(feature = "libtorch")]
-            $crate::cmd::policy_args::DeviceKind::Libtorch => {
+            $crate::cmd::policy_args::DeviceKind::Cpu | $crate::cmd::policy_args::DeviceKind::Libtorch => {
                 type $B = policy::$libtorch;
                 $body
             }
@@ -87,7 +101,7 @@ macro_rules! match_backend {
                 $body
             }
             _ => {
-                type $B = policy::$cpu;
+                type $B = policy::$flex;
                 $body
             }
         }
