@@ -5,6 +5,8 @@ pub mod critic;
 pub mod discriminator;
 pub mod edit;
 pub mod flow;
+#[cfg(feature = "libtorch")]
+pub mod fused_libtorch;
 pub mod image;
 pub mod mlp;
 pub mod policy;

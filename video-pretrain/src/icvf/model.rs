@@ -4,8 +4,8 @@
 
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use policy::model::image::ImageEncoder;
+use policy::model::mlp::{linear_norm_relu, LAYER_NORM_EPSILON};
 use policy::ImageEncoderConfig;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ impl IcvfConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Icvf<B> {
         let mlp = |i: usize, o: usize| Mlp {
             l1: LinearConfig::new(i, self.hidden).init(device),
-            n1: LayerNormConfig::new(self.hidden).init(device),
+            n1: LayerNormConfig::new(self.hidden).with_epsilon(LAYER_NORM_EPSILON).init(device),
             l2: LinearConfig::new(self.hidden, o).init(device),
         };
         let f = self.feature_dim();
@@ -64,7 +64,7 @@ pub struct Mlp<B: Backend> {
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.l2.forward(relu(self.n1.forward(self.l1.forward(x))))
+        self.l2.forward(linear_norm_relu(&self.l1, &self.n1, x))
     }
 }
 
