@@ -10,7 +10,8 @@
 //! than flex on every training row of `armstack bench train`), `Cuda` with the `cuda` feature.
 //! Training uses `Autodiff<backend>`; acting uses the backend itself. This crate's own tests
 //! run on [`Cpu`]. On the LibTorch training backend the layer-norm MLPs (critic members, ICVF
-//! heads) run each hidden layer as one fused LibTorch operation (`model::fused_libtorch`).
+//! heads) and the policy's transformer run each layer as one fused LibTorch operation
+//! (`model::fused_libtorch`).
 
 // Measured: in a binary linking both, LibTorch's matrix products ran in OpenBLAS's `sgemm_`
 // instead of its own MKL (the dynamic linker binds the first `sgemm_` it finds), which made the

@@ -13,6 +13,7 @@ use burn::prelude::*;
 
 use crate::config::PolicyConfig;
 use crate::model::image::ImageEncoder;
+use crate::model::mlp::LAYER_NORM_EPSILON;
 
 /// A batch of model inputs on the device.
 #[derive(Clone, Debug)]
@@ -83,6 +84,7 @@ impl<B: Backend> ChunkPolicy<B> {
             trunk: TransformerEncoderConfig::new(d, config.d_ff, config.n_heads, config.n_layers)
                 .with_dropout(config.dropout)
                 .with_norm_first(true)
+                .with_layer_norm_eps(LAYER_NORM_EPSILON)
                 .init(device),
             norm: LayerNormConfig::new(d).init(device),
             head: LinearConfig::new(d, config.action_dim).init(device),
@@ -154,8 +156,32 @@ impl<B: Backend> ChunkPolicy<B> {
         }
         tokens.push(self.queries.val().unsqueeze_dim::<3>(0).repeat_dim(0, b));
         let x = Tensor::cat(tokens, 1) + self.positions.val().unsqueeze_dim::<3>(0);
-        let y = self.trunk.forward(TransformerEncoderInput::new(x).mask_pad(obs.pad_mask.clone()));
+        let y = encode(&self.trunk, x, &obs.pad_mask);
         let q = y.narrow(1, self.obs_tokens, self.horizon);
         self.norm.forward(q)
     }
+}
+
+/// The transformer trunk over `x` (`[B, T, d]`, `pad`: `[B, T]`, true at padding): each layer as
+/// one fused LibTorch operation on the LibTorch training backend (`model::fused_libtorch`),
+/// burn's encoder elsewhere.
+fn encode<B: Backend>(trunk: &TransformerEncoder<B>, x: Tensor<B, 3>, pad: &Tensor<B, 2, Bool>) -> Tensor<B, 3> {
+    #[cfg(feature = "libtorch")]
+    {
+        let mut h = x.clone();
+        let mut fused = true;
+        for layer in &trunk.layers {
+            match crate::model::fused_libtorch::encoder_layer(layer, &h, pad, LAYER_NORM_EPSILON) {
+                Some(y) => h = y,
+                None => {
+                    fused = false;
+                    break;
+                }
+            }
+        }
+        if fused {
+            return h;
+        }
+    }
+    trunk.forward(TransformerEncoderInput::new(x).mask_pad(pad.clone()))
 }
