@@ -1,22 +1,25 @@
-//! Fused layers of the LibTorch training backend (`Autodiff<LibTorch>`, the `libtorch` feature):
-//! a hidden layer of a LayerNorm MLP, `relu(layer_norm(x·W + b))` ([`linear_norm_relu`]), and a
-//! pre-norm transformer encoder layer ([`encoder_layer`]), each as a single operation of burn's
-//! graph.
+//! Fused layers of the LibTorch backends (the `libtorch` feature): a hidden layer of a LayerNorm
+//! MLP, `relu(layer_norm(x·W + b))` ([`linear_norm_relu`]); a hidden layer of a dropout MLP,
+//! `dropout(relu(x·W + b))` ([`linear_relu_dropout`]); a pre-norm transformer encoder layer
+//! ([`encoder_layer`]); and a stage of the image encoder, three convolutions with group norms
+//! and a skip ([`image_stage`]). Each is a single operation of burn's graph.
 //!
-//! burn's autodiff has no layer norm or attention of its own: it differentiates their
-//! decompositions (for layer norm: mean, centring, variance, square root, division, scale,
-//! shift; about ten element-wise passes forward and more backward), adds biases separately and
-//! takes a ReLU's gradient as a masked fill. PyTorch runs fused kernels forward and backward.
-//! Here the whole layer is handed to LibTorch's own autograd ([`torch_autograd_op`]): the
-//! forward records LibTorch's ops on leaf views of the layer's input and parameters (sharing
-//! their memory), the backward asks LibTorch's engine for the gradients of `Σ y ⊙ ∂L/∂y` with
-//! respect to those leaves and gives them to burn's graph. The functions are those of burn's
+//! burn's autodiff has no layer norm, group norm or attention of its own: it differentiates
+//! their decompositions (for layer norm: mean, centring, variance, square root, division, scale,
+//! shift; about ten element-wise passes forward and more backward), adds biases separately,
+//! takes a ReLU's gradient as a masked fill and draws a dropout mask as a uniform tensor and a
+//! comparison. PyTorch runs fused kernels forward and backward. Here the whole layer is handed
+//! to LibTorch's own autograd ([`torch_autograd_op`]): the forward records LibTorch's ops on
+//! leaf views of the layer's input and parameters (sharing their memory), the backward asks
+//! LibTorch's engine for the gradients of `Σ y ⊙ ∂L/∂y` with respect to those leaves and gives
+//! them to burn's graph. On LibTorch without autodiff (inference, EMA target networks) the same
+//! LibTorch ops run without autograd and without dropout. The functions are those of burn's
 //! modules ([`burn::nn::Linear`], [`burn::nn::LayerNorm`] (Ba, Kiros & Hinton 2016, eq. 4:
-//! biased variance, ε inside the square root), burn's `TransformerEncoderLayer`), up to rounding;
-//! the parameters stay burn's, so checkpoints do not change.
+//! biased variance, ε inside the square root), [`burn::nn::GroupNorm`], [`burn::nn::Dropout`],
+//! burn's `TransformerEncoderLayer`), up to rounding; the parameters stay burn's, so checkpoints
+//! do not change.
 //!
-//! Other backends, and this one outside training, take burn's own path (the functions return
-//! `None`).
+//! Other backends take burn's own path (the functions return `None`).
 
 use std::any::{Any, TypeId};
 
@@ -26,12 +29,14 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::nn::transformer::TransformerEncoderLayer;
 use burn::nn::activation::Activation;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, LayerNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::FloatTensor;
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::backend::libtorch::TchTensor;
 
+use crate::model::image::Stage;
 use crate::{LibTorch, LibTorchTrain};
 
 /// The layer's LibTorch autograd graph, kept from the forward pass to the backward pass.
@@ -83,22 +88,57 @@ impl<const N: usize> Backward<LibTorch, N> for TorchAutogradBackward {
     }
 }
 
-/// Moves a tensor of backend `B` to `LibTorchTrain` when `B` is that backend.
-fn as_libtorch<B: Backend, const D: usize, K: 'static>(t: Tensor<B, D, K>) -> Option<Tensor<LibTorchTrain, D, K>>
-where
-    K: burn::tensor::TensorKind<B> + burn::tensor::TensorKind<LibTorchTrain>,
-{
-    (Box::new(t) as Box<dyn Any>).downcast::<Tensor<LibTorchTrain, D, K>>().ok().map(|t| *t)
+/// Whether `B` is one of the two LibTorch backends, the only ones with fused layers.
+fn is_libtorch<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<LibTorchTrain>() || TypeId::of::<B>() == TypeId::of::<LibTorch>()
 }
 
-/// Moves a tensor of `LibTorchTrain` back to backend `B` (which is `LibTorchTrain`).
-fn from_libtorch<B: Backend, const D: usize>(t: Tensor<LibTorchTrain, D>) -> Option<Tensor<B, D>> {
-    (Box::new(t) as Box<dyn Any>).downcast::<Tensor<B, D>>().ok().map(|t| *t)
+/// A layer input on one of the two LibTorch backends.
+enum Leaf {
+    /// On `Autodiff<LibTorch>`: burn's graph node and LibTorch's tensor.
+    Train(FloatTensor<LibTorchTrain>),
+    /// On LibTorch without autodiff (inference, EMA targets).
+    Plain(TchTensor),
 }
 
-/// The float primitive (burn's autodiff node and LibTorch tensor) of `t`, if `B` is `LibTorchTrain`.
-fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<FloatTensor<LibTorchTrain>> {
-    Some(as_libtorch(t)?.into_primitive().tensor())
+/// `t` as a [`Leaf`] when `B` is one of the LibTorch backends.
+fn leaf<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<Leaf> {
+    match (Box::new(t) as Box<dyn Any>).downcast::<Tensor<LibTorchTrain, D>>() {
+        Ok(t) => Some(Leaf::Train(t.into_primitive().tensor())),
+        Err(any) => any.downcast::<Tensor<LibTorch, D>>().ok().map(|t| Leaf::Plain(t.into_primitive().tensor())),
+    }
+}
+
+/// The LibTorch tensor of the mask `t` when `B` is one of the LibTorch backends.
+fn mask<B: Backend, const D: usize>(t: Tensor<B, D, Bool>) -> Option<tch::Tensor> {
+    match (Box::new(t) as Box<dyn Any>).downcast::<Tensor<LibTorchTrain, D, Bool>>() {
+        Ok(t) => Some(t.into_primitive().tensor),
+        Err(any) => any.downcast::<Tensor<LibTorch, D, Bool>>().ok().map(|t| t.into_primitive().tensor),
+    }
+}
+
+/// `forward(leaves, training)` as one operation on backend `B`: on the autodiff backend one
+/// node of burn's graph differentiated by LibTorch's autograd ([`torch_autograd_op`],
+/// `training` true), on the plain LibTorch backend a forward pass without autograd (`training`
+/// false: no dropout, as burn's [`burn::nn::Dropout`] off autodiff). `None` when the inputs are
+/// not all of `B`'s kind.
+fn fused<B: Backend, const D: usize, const N: usize>(
+    inputs: [Leaf; N],
+    forward: impl Fn(&[tch::Tensor], bool) -> tch::Tensor,
+) -> Option<Tensor<B, D>> {
+    let train: Option<Vec<FloatTensor<LibTorchTrain>>> =
+        inputs.iter().map(|l| if let Leaf::Train(p) = l { Some(p.clone()) } else { None }).collect();
+    if let Some(train) = train {
+        let out = torch_autograd_op::<N>(train.try_into().ok()?, |t| forward(t, true));
+        let out = Tensor::<LibTorchTrain, D>::from_primitive(TensorPrimitive::Float(out));
+        return (Box::new(out) as Box<dyn Any>).downcast::<Tensor<B, D>>().ok().map(|t| *t);
+    }
+    let plain: Option<Vec<tch::Tensor>> =
+        inputs.iter().map(|l| if let Leaf::Plain(p) = l { Some(p.tensor.shallow_clone()) } else { None }).collect();
+    let plain = plain?;
+    let out = TchTensor::new(tch::no_grad(|| forward(&plain, false)));
+    let out = Tensor::<LibTorch, D>::from_primitive(TensorPrimitive::Float(out));
+    (Box::new(out) as Box<dyn Any>).downcast::<Tensor<B, D>>().ok().map(|t| *t)
 }
 
 /// One operation of burn's graph computing `forward(inputs)` with LibTorch's kernels, forward and
@@ -126,7 +166,7 @@ fn torch_autograd_op<const N: usize>(
     }
 }
 
-/// `relu(norm(lin(x)))` as one LibTorch operation when `B` is the LibTorch training backend and
+/// `relu(norm(lin(x)))` as one LibTorch operation when `B` is a LibTorch backend and
 /// the layer has a bias and the norm a shift; `None` otherwise (the caller takes burn's path).
 /// `epsilon` must be the norm's (burn keeps it private). `x`: `[B, in]`; output `[B, hidden]`.
 pub fn linear_norm_relu<B: Backend>(
@@ -135,26 +175,25 @@ pub fn linear_norm_relu<B: Backend>(
     epsilon: f64,
     x: &Tensor<B, 2>,
 ) -> Option<Tensor<B, 2>> {
-    if TypeId::of::<B>() != TypeId::of::<LibTorchTrain>() {
+    if !is_libtorch::<B>() {
         return None;
     }
     let inputs = [
-        primitive(x.clone())?,
-        primitive(lin.weight.val())?,
-        primitive(lin.bias.as_ref()?.val())?,
-        primitive(norm.gamma.val())?,
-        primitive(norm.beta.as_ref()?.val())?,
+        leaf(x.clone())?,
+        leaf(lin.weight.val())?,
+        leaf(lin.bias.as_ref()?.val())?,
+        leaf(norm.gamma.val())?,
+        leaf(norm.beta.as_ref()?.val())?,
     ];
-    let hidden = inputs[1].primitive.tensor.size()[1];
-    let out = torch_autograd_op(inputs, |t| {
+    let hidden = lin.weight.dims()[1] as i64;
+    fused(inputs, |t, _training| {
         t[2].addmm(&t[0], &t[1]).layer_norm([hidden], Some(&t[3]), Some(&t[4]), epsilon, true).relu()
-    });
-    from_libtorch(Tensor::<LibTorchTrain, 2>::from_primitive(TensorPrimitive::Float(out)))
+    })
 }
 
 /// One pre-norm encoder layer of burn's [`TransformerEncoder`] (`norm_first`, exact GELU, no
-/// quiet softmax), `[B, T, d]` → `[B, T, d]`, as one LibTorch operation when `B` is the LibTorch
-/// training backend; `None` otherwise. The same function as burn's layer: `x + drop(mha(norm_2(x)))`
+/// quiet softmax), `[B, T, d]` → `[B, T, d]`, as one LibTorch operation when `B` is a LibTorch
+/// backend; `None` otherwise. The same function as burn's layer: `x + drop(mha(norm_2(x)))`
 /// then `+ drop(ffn(norm_1(·)))`, attention dropout on the scaled scores before the padding
 /// mask and the softmax, as burn does; dropout masks come from LibTorch's generator, which burn
 /// seeds. `pad`: `[B, T]`, true where a token is padding. `epsilon`: the layer norms' ε.
@@ -164,7 +203,7 @@ pub fn encoder_layer<B: Backend>(
     pad: &Tensor<B, 2, Bool>,
     epsilon: f64,
 ) -> Option<Tensor<B, 3>> {
-    if TypeId::of::<B>() != TypeId::of::<LibTorchTrain>()
+    if !is_libtorch::<B>()
         || !layer.norm_first
         || layer.mha.quiet_softmax
         || !matches!(layer.pwff.activation, Activation::Gelu(_))
@@ -172,11 +211,11 @@ pub fn encoder_layer<B: Backend>(
         return None;
     }
     let mha = &layer.mha;
-    let lin = |l: &Linear<B>| -> Option<[FloatTensor<LibTorchTrain>; 2]> {
-        Some([primitive(l.weight.val())?, primitive(l.bias.as_ref()?.val())?])
+    let lin = |l: &Linear<B>| -> Option<[Leaf; 2]> {
+        Some([leaf(l.weight.val())?, leaf(l.bias.as_ref()?.val())?])
     };
-    let norm = |n: &LayerNorm<B>| -> Option<[FloatTensor<LibTorchTrain>; 2]> {
-        Some([primitive(n.gamma.val())?, primitive(n.beta.as_ref()?.val())?])
+    let norm = |n: &LayerNorm<B>| -> Option<[Leaf; 2]> {
+        Some([leaf(n.gamma.val())?, leaf(n.beta.as_ref()?.val())?])
     };
     let [qw, qb] = lin(&mha.query)?;
     let [kw, kb] = lin(&mha.key)?;
@@ -186,15 +225,15 @@ pub fn encoder_layer<B: Backend>(
     let [g1, b1] = norm(&layer.norm_1)?;
     let [iw, ib] = lin(&layer.pwff.linear_inner)?;
     let [fw, fb] = lin(&layer.pwff.linear_outer)?;
-    let pad = as_libtorch(pad.clone())?.into_primitive().tensor;
+    let pad = mask(pad.clone())?;
     let (heads, d_k) = (mha.n_heads as i64, mha.d_k as i64);
     let (p_attn, p_ffn, p_layer) = (mha.dropout.prob, layer.pwff.dropout.prob, layer.dropout.prob);
     let min_float = mha.min_float;
-    let inputs = [primitive(x.clone())?, qw, qb, kw, kb, vw, vb, ow, ob, g2, b2, g1, b1, iw, ib, fw, fb];
-    let out = torch_autograd_op(inputs, |t| {
+    let inputs = [leaf(x.clone())?, qw, qb, kw, kb, vw, vb, ow, ob, g2, b2, g1, b1, iw, ib, fw, fb];
+    fused(inputs, |t, training| {
         let size = t[0].size();
         let (b, s, d) = (size[0], size[1], size[2]);
-        let drop = |y: tch::Tensor, p: f64| if p > 0.0 { y.dropout(p, true) } else { y };
+        let drop = |y: tch::Tensor, p: f64| if training && p > 0.0 { y.dropout(p, true) } else { y };
         let linear = |y: &tch::Tensor, w: &tch::Tensor, bias: &tch::Tensor| y.matmul(w) + bias;
         let split = |y: tch::Tensor| y.reshape([b, s, heads, d_k]).transpose(1, 2);
         let r = t[0].layer_norm([d], Some(&t[9]), Some(&t[10]), epsilon, true);
@@ -206,8 +245,90 @@ pub fn encoder_layer<B: Backend>(
         let r1 = x1.layer_norm([d], Some(&t[11]), Some(&t[12]), epsilon, true);
         let ffn = linear(&drop(linear(&r1, &t[13], &t[14]).gelu("none"), p_ffn), &t[15], &t[16]);
         x1 + drop(ffn, p_layer)
-    });
-    from_libtorch(Tensor::<LibTorchTrain, 3>::from_primitive(TensorPrimitive::Float(out)))
+    })
+}
+
+/// `dropout(relu(lin(x)))` as one LibTorch operation when `B` is a LibTorch backend
+/// and the layer has a bias; `None` otherwise. Dropout (probability `p_drop`, survivors scaled
+/// by `1/(1 − p_drop)`, as burn's [`burn::nn::Dropout`] in training) draws its mask from
+/// LibTorch's generator, which burn seeds. `x`: `[B, in]`; output `[B, out]`.
+pub fn linear_relu_dropout<B: Backend>(lin: &Linear<B>, p_drop: f64, x: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+    if !is_libtorch::<B>() {
+        return None;
+    }
+    let inputs = [leaf(x.clone())?, leaf(lin.weight.val())?, leaf(lin.bias.as_ref()?.val())?];
+    fused(inputs, |t, training| {
+        let y = t[2].addmm(&t[0], &t[1]).relu();
+        if training && p_drop > 0.0 { y.dropout(p_drop, true) } else { y }
+    })
+}
+
+/// A convolution's weight and bias, and its stride, padding (symmetric only) and dilation.
+struct ConvLeaves {
+    params: [Leaf; 2],
+    stride: [i64; 2],
+    padding: [i64; 2],
+    dilation: [i64; 2],
+}
+
+fn conv_leaves<B: Backend>(c: &Conv2d<B>) -> Option<ConvLeaves> {
+    let padding = match c.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top as i64, left as i64]
+        }
+        _ => return None,
+    };
+    if c.groups != 1 {
+        return None;
+    }
+    Some(ConvLeaves {
+        params: [leaf(c.weight.val())?, leaf(c.bias.as_ref()?.val())?],
+        stride: c.stride.map(|v| v as i64),
+        padding,
+        dilation: c.dilation.map(|v| v as i64),
+    })
+}
+
+/// A group norm's scale and shift (an affine norm only), its group count and ε.
+fn norm_leaves<B: Backend>(n: &GroupNorm<B>) -> Option<([Leaf; 2], i64, f64)> {
+    if !n.affine {
+        return None;
+    }
+    Some(([leaf(n.gamma.as_ref()?.val())?, leaf(n.beta.as_ref()?.val())?], n.num_groups as i64, n.epsilon))
+}
+
+/// One stage of the image encoder ([`Stage`]): `h = relu(gn(conv_down(x)))`, then the residual
+/// block `relu(h + gn_2(conv_2(relu(gn_1(conv_1(h))))))`, as one LibTorch operation when `B` is
+/// a LibTorch backend; `None` otherwise. The same function as burn's modules:
+/// [`burn::nn::GroupNorm`] (Wu & He 2018, eq. 1–3: biased variance over each group's channels
+/// and pixels, ε inside the square root) and cross-correlation convolutions with bias.
+/// `x`: `[N, C_in, H, W]` → `[N, C, H', W']`.
+pub fn image_stage<B: Backend>(stage: &Stage<B>, x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+    if !is_libtorch::<B>() {
+        return None;
+    }
+    let block = &stage.block;
+    let convs = [conv_leaves(&stage.down)?, conv_leaves(&block.conv1)?, conv_leaves(&block.conv2)?];
+    let norms = [norm_leaves(&stage.norm)?, norm_leaves(&block.norm1)?, norm_leaves(&block.norm2)?];
+    let shapes: Vec<_> = convs.iter().map(|c| (c.stride, c.padding, c.dilation)).collect();
+    let groups: Vec<_> = norms.iter().map(|n| (n.1, n.2)).collect();
+    let [[dw, db], [w1, b1], [w2, b2]] = convs.map(|c| c.params);
+    let [[g0, s0], [g1, s1], [g2, s2]] = norms.map(|n| n.0);
+    let inputs = [leaf(x.clone())?, dw, db, g0, s0, w1, b1, g1, s1, w2, b2, g2, s2];
+    fused(inputs, |t, _training| {
+        // Convolution k (0: down, 1 and 2: the block's) then its group norm, on leaves 1 + 4k...
+        let conv_norm = |y: &tch::Tensor, k: usize| {
+            let (stride, padding, dilation) = shapes[k];
+            let (num_groups, eps) = groups[k];
+            let i = 1 + 4 * k;
+            y.conv2d(&t[i], Some(&t[i + 1]), stride, padding, dilation, 1)
+                .group_norm(num_groups, Some(&t[i + 2]), Some(&t[i + 3]), eps, false)
+        };
+        let h = conv_norm(&t[0], 0).relu();
+        let r = conv_norm(&conv_norm(&h, 1).relu(), 2);
+        (r + h).relu()
+    })
 }
 
 #[cfg(test)]
@@ -262,5 +383,105 @@ mod tests {
             assert!(worst <= 2e-4 * scale, "tensor {k}: differs by {worst} (scale {scale})");
         }
         assert!(fused[1].iter().any(|v| v.abs() > 1e-4), "∂x is zero");
+    }
+
+    #[test]
+    fn the_fused_image_stage_matches_burns_modules_in_value_and_gradient() {
+        let dev = Default::default();
+        let config = crate::ImageEncoderConfig::new(32, vec!["cam".into()]);
+        let encoder = crate::model::image::ImageEncoder::<LibTorchTrain>::new(&config, &dev);
+        let x = Tensor::<LibTorchTrain, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+        let run = |fused: bool| {
+            let x = x.clone().require_grad();
+            let mut h = x.clone();
+            for stage in &encoder.stages {
+                h = if fused { image_stage(stage, &h).expect("the fused path on LibTorchTrain") } else { stage.forward_burn(h) };
+            }
+            let weights = Tensor::<LibTorchTrain, 4>::ones(h.dims(), &dev).cumsum(3) / 7.0;
+            let grads = (h.clone() * weights).sum().backward();
+            let flat = |d: burn::tensor::TensorData| d.to_vec::<f32>().unwrap();
+            let mut out = vec![flat(h.into_data()), flat(x.grad(&grads).expect("∂x").into_data())];
+            for stage in &encoder.stages {
+                out.push(flat(stage.down.weight.grad(&grads).expect("∂W_down").into_data()));
+                out.push(flat(stage.block.conv2.bias.as_ref().and_then(|b| b.grad(&grads)).expect("∂b_2").into_data()));
+                out.push(flat(stage.block.norm1.gamma.as_ref().and_then(|g| g.grad(&grads)).expect("∂γ_1").into_data()));
+                out.push(flat(stage.norm.beta.as_ref().and_then(|b| b.grad(&grads)).expect("∂β").into_data()));
+            }
+            out
+        };
+        let (fused, reference) = (run(true), run(false));
+        for (k, (a, b)) in fused.iter().zip(&reference).enumerate() {
+            assert_eq!(a.len(), b.len(), "tensor {k}");
+            let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(worst <= 2e-4 * scale, "tensor {k}: differs by {worst} (scale {scale})");
+        }
+        assert!(fused[1].iter().any(|v| v.abs() > 1e-4), "∂x is zero");
+    }
+
+    #[test]
+    fn the_fused_linear_relu_layer_matches_burns_without_dropout_and_drops_a_tenth_with() {
+        let dev = Default::default();
+        let lin = burn::nn::LinearConfig::new(12, 64).init::<LibTorchTrain>(&dev);
+        let x = Tensor::<LibTorchTrain, 2>::random([256, 12], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let fused = linear_relu_dropout(&lin, 0.0, &x).expect("the fused path on LibTorchTrain");
+        let burns = burn::tensor::activation::relu(lin.forward(x.clone()));
+        fused.to_data().assert_approx_eq::<f32>(&burns.to_data(), burn::tensor::Tolerance::rel_abs(1e-5, 1e-5));
+        let g_fused = lin.weight.grad(&(fused * 1.5).sum().backward()).expect("∂W");
+        let g_burn = lin.weight.grad(&(burns * 1.5).sum().backward()).expect("∂W");
+        g_fused.to_data().assert_approx_eq::<f32>(&g_burn.to_data(), burn::tensor::Tolerance::rel_abs(1e-4, 1e-4));
+        // With dropout 0.1: survivors are scaled by 1/0.9, about a tenth of the positives are zero.
+        let plain = burn::tensor::activation::relu(lin.forward(x.clone())).into_data().to_vec::<f32>().unwrap();
+        let dropped = linear_relu_dropout(&lin, 0.1, &x).expect("fused").into_data().to_vec::<f32>().unwrap();
+        let positive: Vec<(f32, f32)> = plain.iter().zip(&dropped).filter(|(p, _)| **p > 1e-3).map(|(p, d)| (*p, *d)).collect();
+        let zeroed = positive.iter().filter(|(_, d)| *d == 0.0).count() as f64 / positive.len() as f64;
+        assert!((0.07..0.13).contains(&zeroed), "dropped fraction {zeroed}");
+        for (p, d) in positive.iter().filter(|(_, d)| *d != 0.0) {
+            assert!((d - p / 0.9).abs() <= 1e-4 * p.abs().max(1.0), "survivor {d} is not {p}/0.9");
+        }
+    }
+
+    /// Off autodiff (inference, EMA targets) every fused layer gives burn's values, with no
+    /// dropout.
+    #[test]
+    fn the_fused_layers_off_autodiff_give_burns_values_without_dropout() {
+        use burn::module::AutodiffModule;
+        let dev = Default::default();
+        let close = |a: Tensor<LibTorch, 2>, b: Tensor<LibTorch, 2>, what: &str| {
+            let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+            let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(&b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(worst <= 1e-4 * scale, "{what}: differs by {worst} (scale {scale})");
+        };
+        // Image stages.
+        let config = crate::ImageEncoderConfig::new(32, vec!["cam".into()]);
+        let encoder = crate::model::image::ImageEncoder::<LibTorchTrain>::new(&config, &dev).valid();
+        let x = Tensor::<LibTorch, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+        let (mut fused, mut burns) = (x.clone(), x);
+        for stage in &encoder.stages {
+            fused = image_stage(stage, &fused).expect("the fused path on LibTorch");
+            burns = stage.forward_burn(burns);
+        }
+        close(fused.flatten(1, 3), burns.flatten(1, 3), "image stages");
+        // A transformer layer with dropout 0.1 (inactive off autodiff).
+        let layer = TransformerEncoderConfig::new(16, 32, 4, 1)
+            .with_norm_first(true)
+            .with_dropout(0.1)
+            .init::<LibTorchTrain>(&dev)
+            .valid();
+        let x = Tensor::<LibTorch, 3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &dev);
+        let pad = Tensor::<LibTorch, 2, Bool>::from_data([[false; 5], [false, false, false, false, true]], &dev);
+        let fused = encoder_layer(&layer.layers[0], &x, &pad, 1e-5).expect("the fused path on LibTorch");
+        let burns = layer.forward(TransformerEncoderInput::new(x).mask_pad(pad));
+        close(fused.flatten(1, 2), burns.flatten(1, 2), "encoder layer");
+        // Dropout MLP layer: no dropout off autodiff.
+        let lin = burn::nn::LinearConfig::new(12, 64).init::<LibTorch>(&dev);
+        let x = Tensor::<LibTorch, 2>::random([64, 12], Distribution::Normal(0.0, 1.0), &dev);
+        let fused = linear_relu_dropout(&lin, 0.5, &x).expect("the fused path on LibTorch");
+        close(fused, burn::tensor::activation::relu(lin.forward(x.clone())), "linear relu dropout");
+        // LayerNorm MLP layer.
+        let norm = burn::nn::LayerNormConfig::new(64).with_epsilon(1e-5).init::<LibTorch>(&dev);
+        let fused = linear_norm_relu(&lin, &norm, 1e-5, &x).expect("the fused path on LibTorch");
+        close(fused, burn::tensor::activation::relu(norm.forward(lin.forward(x))), "linear norm relu");
     }
 }

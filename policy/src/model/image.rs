@@ -47,10 +47,10 @@ fn group_norm_forward<B: Backend>(norm: &GroupNorm<B>, x: Tensor<B, 4>) -> Tenso
 /// Two 3×3 convolutions with a skip connection.
 #[derive(Module, Debug)]
 pub struct ResBlock<B: Backend> {
-    conv1: Conv2d<B>,
-    norm1: GroupNorm<B>,
-    conv2: Conv2d<B>,
-    norm2: GroupNorm<B>,
+    pub(crate) conv1: Conv2d<B>,
+    pub(crate) norm1: GroupNorm<B>,
+    pub(crate) conv2: Conv2d<B>,
+    pub(crate) norm2: GroupNorm<B>,
 }
 
 impl<B: Backend> ResBlock<B> {
@@ -73,15 +73,33 @@ impl<B: Backend> ResBlock<B> {
 /// One downsampling stage.
 #[derive(Module, Debug)]
 pub struct Stage<B: Backend> {
-    down: Conv2d<B>,
-    norm: GroupNorm<B>,
-    block: ResBlock<B>,
+    pub(crate) down: Conv2d<B>,
+    pub(crate) norm: GroupNorm<B>,
+    pub(crate) block: ResBlock<B>,
+}
+
+impl<B: Backend> Stage<B> {
+    /// `[N, C_in, H, W]` → `[N, C, H/2, W/2]` (rounded up).
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        #[cfg(feature = "libtorch")]
+        if let Some(y) = crate::model::fused_libtorch::image_stage(self, &x) {
+            return y;
+        }
+        self.forward_burn(x)
+    }
+
+    /// [`Stage::forward`] by burn's modules on every backend.
+    pub(crate) fn forward_burn(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = relu(group_norm_forward(&self.norm, self.down.forward(x)));
+        self.block.forward(x)
+    }
 }
 
 /// The per-camera image encoder.
 #[derive(Module, Debug)]
 pub struct ImageEncoder<B: Backend> {
-    stages: Vec<Stage<B>>,
+    /// The downsampling stages, input side first.
+    pub(crate) stages: Vec<Stage<B>>,
     pool: AdaptiveAvgPool2d,
     /// Output channels per token.
     pub channels: usize,
@@ -111,8 +129,7 @@ impl<B: Backend> ImageEncoder<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
         let mut x = images;
         for s in &self.stages {
-            x = relu(group_norm_forward(&s.norm, s.down.forward(x)));
-            x = s.block.forward(x);
+            x = s.forward(x);
         }
         let x = self.pool.forward(x); // [N, C, g, g]
         let [n, c, g1, g2] = x.dims();

@@ -69,7 +69,7 @@ impl<B: Backend> Idm<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let mut h = x;
         for l in &self.hidden {
-            h = self.dropout.forward(relu(l.forward(h)));
+            h = hidden_layer(l, &self.dropout, h);
         }
         let y = self.out.forward(h);
         let d = self.action_dim;
@@ -82,6 +82,16 @@ impl<B: Backend> Idm<B> {
     pub fn predict(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         self.forward(x).0.tanh()
     }
+}
+
+/// One hidden layer, `dropout(relu(lin(x)))`: one fused LibTorch operation on the LibTorch
+/// training backend (`policy::model::fused_libtorch`), burn's modules elsewhere.
+fn hidden_layer<B: Backend>(lin: &Linear<B>, dropout: &Dropout, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "libtorch")]
+    if let Some(y) = policy::model::fused_libtorch::linear_relu_dropout(lin, dropout.prob, &x) {
+        return y;
+    }
+    dropout.forward(relu(lin.forward(x)))
 }
 
 /// Mean negative log-likelihood per sample of normalised actions `a` (`[N, D]`, clipped to
