@@ -78,3 +78,52 @@ fn bench_train_reports_every_row_and_field_and_the_ratio_to_pytorch() {
     let err = run_err(armstack(dir).args(["bench", "train", "--quick", "--device", "ndarray-blas"]));
     assert!(err.contains("--features video,ndarray-blas") && !err.contains("recording"), "{err}");
 }
+
+/// `--reference` runs the PyTorch reference script in the same run, row by row and round by
+/// round. Runs when `ARMSTACK_PYTHON_TESTS=1` (CI installs PyTorch 2.9.0 for `python3`).
+#[test]
+fn bench_train_runs_the_pytorch_reference_interleaved_and_reports_the_median_ratio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Refused before any recording: a missing script, and two references at once.
+    let err = run_err(armstack(dir).args(["bench", "train", "--quick", "--reference", "--reference-script", "nothing.py"]));
+    assert!(err.contains("nothing.py") && !err.contains("recording"), "{err}");
+    std::fs::write(dir.join("torch.json"), "[]").unwrap();
+    let err = run_err(armstack(dir).args(["bench", "train", "--quick", "--reference", "--compare", "torch.json"]));
+    assert!(err.contains("--compare") && err.contains("--reference"), "{err}");
+    if std::env::var("ARMSTACK_PYTHON_TESTS").ok().as_deref() != Some("1") {
+        eprintln!("skipped the PyTorch run: set ARMSTACK_PYTHON_TESTS=1 (needs python3 with torch)");
+        return;
+    }
+    let out = run_ok(armstack(dir).args([
+        "bench", "train", "--quick", "--threads", "1", "--rows", "bc_state,idm", "--rounds", "3", "--reference", "--json",
+        "rows.json",
+    ]));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rows.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2, "{out}");
+    let floats = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default()
+    };
+    for r in &rows {
+        let (ours, theirs) = (floats(&r["round_samples_per_s"]), floats(&r["pytorch_round_samples_per_s"]));
+        assert!(ours.len() == 3 && theirs.len() == 3, "three rounds each: {r}");
+        assert!(ours.iter().chain(&theirs).all(|v| v.is_finite() && *v > 0.0), "{r}");
+        let median = |v: &[f64]| {
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            s[1]
+        };
+        let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(o, p)| o / p).collect();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        assert!(close(r["samples_per_s"].as_f64().unwrap(), median(&ours)), "median round: {r}");
+        assert!(close(r["pytorch_samples_per_s"].as_f64().unwrap(), median(&theirs)), "{r}");
+        assert!(close(r["ratio_vs_pytorch"].as_f64().unwrap(), median(&ratios)), "median ratio: {r}");
+        let range = floats(&r["ratio_range"]);
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        assert!(range.len() == 2 && close(range[0], lo) && close(range[1], hi), "{r}");
+        assert!(out.contains(&format!("| {} |", r["name"].as_str().unwrap())), "{out}");
+    }
+    assert!(out.contains("3 rounds per row") && out.contains("PyTorch samples/s"), "{out}");
+}

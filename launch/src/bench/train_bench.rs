@@ -2,6 +2,13 @@
 //! trains, on real batches of a small recorded dataset, after a warm-up; peak memory per row; a
 //! ratio column against the PyTorch reference (`bench/pytorch/train_reference.py`).
 //!
+//! With `--reference`, the reference runs in the same run: for every row and every round, this
+//! process times its updates and then the reference script times the same row
+//! (`--rows NAME`, same threads, steps and warm-up) in a child process, so both sides of a
+//! ratio are measured a few seconds apart. A 2-core machine's speed drifts by tens of percent
+//! within an hour; interleaving keeps that drift out of the ratio, and the median of the
+//! rounds' ratios (with their range) keeps a single disturbed round out of the table.
+//!
 //! Each row runs the update its training command's loop runs (`BcLearner::update`,
 //! `CoRftLearner::update`, EXPO's critic + actor updates, `IcvfLearner::step`,
 //! `IdmLearner::step`) at that command's default model sizes and the batch sizes below.
@@ -16,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -56,8 +64,22 @@ pub struct TrainBenchArgs {
     pub episodes: u64,
     /// The PyTorch reference's JSON (`bench/pytorch/train_reference.py --json FILE`): adds its
     /// samples/s and the ratio Armstack / PyTorch per row.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reference")]
     pub compare: Option<PathBuf>,
+    /// Run the PyTorch reference in this run with this Python (default `python3`, which must
+    /// import torch), interleaved with this process row by row and round by round; adds its
+    /// samples/s and the median ratio Armstack / PyTorch per row.
+    #[arg(long, num_args = 0..=1, default_missing_value = "python3", value_name = "PYTHON")]
+    pub reference: Option<String>,
+    /// The reference script `--reference` runs (default: `bench/pytorch/train_reference.py` of
+    /// the source tree this binary was built from).
+    #[arg(long, requires = "reference")]
+    pub reference_script: Option<PathBuf>,
+    /// Timing rounds per row: each round runs `--warmup` untimed and `--steps` timed updates
+    /// (and then the reference does the same, with `--reference`); the table gives the median
+    /// round and the ratios' range.
+    #[arg(long, default_value_t = 1, value_parser = at_least(1u32))]
+    pub rounds: u32,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
@@ -71,10 +93,12 @@ pub struct TrainBenchArgs {
 pub struct TrainRow {
     /// Row name (`bc_state`, `bc_vision_64`, …).
     pub name: String,
-    /// Training samples per second (batch × updates / timed seconds).
+    /// Training samples per second (batch × updates / timed seconds; the median round's).
     pub samples_per_s: f64,
-    /// Mean milliseconds per update.
+    /// Mean milliseconds per update (the median round's).
     pub ms_per_step: f64,
+    /// Samples per second of every round, in order.
+    pub round_samples_per_s: Vec<f64>,
     /// burn backend.
     pub backend: String,
     /// Compute threads.
@@ -91,12 +115,71 @@ pub struct TrainRow {
     pub peak_rss_delta_mib: Option<f64>,
     /// What is trained, at which sizes.
     pub shape: String,
-    /// PyTorch's samples/s for this row (with `--compare`).
+    /// PyTorch's samples/s for this row (with `--compare`; with `--reference` the median of its
+    /// rounds).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pytorch_samples_per_s: Option<f64>,
-    /// samples_per_s / PyTorch's (with `--compare`; ≥ 1: Armstack is as fast or faster).
+    /// PyTorch's samples/s of every round, in order (with `--reference`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub pytorch_round_samples_per_s: Vec<f64>,
+    /// samples_per_s / PyTorch's (with `--compare`; with `--reference` the median of the
+    /// rounds' ratios; ≥ 1: Armstack is as fast or faster).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ratio_vs_pytorch: Option<f64>,
+    /// Lowest and highest of the rounds' ratios (with `--reference`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ratio_range: Option<[f64; 2]>,
+}
+
+/// The median of `v` (the mean of the middle two for an even count); `None` for none.
+fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(s[n / 2]),
+        _ => Some(0.5 * (s[n / 2 - 1] + s[n / 2])),
+    }
+}
+
+/// How `--reference` runs the PyTorch reference.
+struct ReferenceRun {
+    python: String,
+    script: PathBuf,
+    threads: usize,
+    warmup: u64,
+    steps: u64,
+    quick: bool,
+    out_dir: PathBuf,
+}
+
+impl ReferenceRun {
+    /// The reference's samples/s of `row`, from one run of the script for that row alone.
+    fn samples_per_s(&self, row: &str, round: u32) -> Result<f64> {
+        let json = self.out_dir.join(format!("pytorch-{row}-{round}.json"));
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(&self.script)
+            .args(["--rows", row, "--threads", &self.threads.to_string(), "--json"])
+            .arg(&json)
+            .args(["--steps", &self.steps.to_string(), "--warmup", &self.warmup.to_string()]);
+        if self.quick {
+            cmd.arg("--quick");
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("--reference: starting {} {}", self.python, self.script.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "--reference: {} {} --rows {row} failed ({}): {}",
+            self.python,
+            self.script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).lines().rev().take(5).collect::<Vec<_>>().join(" / ")
+        );
+        let rows = read_reference(&json)?;
+        rows.get(row).map(|(rate, _)| *rate).with_context(|| format!("--reference: {} has no row {row}", json.display()))
+    }
 }
 
 /// A scratch folder for the recorded data, removed on drop.
@@ -155,16 +238,16 @@ fn compute_threads(requested: Option<usize>) -> usize {
 
 /// PyTorch's rows from the reference script's JSON: name → (samples/s, threads).
 fn read_reference(path: &Path) -> Result<BTreeMap<String, (f64, Option<u64>)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading --compare {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the reference {}", path.display()))?;
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text)
-        .with_context(|| format!("--compare {}: not a JSON array of rows", path.display()))?;
+        .with_context(|| format!("the reference {}: not a JSON array of rows", path.display()))?;
     let mut out = BTreeMap::new();
     for row in rows {
         let name =
-            row["name"].as_str().with_context(|| format!("--compare {}: a row without \"name\"", path.display()))?;
+            row["name"].as_str().with_context(|| format!("the reference {}: a row without \"name\"", path.display()))?;
         let rate = row["samples_per_s"]
             .as_f64()
-            .with_context(|| format!("--compare {}: row {name} has no numeric \"samples_per_s\"", path.display()))?;
+            .with_context(|| format!("the reference {}: row {name} has no numeric \"samples_per_s\"", path.display()))?;
         out.insert(name.to_string(), (rate, row["threads"].as_u64()));
     }
     Ok(out)
@@ -179,6 +262,20 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
     let names: Vec<&str> =
         ROWS.iter().copied().filter(|r| args.rows.is_empty() || args.rows.iter().any(|a| a == r)).collect();
     let scratch = ScratchDir::create()?;
+    let live_reference = match &args.reference {
+        Some(python) => {
+            let script = args.reference_script.clone().unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/pytorch/train_reference.py")
+            });
+            anyhow::ensure!(
+                script.is_file(),
+                "--reference: no reference script at {} (pass --reference-script)",
+                script.display()
+            );
+            Some(ReferenceRun { python: python.clone(), script, threads, warmup, steps, quick: args.quick, out_dir: scratch.0.clone() })
+        }
+        None => None,
+    };
     let data = BenchData::new(&scratch.0, episodes, args.quick);
     let mut rows = Vec::new();
     with_train_backend!(args.device, B, {
@@ -188,22 +285,42 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
             let input = data.input(name)?;
             let rss_at_start = resident_memory::reset_peak();
             let mut w = workload::<B>(name, input, &device)?;
-            eprintln!("{name}: {warmup} warm-up and {steps} timed updates of batch {}", w.batch);
-            for k in 0..warmup {
-                (w.step)(k).with_context(|| format!("{name}: warm-up update {k}"))?;
+            eprintln!("{name}: {} × ({warmup} warm-up and {steps} timed updates) of batch {}", args.rounds, w.batch);
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let mut k = 0;
+            for round in 0..args.rounds {
+                // Every round warms up, as the reference's run for the round does.
+                for _ in 0..warmup {
+                    (w.step)(k).with_context(|| format!("{name}: warm-up update {k}"))?;
+                    k += 1;
+                }
+                let t0 = Instant::now();
+                for _ in 0..steps {
+                    (w.step)(k).with_context(|| format!("{name}: update {k}"))?;
+                    k += 1;
+                }
+                let seconds = t0.elapsed().as_secs_f64().max(1e-9);
+                ours.push((w.batch as u64 * steps) as f64 / seconds);
+                if let Some(r) = &live_reference {
+                    theirs.push(r.samples_per_s(name, round)?);
+                }
             }
-            let t0 = Instant::now();
-            for k in warmup..warmup + steps {
-                (w.step)(k).with_context(|| format!("{name}: update {k}"))?;
-            }
-            let seconds = t0.elapsed().as_secs_f64().max(1e-9);
             let peak = rss_at_start.and_then(|_| resident_memory::peak());
-            let pytorch = reference.as_ref().and_then(|r| r.get(*name)).map(|(rate, _)| *rate);
-            let samples_per_s = (w.batch as u64 * steps) as f64 / seconds;
+            let samples_per_s = median(&ours).unwrap_or(0.0);
+            let ratios: Vec<f64> = ours.iter().zip(&theirs).filter(|(_, p)| **p > 0.0).map(|(o, p)| o / p).collect();
+            let (pytorch, ratio) = match &live_reference {
+                Some(_) => (median(&theirs), median(&ratios)),
+                None => {
+                    let p = reference.as_ref().and_then(|r| r.get(*name)).map(|(rate, _)| *rate);
+                    (p, p.filter(|p| *p > 0.0).map(|p| samples_per_s / p))
+                }
+            };
+            let range = |v: &[f64]| Some([v.iter().copied().reduce(f64::min)?, v.iter().copied().reduce(f64::max)?]);
             rows.push(TrainRow {
                 name: name.to_string(),
                 samples_per_s,
-                ms_per_step: 1e3 * seconds / steps as f64,
+                ms_per_step: 1e3 * w.batch as f64 / samples_per_s.max(1e-12),
+                round_samples_per_s: ours,
                 backend: B::name(&device),
                 threads,
                 batch: w.batch,
@@ -213,19 +330,29 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
                 peak_rss_delta_mib: peak.zip(rss_at_start).map(|(p, s)| (p - s).max(0.0)),
                 shape: w.shape.clone(),
                 pytorch_samples_per_s: pytorch,
-                ratio_vs_pytorch: pytorch.filter(|p| *p > 0.0).map(|p| samples_per_s / p),
+                pytorch_round_samples_per_s: theirs,
+                ratio_vs_pytorch: ratio,
+                ratio_range: range(&ratios).filter(|_| live_reference.is_some()),
             });
         }
     });
     drop(scratch);
-    print_table(&rows, reference.as_ref(), threads)?;
+    let reference_threads = match (&live_reference, &reference) {
+        (Some(_), _) => Some(BTreeMap::new()),
+        (None, Some(r)) => Some(r.iter().map(|(k, (_, t))| (k.clone(), *t)).collect()),
+        (None, None) => None,
+    };
+    print_table(&rows, reference_threads.as_ref(), threads, args.rounds)?;
     emit_json(&rows, args.json.as_ref())
 }
 
+/// The table; `reference`: the thread counts of a `--compare` file's rows (empty with
+/// `--reference`, which runs with this run's threads), `None` without a reference.
 fn print_table(
     rows: &[TrainRow],
-    reference: Option<&BTreeMap<String, (f64, Option<u64>)>>,
+    reference: Option<&BTreeMap<String, Option<u64>>>,
     threads: usize,
+    rounds: u32,
 ) -> Result<()> {
     let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |m| format!("{m:.0}"));
     let compare = reference.is_some();
@@ -233,10 +360,11 @@ fn print_table(
     outln!("| row | batch | samples/s | ms/step | peak RSS MiB | peak rise MiB | params |{extra} model |")?;
     outln!("|---|---|---|---|---|---|---|{}---|", if compare { "---|---|" } else { "" })?;
     for r in rows {
-        let cmp = match (compare, r.pytorch_samples_per_s, r.ratio_vs_pytorch) {
-            (false, _, _) => String::new(),
-            (true, Some(p), Some(x)) => format!(" {p:.1} | {x:.2}× |"),
-            (true, _, _) => " – | – |".to_string(),
+        let cmp = match (compare, r.pytorch_samples_per_s, r.ratio_vs_pytorch, r.ratio_range) {
+            (false, ..) => String::new(),
+            (true, Some(p), Some(x), Some([lo, hi])) => format!(" {p:.1} | {x:.2}× ({lo:.2}–{hi:.2}) |"),
+            (true, Some(p), Some(x), None) => format!(" {p:.1} | {x:.2}× |"),
+            (true, ..) => " – | – |".to_string(),
         };
         outln!(
             "| {} | {} | {:.1} | {:.1} | {} | {} | {} |{cmp} {} |",
@@ -252,8 +380,11 @@ fn print_table(
     }
     let backend = rows.first().map_or("–", |r| r.backend.as_str());
     outln!("backend {backend}, {threads} threads")?;
+    if rounds > 1 {
+        outln!("{rounds} rounds per row: the median round's samples/s; the ratio is the median of the rounds' ratios (lowest–highest)")?;
+    }
     if let Some(reference) = reference {
-        let other: Vec<u64> = reference.values().filter_map(|(_, t)| *t).filter(|t| *t as usize != threads).collect();
+        let other: Vec<u64> = reference.values().filter_map(|t| *t).filter(|t| *t as usize != threads).collect();
         if let Some(t) = other.first() {
             outln!("note: the PyTorch reference ran with {t} threads, this run with {threads}: the ratio compares unlike set-ups")?;
         }

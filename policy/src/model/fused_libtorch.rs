@@ -12,7 +12,8 @@
 //! to LibTorch's own autograd ([`torch_autograd_op`]): the forward records LibTorch's ops on
 //! leaf views of the layer's input and parameters (sharing their memory), the backward asks
 //! LibTorch's engine for the gradients of `Σ y ⊙ ∂L/∂y` with respect to those leaves and gives
-//! them to burn's graph. On LibTorch without autodiff (inference, EMA target networks) the same
+//! them to burn's graph. Dropout inside a fused layer draws its mask in parallel
+//! ([`dropout_mask`]) where LibTorch's own dropout draws it on one thread. On LibTorch without autodiff (inference, EMA target networks) the same
 //! LibTorch ops run without autograd and without dropout. The functions are those of burn's
 //! modules ([`burn::nn::Linear`], [`burn::nn::LayerNorm`] (Ba, Kiros & Hinton 2016, eq. 4:
 //! biased variance, ε inside the square root), [`burn::nn::GroupNorm`], [`burn::nn::Dropout`],
@@ -36,6 +37,7 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::backend::libtorch::TchTensor;
 
+use crate::model::dropout_mask;
 use crate::model::image::Stage;
 use crate::{LibTorch, LibTorchTrain};
 
@@ -45,6 +47,9 @@ struct TorchGraph {
     output: tch::Tensor,
     /// Leaves in the order of the operation's parents.
     leaves: Vec<tch::Tensor>,
+    /// Indices of the leaves whose parent burn tracks (the only ones given gradients: a leaf
+    /// burn does not differentiate, such as an input image, costs LibTorch no gradient).
+    tracked: Vec<usize>,
     /// burn's handles of the same memory: while the graph lives, burn sees these buffers as
     /// shared and never overwrites them in place (LibTorch's backward reads them).
     _pinned: Vec<TchTensor>,
@@ -55,6 +60,7 @@ impl Clone for TorchGraph {
         TorchGraph {
             output: self.output.shallow_clone(),
             leaves: self.leaves.iter().map(tch::Tensor::shallow_clone).collect(),
+            tracked: self.tracked.clone(),
             _pinned: self._pinned.clone(),
         }
     }
@@ -79,9 +85,11 @@ impl<const N: usize> Backward<LibTorch, N> for TorchAutogradBackward {
         // ∂/∂leaf of Σ y ⊙ g is the vector-Jacobian product gᵀ ∂y/∂leaf (LibTorch's engine seeds
         // the root with ones).
         let root = &graph.output * grad_output.tensor.detach();
-        let leaf_grads = tch::Tensor::run_backward(&[root], &graph.leaves, false, false);
-        for (parent, grad) in ops.parents.into_iter().zip(leaf_grads) {
-            if let Some(node) = parent {
+        let targets: Vec<&tch::Tensor> = graph.tracked.iter().map(|&i| &graph.leaves[i]).collect();
+        let leaf_grads = tch::Tensor::run_backward(&[root], &targets, false, false);
+        let mut parents = ops.parents.map(Some);
+        for (&i, grad) in graph.tracked.iter().zip(leaf_grads) {
+            if let Some(node) = parents[i].take().flatten() {
                 grads.register::<LibTorch>(node.id, TchTensor::new(grad));
             }
         }
@@ -151,13 +159,17 @@ fn torch_autograd_op<const N: usize>(
     let nodes = inputs.each_ref().map(|t| t.node.clone());
     match TorchAutogradBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let leaves: Vec<tch::Tensor> =
-                inputs.iter().map(|t| t.primitive.tensor.detach().set_requires_grad(true)).collect();
+            let tracked: Vec<usize> = (0..N).filter(|&i| !inputs[i].node.requirement.is_none()).collect();
+            let leaves: Vec<tch::Tensor> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.primitive.tensor.detach().set_requires_grad(tracked.contains(&i)))
+                .collect();
             let output = forward(&leaves);
             let result = TchTensor::new(output.detach());
             let mut pinned: Vec<TchTensor> = inputs.iter().map(|t| t.primitive.clone()).collect();
             pinned.push(result.clone());
-            prep.finish(TorchGraph { output, leaves, _pinned: pinned }, result)
+            prep.finish(TorchGraph { output, leaves, tracked, _pinned: pinned }, result)
         }
         OpsKind::UnTracked(prep) => {
             let plain: Vec<tch::Tensor> = inputs.iter().map(|t| t.primitive.tensor.shallow_clone()).collect();
@@ -195,8 +207,8 @@ pub fn linear_norm_relu<B: Backend>(
 /// quiet softmax), `[B, T, d]` → `[B, T, d]`, as one LibTorch operation when `B` is a LibTorch
 /// backend; `None` otherwise. The same function as burn's layer: `x + drop(mha(norm_2(x)))`
 /// then `+ drop(ffn(norm_1(·)))`, attention dropout on the scaled scores before the padding
-/// mask and the softmax, as burn does; dropout masks come from LibTorch's generator, which burn
-/// seeds. `pad`: `[B, T]`, true where a token is padding. `epsilon`: the layer norms' ε.
+/// mask and the softmax, as burn does; dropout masks come from [`dropout_mask::dropout`], seeded
+/// from LibTorch's generator, which burn seeds. `pad`: `[B, T]`, true where a token is padding. `epsilon`: the layer norms' ε.
 pub fn encoder_layer<B: Backend>(
     layer: &TransformerEncoderLayer<B>,
     x: &Tensor<B, 3>,
@@ -233,7 +245,7 @@ pub fn encoder_layer<B: Backend>(
     fused(inputs, |t, training| {
         let size = t[0].size();
         let (b, s, d) = (size[0], size[1], size[2]);
-        let drop = |y: tch::Tensor, p: f64| if training && p > 0.0 { y.dropout(p, true) } else { y };
+        let drop = |y: tch::Tensor, p: f64| if training && p > 0.0 { dropout_mask::dropout(&y, p) } else { y };
         let linear = |y: &tch::Tensor, w: &tch::Tensor, bias: &tch::Tensor| y.matmul(w) + bias;
         let split = |y: tch::Tensor| y.reshape([b, s, heads, d_k]).transpose(1, 2);
         let r = t[0].layer_norm([d], Some(&t[9]), Some(&t[10]), epsilon, true);
@@ -250,8 +262,8 @@ pub fn encoder_layer<B: Backend>(
 
 /// `dropout(relu(lin(x)))` as one LibTorch operation when `B` is a LibTorch backend
 /// and the layer has a bias; `None` otherwise. Dropout (probability `p_drop`, survivors scaled
-/// by `1/(1 − p_drop)`, as burn's [`burn::nn::Dropout`] in training) draws its mask from
-/// LibTorch's generator, which burn seeds. `x`: `[B, in]`; output `[B, out]`.
+/// by `1/(1 − p_drop)`, as burn's [`burn::nn::Dropout`] in training) draws its mask with
+/// [`dropout_mask::dropout`], seeded from LibTorch's generator, which burn seeds. `x`: `[B, in]`; output `[B, out]`.
 pub fn linear_relu_dropout<B: Backend>(lin: &Linear<B>, p_drop: f64, x: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
     if !is_libtorch::<B>() {
         return None;
@@ -259,7 +271,7 @@ pub fn linear_relu_dropout<B: Backend>(lin: &Linear<B>, p_drop: f64, x: &Tensor<
     let inputs = [leaf(x.clone())?, leaf(lin.weight.val())?, leaf(lin.bias.as_ref()?.val())?];
     fused(inputs, |t, training| {
         let y = t[2].addmm(&t[0], &t[1]).relu();
-        if training && p_drop > 0.0 { y.dropout(p_drop, true) } else { y }
+        if training && p_drop > 0.0 { dropout_mask::dropout(&y, p_drop) } else { y }
     })
 }
 
@@ -430,6 +442,12 @@ mod tests {
         let g_fused = lin.weight.grad(&(fused * 1.5).sum().backward()).expect("∂W");
         let g_burn = lin.weight.grad(&(burns * 1.5).sum().backward()).expect("∂W");
         g_fused.to_data().assert_approx_eq::<f32>(&g_burn.to_data(), burn::tensor::Tolerance::rel_abs(1e-4, 1e-4));
+        // An input burn does not differentiate (data) gets no gradient; the parameters still do.
+        let data = x.clone().set_require_grad(false);
+        let grads = (linear_relu_dropout(&lin, 0.0, &data).expect("fused") * 1.5).sum().backward();
+        assert!(data.grad(&grads).is_none(), "data has no gradient");
+        let g_data = lin.weight.grad(&grads).expect("∂W with an untracked input");
+        g_data.to_data().assert_approx_eq::<f32>(&g_burn.to_data(), burn::tensor::Tolerance::rel_abs(1e-4, 1e-4));
         // With dropout 0.1: survivors are scaled by 1/0.9, about a tenth of the positives are zero.
         let plain = burn::tensor::activation::relu(lin.forward(x.clone())).into_data().to_vec::<f32>().unwrap();
         let dropped = linear_relu_dropout(&lin, 0.1, &x).expect("fused").into_data().to_vec::<f32>().unwrap();

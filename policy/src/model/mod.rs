@@ -3,6 +3,8 @@
 
 pub mod critic;
 pub mod discriminator;
+#[cfg(feature = "libtorch")]
+pub mod dropout_mask;
 pub mod edit;
 pub mod flow;
 #[cfg(feature = "libtorch")]
