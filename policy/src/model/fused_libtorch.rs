@@ -11,7 +11,7 @@
 //! comparison. PyTorch runs fused kernels forward and backward. Here the whole layer is handed
 //! to LibTorch's own autograd ([`torch_autograd_op`]): the forward records LibTorch's ops on
 //! leaf views of the layer's input and parameters (sharing their memory), the backward asks
-//! LibTorch's engine for the gradients of `Σ y ⊙ ∂L/∂y` with respect to those leaves and gives
+//! LibTorch's engine for the gradients of `Σ y ⊙ ∂L/∂y` (one dot product) with respect to those leaves and gives
 //! them to burn's graph. Dropout inside a fused layer draws its mask in parallel
 //! ([`dropout_mask`]) where LibTorch's own dropout draws it on one thread. On LibTorch without autodiff (inference, EMA target networks) the same
 //! LibTorch ops run without autograd and without dropout. The functions are those of burn's
@@ -82,9 +82,12 @@ impl<const N: usize> Backward<LibTorch, N> for TorchAutogradBackward {
     fn backward(self, ops: Ops<TorchGraph, N>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let grad_output = grads.consume::<LibTorch>(&ops.node);
         let graph = ops.state;
-        // ∂/∂leaf of Σ y ⊙ g is the vector-Jacobian product gᵀ ∂y/∂leaf (LibTorch's engine seeds
-        // the root with ones).
-        let root = &graph.output * grad_output.tensor.detach();
+        // ∂/∂leaf of Σ y ⊙ g is the vector-Jacobian product gᵀ ∂y/∂leaf. As a dot product the
+        // root is a scalar: its forward only reads y and g, and its backward is one pass (g
+        // times the seed 1), where an element-wise root would write y ⊙ g, a tensor of ones
+        // (LibTorch's seed) and their product.
+        let g = grad_output.tensor.detach().reshape([-1]);
+        let root = graph.output.reshape([-1]).dot(&g);
         let targets: Vec<&tch::Tensor> = graph.tracked.iter().map(|&i| &graph.leaves[i]).collect();
         let leaf_grads = tch::Tensor::run_backward(&[root], &targets, false, false);
         let mut parents = ops.parents.map(Some);
