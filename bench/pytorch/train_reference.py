@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """PyTorch reference for `armstack bench train`: the same models, sizes, losses and optimisers,
 timed the same way (warm-up, then timed optimiser updates), printing the same rows as a table
-and JSON so that `armstack bench train --compare FILE` can show the ratio.
+and JSON.
 
-PyTorch is not a dependency of Armstack; this script is optional. Run it on the machine and with
-the thread count of the Armstack run:
+Armstack does not use PyTorch's Python API (its build links the LibTorch inside the wheel); this
+script is optional. The usual way to run it is through Armstack, which runs it after each of its
+own rounds of each row, with the same threads, steps and warm-up, and reports the median ratio:
+
+    armstack bench train --threads 2 --steps 50 --rounds 3 --reference
+
+It also runs alone, and `--compare` adds the ratio to its JSON:
 
     python3 bench/pytorch/train_reference.py --threads 2 --json torch.json
     armstack bench train --threads 2 --compare torch.json

@@ -11,10 +11,11 @@
 //! comparison. PyTorch runs fused kernels forward and backward. Here the whole layer is handed
 //! to LibTorch's own autograd ([`torch_autograd_op`]): the forward records LibTorch's ops on
 //! leaf views of the layer's input and parameters (sharing their memory), the backward asks
-//! LibTorch's engine for the gradients of `Σ y ⊙ ∂L/∂y` (one dot product) with respect to those leaves and gives
-//! them to burn's graph. Dropout inside a fused layer draws its mask in parallel
-//! ([`dropout_mask`]) where LibTorch's own dropout draws it on one thread. On LibTorch without autodiff (inference, EMA target networks) the same
-//! LibTorch ops run without autograd and without dropout. The functions are those of burn's
+//! LibTorch's engine for the gradients of the dot product `y · ∂L/∂y` with respect to those
+//! leaves (only those burn tracks) and gives them to burn's graph. Dropout inside a fused layer
+//! draws its mask on every compute thread ([`dropout_mask`]), where LibTorch's own dropout draws
+//! it on one. On LibTorch without autodiff (inference, EMA target networks) the same LibTorch
+//! ops run without autograd and without dropout. The functions are those of burn's
 //! modules ([`burn::nn::Linear`], [`burn::nn::LayerNorm`] (Ba, Kiros & Hinton 2016, eq. 4:
 //! biased variance, ε inside the square root), [`burn::nn::GroupNorm`], [`burn::nn::Dropout`],
 //! burn's `TransformerEncoderLayer`), up to rounding; the parameters stay burn's, so checkpoints
