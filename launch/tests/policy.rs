@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{armstack, run_ok};
+use common::{armstack, checkpoint_bytes_without_ids, run_ok};
 
 #[test]
 fn demo_then_train_eval_and_deploy_from_the_cli() {
@@ -74,23 +74,7 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
             &format!("rep/co_rft_{run}"), "--steps", "6", "--batch-size", "16", "--critics", "2", "--seed", "3",
         ]));
     }
-    // A checkpoint file holds each parameter's random id (a MessagePack string under the key "id")
-    // beside its bytes: compare everything else.
-    let bytes = |p: &str| {
-        let mut b = std::fs::read(dir.join(p)).unwrap();
-        let mut i = 0;
-        while i + 4 < b.len() {
-            if &b[i..i + 3] == b"\xa2id" && (0xa0..=0xbf).contains(&b[i + 3]) {
-                let len = usize::from(b[i + 3] & 0x1f);
-                let end = (i + 4 + len).min(b.len());
-                b[i + 4..end].fill(0);
-                i = end;
-            } else {
-                i += 1;
-            }
-        }
-        b
-    };
+    let bytes = |p: &str| checkpoint_bytes_without_ids(&dir.join(p));
     let losses = |p: &str| -> Vec<serde_json::Value> {
         std::fs::read_to_string(dir.join(p))
             .unwrap()

@@ -30,3 +30,23 @@ pub fn run_err(cmd: &mut Command) -> String {
     assert!(!out.status.success(), "expected a failure: {cmd:?}");
     String::from_utf8_lossy(&out.stderr).to_string()
 }
+
+/// The bytes of the checkpoint `path` with each parameter's random id (a MessagePack string under
+/// the key "id", written beside its bytes) zeroed: two trainings that computed the same weights
+/// give the same result.
+#[allow(dead_code)] // not every test binary compares checkpoints
+pub fn checkpoint_bytes_without_ids(path: &Path) -> Vec<u8> {
+    let mut b = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut i = 0;
+    while i + 4 < b.len() {
+        if &b[i..i + 3] == b"\xa2id" && (0xa0..=0xbf).contains(&b[i + 3]) {
+            let len = usize::from(b[i + 3] & 0x1f);
+            let end = (i + 4 + len).min(b.len());
+            b[i + 4..end].fill(0);
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    b
+}
