@@ -9,7 +9,7 @@ own rounds of each row, with the same threads, steps and warm-up, and reports th
 
     armstack bench train --threads 2 --steps 50 --rounds 3 --reference
 
-It also runs alone, and `--compare` adds the ratio to its JSON:
+It also runs alone, and `armstack bench train --compare` computes the ratio against its JSON:
 
     python3 bench/pytorch/train_reference.py --threads 2 --json torch.json
     armstack bench train --threads 2 --compare torch.json

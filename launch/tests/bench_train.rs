@@ -68,7 +68,17 @@ fn bench_train_reports_every_row_and_field_and_the_ratio_to_pytorch() {
     assert!(err.contains("bc_nothing") && err.contains("bc_state"), "{err}");
     // burn-flex stays selectable by name in every build.
     let flex = run_ok(armstack(dir).args([
-        "bench", "train", "--quick", "--threads", "1", "--rows", "bc_state", "--device", "flex", "--json", "flex.json",
+        "bench",
+        "train",
+        "--quick",
+        "--threads",
+        "1",
+        "--rows",
+        "bc_state",
+        "--device",
+        "flex",
+        "--json",
+        "flex.json",
     ]));
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("flex.json")).unwrap()).unwrap();
@@ -85,9 +95,13 @@ fn bench_train_reports_every_row_and_field_and_the_ratio_to_pytorch() {
 fn bench_train_runs_the_pytorch_reference_interleaved_and_reports_the_median_ratio() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    // Refused before any recording: a missing script, and two references at once.
-    let err = run_err(armstack(dir).args(["bench", "train", "--quick", "--reference", "--reference-script", "nothing.py"]));
+    // Refused before any recording: a missing script, a Python without torch, and two
+    // references at once.
+    let err =
+        run_err(armstack(dir).args(["bench", "train", "--quick", "--reference", "--reference-script", "nothing.py"]));
     assert!(err.contains("nothing.py") && !err.contains("recording"), "{err}");
+    let err = run_err(armstack(dir).args(["bench", "train", "--quick", "--reference", "false"]));
+    assert!(err.contains("cannot import torch") && !err.contains("recording"), "{err}");
     std::fs::write(dir.join("torch.json"), "[]").unwrap();
     let err = run_err(armstack(dir).args(["bench", "train", "--quick", "--reference", "--compare", "torch.json"]));
     assert!(err.contains("--compare") && err.contains("--reference"), "{err}");
@@ -96,7 +110,17 @@ fn bench_train_runs_the_pytorch_reference_interleaved_and_reports_the_median_rat
         return;
     }
     let out = run_ok(armstack(dir).args([
-        "bench", "train", "--quick", "--threads", "1", "--rows", "bc_state,idm", "--rounds", "3", "--reference", "--json",
+        "bench",
+        "train",
+        "--quick",
+        "--threads",
+        "1",
+        "--rows",
+        "bc_state,idm",
+        "--rounds",
+        "3",
+        "--reference",
+        "--json",
         "rows.json",
     ]));
     let rows: Vec<serde_json::Value> =
@@ -126,4 +150,5 @@ fn bench_train_runs_the_pytorch_reference_interleaved_and_reports_the_median_rat
         assert!(out.contains(&format!("| {} |", r["name"].as_str().unwrap())), "{out}");
     }
     assert!(out.contains("3 rounds per row") && out.contains("PyTorch samples/s"), "{out}");
+    assert!(out.contains("median of the rounds' ratios"), "{out}");
 }

@@ -42,10 +42,10 @@ use crate::with_train_backend;
 /// `armstack bench train`.
 #[derive(Args, Debug)]
 pub struct TrainBenchArgs {
-    /// Timed updates per row (after the warm-up).
+    /// Timed updates per row and round (after the round's warm-up).
     #[arg(long, default_value_t = 20, value_parser = at_least(1u64))]
     pub steps: u64,
-    /// Untimed warm-up updates per row.
+    /// Untimed warm-up updates per row and round.
     #[arg(long, default_value_t = 3, value_parser = at_least(0u64))]
     pub warmup: u64,
     /// Compute threads of the CPU backend (LibTorch's intra-op pool and flex's rayon pool;
@@ -93,9 +93,10 @@ pub struct TrainBenchArgs {
 pub struct TrainRow {
     /// Row name (`bc_state`, `bc_vision_64`, …).
     pub name: String,
-    /// Training samples per second (batch × updates / timed seconds; the median round's).
+    /// Training samples per second (batch × updates / timed seconds), the median over the
+    /// rounds (for an even count, the mean of the middle two).
     pub samples_per_s: f64,
-    /// Mean milliseconds per update (the median round's).
+    /// Milliseconds per update at `samples_per_s`.
     pub ms_per_step: f64,
     /// Samples per second of every round, in order.
     pub round_samples_per_s: Vec<f64>,
@@ -105,7 +106,7 @@ pub struct TrainRow {
     pub threads: usize,
     /// Samples per update.
     pub batch: usize,
-    /// Timed updates.
+    /// Timed updates per round.
     pub steps: u64,
     /// Parameters the update trains.
     pub params: usize,
@@ -166,19 +167,24 @@ impl ReferenceRun {
         if self.quick {
             cmd.arg("--quick");
         }
-        let out = cmd
-            .output()
-            .with_context(|| format!("--reference: starting {} {}", self.python, self.script.display()))?;
+        let out =
+            cmd.output().with_context(|| format!("--reference: starting {} {}", self.python, self.script.display()))?;
         anyhow::ensure!(
             out.status.success(),
             "--reference: {} {} --rows {row} failed ({}): {}",
             self.python,
             self.script.display(),
             out.status,
-            String::from_utf8_lossy(&out.stderr).lines().rev().take(5).collect::<Vec<_>>().join(" / ")
+            {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let lines: Vec<&str> = stderr.lines().collect();
+                lines[lines.len().saturating_sub(5)..].join(" / ")
+            }
         );
         let rows = read_reference(&json)?;
-        rows.get(row).map(|(rate, _)| *rate).with_context(|| format!("--reference: {} has no row {row}", json.display()))
+        rows.get(row)
+            .map(|(rate, _)| *rate)
+            .with_context(|| format!("--reference: {} has no row {row}", json.display()))
     }
 }
 
@@ -243,11 +249,12 @@ fn read_reference(path: &Path) -> Result<BTreeMap<String, (f64, Option<u64>)>> {
         .with_context(|| format!("the reference {}: not a JSON array of rows", path.display()))?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let name =
-            row["name"].as_str().with_context(|| format!("the reference {}: a row without \"name\"", path.display()))?;
-        let rate = row["samples_per_s"]
-            .as_f64()
-            .with_context(|| format!("the reference {}: row {name} has no numeric \"samples_per_s\"", path.display()))?;
+        let name = row["name"]
+            .as_str()
+            .with_context(|| format!("the reference {}: a row without \"name\"", path.display()))?;
+        let rate = row["samples_per_s"].as_f64().with_context(|| {
+            format!("the reference {}: row {name} has no numeric \"samples_per_s\"", path.display())
+        })?;
         out.insert(name.to_string(), (rate, row["threads"].as_u64()));
     }
     Ok(out)
@@ -264,15 +271,33 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
     let scratch = ScratchDir::create()?;
     let live_reference = match &args.reference {
         Some(python) => {
-            let script = args.reference_script.clone().unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/pytorch/train_reference.py")
-            });
+            let script = args
+                .reference_script
+                .clone()
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/pytorch/train_reference.py"));
             anyhow::ensure!(
                 script.is_file(),
                 "--reference: no reference script at {} (pass --reference-script)",
                 script.display()
             );
-            Some(ReferenceRun { python: python.clone(), script, threads, warmup, steps, quick: args.quick, out_dir: scratch.0.clone() })
+            // A Python without PyTorch is refused before anything is recorded or timed.
+            let probe = Command::new(python)
+                .args(["-c", "import torch"])
+                .output()
+                .with_context(|| format!("--reference: starting {python}"))?;
+            anyhow::ensure!(
+                probe.status.success(),
+                "--reference: {python} cannot import torch (install PyTorch 2.9.0 for it, or pass --reference PYTHON)"
+            );
+            Some(ReferenceRun {
+                python: python.clone(),
+                script,
+                threads,
+                warmup,
+                steps,
+                quick: args.quick,
+                out_dir: scratch.0.clone(),
+            })
         }
         None => None,
     };
@@ -342,7 +367,7 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
         (None, Some(r)) => Some(r.iter().map(|(k, (_, t))| (k.clone(), *t)).collect()),
         (None, None) => None,
     };
-    print_table(&rows, reference_threads.as_ref(), threads, args.rounds)?;
+    print_table(&rows, reference_threads.as_ref(), threads, args.rounds, live_reference.is_some())?;
     emit_json(&rows, args.json.as_ref())
 }
 
@@ -353,6 +378,7 @@ fn print_table(
     reference: Option<&BTreeMap<String, Option<u64>>>,
     threads: usize,
     rounds: u32,
+    live_reference: bool,
 ) -> Result<()> {
     let mib = |v: Option<f64>| v.map_or("n/a".to_string(), |m| format!("{m:.0}"));
     let compare = reference.is_some();
@@ -381,7 +407,10 @@ fn print_table(
     let backend = rows.first().map_or("–", |r| r.backend.as_str());
     outln!("backend {backend}, {threads} threads")?;
     if rounds > 1 {
-        outln!("{rounds} rounds per row: the median round's samples/s; the ratio is the median of the rounds' ratios (lowest–highest)")?;
+        outln!("{rounds} rounds per row: samples/s of the median round")?;
+    }
+    if live_reference {
+        outln!("PyTorch ran after each round of each row; the ratio is the median of the rounds' ratios (lowest–highest), not the quotient of the two medians")?;
     }
     if let Some(reference) = reference {
         let other: Vec<u64> = reference.values().filter_map(|t| *t).filter(|t| *t as usize != threads).collect();

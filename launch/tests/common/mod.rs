@@ -34,7 +34,6 @@ pub fn run_err(cmd: &mut Command) -> String {
 /// The bytes of the checkpoint `path` with each parameter's random id (a MessagePack string under
 /// the key "id", written beside its bytes) zeroed: two trainings that computed the same weights
 /// give the same result.
-#[allow(dead_code)] // not every test binary compares checkpoints
 pub fn checkpoint_bytes_without_ids(path: &Path) -> Vec<u8> {
     let mut b = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut i = 0;

@@ -29,14 +29,14 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::nn::transformer::TransformerEncoderLayer;
+use burn::backend::libtorch::TchTensor;
 use burn::nn::activation::Activation;
 use burn::nn::conv::Conv2d;
+use burn::nn::transformer::TransformerEncoderLayer;
 use burn::nn::{GroupNorm, LayerNorm, Linear, PaddingConfig2d};
-use burn::tensor::ops::FloatTensor;
 use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
 use burn::tensor::TensorPrimitive;
-use burn::backend::libtorch::TchTensor;
 
 use crate::model::dropout_mask;
 use crate::model::image::Stage;
@@ -227,12 +227,8 @@ pub fn encoder_layer<B: Backend>(
         return None;
     }
     let mha = &layer.mha;
-    let lin = |l: &Linear<B>| -> Option<[Leaf; 2]> {
-        Some([leaf(l.weight.val())?, leaf(l.bias.as_ref()?.val())?])
-    };
-    let norm = |n: &LayerNorm<B>| -> Option<[Leaf; 2]> {
-        Some([leaf(n.gamma.val())?, leaf(n.beta.as_ref()?.val())?])
-    };
+    let lin = |l: &Linear<B>| -> Option<[Leaf; 2]> { Some([leaf(l.weight.val())?, leaf(l.bias.as_ref()?.val())?]) };
+    let norm = |n: &LayerNorm<B>| -> Option<[Leaf; 2]> { Some([leaf(n.gamma.val())?, leaf(n.beta.as_ref()?.val())?]) };
     let [qw, qb] = lin(&mha.query)?;
     let [kw, kb] = lin(&mha.key)?;
     let [vw, vb] = lin(&mha.value)?;
@@ -253,7 +249,8 @@ pub fn encoder_layer<B: Backend>(
         let linear = |y: &tch::Tensor, w: &tch::Tensor, bias: &tch::Tensor| y.matmul(w) + bias;
         let split = |y: tch::Tensor| y.reshape([b, s, heads, d_k]).transpose(1, 2);
         let r = t[0].layer_norm([d], Some(&t[9]), Some(&t[10]), epsilon, true);
-        let (q, k, v) = (split(linear(&r, &t[1], &t[2])), split(linear(&r, &t[3], &t[4])), split(linear(&r, &t[5], &t[6])));
+        let (q, k, v) =
+            (split(linear(&r, &t[1], &t[2])), split(linear(&r, &t[3], &t[4])), split(linear(&r, &t[5], &t[6])));
         let scores = drop(q.matmul(&k.transpose(-2, -1)) / (d_k as f64).sqrt(), p_attn)
             .masked_fill(&pad.reshape([b, 1, 1, s]), min_float);
         let context = scores.softmax(-1, tch::Kind::Float).matmul(&v).transpose(1, 2).reshape([b, s, d]);
@@ -275,7 +272,11 @@ pub fn linear_relu_dropout<B: Backend>(lin: &Linear<B>, p_drop: f64, x: &Tensor<
     let inputs = [leaf(x.clone())?, leaf(lin.weight.val())?, leaf(lin.bias.as_ref()?.val())?];
     fused(inputs, |t, training| {
         let y = t[2].addmm(&t[0], &t[1]).relu();
-        if training && p_drop > 0.0 { dropout_mask::dropout(&y, p_drop) } else { y }
+        if training && p_drop > 0.0 {
+            dropout_mask::dropout(&y, p_drop)
+        } else {
+            y
+        }
     })
 }
 
@@ -338,8 +339,13 @@ pub fn image_stage<B: Backend>(stage: &Stage<B>, x: &Tensor<B, 4>) -> Option<Ten
             let (stride, padding, dilation) = shapes[k];
             let (num_groups, eps) = groups[k];
             let i = 1 + 4 * k;
-            y.conv2d(&t[i], Some(&t[i + 1]), stride, padding, dilation, 1)
-                .group_norm(num_groups, Some(&t[i + 2]), Some(&t[i + 3]), eps, false)
+            y.conv2d(&t[i], Some(&t[i + 1]), stride, padding, dilation, 1).group_norm(
+                num_groups,
+                Some(&t[i + 2]),
+                Some(&t[i + 3]),
+                eps,
+                false,
+            )
         };
         let h = conv_norm(&t[0], 0).relu();
         let r = conv_norm(&conv_norm(&h, 1).relu(), 2);

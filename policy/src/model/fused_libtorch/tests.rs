@@ -5,19 +5,28 @@ use burn::tensor::Distribution;
 
 use super::*;
 
+/// Every tensor of `fused` (output, ∂x, then parameter gradients) equals `reference`'s within
+/// 2e-4 of its largest magnitude, and ∂x (the second) is not zero.
+fn assert_same_values(fused: &[Vec<f32>], reference: &[Vec<f32>]) {
+    assert_eq!(fused.len(), reference.len());
+    for (k, (a, b)) in fused.iter().zip(reference).enumerate() {
+        assert_eq!(a.len(), b.len(), "tensor {k}");
+        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(worst <= 2e-4 * scale, "tensor {k}: differs by {worst} (scale {scale})");
+    }
+    assert!(fused[1].iter().any(|v| v.abs() > 1e-4), "∂x is zero");
+}
+
 #[test]
 fn the_fused_encoder_layer_matches_burns_in_value_and_gradient() {
     let dev = Default::default();
-    let encoder = TransformerEncoderConfig::new(16, 32, 4, 2)
-        .with_norm_first(true)
-        .with_dropout(0.0)
-        .init::<LibTorchTrain>(&dev);
+    let encoder =
+        TransformerEncoderConfig::new(16, 32, 4, 2).with_norm_first(true).with_dropout(0.0).init::<LibTorchTrain>(&dev);
     let x = Tensor::<LibTorchTrain, 3>::random([3, 5, 16], Distribution::Normal(0.0, 1.0), &dev);
     // The last two tokens of the second sequence are padding.
-    let pad = Tensor::<LibTorchTrain, 2, Bool>::from_data(
-        [[false; 5], [false, false, false, true, true], [false; 5]],
-        &dev,
-    );
+    let pad =
+        Tensor::<LibTorchTrain, 2, Bool>::from_data([[false; 5], [false, false, false, true, true], [false; 5]], &dev);
     let target = Tensor::<LibTorchTrain, 3>::random([3, 5, 16], Distribution::Normal(0.0, 1.0), &dev);
     let run = |fused: bool| {
         let x = x.clone().require_grad();
@@ -42,14 +51,7 @@ fn the_fused_encoder_layer_matches_burns_in_value_and_gradient() {
         }
         out
     };
-    let (fused, reference) = (run(true), run(false));
-    for (k, (a, b)) in fused.iter().zip(&reference).enumerate() {
-        assert_eq!(a.len(), b.len(), "tensor {k}");
-        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-        let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-        assert!(worst <= 2e-4 * scale, "tensor {k}: differs by {worst} (scale {scale})");
-    }
-    assert!(fused[1].iter().any(|v| v.abs() > 1e-4), "∂x is zero");
+    assert_same_values(&run(true), &run(false));
 }
 
 #[test]
@@ -62,7 +64,11 @@ fn the_fused_image_stage_matches_burns_modules_in_value_and_gradient() {
         let x = x.clone().require_grad();
         let mut h = x.clone();
         for stage in &encoder.stages {
-            h = if fused { image_stage(stage, &h).expect("the fused path on LibTorchTrain") } else { stage.forward_burn(h) };
+            h = if fused {
+                image_stage(stage, &h).expect("the fused path on LibTorchTrain")
+            } else {
+                stage.forward_burn(h)
+            };
         }
         let weights = Tensor::<LibTorchTrain, 4>::ones(h.dims(), &dev).cumsum(3) / 7.0;
         let grads = (h.clone() * weights).sum().backward();
@@ -76,14 +82,7 @@ fn the_fused_image_stage_matches_burns_modules_in_value_and_gradient() {
         }
         out
     };
-    let (fused, reference) = (run(true), run(false));
-    for (k, (a, b)) in fused.iter().zip(&reference).enumerate() {
-        assert_eq!(a.len(), b.len(), "tensor {k}");
-        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-        let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-        assert!(worst <= 2e-4 * scale, "tensor {k}: differs by {worst} (scale {scale})");
-    }
-    assert!(fused[1].iter().any(|v| v.abs() > 1e-4), "∂x is zero");
+    assert_same_values(&run(true), &run(false));
 }
 
 #[test]
@@ -97,16 +96,19 @@ fn the_fused_linear_relu_layer_matches_burns_without_dropout_and_drops_a_tenth_w
     let g_fused = lin.weight.grad(&(fused * 1.5).sum().backward()).expect("∂W");
     let g_burn = lin.weight.grad(&(burns * 1.5).sum().backward()).expect("∂W");
     g_fused.to_data().assert_approx_eq::<f32>(&g_burn.to_data(), burn::tensor::Tolerance::rel_abs(1e-4, 1e-4));
-    // An input burn does not differentiate (data) gets no gradient; the parameters still do.
+    // With an input burn does not track (data), only the parameters are LibTorch leaves with
+    // gradients; each must still reach its own parameter.
     let data = x.clone().set_require_grad(false);
     let grads = (linear_relu_dropout(&lin, 0.0, &data).expect("fused") * 1.5).sum().backward();
-    assert!(data.grad(&grads).is_none(), "data has no gradient");
+    let g_bias = lin.bias.as_ref().and_then(|b| b.grad(&grads)).expect("∂b with an untracked input");
+    assert_eq!(g_bias.dims(), [64], "∂b has the bias's shape");
     let g_data = lin.weight.grad(&grads).expect("∂W with an untracked input");
     g_data.to_data().assert_approx_eq::<f32>(&g_burn.to_data(), burn::tensor::Tolerance::rel_abs(1e-4, 1e-4));
     // With dropout 0.1: survivors are scaled by 1/0.9, about a tenth of the positives are zero.
     let plain = burn::tensor::activation::relu(lin.forward(x.clone())).into_data().to_vec::<f32>().unwrap();
     let dropped = linear_relu_dropout(&lin, 0.1, &x).expect("fused").into_data().to_vec::<f32>().unwrap();
-    let positive: Vec<(f32, f32)> = plain.iter().zip(&dropped).filter(|(p, _)| **p > 1e-3).map(|(p, d)| (*p, *d)).collect();
+    let positive: Vec<(f32, f32)> =
+        plain.iter().zip(&dropped).filter(|(p, _)| **p > 1e-3).map(|(p, d)| (*p, *d)).collect();
     let zeroed = positive.iter().filter(|(_, d)| *d == 0.0).count() as f64 / positive.len() as f64;
     assert!((0.07..0.13).contains(&zeroed), "dropped fraction {zeroed}");
     for (p, d) in positive.iter().filter(|(_, d)| *d != 0.0) {
