@@ -6,6 +6,16 @@ mod common;
 
 use common::{armstack, run_err, run_ok};
 
+/// Runs `armstack bench train --quick --threads 1 ARGS --json rows.json` in `dir`; returns its
+/// standard output and the rows of the JSON file.
+fn quick_rows(dir: &std::path::Path, args: &[&str]) -> (String, Vec<serde_json::Value>) {
+    let out = run_ok(
+        armstack(dir).args(["bench", "train", "--quick", "--threads", "1"]).args(args).args(["--json", "rows.json"]),
+    );
+    let rows = serde_json::from_str(&std::fs::read_to_string(dir.join("rows.json")).unwrap()).unwrap();
+    (out, rows)
+}
+
 const ROWS: [&str; 7] = ["bc_state", "bc_vision_64", "bc_vision_128", "co_rft_critic", "expo_update", "icvf", "idm"];
 
 #[test]
@@ -16,19 +26,7 @@ fn bench_train_reports_every_row_and_field_and_the_ratio_to_pytorch() {
     let reference = r#"[{"name": "bc_state", "samples_per_s": 250.0, "ms_per_step": 16.0,
         "backend": "pytorch-2.9.0-cpu", "threads": 2, "batch": 4, "steps": 2, "params": 1}]"#;
     std::fs::write(dir.join("torch.json"), reference).unwrap();
-    let out = run_ok(armstack(dir).args([
-        "bench",
-        "train",
-        "--quick",
-        "--threads",
-        "1",
-        "--compare",
-        "torch.json",
-        "--json",
-        "rows.json",
-    ]));
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("rows.json")).unwrap()).unwrap();
+    let (out, rows) = quick_rows(dir, &["--compare", "torch.json"]);
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap_or("")).collect();
     assert_eq!(names, ROWS, "{out}");
     for r in &rows {
@@ -109,22 +107,7 @@ fn bench_train_runs_the_pytorch_reference_interleaved_and_reports_the_median_rat
         eprintln!("skipped the PyTorch run: set ARMSTACK_PYTHON_TESTS=1 (needs python3 with torch)");
         return;
     }
-    let out = run_ok(armstack(dir).args([
-        "bench",
-        "train",
-        "--quick",
-        "--threads",
-        "1",
-        "--rows",
-        "bc_state,idm",
-        "--rounds",
-        "3",
-        "--reference",
-        "--json",
-        "rows.json",
-    ]));
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("rows.json")).unwrap()).unwrap();
+    let (out, rows) = quick_rows(dir, &["--rows", "bc_state,idm", "--rounds", "3", "--reference"]);
     assert_eq!(rows.len(), 2, "{out}");
     let floats = |v: &serde_json::Value| -> Vec<f64> {
         v.as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default()
