@@ -134,14 +134,9 @@ pub struct TrainRow {
 
 /// The median of `v` (the mean of the middle two for an even count); `None` for none.
 fn median(v: &[f64]) -> Option<f64> {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(s[n / 2]),
-        _ => Some(0.5 * (s[n / 2 - 1] + s[n / 2])),
-    }
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (!sorted.is_empty()).then(|| dataset::stats::quantile_sorted(&sorted, 0.5))
 }
 
 /// How `--reference` runs the PyTorch reference.

@@ -91,9 +91,9 @@ impl<const N: usize> Backward<LibTorch, N> for TorchAutogradBackward {
         let root = graph.output.reshape([-1]).dot(&g);
         let targets: Vec<&tch::Tensor> = graph.tracked.iter().map(|&i| &graph.leaves[i]).collect();
         let leaf_grads = tch::Tensor::run_backward(&[root], &targets, false, false);
-        let mut parents = ops.parents.map(Some);
+        let mut parents = ops.parents;
         for (&i, grad) in graph.tracked.iter().zip(leaf_grads) {
-            if let Some(node) = parents[i].take().flatten() {
+            if let Some(node) = parents[i].take() {
                 grads.register::<LibTorch>(node.id, TchTensor::new(grad));
             }
         }
@@ -138,19 +138,23 @@ fn fused<B: Backend, const D: usize, const N: usize>(
     inputs: [Leaf; N],
     forward: impl Fn(&[tch::Tensor], bool) -> tch::Tensor,
 ) -> Option<Tensor<B, D>> {
-    let train: Option<Vec<FloatTensor<LibTorchTrain>>> =
-        inputs.iter().map(|l| if let Leaf::Train(p) = l { Some(p.clone()) } else { None }).collect();
-    if let Some(train) = train {
-        let out = torch_autograd_op::<N>(train.try_into().ok()?, |t| forward(t, true));
-        let out = Tensor::<LibTorchTrain, D>::from_primitive(TensorPrimitive::Float(out));
-        return (Box::new(out) as Box<dyn Any>).downcast::<Tensor<B, D>>().ok().map(|t| *t);
+    let (mut train, mut plain) = (Vec::with_capacity(N), Vec::new());
+    for l in inputs {
+        match l {
+            Leaf::Train(p) => train.push(p),
+            Leaf::Plain(p) => plain.push(p.tensor),
+        }
     }
-    let plain: Option<Vec<tch::Tensor>> =
-        inputs.iter().map(|l| if let Leaf::Plain(p) = l { Some(p.tensor.shallow_clone()) } else { None }).collect();
-    let plain = plain?;
-    let out = TchTensor::new(tch::no_grad(|| forward(&plain, false)));
-    let out = Tensor::<LibTorch, D>::from_primitive(TensorPrimitive::Float(out));
-    (Box::new(out) as Box<dyn Any>).downcast::<Tensor<B, D>>().ok().map(|t| *t)
+    let out: Box<dyn Any> = if let Ok(train) = <[FloatTensor<LibTorchTrain>; N]>::try_from(train) {
+        let out = torch_autograd_op(train, |t| forward(t, true));
+        Box::new(Tensor::<LibTorchTrain, D>::from_primitive(TensorPrimitive::Float(out)))
+    } else if plain.len() == N {
+        let out = TchTensor::new(tch::no_grad(|| forward(&plain, false)));
+        Box::new(Tensor::<LibTorch, D>::from_primitive(TensorPrimitive::Float(out)))
+    } else {
+        return None;
+    };
+    out.downcast::<Tensor<B, D>>().ok().map(|t| *t)
 }
 
 /// One operation of burn's graph computing `forward(inputs)` with LibTorch's kernels, forward and

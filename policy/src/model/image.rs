@@ -1,6 +1,7 @@
 //! The image encoder: a small ResNet shared by all cameras. Three stages, each a stride-2 3×3
 //! convolution (GroupNorm, ReLU) and a residual block, then adaptive average pooling to a
-//! `grid × grid` map; every cell becomes one transformer token.
+//! `grid × grid` map; every cell becomes one transformer token. On the LibTorch backends each
+//! stage runs as one fused LibTorch operation (`model::fused_libtorch::image_stage`).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};

@@ -86,8 +86,8 @@ impl<B: Backend> Mlp<B> {
     }
 }
 
-/// `relu(norm(lin(x)))`, `[B, in]` → `[B, hidden]`: one fused operation on the LibTorch training
-/// backend (`model::fused_libtorch`), burn's modules elsewhere. `norm` must have been built
+/// `relu(norm(lin(x)))`, `[B, in]` → `[B, hidden]`: one fused operation on the LibTorch
+/// backends (`model::fused_libtorch`), burn's modules elsewhere. `norm` must have been built
 /// with ε = [`LAYER_NORM_EPSILON`].
 pub fn linear_norm_relu<B: Backend>(lin: &Linear<B>, norm: &LayerNorm<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "libtorch")]

@@ -163,7 +163,7 @@ impl<B: Backend> ChunkPolicy<B> {
 }
 
 /// The transformer trunk over `x` (`[B, T, d]`, `pad`: `[B, T]`, true at padding): each layer as
-/// one fused LibTorch operation on the LibTorch training backend (`model::fused_libtorch`),
+/// one fused LibTorch operation on the LibTorch backends (`model::fused_libtorch`),
 /// burn's encoder elsewhere.
 fn encode<B: Backend>(trunk: &TransformerEncoder<B>, x: Tensor<B, 3>, pad: &Tensor<B, 2, Bool>) -> Tensor<B, 3> {
     #[cfg(feature = "libtorch")]

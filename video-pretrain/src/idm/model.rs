@@ -85,7 +85,7 @@ impl<B: Backend> Idm<B> {
 }
 
 /// One hidden layer, `dropout(relu(lin(x)))`: one fused LibTorch operation on the LibTorch
-/// training backend (`policy::model::fused_libtorch`), burn's modules elsewhere.
+/// backends (`policy::model::fused_libtorch`), burn's modules elsewhere.
 fn hidden_layer<B: Backend>(lin: &Linear<B>, dropout: &Dropout, x: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "libtorch")]
     if let Some(y) = policy::model::fused_libtorch::linear_relu_dropout(lin, dropout.prob, &x) {
