@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 
 use burn::module::AutodiffModule;
-use burn::optim::AdamConfig;
 use burn::prelude::*;
 use policy::batch::{tensor, to_vec, HostObs};
 use policy::features::RawObs;
@@ -14,6 +13,7 @@ use policy::model::{ChunkPolicy, Discriminators, EditPolicy, FlowPolicy};
 use policy::online::expo::{on_the_fly, select_best, ExpoConfig, ExpoLearner};
 use policy::online::h2o::{discriminator_step, dynamics_ratio};
 use policy::online::OnlineLearner;
+use policy::train::adam::adam;
 use policy::train::data::HostBatch;
 use policy::{Cpu, CpuTrain, CriticConfig, PolicyConfig, PolicySpec};
 use rand::{Rng, SeedableRng};
@@ -67,7 +67,7 @@ fn trained_flow(spec: &PolicySpec) -> FlowPolicy<Cpu> {
     use burn::optim::{GradientsParams, Optimizer};
     let dev = Default::default();
     let mut base = flow_policy::<CpuTrain>(spec, &dev);
-    let mut optim = AdamConfig::new().init();
+    let mut optim = adam();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for step in 0..150 {
         let b = batch(spec, 32, step);
@@ -251,7 +251,7 @@ fn the_dynamics_ratio_is_one_on_identical_real_and_sim_data_and_small_when_sim_d
     let width = 5;
     for (shift, lo, hi) in [(0.0f32, 0.8f32, 1.25f32), (1.5, 0.0, 0.3)] {
         let mut disc = Discriminators::<CpuTrain>::new(width, chunk, 64, &dev);
-        let mut optim = AdamConfig::new().init();
+        let mut optim = adam();
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         for step in 0..300 {
             let b = real_and_sim(&batch(&spec, n, 100 + step), shift);

@@ -81,17 +81,36 @@ impl<B: Backend> ChunkCritic<B> {
         obs_features(&self.words, obs, image_features)
     }
 
-    /// Q-values `[B, K]` of `chunks` (`[B, H, D]`, normalised) from `features` (`[B, F]`).
+    /// Q-values `[n·m, K]` of `chunks` (`[n·m, H, D]`, normalised) from `features` (`[n, F]`):
+    /// chunk rows `i·m .. (i+1)·m` are `m` chunks scored in state `i` (`m` = 1: one chunk per
+    /// state). The observation part of each member's first layer is computed once per state
+    /// ([`Mlp::forward_grouped`]), so scoring many chunks per state (Cal-QL samples, EXPO's
+    /// candidates) costs little more than scoring the chunks alone.
+    ///
+    /// # Panics
+    /// When `n` does not divide the chunk rows.
     pub fn forward(&self, features: Tensor<B, 2>, chunks: Tensor<B, 3>) -> Tensor<B, 2> {
-        let [b, h, d] = chunks.dims();
-        let x = Tensor::cat(vec![features, chunks.reshape([b, h * d])], 1);
-        Tensor::cat(self.members.iter().map(|m| m.forward(x.clone())).collect(), 1)
+        let rows = flat_chunks(chunks);
+        Tensor::cat(self.members.iter().map(|m| m.forward_grouped(features.clone(), rows.clone())).collect(), 1)
     }
 
-    /// Q-values `[B, |members|]` of the listed ensemble `members` only (cheaper than all K).
+    /// Q-values `[n·m, |members|]` of the listed ensemble `members` only (cheaper than all K);
+    /// shapes as [`ChunkCritic::forward`].
     pub fn forward_members(&self, features: Tensor<B, 2>, chunks: Tensor<B, 3>, members: &[usize]) -> Tensor<B, 2> {
-        let [b, h, d] = chunks.dims();
-        let x = Tensor::cat(vec![features, chunks.reshape([b, h * d])], 1);
-        Tensor::cat(members.iter().filter_map(|&k| self.members.get(k)).map(|m| m.forward(x.clone())).collect(), 1)
+        let rows = flat_chunks(chunks);
+        Tensor::cat(
+            members
+                .iter()
+                .filter_map(|&k| self.members.get(k))
+                .map(|m| m.forward_grouped(features.clone(), rows.clone()))
+                .collect(),
+            1,
+        )
     }
+}
+
+/// `[B, H, D]` → `[B, H·D]`.
+fn flat_chunks<B: Backend>(chunks: Tensor<B, 3>) -> Tensor<B, 2> {
+    let [b, h, d] = chunks.dims();
+    chunks.reshape([b, h * d])
 }

@@ -1,5 +1,6 @@
 //! Fused layers of the LibTorch backends (the `libtorch` feature): a hidden layer of a LayerNorm
-//! MLP, `relu(layer_norm(x·W + b))` ([`linear_norm_relu`]); a hidden layer of a dropout MLP,
+//! MLP, `relu(layer_norm(x·W + b))` ([`linear_norm_relu`], and [`grouped_linear_norm_relu`] for
+//! inputs whose first features repeat over groups of rows); a hidden layer of a dropout MLP,
 //! `dropout(relu(x·W + b))` ([`linear_relu_dropout`]); a pre-norm transformer encoder layer
 //! ([`encoder_layer`]); and a stage of the image encoder, three convolutions with group norms
 //! and a skip ([`image_stage`]). Each is a single operation of burn's graph.
@@ -208,6 +209,42 @@ pub fn linear_norm_relu<B: Backend>(
     let hidden = lin.weight.dims()[1] as i64;
     fused(inputs, |t, _training| {
         t[2].addmm(&t[0], &t[1]).layer_norm([hidden], Some(&t[3]), Some(&t[4]), epsilon, true).relu()
+    })
+}
+
+/// [`linear_norm_relu`] of the rows `[shared_i, rows_r]` (`shared`: `[n, F]`, `rows`:
+/// `[n·m, C]`, row `r` in group `i = r / m`, F + C = the layer's input), `[n·m, hidden]`, as one
+/// LibTorch operation when `B` is a LibTorch backend and the layer has a bias and the norm a
+/// shift; `None` otherwise. The shared part of the product, `shared · W[..F]`, is computed once
+/// per group and broadcast over its `m` rows. The caller checks that `n` divides the rows.
+pub fn grouped_linear_norm_relu<B: Backend>(
+    lin: &Linear<B>,
+    norm: &LayerNorm<B>,
+    epsilon: f64,
+    shared: &Tensor<B, 2>,
+    rows: &Tensor<B, 2>,
+) -> Option<Tensor<B, 2>> {
+    if !is_libtorch::<B>() {
+        return None;
+    }
+    let [n, f] = shared.dims().map(|v| v as i64);
+    let [n_rows, c] = rows.dims().map(|v| v as i64);
+    let hidden = lin.weight.dims()[1] as i64;
+    let inputs = [
+        leaf(shared.clone())?,
+        leaf(rows.clone())?,
+        leaf(lin.weight.val())?,
+        leaf(lin.bias.as_ref()?.val())?,
+        leaf(norm.gamma.val())?,
+        leaf(norm.beta.as_ref()?.val())?,
+    ];
+    fused(inputs, |t, _training| {
+        let per_group = t[0].mm(&t[2].narrow(0, 0, f)).unsqueeze(1); // [n, 1, hidden]
+        let per_row = t[3].addmm(&t[1], &t[2].narrow(0, f, c)).view([n, n_rows / n, hidden]);
+        (per_row + per_group)
+            .view([n_rows, hidden])
+            .layer_norm([hidden], Some(&t[4]), Some(&t[5]), epsilon, true)
+            .relu()
     })
 }
 

@@ -84,6 +84,68 @@ impl<B: Backend> Mlp<B> {
         }
         self.out.forward(h)
     }
+
+    /// The MLP of the rows `[shared_i, rows_r]`, `[n·m, output]`, where `shared` (`[n, F]`)
+    /// holds the first F input features of each group of `m` consecutive rows of `rows`
+    /// (`[n·m, input − F]`): the same function as [`Mlp::forward`] of the repeated and
+    /// concatenated input, with the shared part of the first layer's product computed once per
+    /// group instead of once per row (and its input gradient likewise). A critic scoring `m`
+    /// chunks per state uses it with the observation features as `shared`.
+    ///
+    /// # Panics
+    /// When `n` does not divide the rows of `rows` or the widths do not add up to the input.
+    pub fn forward_grouped(&self, shared: Tensor<B, 2>, rows: Tensor<B, 2>) -> Tensor<B, 2> {
+        let ([n, f], [n_rows, c]) = (shared.dims(), rows.dims());
+        let m = if n_rows == n { 1 } else { n_rows / n.max(1) };
+        assert_eq!(n * m, n_rows, "forward_grouped: {n} groups do not divide {n_rows} rows");
+        let Some(first) = self.hidden.first().filter(|_| m > 1) else {
+            let repeated =
+                if m > 1 { shared.unsqueeze_dim::<3>(1).repeat_dim(1, m).reshape([n_rows, f]) } else { shared };
+            return self.forward(Tensor::cat(vec![repeated, rows], 1));
+        };
+        assert_eq!(f + c, first.weight.dims()[0], "forward_grouped: {f} + {c} features for the first layer");
+        let mut h = match self.norms.first() {
+            Some(norm) => grouped_linear_norm_relu(first, norm, shared, rows),
+            None => relu(grouped_linear(first, shared, rows)),
+        };
+        for (i, lin) in self.hidden.iter().enumerate().skip(1) {
+            h = match self.norms.get(i) {
+                Some(norm) => linear_norm_relu(lin, norm, h),
+                None => relu(lin.forward(h)),
+            };
+        }
+        self.out.forward(h)
+    }
+}
+
+/// `lin` of the rows `[shared_i, rows_r]` (see [`Mlp::forward_grouped`]), `[n·m, out]`.
+fn grouped_linear<B: Backend>(lin: &Linear<B>, shared: Tensor<B, 2>, rows: Tensor<B, 2>) -> Tensor<B, 2> {
+    let ([n, f], [n_rows, c]) = (shared.dims(), rows.dims());
+    let w = lin.weight.val();
+    let out = w.dims()[1];
+    let per_group = shared.matmul(w.clone().narrow(0, 0, f)).unsqueeze_dim::<3>(1); // [n, 1, out]
+    let per_row = rows.matmul(w.narrow(0, f, c)).reshape([n, n_rows / n, out]);
+    let h = (per_row + per_group).reshape([n_rows, out]);
+    match &lin.bias {
+        Some(b) => h + b.val().unsqueeze_dim(0),
+        None => h,
+    }
+}
+
+/// `relu(norm(lin(·)))` of the rows `[shared_i, rows_r]` (see [`Mlp::forward_grouped`]).
+fn grouped_linear_norm_relu<B: Backend>(
+    lin: &Linear<B>,
+    norm: &LayerNorm<B>,
+    shared: Tensor<B, 2>,
+    rows: Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    #[cfg(feature = "libtorch")]
+    if let Some(y) =
+        crate::model::fused_libtorch::grouped_linear_norm_relu(lin, norm, LAYER_NORM_EPSILON, &shared, &rows)
+    {
+        return y;
+    }
+    relu(norm.forward(grouped_linear(lin, shared, rows)))
 }
 
 /// `relu(norm(lin(x)))`, `[B, in]` → `[B, hidden]`: one fused operation on the LibTorch
@@ -113,6 +175,68 @@ mod tests {
         mlp.out.forward(h)
     }
 
+    /// `forward_grouped` against `forward` of the repeated and concatenated input, in value and
+    /// in every gradient (both inputs and the first layer's weight), with and without LayerNorm,
+    /// on `B`.
+    fn grouped_rows_match_the_repeated_input<B: burn::tensor::backend::AutodiffBackend>() {
+        let dev = Default::default();
+        let (n, m, f, c) = (5, 7, 4, 9);
+        let shared = Tensor::<B, 2>::random([n, f], Distribution::Normal(0.0, 1.0), &dev);
+        let rows = Tensor::<B, 2>::random([n * m, c], Distribution::Normal(0.0, 1.0), &dev);
+        let target = Tensor::<B, 2>::random([n * m, 2], Distribution::Normal(0.0, 1.0), &dev);
+        for norm in [true, false] {
+            let config = MlpConfig::new(f + c, 16, 2, 2);
+            let mlp = if norm { config.with_layer_norm() } else { config }.init::<B>(&dev);
+            let run = |grouped: bool| {
+                let (s, r) = (shared.clone().require_grad(), rows.clone().require_grad());
+                let y = if grouped {
+                    mlp.forward_grouped(s.clone(), r.clone())
+                } else {
+                    let repeated = s.clone().unsqueeze_dim::<3>(1).repeat_dim(1, m).reshape([n * m, f]);
+                    mlp.forward(Tensor::cat(vec![repeated, r.clone()], 1))
+                };
+                let grads = (y.clone() - target.clone()).powf_scalar(2.0).sum().backward();
+                let flat = |d: burn::tensor::TensorData| d.to_vec::<f32>().unwrap();
+                vec![
+                    flat(y.into_data()),
+                    flat(s.grad(&grads).expect("∂shared").into_data()),
+                    flat(r.grad(&grads).expect("∂rows").into_data()),
+                    flat(mlp.hidden[0].weight.grad(&grads).expect("∂W1").into_data()),
+                ]
+            };
+            let (grouped, reference) = (run(true), run(false));
+            for (k, (a, b)) in grouped.iter().zip(&reference).enumerate() {
+                assert_eq!(a.len(), b.len(), "tensor {k}, norm {norm}");
+                let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+                assert!(worst <= 1e-4 * scale, "tensor {k}, norm {norm}: differs by {worst} (scale {scale})");
+                assert!(a.iter().any(|v| v.abs() > 1e-4), "tensor {k}, norm {norm} is zero");
+            }
+        }
+        // An MLP without hidden layers takes the plain path.
+        let mlp = MlpConfig::new(f + c, 16, 0, 2).init::<B>(&dev);
+        assert_eq!(mlp.forward_grouped(shared, rows).dims(), [n * m, 2]);
+    }
+
+    #[test]
+    fn grouped_rows_give_the_values_and_gradients_of_the_repeated_input_on_libtorch() {
+        grouped_rows_match_the_repeated_input::<LibTorchTrain>();
+    }
+
+    #[test]
+    fn grouped_rows_give_the_values_and_gradients_of_the_repeated_input_on_flex() {
+        grouped_rows_match_the_repeated_input::<crate::CpuTrain>();
+    }
+
+    #[test]
+    #[should_panic(expected = "do not divide")]
+    fn grouped_rows_that_do_not_fill_the_groups_are_refused() {
+        let dev = Default::default();
+        let mlp = MlpConfig::new(6, 8, 1, 1).init::<LibTorchTrain>(&dev);
+        let shared = Tensor::<LibTorchTrain, 2>::zeros([3, 2], &dev);
+        let _ = mlp.forward_grouped(shared, Tensor::zeros([7, 4], &dev));
+    }
+
     #[test]
     fn the_fused_libtorch_layer_matches_burns_modules_in_value_and_gradient() {
         let dev = Default::default();
@@ -124,7 +248,8 @@ mod tests {
             let y = if fused { mlp.forward(x.clone()) } else { unfused(&mlp, x.clone()) };
             let grads = (y.clone() - target.clone()).powf_scalar(2.0).sum().backward();
             let g = |t: Option<Tensor<crate::LibTorch, 2>>| t.expect("a gradient").into_data().to_vec::<f32>().unwrap();
-            let g1 = |t: Option<Tensor<crate::LibTorch, 1>>| t.expect("a gradient").into_data().to_vec::<f32>().unwrap();
+            let g1 =
+                |t: Option<Tensor<crate::LibTorch, 1>>| t.expect("a gradient").into_data().to_vec::<f32>().unwrap();
             let mut out = vec![y.into_data().to_vec::<f32>().unwrap(), g(x.grad(&grads))];
             for (lin, norm) in mlp.hidden.iter().zip(&mlp.norms) {
                 out.push(g(lin.weight.grad(&grads)));

@@ -26,8 +26,7 @@
 use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::index::sample;
@@ -49,6 +48,7 @@ use crate::online::collect::{ActMode, ChunkActor};
 use crate::online::temperature::Temperature;
 use crate::online::OnlineLearner;
 use crate::spec::PolicySpec;
+use crate::train::adam::{adam, AdamOptimizer};
 use crate::train::bc::targets;
 use crate::train::co_rft::{td_target, CRITIC_STEM};
 use crate::train::data::HostBatch;
@@ -166,12 +166,6 @@ pub fn on_the_fly<B: Backend>(
     select_best(candidates, q, 2 * n)
 }
 
-/// Observation features of `obs` repeated `times` per row, `[B·times, F]`.
-fn repeat_rows<B: Backend>(x: Tensor<B, 2>, times: usize) -> Tensor<B, 2> {
-    let [b, f] = x.dims();
-    x.unsqueeze_dim::<3>(1).repeat_dim(1, times).reshape([b * times, f])
-}
-
 /// A random subset of `size` (at least 1) of `k` critics.
 fn subset(rng: &mut impl Rng, k: usize, size: usize) -> Vec<usize> {
     sample(rng, k, size.clamp(1, k.max(1))).into_vec()
@@ -185,10 +179,10 @@ pub struct ExpoLearner<B: AutodiffBackend> {
     critic: ChunkCritic<B>,
     target: ChunkCritic<B::InnerBackend>,
     temperature: Temperature<B>,
-    base_optim: OptimizerAdaptor<Adam, FlowPolicy<B>, B>,
-    edit_optim: OptimizerAdaptor<Adam, EditPolicy<B>, B>,
-    critic_optim: OptimizerAdaptor<Adam, ChunkCritic<B>, B>,
-    alpha_optim: OptimizerAdaptor<Adam, Temperature<B>, B>,
+    base_optim: AdamOptimizer<FlowPolicy<B>, B>,
+    edit_optim: AdamOptimizer<EditPolicy<B>, B>,
+    critic_optim: AdamOptimizer<ChunkCritic<B>, B>,
+    alpha_optim: AdamOptimizer<Temperature<B>, B>,
     spec: PolicySpec,
     rl: ExpoConfig,
     device: B::Device,
@@ -205,10 +199,10 @@ impl<B: AutodiffBackend> ExpoLearner<B> {
             target: critic.valid(),
             critic,
             temperature: Temperature::new(rl.init_alpha, device),
-            base_optim: AdamConfig::new().init(),
-            edit_optim: AdamConfig::new().init(),
-            critic_optim: AdamConfig::new().init(),
-            alpha_optim: AdamConfig::new().init(),
+            base_optim: adam(),
+            edit_optim: adam(),
+            critic_optim: adam(),
+            alpha_optim: adam(),
             spec: spec.clone(),
             rl: rl.clone(),
             device: device.clone(),
@@ -281,9 +275,8 @@ impl<B: Backend> ExpoActor<B> {
         let critic_feat = self.critic.features(obs, image.clone());
         let edit_feat = self.edit.features(obs, image);
         let members = subset(&mut self.rng, self.critic.ensemble(), self.rl.target_subset);
-        let per = 2 * self.rl.samples.max(1);
         let critic = &self.critic;
-        let score = |c: Tensor<B, 3>| critic.forward_members(repeat_rows(critic_feat.clone(), per), c, &members);
+        let score = |c: Tensor<B, 3>| critic.forward_members(critic_feat.clone(), c, &members);
         let explore = mode == ActMode::Explore;
         on_the_fly(
             &self.base,
@@ -324,10 +317,8 @@ impl<B: AutodiffBackend> OnlineLearner<B> for ExpoLearner<B> {
         let image = self.base_ema.trunk.image_features(&next);
         let target_feat = self.target.features(&next, image.clone());
         let members = subset(rng, k, self.rl.target_subset);
-        let per = 2 * self.rl.samples.max(1);
         let target = &self.target;
-        let score =
-            |c: Tensor<B::InnerBackend, 3>| target.forward_members(repeat_rows(target_feat.clone(), per), c, &members);
+        let score = |c: Tensor<B::InnerBackend, 3>| target.forward_members(target_feat.clone(), c, &members);
         let edit_feat = edit.features(&next, image);
         let (_, value) =
             on_the_fly(&self.base_ema, &edit, &next, edit_feat, self.rl.samples, self.rl.beta, true, rng, &score);

@@ -16,8 +16,7 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand_chacha::ChaCha8Rng;
@@ -30,6 +29,7 @@ use crate::model::Discriminators;
 use crate::online::collect::ChunkActor;
 use crate::online::sac::{SacConfig, SacLearner};
 use crate::online::OnlineLearner;
+use crate::train::adam::{adam, AdamOptimizer};
 use crate::train::data::HostBatch;
 
 /// H2O hyperparameters.
@@ -110,7 +110,7 @@ fn inputs<B: Backend>(
 #[allow(clippy::too_many_arguments)]
 pub fn discriminator_step<B: AutodiffBackend>(
     disc: Discriminators<B>,
-    optim: &mut OptimizerAdaptor<Adam, Discriminators<B>, B>,
+    optim: &mut AdamOptimizer<Discriminators<B>, B>,
     batch: &HostBatch,
     offline: usize,
     chunk: usize,
@@ -147,7 +147,7 @@ pub fn dynamics_ratio<B: Backend>(
 pub struct H2oLearner<B: AutodiffBackend> {
     sac: SacLearner<B>,
     disc: Discriminators<B>,
-    disc_optim: OptimizerAdaptor<Adam, Discriminators<B>, B>,
+    disc_optim: AdamOptimizer<Discriminators<B>, B>,
     cfg: H2oConfig,
     chunk: usize,
     device: B::Device,
@@ -159,7 +159,7 @@ impl<B: AutodiffBackend> H2oLearner<B> {
         H2oLearner {
             sac,
             disc: Discriminators::new(state_width, chunk, cfg.disc_hidden, device),
-            disc_optim: AdamConfig::new().init(),
+            disc_optim: adam(),
             cfg: cfg.clone(),
             chunk,
             device: device.clone(),

@@ -17,8 +17,7 @@
 use std::path::Path;
 
 use burn::module::{AutodiffModule, Param};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::index::sample;
@@ -38,6 +37,7 @@ use crate::online::collect::{ActMode, ChunkActor};
 use crate::online::temperature::Temperature;
 use crate::online::OnlineLearner;
 use crate::spec::PolicySpec;
+use crate::train::adam::{adam, AdamOptimizer};
 use crate::train::bc::targets;
 use crate::train::co_rft::{td_target, CRITIC_STEM};
 use crate::train::data::HostBatch;
@@ -129,9 +129,9 @@ pub struct SacLearner<B: AutodiffBackend> {
     critic: ChunkCritic<B>,
     target: ChunkCritic<B::InnerBackend>,
     temperature: Temperature<B>,
-    actor_optim: OptimizerAdaptor<Adam, GaussianChunkPolicy<B>, B>,
-    critic_optim: OptimizerAdaptor<Adam, ChunkCritic<B>, B>,
-    alpha_optim: OptimizerAdaptor<Adam, Temperature<B>, B>,
+    actor_optim: AdamOptimizer<GaussianChunkPolicy<B>, B>,
+    critic_optim: AdamOptimizer<ChunkCritic<B>, B>,
+    alpha_optim: AdamOptimizer<Temperature<B>, B>,
     spec: PolicySpec,
     rl: SacConfig,
     device: B::Device,
@@ -146,9 +146,9 @@ impl<B: AutodiffBackend> SacLearner<B> {
             target: critic.valid(),
             critic,
             temperature: Temperature::new(rl.init_alpha, device),
-            actor_optim: AdamConfig::new().init(),
-            critic_optim: AdamConfig::new().init(),
-            alpha_optim: AdamConfig::new().init(),
+            actor_optim: adam(),
+            critic_optim: adam(),
+            alpha_optim: adam(),
             spec: spec.clone(),
             rl: rl.clone(),
             device: device.clone(),

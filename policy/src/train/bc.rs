@@ -11,8 +11,7 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
@@ -23,6 +22,7 @@ use crate::config::PolicyConfig;
 use crate::error::{PolicyError, Result};
 use crate::inference::MODEL_STEM;
 use crate::model::ChunkPolicy;
+use crate::train::adam::{adam, AdamOptimizer};
 use crate::train::data::HostBatch;
 use crate::train::Learner;
 
@@ -52,7 +52,7 @@ pub fn targets<B: Backend>(batch: &HostBatch, h: usize, d: usize, device: &B::De
 
 /// Saves an optimiser's state to `dir/<stem>.mpk`.
 pub fn save_optim<B: AutodiffBackend, M: AutodiffModule<B>>(
-    optim: &OptimizerAdaptor<Adam, M, B>,
+    optim: &AdamOptimizer<M, B>,
     dir: &Path,
     stem: &str,
 ) -> Result<()> {
@@ -64,11 +64,11 @@ pub fn save_optim<B: AutodiffBackend, M: AutodiffModule<B>>(
 
 /// Loads an optimiser's state from `dir/<stem>.mpk`.
 pub fn load_optim<B: AutodiffBackend, M: AutodiffModule<B>>(
-    optim: OptimizerAdaptor<Adam, M, B>,
+    optim: AdamOptimizer<M, B>,
     dir: &Path,
     stem: &str,
     device: &B::Device,
-) -> Result<OptimizerAdaptor<Adam, M, B>> {
+) -> Result<AdamOptimizer<M, B>> {
     let path = dir.join(stem);
     let record = recorder()
         .load(path.clone(), device)
@@ -81,7 +81,7 @@ pub struct BcLearner<B: AutodiffBackend> {
     /// The policy being trained.
     pub model: ChunkPolicy<B>,
     config: PolicyConfig,
-    optim: OptimizerAdaptor<Adam, ChunkPolicy<B>, B>,
+    optim: AdamOptimizer<ChunkPolicy<B>, B>,
     lr: f64,
     device: B::Device,
 }
@@ -89,7 +89,7 @@ pub struct BcLearner<B: AutodiffBackend> {
 impl<B: AutodiffBackend> BcLearner<B> {
     /// Starts from `model` (built from `config`) with learning rate `lr`.
     pub fn new(model: ChunkPolicy<B>, config: &PolicyConfig, lr: f64, device: &B::Device) -> BcLearner<B> {
-        BcLearner { model, config: config.clone(), optim: AdamConfig::new().init(), lr, device: device.clone() }
+        BcLearner { model, config: config.clone(), optim: adam(), lr, device: device.clone() }
     }
 }
 

@@ -41,8 +41,7 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::index::sample;
@@ -57,6 +56,7 @@ use crate::error::Result;
 use crate::gaussian::normal;
 use crate::inference::MODEL_STEM;
 use crate::model::{ChunkCritic, ChunkPolicy, ObsBatch};
+use crate::train::adam::{adam, AdamOptimizer};
 use crate::train::bc::{chunk_mse, load_optim, save_optim, targets};
 use crate::train::data::HostBatch;
 use crate::train::ema::soft_update;
@@ -158,8 +158,8 @@ pub struct CoRftLearner<B: AutodiffBackend> {
     /// The critic ensemble.
     pub critic: ChunkCritic<B>,
     target: ChunkCritic<B::InnerBackend>,
-    policy_optim: OptimizerAdaptor<Adam, ChunkPolicy<B>, B>,
-    critic_optim: OptimizerAdaptor<Adam, ChunkCritic<B>, B>,
+    policy_optim: AdamOptimizer<ChunkPolicy<B>, B>,
+    critic_optim: AdamOptimizer<ChunkCritic<B>, B>,
     config: PolicyConfig,
     rl: CoRftConfig,
     seed: u64,
@@ -174,8 +174,8 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
             target: critic.valid(),
             critic,
             policy,
-            policy_optim: AdamConfig::new().init(),
-            critic_optim: AdamConfig::new().init(),
+            policy_optim: adam(),
+            critic_optim: adam(),
             config: config.clone(),
             rl: rl.clone(),
             seed,
@@ -211,9 +211,7 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         let (data_chunks, _) = targets::<B>(batch, h, d, dev);
         let all = Tensor::cat(vec![data_chunks.unsqueeze_dim::<4>(1), Tensor::from_inner(chunks)], 1); // [n, 1+3N, h, d]
         let m = 1 + 3 * ns;
-        let f = feat.dims()[1];
-        let feat_rep = feat.unsqueeze_dim::<3>(1).repeat_dim(1, m).reshape([n * m, f]);
-        let q = self.critic.forward(feat_rep, all.reshape([n * m, h, d])).reshape([n, m, k]).swap_dims(1, 2); // [n, k, m]
+        let q = self.critic.forward(feat, all.reshape([n * m, h, d])).reshape([n, m, k]).swap_dims(1, 2); // [n, k, m]
         let q_data = q.clone().narrow(2, 0, 1).squeeze_dim::<2>(2); // [n, k]
         let td = (q_data.clone() - y).powf_scalar(2.0).mean();
 

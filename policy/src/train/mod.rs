@@ -2,6 +2,7 @@
 //! ([`run`]): batches from a prefetch thread, an update, metrics to `metrics.jsonl` and a progress
 //! bar, periodic evaluation in the sim with the best policy kept, and resumable checkpoints.
 
+pub mod adam;
 pub mod backend_rng;
 pub mod bc;
 pub mod co_rft;

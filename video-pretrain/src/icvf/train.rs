@@ -10,8 +10,7 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use policy::train::backend_rng::{seeded, step_seed};
@@ -22,6 +21,7 @@ use super::loss::{icvf_loss, IcvfStats, IcvfTerms};
 use super::model::{Icvf, IcvfConfig};
 use super::sampling::{GoalMix, IcvfIndices, IcvfSampler};
 use crate::store::FrameStore;
+use policy::train::adam::{adam, AdamOptimizer};
 
 /// File stem of the whole network.
 pub const MODEL_STEM: &str = "icvf";
@@ -156,7 +156,7 @@ pub struct IcvfLearner<B: AutodiffBackend> {
     /// The online network.
     pub model: Icvf<B>,
     target: Icvf<B::InnerBackend>,
-    optim: OptimizerAdaptor<Adam, Icvf<B>, B>,
+    optim: AdamOptimizer<Icvf<B>, B>,
     cfg: IcvfTrainConfig,
     device: B::Device,
 }
@@ -166,13 +166,7 @@ impl<B: AutodiffBackend> IcvfLearner<B> {
     /// [`seeded`] around this call) with its target equal to it.
     pub fn new(model_cfg: &IcvfConfig, cfg: &IcvfTrainConfig, device: &B::Device) -> IcvfLearner<B> {
         let model: Icvf<B> = model_cfg.init(device);
-        IcvfLearner {
-            target: model.valid(),
-            model,
-            optim: AdamConfig::new().init(),
-            cfg: cfg.clone(),
-            device: device.clone(),
-        }
+        IcvfLearner { target: model.valid(), model, optim: adam(), cfg: cfg.clone(), device: device.clone() }
     }
 
     /// One update on the frames `ix` of `store`: loss, Adam step, θ̄ ← (1 − τ)θ̄ + τθ. Returns

@@ -8,8 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use dataset::Dataset;
@@ -20,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{choose_labelled, episode_returns, fit_normalizer, inputs, split_validation, targets, IdmNormalizer};
 use super::model::{tanh_gaussian_nll, Idm, IdmConfig};
+use policy::train::adam::{adam, AdamOptimizer};
 
 /// File stem of the weights.
 pub const MODEL_STEM: &str = "idm";
@@ -174,7 +174,7 @@ pub struct IdmLearner<B: AutodiffBackend> {
     /// The network.
     pub model: Idm<B>,
     config: IdmConfig,
-    optim: OptimizerAdaptor<Adam, Idm<B>, B>,
+    optim: AdamOptimizer<Idm<B>, B>,
     lr: f64,
     device: B::Device,
 }
@@ -183,13 +183,7 @@ impl<B: AutodiffBackend> IdmLearner<B> {
     /// A freshly initialised network (drawn from the backend generator: seed it with
     /// [`seeded`] around this call), trained with Adam at `lr`.
     pub fn new(config: &IdmConfig, lr: f64, device: &B::Device) -> IdmLearner<B> {
-        IdmLearner {
-            model: config.init(device),
-            config: config.clone(),
-            optim: AdamConfig::new().init(),
-            lr,
-            device: device.clone(),
-        }
+        IdmLearner { model: config.init(device), config: config.clone(), optim: adam(), lr, device: device.clone() }
     }
 
     /// One Adam step on the NLL of targets `y` (`[n, action_dim]`, model units) given inputs `x`
