@@ -1,6 +1,7 @@
 //! Fused layers of the LibTorch backends (the `libtorch` feature): a hidden layer of a LayerNorm
 //! MLP, `relu(layer_norm(x·W + b))` ([`linear_norm_relu`], and [`grouped_linear_norm_relu`] for
-//! inputs whose first features repeat over groups of rows); a hidden layer of a dropout MLP,
+//! inputs whose first features repeat over groups of rows); a linear layer, `x·W + b`
+//! ([`linear`]); a hidden layer of a dropout MLP,
 //! `dropout(relu(x·W + b))` ([`linear_relu_dropout`]); a pre-norm transformer encoder layer
 //! ([`encoder_layer`]); and a stage of the image encoder, three convolutions with group norms
 //! and a skip ([`image_stage`]). Each is a single operation of burn's graph.
@@ -319,6 +320,18 @@ pub fn linear_relu_dropout<B: Backend>(lin: &Linear<B>, p_drop: f64, x: &Tensor<
             y
         }
     })
+}
+
+/// `lin(x) = x·W + b` as one LibTorch operation (`addmm`: the bias enters the product's
+/// accumulator, where burn adds it in a pass of its own and sums its gradient in another) when
+/// `B` is a LibTorch backend and the layer has a bias; `None` otherwise. `x`: `[B, in]`;
+/// output `[B, out]`.
+pub fn linear<B: Backend>(lin: &Linear<B>, x: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+    if !is_libtorch::<B>() {
+        return None;
+    }
+    let inputs = [leaf(x.clone())?, leaf(lin.weight.val())?, leaf(lin.bias.as_ref()?.val())?];
+    fused(inputs, |t, _training| t[2].addmm(&t[0], &t[1]))
 }
 
 /// A convolution's weight and bias, and its stride, padding (symmetric only) and dilation.

@@ -79,10 +79,10 @@ impl<B: Backend> Mlp<B> {
         for (i, lin) in self.hidden.iter().enumerate() {
             h = match self.norms.get(i) {
                 Some(norm) => linear_norm_relu(lin, norm, h),
-                None => relu(lin.forward(h)),
+                None => linear_relu(lin, h),
             };
         }
-        self.out.forward(h)
+        linear(&self.out, h)
     }
 
     /// The MLP of the rows `[shared_i, rows_r]`, `[n·m, output]`, where `shared` (`[n, F]`)
@@ -111,10 +111,10 @@ impl<B: Backend> Mlp<B> {
         for (i, lin) in self.hidden.iter().enumerate().skip(1) {
             h = match self.norms.get(i) {
                 Some(norm) => linear_norm_relu(lin, norm, h),
-                None => relu(lin.forward(h)),
+                None => linear_relu(lin, h),
             };
         }
-        self.out.forward(h)
+        linear(&self.out, h)
     }
 }
 
@@ -148,6 +148,26 @@ fn grouped_linear_norm_relu<B: Backend>(
     relu(norm.forward(grouped_linear(lin, shared, rows)))
 }
 
+/// `lin(x)`, `[B, in]` → `[B, out]`: one fused operation on the LibTorch backends
+/// (`model::fused_libtorch`), burn's module elsewhere.
+pub fn linear<B: Backend>(lin: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "libtorch")]
+    if let Some(y) = crate::model::fused_libtorch::linear(lin, &x) {
+        return y;
+    }
+    lin.forward(x)
+}
+
+/// `relu(lin(x))`, `[B, in]` → `[B, out]`: one fused operation on the LibTorch backends,
+/// burn's module elsewhere.
+pub fn linear_relu<B: Backend>(lin: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "libtorch")]
+    if let Some(y) = crate::model::fused_libtorch::linear_relu_dropout(lin, 0.0, &x) {
+        return y;
+    }
+    relu(lin.forward(x))
+}
+
 /// `relu(norm(lin(x)))`, `[B, in]` → `[B, hidden]`: one fused operation on the LibTorch
 /// backends (`model::fused_libtorch`), burn's modules elsewhere. `norm` must have been built
 /// with ε = [`LAYER_NORM_EPSILON`].
@@ -173,6 +193,47 @@ mod tests {
             h = relu(norm.forward(lin.forward(h)));
         }
         mlp.out.forward(h)
+    }
+
+    /// The MLP without LayerNorm (fused `relu(x·W + b)` hidden layers and a fused `addmm`
+    /// output on LibTorch) against burn's modules, in value and gradient.
+    #[test]
+    fn the_fused_plain_mlp_matches_burns_modules_in_value_and_gradient() {
+        let dev = Default::default();
+        let mlp = MlpConfig::new(12, 32, 2, 3).init::<LibTorchTrain>(&dev);
+        let x = Tensor::<LibTorchTrain, 2>::random([16, 12], Distribution::Normal(0.0, 1.0), &dev);
+        let target = Tensor::<LibTorchTrain, 2>::random([16, 3], Distribution::Normal(0.0, 1.0), &dev);
+        // The LibTorch training backend takes the fused path (else this compares burn with itself).
+        assert!(crate::model::fused_libtorch::linear(&mlp.hidden[0], &x).is_some());
+        let run = |fused: bool| {
+            let x = x.clone().require_grad();
+            let y = if fused {
+                mlp.forward(x.clone())
+            } else {
+                let mut h = x.clone();
+                for lin in &mlp.hidden {
+                    h = relu(lin.forward(h));
+                }
+                mlp.out.forward(h)
+            };
+            let grads = (y.clone() - target.clone()).powf_scalar(2.0).sum().backward();
+            let flat = |d: burn::tensor::TensorData| d.to_vec::<f32>().unwrap();
+            let mut out = vec![flat(y.into_data()), flat(x.grad(&grads).expect("∂x").into_data())];
+            for lin in mlp.hidden.iter().chain([&mlp.out]) {
+                out.push(flat(lin.weight.grad(&grads).expect("∂W").into_data()));
+                out.push(flat(lin.bias.as_ref().and_then(|b| b.grad(&grads)).expect("∂b").into_data()));
+            }
+            out
+        };
+        let (fused, reference) = (run(true), run(false));
+        assert_eq!(fused.len(), 8);
+        for (k, (a, b)) in fused.iter().zip(&reference).enumerate() {
+            assert_eq!(a.len(), b.len(), "tensor {k}");
+            let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(worst <= 1e-4 * scale, "tensor {k}: differs by {worst} (scale {scale})");
+            assert!(a.iter().any(|v| v.abs() > 1e-4), "tensor {k} is zero");
+        }
     }
 
     /// `forward_grouped` against `forward` of the repeated and concatenated input, in value and
