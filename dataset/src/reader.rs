@@ -11,7 +11,7 @@ use crate::episodes::{read_episode_listing, read_episodes_v2, read_tasks, Episod
 use crate::error::{DatasetError, Result};
 use crate::info::{DatasetInfo, Layout};
 use crate::table::{read_parquet, Column, Table};
-use crate::writer::{ACTION, DONE, ENV_STATE, PROXY, REWARD, STATE, SUCCESS};
+use crate::writer::{ACTION, DONE, ENV_STATE, PROXY, REWARD, STATE, SUCCESS, TRUNCATED};
 
 /// LeRobot's tolerance between a frame's timestamp and its video pts, s.
 pub const TIMESTAMP_TOLERANCE_S: f64 = 1e-4;
@@ -25,17 +25,27 @@ pub struct ActionWindow {
     pub mask: Vec<bool>,
 }
 
-/// An n-step transition summary from frame `i`.
+/// An n-step return from frame `i`: `discounted_reward + discount · V(s_next)`.
+///
+/// Inside an episode, `steps` = n rewards and `next` = `i + n` with `discount` γⁿ. A
+/// termination inside the window ends the sum there, without bootstrap (`next` `None`,
+/// `discount` 0). A truncation (time limit, recording stopped) bootstraps: the observation
+/// after the episode's last frame L is not stored, so the sum stops before L's reward and
+/// bootstraps from frame L itself (`steps` = L − i rewards, `discount` γ^(L−i): exact); from L
+/// itself, the sum is r_L and the bootstrap γ·V(s_L) stands in for γ·V(s_{L+1}) (the one
+/// approximation: a control step moves the arm a few millimetres).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NStep {
     /// Σ_{k<steps} γ^k r_{i+k}.
     pub discounted_reward: f64,
-    /// Steps actually taken (≤ n; fewer when the episode ends).
+    /// Rewards summed (≤ n).
     pub steps: usize,
-    /// Whether the episode ended within those steps (then there is no bootstrap).
-    pub done: bool,
-    /// Frame to bootstrap from (`i + steps`), when not done.
+    /// Whether the window ends in a termination (then there is no bootstrap).
+    pub terminal: bool,
+    /// Frame to bootstrap from, unless terminal.
     pub next: Option<usize>,
+    /// Weight of the bootstrap value (0 when terminal).
+    pub discount: f64,
 }
 
 /// A dataset loaded for reading. Frames are addressed by their global `index` (0…len).
@@ -52,6 +62,7 @@ pub struct Dataset {
     env_state: Vec<f32>,
     reward: Vec<f32>,
     done: Vec<bool>,
+    truncated: Vec<bool>,
     success: Vec<bool>,
     task_index: Vec<i64>,
     frame_index: Vec<u32>,
@@ -102,6 +113,7 @@ impl Dataset {
             env_state: Vec::new(),
             reward: vec![0.0; total],
             done: vec![false; total],
+            truncated: vec![false; total],
             success: vec![false; total],
             task_index: vec![0; total],
             frame_index: vec![0; total],
@@ -139,6 +151,7 @@ impl Dataset {
             }
             let reward = t.get(REWARD).and_then(Column::as_f64);
             let done = t.get(DONE).and_then(Column::as_bool);
+            let truncated = t.get(TRUNCATED).and_then(Column::as_bool);
             let success = t.get(SUCCESS).and_then(Column::as_bool);
             let task = t.get("task_index").and_then(Column::as_i64);
             if let Some(task) = &task {
@@ -160,6 +173,12 @@ impl Dataset {
                 ds.reward[g] = reward.as_ref().map_or(0.0, |v| v[r] as f32);
                 ds.done[g] = done.as_ref().is_some_and(|v| v[r]);
                 ds.success[g] = success.as_ref().is_some_and(|v| v[r]);
+                // Without `next.truncated` (LeRobot's own datasets, Armstack's before it): an
+                // episode end is a termination where the task succeeded, else a truncation.
+                ds.truncated[g] = match &truncated {
+                    Some(v) => v[r],
+                    None => ds.done[g] && !ds.success[g],
+                };
                 ds.task_index[g] = task.as_ref().map_or(0, |v| v[r]);
                 ds.proxy[g] = proxy.as_ref().is_some_and(|v| v[r]);
             }
@@ -178,9 +197,14 @@ impl Dataset {
                 ds.frame_index[g as usize] = k as u32;
                 ds.episode_pos[g as usize] = pos as u32;
             }
-            // Datasets without next.done still mark episode ends for n-step targets.
+            // Every episode ends: datasets without next.done still mark episode ends for n-step
+            // targets, and an end not marked done (a recording cut short) is a truncation.
             if e.to_index > e.from_index {
-                ds.done[e.to_index as usize - 1] = true;
+                let last = e.to_index as usize - 1;
+                if !ds.done[last] {
+                    ds.truncated[last] = true;
+                }
+                ds.done[last] = true;
             }
         }
         Ok(ds)
@@ -263,9 +287,18 @@ impl Dataset {
     pub fn reward(&self, i: usize) -> f32 {
         self.reward[i]
     }
-    /// Whether the episode ends after frame `i`.
+    /// Whether the episode ends after frame `i` (terminated or truncated).
     pub fn done(&self, i: usize) -> bool {
         self.done[i]
+    }
+    /// Whether the episode was cut after frame `i` without reaching a terminal state (`next.truncated`;
+    /// see [`crate::writer::TRUNCATED`] for datasets without the column).
+    pub fn truncated(&self, i: usize) -> bool {
+        self.truncated[i]
+    }
+    /// Whether the episode terminated after frame `i`: done and not truncated (the value after it is 0).
+    pub fn terminal(&self, i: usize) -> bool {
+        self.done[i] && !self.truncated[i]
     }
     /// `next.success` of frame `i`.
     pub fn success(&self, i: usize) -> bool {
@@ -303,23 +336,29 @@ impl Dataset {
         ActionWindow { values, mask }
     }
 
-    /// n-step discounted reward from frame `i`, stopping at the episode end.
+    /// The n-step return from frame `i` and its bootstrap (see [`NStep`]).
     pub fn n_step(&self, i: usize, n: usize, gamma: f64) -> NStep {
         let end = self.episode_of(i).to_index as usize;
+        let last = end - 1;
+        // Rewards of frames i .. i+steps; a truncated end stops before the last frame's reward
+        // (the bootstrap from it covers that reward) unless i is the last frame.
+        let reach = (i + n).min(end);
         let mut sum = 0.0;
         let mut discount = 1.0;
-        let mut steps = 0;
-        let mut done = false;
-        while steps < n && i + steps < end {
-            sum += discount * f64::from(self.reward[i + steps]);
+        for k in i..reach {
+            if k == last && reach == end && k > i && !self.terminal(k) {
+                return NStep { discounted_reward: sum, steps: k - i, terminal: false, next: Some(last), discount };
+            }
+            sum += discount * f64::from(self.reward[k]);
             discount *= gamma;
-            done = self.done[i + steps];
-            steps += 1;
-            if done {
-                break;
+            if self.terminal(k) {
+                return NStep { discounted_reward: sum, steps: k + 1 - i, terminal: true, next: None, discount: 0.0 };
             }
         }
-        NStep { discounted_reward: sum, steps, done, next: (!done).then_some(i + steps) }
+        // A full window inside the episode bootstraps from i + n; the last frame of a truncated
+        // episode from itself.
+        let next = if reach < end { reach } else { last };
+        NStep { discounted_reward: sum, steps: reach - i, terminal: false, next: Some(next), discount }
     }
 
     /// Path of the video file and the timestamp in it of camera `key` at frame `i`.
@@ -407,10 +446,9 @@ impl Dataset {
     /// Camera `key` at frame `i` as RGB8 from the frame cache ([`Dataset::load_frame_cache`]).
     pub fn image(&self, i: usize, key: &str) -> Result<&[u8]> {
         let (path, t) = self.video_location(i, key)?;
-        let video = self
-            .cache
-            .get(&path)
-            .ok_or_else(|| DatasetError::video(&path, "not in the frame cache (load_frame_cache or load_frame_cache_file)"))?;
+        let video = self.cache.get(&path).ok_or_else(|| {
+            DatasetError::video(&path, "not in the frame cache (load_frame_cache or load_frame_cache_file)")
+        })?;
         // LeRobot's tolerance, widened to a quarter frame for files whose time base rounds.
         let tol = TIMESTAMP_TOLERANCE_S.max(0.25 / self.info.fps);
         let j = video

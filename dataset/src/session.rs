@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::info::{DatasetInfo, Feature};
-use crate::writer::{DatasetSpec, ACTION, DONE, ENV_STATE, REWARD, SCENE_KEY, STATE, SUCCESS};
+use crate::writer::{DatasetSpec, ACTION, DONE, ENV_STATE, REWARD, SCENE_KEY, STATE, SUCCESS, TRUNCATED};
 
 /// Session settings beyond the features that fix what a frame means (name → value, e.g.
 /// `robot` → `sim`, `physics_hz` → `500`), stored in `info.json` as `armstack/<name>`.
@@ -44,6 +44,7 @@ pub(crate) fn session_info(spec: &DatasetSpec, settings: &SessionSettings) -> Da
     }
     features.insert(REWARD.to_string(), Feature::scalar("float32"));
     features.insert(DONE.to_string(), Feature::scalar("bool"));
+    features.insert(TRUNCATED.to_string(), Feature::scalar("bool"));
     features.insert(SUCCESS.to_string(), Feature::scalar("bool"));
     for c in &spec.cameras {
         features.insert(c.key.clone(), Feature::video(c.width, c.height, spec.fps));

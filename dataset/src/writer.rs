@@ -36,8 +36,12 @@ pub const ACTION: &str = "action";
 pub const PROXY: &str = "action.is_proxy";
 /// Reward of the step that followed the frame.
 pub const REWARD: &str = "next.reward";
-/// Whether the episode ended after the frame.
+/// Whether the episode ended after the frame (terminated or truncated, as LeRobot reads it).
 pub const DONE: &str = "next.done";
+/// Whether the episode was cut after the frame without reaching a terminal state (a time limit,
+/// an operator ending the recording): the value of the state after it is not zero, and returns
+/// bootstrap there. A frame with `next.done` and not `next.truncated` is a termination.
+pub const TRUNCATED: &str = "next.truncated";
 /// Whether the task was achieved after the frame.
 pub const SUCCESS: &str = "next.success";
 
@@ -85,8 +89,10 @@ pub struct FrameRecord {
     pub env_state: Vec<f32>,
     /// Reward of the step after this frame.
     pub reward: f32,
-    /// Episode ended after this frame.
+    /// Episode ended after this frame (terminated or truncated).
     pub done: bool,
+    /// Episode was cut after this frame without reaching a terminal state (implies `done`).
+    pub truncated: bool,
     /// Task achieved after this frame.
     pub success: bool,
     /// RGB8 images, one per camera in spec order.
@@ -111,6 +117,7 @@ struct EpisodeBuffer {
     env_state: Vec<f32>,
     reward: Vec<f32>,
     done: Vec<bool>,
+    truncated: Vec<bool>,
     success: Vec<bool>,
     #[cfg(feature = "video")]
     segments: Vec<SegmentEncoder>,
@@ -281,6 +288,7 @@ impl DatasetWriter {
             env_state: Vec::new(),
             reward: Vec::new(),
             done: Vec::new(),
+            truncated: Vec::new(),
             success: Vec::new(),
             #[cfg(feature = "video")]
             segments,
@@ -325,7 +333,8 @@ impl DatasetWriter {
         ep.action.extend_from_slice(&frame.action);
         ep.env_state.extend_from_slice(&frame.env_state);
         ep.reward.push(frame.reward);
-        ep.done.push(frame.done);
+        ep.done.push(frame.done || frame.truncated);
+        ep.truncated.push(frame.truncated);
         ep.success.push(frame.success);
         ep.frames += 1;
         Ok(())
@@ -414,6 +423,7 @@ impl DatasetWriter {
         }
         rows.push(REWARD, Column::F32(ep.reward));
         rows.push(DONE, Column::Bool(ep.done));
+        rows.push(TRUNCATED, Column::Bool(ep.truncated));
         rows.push(SUCCESS, Column::Bool(ep.success));
         rows.push("timestamp", Column::F32((0..n).map(|i| (i as f64 / fps) as f32).collect()));
         rows.push("frame_index", Column::I64((0..n as i64).collect()));

@@ -119,6 +119,7 @@ fn v30_base(dir: &Path) -> std::path::PathBuf {
                 action: vec![k as f32],
                 reward: if last { 1.0 } else { 0.0 },
                 done: last,
+                truncated: false,
                 success: last,
                 images: vec![image],
                 ..Default::default()

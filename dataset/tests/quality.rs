@@ -28,6 +28,7 @@ fn tq_and_saco_follow_their_definitions() {
                 action: vec![a],
                 reward: if success && k == 3 { 1.0 } else { 0.0 },
                 done: k == 3,
+                truncated: false,
                 success: success && k == 3,
                 ..Default::default()
             })

@@ -42,14 +42,19 @@ fn spec() -> DatasetSpec {
     }
 }
 
+/// Episode 2 is cut by the time limit (a truncation); the others end in success (terminations).
+const TRUNCATED_EPISODE: usize = 2;
+
 fn frame(ep: usize, k: usize, len: usize) -> FrameRecord {
+    let (last, success) = (k + 1 == len, ep != TRUNCATED_EPISODE);
     FrameRecord {
         state: vec![ep as f32, k as f32, 0.5],
         action: vec![k as f32 * 0.1, -(ep as f32)],
         env_state: vec![ep as f32 * 0.01],
-        reward: if k + 1 == len { 1.0 } else { 0.0 },
-        done: k + 1 == len,
-        success: k + 1 == len,
+        reward: if last && success { 1.0 } else { 0.0 },
+        done: last,
+        truncated: last && !success,
+        success: last && success,
         images: vec![image(ep, k, 0), image(ep, k, 1)],
     }
 }
@@ -59,7 +64,7 @@ fn record(w: &mut DatasetWriter, ep: usize, len: usize) {
     for k in 0..len {
         w.add_frame(&frame(ep, k, len)).expect("frame");
     }
-    w.end_episode(Some(100 + ep as u64), Some(true)).expect("end").expect("summary");
+    w.end_episode(Some(100 + ep as u64), Some(ep != TRUNCATED_EPISODE)).expect("end").expect("summary");
 }
 
 #[test]
@@ -112,12 +117,19 @@ fn episodes_round_trip_with_videos_stats_and_resume() {
     let win = ds.action_window(last0 - 1, 4);
     assert_eq!(win.mask, vec![true, true, false, false]);
     assert_eq!(&win.values[6..8], ds.action(last0));
-    // n-step returns stop at the episode end.
+    // n-step returns stop at a termination without bootstrap...
     let ns = ds.n_step(last0 - 2, 5, 0.5);
-    assert_eq!(ns.steps, 3);
-    assert!(ns.done);
+    assert_eq!((ns.steps, ns.terminal, ns.next, ns.discount), (3, true, None, 0.0));
     assert!((ns.discounted_reward - 0.25).abs() < 1e-9);
     assert_eq!(ds.n_step(0, 2, 0.9).next, Some(2));
+    // ...and bootstrap across a truncation, from the episode's last frame (next.truncated read back).
+    let e2 = &ds.episodes()[TRUNCATED_EPISODE];
+    let last2 = e2.to_index as usize - 1;
+    assert!(ds.truncated(last2) && ds.done(last2) && !ds.terminal(last2));
+    assert!(ds.terminal(last0) && !ds.truncated(last0));
+    let ns = ds.n_step(last2 - 2, 5, 0.5);
+    assert_eq!((ns.steps, ns.terminal, ns.next, ns.discount), (2, false, Some(last2), 0.25));
+    assert!(ds.info().features.contains_key(dataset::writer::TRUNCATED));
 
     // stats.json equals a recomputation from the data.
     let stats: serde_json::Value =

@@ -186,6 +186,7 @@ fn check_schema(root: &Path) {
         ("task_index", "int64", vec![1]),
         ("next.reward", "float32", vec![1]),
         ("next.done", "bool", vec![1]),
+        ("next.truncated", "bool", vec![1]),
         ("observation.images.front", "video", vec![128, 128, 3]),
         ("observation.images.wrist", "video", vec![128, 128, 3]),
     ] {
@@ -212,6 +213,15 @@ fn check_schema(root: &Path) {
     assert!(matches!(col("timestamp"), Column::F32(_)));
     assert!(matches!(col("next.reward"), Column::F32(_)));
     assert!(matches!(col("next.done"), Column::Bool(_)));
+    // Every episode ends (done on its last row); an end without success is a truncation.
+    let flags = |n: &str| match col(n) {
+        Column::Bool(v) => v.clone(),
+        _ => panic!("{n} is not bool"),
+    };
+    let (done, truncated, success) = (flags("next.done"), flags("next.truncated"), flags("next.success"));
+    for r in 0..done.len() {
+        assert_eq!(truncated[r], done[r] && !success[r], "row {r}: truncated = done and not success");
+    }
     for n in ["frame_index", "episode_index", "index", "task_index"] {
         assert!(matches!(col(n), Column::I64(_)), "{n} is int64");
     }

@@ -101,6 +101,7 @@ pub fn collect(
                 env_state: env_state_of(obs),
                 reward: step.reward as f32,
                 done: step.done,
+                truncated: step.truncated,
                 success: step.success,
                 images: obs.images.iter().map(|im| im.rgb.clone()).collect(),
             });

@@ -50,6 +50,9 @@ pub struct EvalReport {
     pub ci95: (f64, f64),
     /// Mean episode length, control steps.
     pub mean_length: f64,
+    /// Cycle time: mean length of the successful episodes, control steps (`None` without a
+    /// success). Failures run to the time limit, so `mean_length` mixes speed with success.
+    pub mean_success_length: Option<f64>,
     /// Chunks computed.
     pub chunks: u64,
 }
@@ -65,6 +68,12 @@ pub fn wilson95(k: usize, n: usize) -> (f64, f64) {
     let centre = (p + z * z / (2.0 * n)) / denom;
     let half = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / denom;
     ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// Mean length of the successful episodes in `outcomes`, control steps (`None` without one).
+pub fn mean_success_length(outcomes: &[EpisodeOutcome]) -> Option<f64> {
+    let lengths: Vec<f64> = outcomes.iter().filter(|o| o.success).map(|o| f64::from(o.length)).collect();
+    (!lengths.is_empty()).then(|| lengths.iter().sum::<f64>() / lengths.len() as f64)
 }
 
 /// Converts an action row to a sim action.
@@ -174,6 +183,7 @@ pub fn evaluate<B: Backend>(
         success_rate: successes as f64 / n.max(1) as f64,
         ci95: wilson95(successes, n),
         mean_length: outcomes.iter().map(|o| f64::from(o.length)).sum::<f64>() / n.max(1) as f64,
+        mean_success_length: mean_success_length(&outcomes),
         episodes: outcomes,
         chunks,
     })

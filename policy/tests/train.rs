@@ -156,11 +156,12 @@ fn checkpoint_round_trips_exactly_and_mismatched_config_is_reported() {
     assert!(err.contains("policy.json"), "{err}");
 }
 
-/// Writes one episode with the given rewards (done on the last frame).
-fn reward_dataset(dir: &Path, episodes: &[&[f32]]) -> Dataset {
+/// Writes episodes with the given rewards, each ending on its last frame: a termination
+/// (`true`: the task succeeded) or a truncation (`false`: the time limit).
+fn reward_dataset(dir: &Path, episodes: &[(&[f32], bool)]) -> Dataset {
     let env = sim::EnvConfig::new(sim::load_scene("pick_cube").unwrap());
     let mut w = DatasetWriter::create(dir, &policy::demos::dataset_spec(&env, Vec::new())).unwrap();
-    for rewards in episodes {
+    for (rewards, terminal) in episodes {
         w.begin_episode("pick up the cube").unwrap();
         for (k, r) in rewards.iter().enumerate() {
             let last = k + 1 == rewards.len();
@@ -170,12 +171,13 @@ fn reward_dataset(dir: &Path, episodes: &[&[f32]]) -> Dataset {
                 env_state: vec![0.0; 5],
                 reward: *r,
                 done: last,
-                success: last && *r > 0.0,
+                truncated: last && !terminal,
+                success: last && *terminal,
                 images: vec![],
             })
             .unwrap();
         }
-        w.end_episode(Some(0), Some(rewards.last().is_some_and(|r| *r > 0.0))).unwrap();
+        w.end_episode(Some(0), Some(*terminal)).unwrap();
     }
     w.finish().unwrap();
     Dataset::open(dir).unwrap()
@@ -184,22 +186,28 @@ fn reward_dataset(dir: &Path, episodes: &[&[f32]]) -> Dataset {
 #[test]
 fn chunked_td_target_matches_hand_computation() {
     let tmp = tempfile::tempdir().unwrap();
-    // Episode 0: 7 frames, reward 1 on the last (done). Episode 1: 3 frames, no reward.
-    let ds = reward_dataset(tmp.path(), &[&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], &[0.0, 0.0, 0.0]]);
-    let (h, gamma) = (3, 0.9f64);
+    // Episode 0: 7 frames, reward 1 on the last, a termination (success). Episode 1: frames
+    // 7, 8, 9 with rewards ½, ¼, ⅛, cut by the time limit (a truncation).
+    let ds = reward_dataset(tmp.path(), &[(&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], true), (&[0.5, 0.25, 0.125], false)]);
+    assert!(ds.terminal(6) && !ds.truncated(6) && ds.truncated(9) && ds.done(9) && !ds.terminal(9));
+    let (h, gamma) = (3, 0.9f32);
+    let check = |i: usize, r: f32, g: f32, next: usize| {
+        let got = chunk_return(&ds, i, h, f64::from(gamma));
+        assert!((got.0 - r).abs() < 1e-6 && (got.1 - g).abs() < 1e-6 && got.2 == next, "frame {i}: {got:?}");
+    };
     // Frame 0: no reward in the chunk, bootstrap γ³ from frame 3.
-    let (r, g, next) = chunk_return(&ds, 0, h, gamma);
-    assert_eq!((r, next), (0.0, 3));
-    assert!((f64::from(g) - 0.729).abs() < 1e-6);
-    // Frame 4: rewards 0, 0, 1 → R = 0.81; the episode ends inside the chunk → g = 0.
-    let (r, g, _) = chunk_return(&ds, 4, h, gamma);
-    assert!((f64::from(r) - 0.81).abs() < 1e-6 && g == 0.0, "{r} {g}");
-    // Frame 5: rewards 0, 1 then the end → R = 0.9, g = 0, bootstrap index stays in the episode.
-    let (r, g, next) = chunk_return(&ds, 5, h, gamma);
-    assert!((f64::from(r) - 0.9).abs() < 1e-6 && g == 0.0 && next == 6, "{r} {g} {next}");
-    // Episode 1 frame 7 (first of 3): the recording ends after 3 frames → no bootstrap.
-    let (r, g, next) = chunk_return(&ds, 7, h, gamma);
-    assert!(r == 0.0 && g == 0.0 && next == 9, "{r} {g} {next}");
+    check(0, 0.0, 0.729, 3);
+    // Frame 4: rewards 0, 0, 1 → R = γ² = 0.81; the episode terminates inside the chunk → g = 0.
+    check(4, 0.81, 0.0, 6);
+    // Frame 5: rewards 0, 1, then the termination → R = 0.9, g = 0, the index stays in the episode.
+    check(5, 0.9, 0.0, 6);
+    // Frame 7: the chunk reaches the truncated end. The state after frame 9 is not stored, so
+    // R = ½ + γ·¼ = 0.725 and the bootstrap γ² V(s₉) covers r₉ and after.
+    check(7, 0.5 + 0.9 * 0.25, 0.81, 9);
+    // Frame 8: R = ¼, bootstrap γ·V(s₉).
+    check(8, 0.25, 0.9, 9);
+    // Frame 9, the last: R = ⅛ and γ·V(s₉) stands in for γ·V(s₁₀).
+    check(9, 0.125, 0.9, 9);
 
     // y = R + g · min over the subset of target critics: K = 3, subset {0, 2}.
     let target_q = [0.5, 0.1, 0.7, /* row 2 */ 0.2, 0.3, 0.4];

@@ -46,6 +46,7 @@ fn write_dataset(root: &Path) {
                 env_state: vec![(e as f32).sin(), 1.0],
                 reward: e as f32 / EPISODES as f32,
                 done: t + 1 == LEN,
+                truncated: false,
                 success: false,
                 images: vec![],
             })

@@ -107,6 +107,7 @@ fn ingests_the_camera_streams_of_a_lerobot_dataset() {
                 env_state: vec![],
                 reward: 0.0,
                 done: k + 1 == len,
+                truncated: false,
                 success: false,
                 images: vec![grey, vec![0; 32 * 32 * 3]],
             })

@@ -181,6 +181,7 @@ pub fn write_indexed_dataset(root: &Path, lens: &[usize], fps: f64) {
                 env_state: Vec::new(),
                 reward: f32::from(u8::from(last)),
                 done: last,
+                truncated: false,
                 success: last,
                 images: vec![indexed_frame(i)],
             })

@@ -118,6 +118,7 @@ pub fn run(args: DatasetBenchArgs) -> Result<()> {
                 env_state: Vec::new(),
                 reward: step.reward as f32,
                 done: step.done,
+                truncated: step.truncated,
                 success: step.success,
                 images,
             });

@@ -185,18 +185,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
 fn print_table(rows: &[(&str, &EvalSummary)], demo_ok: u64, demos: u64) -> Result<()> {
     outln!()?;
-    outln!("| policy | success | 95% CI | mean length |")?;
-    outln!("|---|---|---|---|")?;
-    outln!("| expert demos | {demo_ok}/{demos} | | |")?;
+    outln!("| policy | success | 95% CI | mean length | cycle time (successes) |")?;
+    outln!("|---|---|---|---|---|")?;
+    outln!("| expert demos | {demo_ok}/{demos} | | | |")?;
     for (name, s) in rows {
         outln!(
-            "| {name} | {}/{} ({:.0}%) | {:.0}–{:.0}% | {:.1} |",
+            "| {name} | {}/{} ({:.0}%) | {:.0}–{:.0}% | {:.1} | {} |",
             s.successes,
             s.episodes,
             100.0 * s.success_rate,
             100.0 * s.ci95.0,
             100.0 * s.ci95.1,
-            s.mean_length
+            s.mean_length,
+            super::eval::cycle_time(s.mean_success_length)
         )?;
     }
     for (_, s) in rows {

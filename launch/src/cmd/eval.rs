@@ -59,6 +59,8 @@ pub struct EvalSummary {
     pub ci95: (f64, f64),
     /// Mean episode length, steps.
     pub mean_length: f64,
+    /// Cycle time: mean length of the successful episodes, steps (null without a success).
+    pub mean_success_length: Option<f64>,
     /// Wall time, s.
     pub wall_s: f64,
 }
@@ -110,6 +112,7 @@ pub fn evaluate_policy(
         success_rate: report.success_rate,
         ci95: report.ci95,
         mean_length: report.mean_length,
+        mean_success_length: report.mean_success_length,
         wall_s,
     };
     Ok((summary, report))
@@ -152,7 +155,7 @@ fn write_video(
 /// Prints one summary line.
 pub fn print_summary(s: &EvalSummary) -> Result<()> {
     outln!(
-        "{}: {}/{} success = {:.1}% (95% CI {:.1}–{:.1}%), mean length {:.1} steps, {:.1} s",
+        "{}: {}/{} success = {:.1}% (95% CI {:.1}–{:.1}%), mean length {:.1} steps, cycle time {} steps, {:.1} s",
         s.policy,
         s.successes,
         s.episodes,
@@ -160,9 +163,15 @@ pub fn print_summary(s: &EvalSummary) -> Result<()> {
         100.0 * s.ci95.0,
         100.0 * s.ci95.1,
         s.mean_length,
+        cycle_time(s.mean_success_length),
         s.wall_s
     )?;
     Ok(())
+}
+
+/// A cycle time (mean length of the successful episodes) for a table: `–` without a success.
+pub fn cycle_time(steps: Option<f64>) -> String {
+    steps.map_or_else(|| "–".to_string(), |s| format!("{s:.1}"))
 }
 
 /// Runs `armstack eval`.

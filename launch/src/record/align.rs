@@ -9,7 +9,8 @@
 //!   followed; with none, the robot held (zero end-effector delta with the last gripper
 //!   command, or the last joint target) and the frame is counted as held;
 //! - `next.reward`, `next.success` from the `Step` event at tick k+1, and `next.done` on the
-//!   last frame or where the robot said done.
+//!   last frame or where the robot said done; `next.truncated` where that end came without
+//!   success (the time limit or the operator cut the episode: returns bootstrap there).
 
 use std::collections::BTreeMap;
 
@@ -226,6 +227,9 @@ pub fn align_episode(
             env_state: env,
             reward: next.reward as f32,
             done: next.done || k + 1 == steps,
+            // An end without success is a cut (the time limit, the operator), not a terminal
+            // state: the task could still have succeeded.
+            truncated: (next.done || k + 1 == steps) && !next.success,
             success: next.success,
             images,
         });

@@ -4,9 +4,10 @@
 //! window may start at every step of an episode (as the offline data does): an episode of T steps
 //! gives T chunk transitions. Window t of an episode of T steps holds the chunk a_{t:t+H} (masked
 //! past T), R = Σ_{i<H, t+i<T} γ^i r_{t+i}, and the bootstrap observation s_{t+H} with weight
-//! γ^H, or weight 0 when the episode ends inside the chunk (the offline data's convention,
-//! [`crate::train::data::chunk_return`]); a time-limit end exactly at t+H bootstraps from the
-//! observation after the last step.
+//! γ^H. When the episode ends inside the chunk, a termination (the task succeeded) has weight 0
+//! and a truncation (the step limit) bootstraps from the observation after the last step with
+//! weight γ^(T−t): the time limit is not part of the task, and the value of that state is not
+//! zero (Pardo et al. 2018, "Time Limits in Reinforcement Learning").
 
 use std::collections::VecDeque;
 
@@ -104,8 +105,8 @@ impl OnlineReplay {
         let end = t + h;
         let (bootstrap, next) = if end < len {
             (self.gamma.powi(h as i32), &episode.steps[end].obs)
-        } else if end == len && !episode.success {
-            (self.gamma.powi(h as i32), &episode.final_obs)
+        } else if !episode.success {
+            (self.gamma.powi((len - t) as i32), &episode.final_obs)
         } else {
             (0.0, &episode.final_obs)
         };
@@ -179,12 +180,16 @@ mod tests {
         assert_eq!(b.bootstrap, vec![0.125, 0.0, 0.0]);
         assert_eq!(b.next_obs.state, vec![3.0, 3.0, 4.0, 4.0, 4.0, 4.0]);
         assert_eq!(b.mc_return, vec![0.125, 0.25, 0.5]);
-        // A time-limit end exactly at t + H bootstraps from the final observation.
+        // A time-limit end bootstraps from the final observation: exactly at t + H with γ^H, and
+        // inside the chunk with γ^(T − t), never with 0.
         let mut r2 = OnlineReplay::new(100, 2, 0.5);
         r2.push(episode(4, false));
         let mut b2 = HostBatch::default();
         r2.push_window(&spec, &r2.episodes[0], 2, &mut b2).unwrap();
-        assert_eq!((b2.bootstrap[0], b2.next_obs.state[0]), (0.25, 4.0));
+        r2.push_window(&spec, &r2.episodes[0], 3, &mut b2).unwrap();
+        assert_eq!(b2.bootstrap, vec![0.25, 0.5]);
+        assert_eq!(b2.next_obs.state, vec![4.0, 4.0, 4.0, 4.0]);
+        assert_eq!(b2.action_mask, vec![1.0, 1.0, 1.0, 0.0]);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! CO-RFT stage 2: offline RL over action chunks, starting from a BC policy.
 //!
 //! Notation: a batch of frames t with observation s, recorded chunk a = a_{t:t+H} (normalised,
-//! in [−1, 1]), chunk reward R = Σ_{i<H} γ^i r_{t+i} (stopping at the episode end), bootstrap
-//! weight g = γ^H · m with m = 0 when the episode ends inside the chunk, bootstrap observation
-//! s' = s_{t+H}, and Monte-Carlo return G_t. K online critics Q_k, target critics Q̄_k (EMA),
+//! in [−1, 1]), chunk reward R = Σ_{i<m} γ^i r_{t+i} with m = H inside the episode, bootstrap
+//! weight g and observation s': g = γ^H and s' = s_{t+H} inside the episode; g = 0 when the
+//! episode terminates inside the chunk; after a truncation (time limit) g = γ^m and s' = the
+//! episode's last observation, the m rewards before it in R ([`crate::train::data::chunk_return`],
+//! [`dataset::NStep`]); and Monte-Carlo return G_t. K online critics Q_k, target critics Q̄_k (EMA),
 //! policy π (deterministic chunk head). `clip` clamps a chunk to [−1, 1].
 //!
 //! **Chunked TD target** (Q-chunking backup; min over a random subset S of `target_subset`

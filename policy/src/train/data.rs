@@ -32,9 +32,10 @@ pub struct HostBatch {
     pub action_mask: Vec<f32>,
     /// Observations at t+H (the bootstrap state; the last frame when the episode ends sooner).
     pub next_obs: HostObs,
-    /// Σ_{i<H} γ^i r_{t+i}, stopping at the episode end.
+    /// Σ_{i<m} γ^i r_{t+i}: m = H inside the episode, fewer at its end ([`chunk_return`]).
     pub reward: Vec<f32>,
-    /// γ^H · m, with m = 0 when the episode ends inside the chunk.
+    /// Weight of the bootstrap value: γ^H inside the episode, 0 after a termination inside the
+    /// chunk, γ^m from the last observation after a truncation.
     pub bootstrap: Vec<f32>,
     /// Monte-Carlo return Σ_k γ^k r_{t+k} to the episode end (Cal-QL's lower bound).
     pub mc_return: Vec<f32>,
@@ -76,17 +77,14 @@ pub struct TrainingData {
     pub gamma: f64,
 }
 
-/// The chunked TD quantities of frame `i` of `ds`: (Σ_{k<H} γ^k r_{i+k}, γ^H · m, index of the
-/// bootstrap frame). m = 0 when the episode ends (done, or the recording stops) inside the chunk.
+/// The chunked TD quantities of frame `i` of `ds`: (R, g, index of the bootstrap frame) with
+/// R = Σ_{k<m} γ^k r_{i+k} and target R + g · Q̄(s_next, π(s_next)): g = γ^H inside the episode,
+/// 0 when the episode terminates inside the chunk, and γ^m from the last frame when a truncation
+/// (time limit, recording stopped) cuts it ([`dataset::NStep`]).
 pub fn chunk_return(ds: &Dataset, i: usize, horizon: usize, gamma: f64) -> (f32, f32, usize) {
     let n = ds.n_step(i, horizon, gamma);
-    let end = ds.episode_of(i).to_index as usize;
-    match n.next {
-        Some(next) if n.steps == horizon && next < end => {
-            (n.discounted_reward as f32, gamma.powi(horizon as i32) as f32, next)
-        }
-        _ => (n.discounted_reward as f32, 0.0, (i + n.steps).min(end) - 1),
-    }
+    let next = n.next.unwrap_or(i + n.steps.max(1) - 1);
+    (n.discounted_reward as f32, n.discount as f32, next)
 }
 
 fn mc_returns(ds: &Dataset, gamma: f64) -> Vec<f32> {
