@@ -135,3 +135,67 @@ fn bench_train_runs_the_pytorch_reference_interleaved_and_reports_the_median_rat
     assert!(out.contains("3 rounds per row") && out.contains("PyTorch samples/s"), "{out}");
     assert!(out.contains("median of the rounds' ratios"), "{out}");
 }
+
+/// `--reference` with a stand-in Python (no PyTorch needed): the script receives the row, the
+/// threads, its JSON path, the steps and warm-up of this run; a round the reference fails is
+/// reported, left out of the ratio, and the finished rows are still written before the command
+/// fails.
+#[cfg(unix)]
+#[test]
+fn bench_train_reference_gets_the_runs_arguments_and_a_failed_round_loses_no_row() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let log = dir.join("argv.txt");
+    // Answers `-c "import torch"`; logs every run; fails idm's second run; else reports 100/s.
+    let python = dir.join("fake-python");
+    let body = format!(
+        r#"#!/bin/sh
+[ "$1" = "-c" ] && exit 0
+echo "$@" >> {log}
+row=$3
+json=$7
+if [ "$row" = idm ] && [ "$(grep -c -- "--rows idm " {log})" = 2 ]; then
+  echo "killed: out of memory" >&2
+  exit 3
+fi
+printf '[{{"name": "%s", "samples_per_s": 100.0, "threads": 1}}]' "$row" > "$json"
+"#,
+        log = log.display()
+    );
+    std::fs::write(&python, body).unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("reference.py"), "# stand-in: the fake Python does the work\n").unwrap();
+    let out = armstack(dir)
+        .args(["bench", "train", "--quick", "--threads", "1", "--rows", "bc_state,idm", "--rounds", "2"])
+        .args(["--reference", python.to_str().unwrap(), "--reference-script", "reference.py", "--json", "rows.json"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a failed reference round fails the command:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("idm, round 2") && stderr.contains("out of memory"), "{stderr}");
+    assert!(stdout.contains("failed in 1 round"), "{stdout}");
+    // The script got this run's arguments, once per row and round.
+    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    for (call, row) in calls.iter().zip(["bc_state", "bc_state", "idm", "idm"]) {
+        let args: Vec<&str> = call.split_whitespace().collect();
+        assert_eq!(args[0], "reference.py", "{call}");
+        assert_eq!(&args[1..5], ["--rows", row, "--threads", "1"], "{call}");
+        assert_eq!(&args[7..], ["--steps", "2", "--warmup", "1", "--quick"], "{call}");
+    }
+    // Both rows are written; idm's ratio comes from its one measured round.
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rows.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    let ours = |r: &serde_json::Value| -> Vec<f64> {
+        r["round_samples_per_s"].as_array().unwrap().iter().filter_map(|v| v.as_f64()).collect()
+    };
+    let bc = &rows[0];
+    assert_eq!(bc["pytorch_samples_per_s"], 100.0);
+    let mean_ratio = ours(bc).iter().map(|o| o / 100.0).sum::<f64>() / 2.0;
+    assert!((bc["ratio_vs_pytorch"].as_f64().unwrap() - mean_ratio).abs() < 1e-9, "{bc}");
+    let idm = &rows[1];
+    assert_eq!(idm["pytorch_round_samples_per_s"], serde_json::json!([100.0, null]), "{idm}");
+    assert!((idm["ratio_vs_pytorch"].as_f64().unwrap() - ours(idm)[0] / 100.0).abs() < 1e-9, "{idm}");
+}

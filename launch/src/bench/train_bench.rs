@@ -298,6 +298,7 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
     };
     let data = BenchData::new(&scratch.0, episodes, args.quick);
     let mut rows = Vec::new();
+    let mut reference_failures = 0u32;
     with_train_backend!(args.device, B, {
         let device = Default::default();
         for name in &names {
@@ -306,7 +307,7 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
             let rss_at_start = resident_memory::reset_peak();
             let mut w = workload::<B>(name, input, &device)?;
             eprintln!("{name}: {} × ({warmup} warm-up and {steps} timed updates) of batch {}", args.rounds, w.batch);
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let (mut ours, mut theirs) = (Vec::new(), Vec::<f64>::new());
             let mut k = 0;
             for round in 0..args.rounds {
                 // Every round warms up, as the reference's run for the round does.
@@ -322,14 +323,24 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
                 let seconds = t0.elapsed().as_secs_f64().max(1e-9);
                 ours.push((w.batch as u64 * steps) as f64 / seconds);
                 if let Some(r) = &live_reference {
-                    theirs.push(r.samples_per_s(name, round)?);
+                    // A failed reference round is reported and left out of the ratio; the
+                    // rows measured so far are not lost.
+                    match r.samples_per_s(name, round) {
+                        Ok(rate) => theirs.push(rate),
+                        Err(e) => {
+                            tracing::error!("{name}, round {}: the PyTorch reference failed: {e:#}", round + 1);
+                            reference_failures += 1;
+                            theirs.push(f64::NAN);
+                        }
+                    }
                 }
             }
             let peak = rss_at_start.and_then(|_| resident_memory::peak());
             let samples_per_s = median(&ours).unwrap_or(0.0);
             let ratios: Vec<f64> = ours.iter().zip(&theirs).filter(|(_, p)| **p > 0.0).map(|(o, p)| o / p).collect();
+            let measured: Vec<f64> = theirs.iter().copied().filter(|p| p.is_finite()).collect();
             let (pytorch, ratio) = match &live_reference {
-                Some(_) => (median(&theirs), median(&ratios)),
+                Some(_) => (median(&measured), median(&ratios)),
                 None => {
                     let p = reference.as_ref().and_then(|r| r.get(*name)).map(|(rate, _)| *rate);
                     (p, p.filter(|p| *p > 0.0).map(|p| samples_per_s / p))
@@ -363,7 +374,18 @@ pub fn run(args: TrainBenchArgs) -> Result<()> {
         (None, None) => None,
     };
     print_table(&rows, reference_threads.as_ref(), threads, args.rounds, live_reference.is_some())?;
-    emit_json(&rows, args.json.as_ref())
+    if live_reference.is_some() && args.device == DeviceKind::Cuda {
+        outln!(
+            "note: the PyTorch reference runs on the CPU; this run used {:?}: the ratio compares devices",
+            args.device
+        )?;
+    }
+    if reference_failures > 0 {
+        outln!("note: the PyTorch reference failed in {reference_failures} round(s) (see the log); those rounds have no ratio")?;
+    }
+    emit_json(&rows, args.json.as_ref())?;
+    anyhow::ensure!(reference_failures == 0, "the PyTorch reference failed in {reference_failures} round(s)");
+    Ok(())
 }
 
 /// The table; `reference`: the thread counts of a `--compare` file's rows (empty with
