@@ -31,9 +31,14 @@ pub struct ActionWindow {
 /// termination inside the window ends the sum there, without bootstrap (`next` `None`,
 /// `discount` 0). A truncation (time limit, recording stopped) bootstraps: the observation
 /// after the episode's last frame L is not stored, so the sum stops before L's reward and
-/// bootstraps from frame L itself (`steps` = L − i rewards, `discount` γ^(L−i): exact); from L
-/// itself, the sum is r_L and the bootstrap γ·V(s_L) stands in for γ·V(s_{L+1}) (the one
-/// approximation: a control step moves the arm a few millimetres).
+/// bootstraps from frame L itself (`steps` = L − i rewards, `discount` γ^(L−i)); from L itself,
+/// the sum is r_L and the bootstrap γ·V(s_L) stands in for γ·V(s_{L+1}). Both are
+/// approximations where the value is an action-value over chunks: the recorded action a_L
+/// (inside the chunk) is valued as if the policy had chosen it at s_L, and s_{L+1} ≈ s_L (a
+/// control step moves the arm a few millimetres). Where the reward at L is 0 (every truncation
+/// in the sim: it rewards success only, and success terminates) the first changes nothing.
+/// A `done` before the episode's last frame (some external datasets) ends the window like the
+/// last frame does.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NStep {
     /// Σ_{k<steps} γ^k r_{i+k}.
@@ -338,8 +343,11 @@ impl Dataset {
 
     /// The n-step return from frame `i` and its bootstrap (see [`NStep`]).
     pub fn n_step(&self, i: usize, n: usize, gamma: f64) -> NStep {
-        let end = self.episode_of(i).to_index as usize;
-        let last = end - 1;
+        let episode_end = self.episode_of(i).to_index as usize;
+        // The first episode end at or after i within reach (the reader marks every episode's
+        // last frame done); a window that reaches none never meets `last`.
+        let last = (i..(i + n).min(episode_end)).find(|&k| self.done[k]).unwrap_or(episode_end - 1);
+        let end = last + 1;
         // Rewards of frames i .. i+steps; a truncated end stops before the last frame's reward
         // (the bootstrap from it covers that reward) unless i is the last frame.
         let reach = (i + n).min(end);

@@ -108,6 +108,9 @@ pub fn mismatches(dataset: &DatasetInfo, session: &DatasetInfo) -> (Vec<SettingM
         let is_setting = session.extra.contains_key(&key) || dataset.extra.contains_key(&key);
         match (old.get(name), new.get(name)) {
             (a, b) if a == b => {}
+            // A dataset recorded before `next.truncated`: resuming adds the column
+            // ([`DatasetWriter::resume`](crate::DatasetWriter::resume)).
+            (None, Some(_)) if name == TRUNCATED => {}
             // A dataset recorded before this setting was stored: adopt the session's value.
             (None, Some(_)) if is_setting && key != SCENE_KEY => {
                 if let Some(v) = session.extra.get(&key) {

@@ -205,3 +205,51 @@ fn seeds_round_trip_up_to_the_int64_limit_and_larger_ones_are_refused() {
     let seeds: Vec<Option<u64>> = ds.episodes().iter().map(|e| e.seed).collect();
     assert_eq!(seeds, [Some(max), Some(3)]);
 }
+
+/// A dataset recorded before `next.truncated` existed (column and feature removed here): read,
+/// an episode end is a termination where it succeeded and a truncation otherwise; resumed, the
+/// column is added to the old rows by that rule and to info.json, and new episodes carry their
+/// own flags.
+#[test]
+fn a_dataset_without_next_truncated_is_read_by_the_success_rule_and_resumed_with_the_column() {
+    use dataset::table::{read_parquet, write_parquet};
+    use dataset::writer::TRUNCATED;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, state_only) = (dir.path().join("ds"), state_only_spec());
+    let mut w = DatasetWriter::create_session(&root, &state_only, &settings("sim", "500")).expect("create");
+    let episode = |w: &mut DatasetWriter, success: bool, truncated: bool| {
+        w.begin_episode("pick").expect("begin");
+        w.add_frame(&FrameRecord { done: true, truncated, success, ..frame() }).expect("frame");
+        w.end_episode(Some(0), Some(success)).expect("end");
+    };
+    // A success (terminal) and a time-limit end (truncated).
+    episode(&mut w, true, false);
+    episode(&mut w, false, true);
+    w.finish().expect("finish");
+    // Make it old: no column, no feature.
+    let data = root.join("data/chunk-000/file-000.parquet");
+    let old = read_parquet(&data).expect("read");
+    let mut table = old.table.clone();
+    table.columns.retain(|(name, _)| name != TRUNCATED);
+    write_parquet(&data, &table, old.metadata.clone()).expect("write");
+    let info_path = root.join("meta/info.json");
+    let mut info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+    info["features"].as_object_mut().unwrap().remove(TRUNCATED);
+    std::fs::write(&info_path, serde_json::to_string_pretty(&info).unwrap()).unwrap();
+
+    let ds = Dataset::open(&root).expect("open");
+    assert!(ds.terminal(0) && !ds.truncated(0), "a successful end is a termination");
+    assert!(ds.truncated(1) && !ds.terminal(1), "an end without success is a truncation");
+
+    let mut w = DatasetWriter::resume_session(&root, &state_only, &settings("sim", "500")).expect("resumes");
+    episode(&mut w, false, true);
+    w.finish().expect("finish");
+    let info = std::fs::read_to_string(&info_path).expect("info");
+    assert!(info.contains(TRUNCATED), "{info}");
+    match read_parquet(&data).expect("read").table.get(TRUNCATED) {
+        Some(dataset::table::Column::Bool(v)) => assert_eq!(v, &[false, true, true]),
+        other => panic!("next.truncated after the resume: {other:?}"),
+    }
+    let ds = Dataset::open(&root).expect("open");
+    assert_eq!((0..3).map(|i| ds.truncated(i)).collect::<Vec<_>>(), [false, true, true]);
+}

@@ -232,4 +232,18 @@ mod tests {
         let (lo, hi) = wilson95(50, 50);
         assert!((lo - 0.9286).abs() < 1e-3 && hi == 1.0, "{lo}");
     }
+
+    #[test]
+    fn cycle_time_is_the_mean_length_of_the_successes_only() {
+        let outcome = |episode: usize, success: bool, length: u32| EpisodeOutcome {
+            episode,
+            seed: episode as u64,
+            success,
+            length,
+        };
+        let outcomes = [outcome(0, true, 16), outcome(1, false, 60), outcome(2, true, 20)];
+        assert_eq!(mean_success_length(&outcomes), Some(18.0));
+        assert_eq!(mean_success_length(&[outcome(0, false, 60)]), None);
+        assert_eq!(mean_success_length(&[]), None);
+    }
 }

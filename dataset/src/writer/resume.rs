@@ -10,9 +10,10 @@ use super::{hf_metadata, DatasetWriter, FileCursor};
 use crate::consistency::{MetadataCheck, RowIndices};
 use crate::episodes::{read_episode_listing, read_tasks};
 use crate::error::{DatasetError, Result};
-use crate::info::DatasetInfo;
+use crate::info::{DatasetInfo, Feature};
 use crate::session::{mismatches, session_info, SessionSettings};
 use crate::table::{read_parquet, write_parquet, Column, Table};
+use crate::writer::{DONE, SUCCESS, TRUNCATED};
 use crate::DatasetSpec;
 
 impl DatasetWriter {
@@ -55,6 +56,13 @@ impl DatasetWriter {
         check.episode_list()?;
         let data_files = check.data_files()?;
         let mut w = Self::from_parts(root, info, tasks, listing.episodes.clone())?;
+        // A dataset recorded before `next.truncated` existed gets the column, from the rule the
+        // reader applies to such datasets (an end without success is a truncation), in every
+        // data file and in info.json, so that old and new episodes share one schema.
+        let backfill = !w.info.features.contains_key(TRUNCATED);
+        if backfill {
+            w.info.features.insert(TRUNCATED.to_string(), Feature::scalar("bool"));
+        }
         // Data: continue in the last data file, truncated to the rows the metadata references.
         let mut all = Table::default();
         for data in &data_files {
@@ -67,12 +75,25 @@ impl DatasetWriter {
                 t = truncate(&t, keep as usize);
                 write_parquet(path, &t, hf_metadata(&w.info))?;
             }
+            if backfill && t.get(TRUNCATED).is_none() {
+                let flags = |name: &str| match t.get(name) {
+                    Some(Column::Bool(v)) => v.clone(),
+                    _ => vec![false; t.rows()],
+                };
+                let (done, success) = (flags(DONE), flags(SUCCESS));
+                t.push(TRUNCATED, Column::Bool(done.iter().zip(&success).map(|(d, s)| *d && !*s).collect()));
+                write_parquet(path, &t, hf_metadata(&w.info))?;
+            }
             all.append(&t);
             let first = &w.episodes[data.episodes[0]];
             w.data_cursor = FileCursor { chunk: first.data_chunk, file: first.data_file, items: t.rows() as u64 };
             w.data_table = t;
         }
         w.accumulate_numeric(&all);
+        if backfill {
+            crate::durable::replace_file(&root.join("meta/info.json"), w.info.to_json().as_bytes())?;
+            tracing::warn!(root = %root.display(), "the dataset predates next.truncated: added (an end without success is a truncation)");
+        }
         // Videos: recompute image statistics from the files, then start new files.
         #[cfg(feature = "video")]
         for (ci, cam) in w.cameras.clone().iter().enumerate() {

@@ -107,6 +107,11 @@ pub fn run_teleop(
     let mut obs = TeleopObservation::default();
     let mut last_event_stamp = 0u64;
     let mut seen_events = false;
+    // Events stamped after the tick being answered wait for their own tick: a new episode's
+    // `Start` can arrive while the old episode's terminal observation is handled, and applied
+    // then it would reset the device (the scripted expert plans from the next observation it
+    // sees) onto the old episode's scene.
+    let mut pending: std::collections::VecDeque<EpisodeEvent> = std::collections::VecDeque::new();
     let mut seen_scene = false;
     // Scene states by stamp: the newest at or before the last tick, and any newer ones.
     let mut scenes: BTreeMap<u64, SceneState> = BTreeMap::new();
@@ -132,6 +137,11 @@ pub fn run_teleop(
             while let Some(ev) = episodes.try_recv() {
                 seen_events = true;
                 last_event_stamp = last_event_stamp.max(ev.header.stamp_ns);
+                pending.push_back(ev);
+            }
+            while let Some(ev) =
+                pending.front().is_some_and(|ev| ev.header.stamp_ns <= stamp).then(|| pending.pop_front()).flatten()
+            {
                 match ev.kind {
                     EpisodeEventKind::Start => {
                         device.on_episode_start(ev.episode_index, ev.seed);

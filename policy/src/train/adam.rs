@@ -4,7 +4,7 @@
 //!
 //! On the LibTorch backend a step updates the parameter and both moments in place with LibTorch's
 //! kernels: `m ← m + (1 − β₁)(g − m)`, `v ← β₂ v + (1 − β₂) g²`, then
-//! `θ ← θ − lr · √(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε √(1 − β₂ᵗ))`, six passes over the
+//! `θ ← θ − lr · √(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε √(1 − β₂ᵗ))`, seven passes over the
 //! parameter's memory where burn's element-wise operations make thirteen, each into a new
 //! buffer (for a vision policy of 3.3 M parameters, a few percent of a training step). A tensor
 //! burn shares (a target network cloned from its online network, a moment a checkpoint still
