@@ -20,6 +20,8 @@ use burn::tensor::backend::AutodiffBackend;
 
 /// Adam with burn's defaults; see the module documentation.
 #[derive(Clone)]
+// β₁, β₂ and ε are read by the LibTorch step only; burn's `Adam` holds its own copy.
+#[cfg_attr(not(feature = "libtorch"), allow(dead_code))]
 pub struct Adam {
     burn: burn::optim::Adam,
     beta_1: f32,
