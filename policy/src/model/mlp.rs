@@ -227,12 +227,19 @@ mod tests {
         };
         let (fused, reference) = (run(true), run(false));
         assert_eq!(fused.len(), 8);
-        for (k, (a, b)) in fused.iter().zip(&reference).enumerate() {
-            assert_eq!(a.len(), b.len(), "tensor {k}");
+        assert_same_nonzero(&fused, &reference, "plain MLP");
+    }
+
+    /// Every tensor of `got` equals `want`'s within 1e-4 of its largest magnitude and is not all
+    /// zero (so the comparison means something).
+    fn assert_same_nonzero(got: &[Vec<f32>], want: &[Vec<f32>], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (k, (a, b)) in got.iter().zip(want).enumerate() {
+            assert_eq!(a.len(), b.len(), "{what}: tensor {k}");
             let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
             let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-            assert!(worst <= 1e-4 * scale, "tensor {k}: differs by {worst} (scale {scale})");
-            assert!(a.iter().any(|v| v.abs() > 1e-4), "tensor {k} is zero");
+            assert!(worst <= 1e-4 * scale, "{what}: tensor {k} differs by {worst} (scale {scale})");
+            assert!(a.iter().any(|v| v.abs() > 1e-4), "{what}: tensor {k} is zero");
         }
     }
 
@@ -265,14 +272,7 @@ mod tests {
                     flat(mlp.hidden[0].weight.grad(&grads).expect("∂W1").into_data()),
                 ]
             };
-            let (grouped, reference) = (run(true), run(false));
-            for (k, (a, b)) in grouped.iter().zip(&reference).enumerate() {
-                assert_eq!(a.len(), b.len(), "tensor {k}, norm {norm}");
-                let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-                let worst = a.iter().zip(b).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-                assert!(worst <= 1e-4 * scale, "tensor {k}, norm {norm}: differs by {worst} (scale {scale})");
-                assert!(a.iter().any(|v| v.abs() > 1e-4), "tensor {k}, norm {norm} is zero");
-            }
+            assert_same_nonzero(&run(true), &run(false), &format!("grouped rows, norm {norm}"));
         }
         // An MLP without hidden layers takes the plain path.
         let mlp = MlpConfig::new(f + c, 16, 0, 2).init::<B>(&dev);
