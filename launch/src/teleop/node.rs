@@ -31,7 +31,8 @@ use crate::record::intake::{SourceLock, OBSERVATION_FRESHNESS};
 /// restarted robot publishes with a new `source_id`).
 pub const ROBOT_HANDOVER: Duration = Duration::from_secs(1);
 
-/// The most `scene_state`s held waiting for their tick (the oldest go first).
+/// The most `scene_state`s, and the most `episode` events, held waiting for their tick (the
+/// oldest go first).
 const SCENES_HELD: usize = 64;
 
 /// Teleop node settings.
@@ -62,7 +63,8 @@ pub struct TeleopReport {
     pub stopped_by_device: bool,
     /// `joint_state`s dropped as stale: stamped at or before the last tick answered.
     pub stale_joint_states: u64,
-    /// `joint_state`s and `scene_state`s dropped for a stamp too far ahead of this host's clock.
+    /// `joint_state`s, `scene_state`s and `episode` events dropped for a stamp too far ahead of
+    /// this host's clock.
     pub future_observations: u64,
     /// `joint_state`s dropped because another publisher than the robot's sent them.
     pub foreign_joint_states: u64,
@@ -135,9 +137,17 @@ pub fn run_teleop(
         let deadline = Instant::now() + if needs_scene { cfg.sync_wait * 20 } else { cfg.sync_wait };
         loop {
             while let Some(ev) = episodes.try_recv() {
+                // An event stamped ahead of this clock would wait for a tick that never comes.
+                if OBSERVATION_FRESHNESS.check(ev.header.stamp_ns, bus::now_ns()).is_err() {
+                    report.future_observations += 1;
+                    continue;
+                }
                 seen_events = true;
                 last_event_stamp = last_event_stamp.max(ev.header.stamp_ns);
                 pending.push_back(ev);
+                while pending.len() > SCENES_HELD {
+                    pending.pop_front();
+                }
             }
             while let Some(ev) =
                 pending.front().is_some_and(|ev| ev.header.stamp_ns <= stamp).then(|| pending.pop_front()).flatten()
