@@ -7,7 +7,7 @@ use sim::{EnvConfig, Observation, VecEnv};
 
 use crate::error::{PolicyError, Result};
 use crate::executor::{ChunkExecutor, ExecMode};
-use crate::features::raw_obs;
+use crate::features::{raw_obs, state_of};
 use crate::inference::Policy;
 use crate::train::Evaluator;
 
@@ -22,8 +22,8 @@ pub struct EvalConfig {
     pub threads: usize,
     /// Seed of the first episode; episode k uses seed + k.
     pub seed: u64,
-    /// How chunks are executed.
-    pub exec: ExecMode,
+    /// How chunks are executed (`None`: [`ExecMode::default_for`] the policy's action space).
+    pub exec: Option<ExecMode>,
 }
 
 /// One evaluated episode.
@@ -93,6 +93,7 @@ pub fn evaluate<B: Backend>(
     let spec = &policy.spec;
     let cameras: Vec<String> = spec.config.image.as_ref().map(|i| i.cameras.clone()).unwrap_or_default();
     let (h, d) = (spec.config.horizon, spec.config.action_dim);
+    let mode = cfg.exec.unwrap_or_else(|| ExecMode::default_for(spec.action_kind, h));
     let n_envs = cfg.num_envs.clamp(1, cfg.episodes.max(1));
     let mut vec_env = VecEnv::new(env, n_envs, cfg.threads)?;
     // Slot state: which episode each env runs, its tick, its executor, its last observation.
@@ -102,7 +103,7 @@ pub fn evaluate<B: Backend>(
     for (i, obs) in vec_env.reset_some(&first[..n_envs.min(cfg.episodes)])? {
         on_frame(next_episode, &obs);
         slots.resize_with(n_envs, || None);
-        slots[i] = Some((next_episode, 0, ChunkExecutor::new(cfg.exec, h, d), obs));
+        slots[i] = Some((next_episode, 0, ChunkExecutor::new(mode, spec.action_kind, h, d), obs));
         next_episode += 1;
     }
     let mut outcomes = Vec::new();
@@ -125,15 +126,15 @@ pub fn evaluate<B: Backend>(
             let out = policy.act(&raws)?;
             chunks += out.len() as u64;
             for (i, values) in want.into_iter().zip(out) {
-                if let Some((_, tick, ex, _)) = slots[i].as_mut() {
-                    ex.add_chunk(*tick, &values, *tick);
+                if let Some((_, tick, ex, obs)) = slots[i].as_mut() {
+                    ex.add_chunk(*tick, &values, *tick, &state_of(obs));
                 }
             }
         }
         let mut actions = Vec::with_capacity(n_envs);
         for slot in slots.iter_mut() {
             let a = match slot {
-                Some((_, tick, ex, obs)) => match ex.action(*tick) {
+                Some((_, tick, ex, obs)) => match ex.action(*tick, &state_of(obs)) {
                     Some(row) => to_action(spec.action_kind, &row)?,
                     None => sim::Action::hold(obs.arm.gripper_opening),
                 },

@@ -43,8 +43,8 @@ use crate::inference::Policy;
 /// Policy node settings.
 #[derive(Clone, Debug)]
 pub struct PolicyNodeConfig {
-    /// How chunks become commands.
-    pub exec: ExecMode,
+    /// How chunks become commands (`None`: [`ExecMode::default_for`] the policy's action space).
+    pub exec: Option<ExecMode>,
     /// How long a tick may wait for the chunk of its own observation.
     pub inference_budget: Duration,
     /// Instruction (default: the `task` topic, else the policy's first training task).
@@ -56,10 +56,11 @@ pub struct PolicyNodeConfig {
 }
 
 impl PolicyNodeConfig {
-    /// Defaults for a control period: ensembling, a budget of 40% of the period.
+    /// Defaults for a control period: the action space's default execution mode, a budget of
+    /// 40% of the period.
     pub fn new(period: Duration) -> PolicyNodeConfig {
         PolicyNodeConfig {
-            exec: ExecMode::ensemble(),
+            exec: None,
             inference_budget: period.mul_f64(0.4),
             instruction: None,
             max_ticks: None,
@@ -172,7 +173,7 @@ impl ObservationAssembler {
     /// everything with its stamp has arrived.
     pub fn assemble(&self, js: &JointState, instruction: &str) -> Option<RawObs> {
         let stamp = js.header.stamp_ns;
-        let state: Vec<f32> = js.position.iter().map(|v| *v as f32).collect();
+        let state = proprioception(js);
         let env_state = if self.env_state_dim > 0 { self.scene.get(&stamp)?.clone() } else { Vec::new() };
         let images =
             self.cameras.iter().map(|c| self.images.get(&(stamp, c.clone())).cloned()).collect::<Option<Vec<_>>>()?;
@@ -186,6 +187,12 @@ impl ObservationAssembler {
     }
 }
 
+/// The policy's proprioception in a `joint_state`: its positions (6 joint angles, rad, then the
+/// gripper opening).
+fn proprioception(js: &JointState) -> Vec<f32> {
+    js.position.iter().map(|v| *v as f32).collect()
+}
+
 struct InferRequest {
     tick: u64,
     obs_stamp_ns: u64,
@@ -195,6 +202,8 @@ struct InferRequest {
 struct InferResult {
     tick: u64,
     values: Vec<f32>,
+    /// Proprioception of the observation the chunk answers (its tip pose anchors `EeDelta` rows).
+    state: Vec<f32>,
     took_ms: f64,
 }
 
@@ -220,7 +229,8 @@ fn inference_loop<B: Backend>(
                 obs_stamp_ns: req.obs_stamp_ns,
             };
             chunks.publish(&mut msg)?;
-            Ok(InferResult { tick: req.tick, values, took_ms: t.elapsed().as_secs_f64() * 1e3 })
+            let took_ms = t.elapsed().as_secs_f64() * 1e3;
+            Ok(InferResult { tick: req.tick, values, state: req.obs.state, took_ms })
         });
         if tx.send(out).is_err() {
             return;
@@ -317,6 +327,7 @@ fn publish_status(status: &Publisher<Status>, state: NodeState, report: &PolicyN
         ("chunks".to_string(), report.executor.chunks),
         ("late_chunks".to_string(), report.executor.late_chunks),
         ("starved_ticks".to_string(), report.executor.starved_ticks),
+        ("unposed".to_string(), report.executor.unposed),
         ("busy_skips".to_string(), report.busy_skips),
         ("malformed".to_string(), report.malformed),
     ]);
@@ -377,7 +388,8 @@ pub fn run_policy_node<B: Backend>(
     let period = Duration::from_secs_f64(1.0 / spec.fps);
     let period_ns = period.as_nanos() as u64;
     let mut asm = ObservationAssembler::new(&spec.config);
-    let mut exec = ChunkExecutor::new(cfg.exec, spec.config.horizon, spec.config.action_dim);
+    let mode = cfg.exec.unwrap_or_else(|| ExecMode::default_for(spec.action_kind, spec.config.horizon));
+    let mut exec = ChunkExecutor::new(mode, spec.action_kind, spec.config.horizon, spec.config.action_dim);
     let mut instruction = cfg.instruction.clone().or_else(|| spec.tasks.first().cloned()).unwrap_or_default();
     let (req_tx, req_rx) = bounded::<InferRequest>(1);
     let (res_tx, res_rx) = bounded::<Result<InferResult>>(4);
@@ -445,12 +457,12 @@ pub fn run_policy_node<B: Backend>(
                     Err(e) => break 'tick Err(e),
                 };
                 inference_ms.push(r.took_ms);
-                exec.add_chunk(r.tick, &r.values, tick);
+                exec.add_chunk(r.tick, &r.values, tick, &r.state);
                 if r.tick == tick {
                     requested = false;
                 }
             }
-            if let Some(row) = exec.action(tick) {
+            if let Some(row) = exec.action(tick, &proprioception(&js)) {
                 if let Err(e) = publish_command(spec.action_kind, &row, stamp, &ee_pub, &joint_pub) {
                     break 'tick Err(e);
                 }

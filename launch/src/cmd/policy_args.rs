@@ -111,6 +111,8 @@ macro_rules! match_backend {
 /// How rollouts execute chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExecArg {
+    /// The policy's action space picks (`ExecMode::default_for`; the README's chunk execution table).
+    Auto,
     /// Each chunk to its end, then the next (Q-chunking).
     OpenLoop,
     /// ACT temporal ensembling (a chunk every step).
@@ -120,12 +122,13 @@ pub enum ExecArg {
 }
 
 impl ExecArg {
-    /// The executor mode for chunks of `horizon`.
-    pub fn mode(self, horizon: usize) -> ExecMode {
+    /// The executor mode for chunks of `horizon` (`None`: the policy's action space picks).
+    pub fn mode(self, horizon: usize) -> Option<ExecMode> {
         match self {
-            ExecArg::OpenLoop => ExecMode::OpenLoop,
-            ExecArg::Ensemble => ExecMode::ensemble(),
-            ExecArg::Async => ExecMode::asynchronous(horizon),
+            ExecArg::Auto => None,
+            ExecArg::OpenLoop => Some(ExecMode::OpenLoop),
+            ExecArg::Ensemble => Some(ExecMode::ensemble()),
+            ExecArg::Async => Some(ExecMode::asynchronous(horizon)),
         }
     }
 }
@@ -144,7 +147,7 @@ pub struct RolloutArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = arg_ranges::at_least(0u64))]
     pub eval_seed: u64,
     /// Chunk execution.
-    #[arg(long, value_enum, default_value_t = ExecArg::Ensemble)]
+    #[arg(long, value_enum, default_value_t = ExecArg::Auto)]
     pub exec: ExecArg,
 }
 
