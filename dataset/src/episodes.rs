@@ -48,7 +48,19 @@ pub struct EpisodeMeta {
     /// Noise level of the scripted expert that drove the episode (Armstack column
     /// `armstack/expert_noise`, NaN when unknown); None when a person or another device drove.
     pub expert_noise: Option<f64>,
+    /// Demonstration quality of the scripted expert that drove the episode (`expert`, `mixed`,
+    /// `noisy`; Armstack column `armstack/demo_quality`, empty when unknown); None when a person
+    /// or another device drove.
+    pub demo_quality: Option<String>,
+    /// The mistake the scripted expert made in the episode (`none`, `missed_grasp`,
+    /// `dropped_object_regrasped`, …; Armstack column `armstack/mistake`, empty when unknown).
+    pub mistake: Option<String>,
 }
+
+/// Episodes column of the scripted expert's demonstration quality (empty: unknown).
+pub const DEMO_QUALITY_COLUMN: &str = "armstack/demo_quality";
+/// Episodes column of the scripted expert's mistake (empty: unknown).
+pub const MISTAKE_COLUMN: &str = "armstack/mistake";
 
 /// The episodes parquet file Armstack writes (one file; LeRobot globs all of them).
 pub const EPISODES_FILE: &str = "meta/episodes/chunk-000/file-000.parquet";
@@ -84,6 +96,9 @@ pub fn write_episodes(root: &Path, episodes: &[EpisodeMeta], video_keys: &[Strin
     t.push("armstack/seed", Column::I64(episodes.iter().map(|e| e.seed.and_then(|s| i64::try_from(s).ok()).unwrap_or(-1)).collect()));
     t.push("armstack/success", Column::Bool(episodes.iter().map(|e| e.success.unwrap_or(false)).collect()));
     t.push("armstack/expert_noise", Column::F64(episodes.iter().map(|e| e.expert_noise.unwrap_or(f64::NAN)).collect()));
+    let col_s = |f: &dyn Fn(&EpisodeMeta) -> Option<String>| Column::Str(episodes.iter().map(|e| f(e).unwrap_or_default()).collect());
+    t.push(DEMO_QUALITY_COLUMN, col_s(&|e| e.demo_quality.clone()));
+    t.push(MISTAKE_COLUMN, col_s(&|e| e.mistake.clone()));
     write_parquet(&root.join(EPISODES_FILE), &t, HashMap::new())
 }
 
@@ -159,6 +174,12 @@ pub fn read_episode_listing(root: &Path, video_keys: &[String]) -> Result<Episod
         let seeds = t.get("armstack/seed").and_then(Column::as_i64);
         let success = t.get("armstack/success").and_then(Column::as_bool);
         let noise = t.get("armstack/expert_noise").and_then(Column::as_f64);
+        let labels = |name: &str| match t.get(name) {
+            Some(Column::Str(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let (quality, mistake) = (labels(DEMO_QUALITY_COLUMN), labels(MISTAKE_COLUMN));
+        let label = |v: &Option<Vec<String>>, i: usize| v.as_ref().and_then(|v| v.get(i)).filter(|s| !s.is_empty()).cloned();
         let mut videos: Vec<VideoColumns> = Vec::new();
         for key in video_keys {
             let c = ints(&t, &path, &format!("videos/{key}/chunk_index"))?;
@@ -193,6 +214,8 @@ pub fn read_episode_listing(root: &Path, video_keys: &[String]) -> Result<Episod
                 seed: seeds.as_ref().and_then(|s| u64::try_from(s[i]).ok()),
                 success: success.as_ref().map(|s| s[i]),
                 expert_noise: noise.as_ref().and_then(|n| n.get(i).copied()).filter(|n| !n.is_nan()),
+                demo_quality: label(&quality, i),
+                mistake: label(&mistake, i),
             };
             out.push((meta, path.clone()));
         }
@@ -317,6 +340,8 @@ pub fn read_episodes_v2(root: &Path, video_keys: &[String], fps: f64) -> Result<
             seed: None,
             success: None,
             expert_noise: None,
+            demo_quality: None,
+            mistake: None,
         });
         next += length;
     }

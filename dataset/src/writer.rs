@@ -151,6 +151,8 @@ pub struct DatasetWriter {
     video: VideoSettings,
     dims: (usize, usize, usize),
     expert_noise: Option<f64>,
+    demo_quality: Option<String>,
+    mistake: Option<String>,
 }
 
 const NUMERIC_SCALARS: [&str; 6] = [REWARD, "timestamp", "frame_index", "episode_index", "index", "task_index"];
@@ -218,6 +220,8 @@ impl DatasetWriter {
             video: VideoSettings::default(),
             dims,
             expert_noise: None,
+            demo_quality: None,
+            mistake: None,
         })
     }
 
@@ -246,6 +250,20 @@ impl DatasetWriter {
     /// or another device drives); stored per episode as `armstack/expert_noise`.
     pub fn set_expert_noise(&mut self, noise: Option<f64>) {
         self.expert_noise = noise;
+    }
+
+    /// Sets the demonstration quality of the scripted expert that drives the next episodes
+    /// (`expert`, `mixed`, `noisy`; None: a person or another device drives); stored per episode
+    /// as `armstack/demo_quality`.
+    pub fn set_demo_quality(&mut self, quality: Option<&str>) {
+        self.demo_quality = quality.map(str::to_string);
+    }
+
+    /// Sets the mistake the scripted expert made in the episode being recorded (`none`,
+    /// `missed_grasp`, …; None: unknown); stored with the next episode ended, as
+    /// `armstack/mistake`, and kept for later episodes until set again.
+    pub fn set_mistake(&mut self, mistake: Option<&str>) {
+        self.mistake = mistake.map(str::to_string);
     }
 
     /// Dataset root.
@@ -461,6 +479,8 @@ impl DatasetWriter {
             seed,
             success,
             expert_noise: self.expert_noise,
+            demo_quality: self.demo_quality.clone(),
+            mistake: self.mistake.clone(),
         });
         self.write_metadata()?;
         tracing::info!(episode = index, frames = n, "episode written");

@@ -185,6 +185,31 @@ fn expert_noise_is_stored_per_episode_and_new_settings_are_adopted() {
     assert_eq!(refused(&root, &state_only, &settings("widowx", "500")), vec![mismatch("robot", "sim", "widowx")]);
 }
 
+/// The scripted expert's demonstration quality and each episode's mistake are stored per
+/// episode, read back, and kept when a session is resumed; episodes driven by a person read
+/// back as None.
+#[test]
+fn demo_quality_and_mistake_are_stored_per_episode_and_survive_a_resume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, state_only) = (dir.path().join("ds"), state_only_spec());
+    let mut w = DatasetWriter::create(&root, &state_only).expect("create");
+    w.set_demo_quality(Some("mixed"));
+    for mistake in ["missed_grasp_regrasped", "none"] {
+        w.set_mistake(Some(mistake));
+        one_frame_episode(&mut w, 7, false);
+    }
+    w.finish().expect("finish");
+    let mut w = DatasetWriter::resume_session(&root, &state_only, &settings("sim", "500")).expect("resume");
+    w.set_demo_quality(None);
+    w.set_mistake(None);
+    one_frame_episode(&mut w, 8, true);
+    w.finish().expect("finish");
+    let ds = Dataset::open(&root).expect("open");
+    let stored: Vec<(Option<&str>, Option<&str>)> =
+        ds.episodes().iter().map(|e| (e.demo_quality.as_deref(), e.mistake.as_deref())).collect();
+    assert_eq!(stored, [(Some("mixed"), Some("missed_grasp_regrasped")), (Some("mixed"), Some("none")), (None, None)]);
+}
+
 /// Seeds are stored in LeRobot's int64 episode column: the largest representable seed round-trips,
 /// a larger one is refused (it used to be stored wrapped, as a negative number, and read back as
 /// "no seed"), and the episode stays open so it can still be ended with a valid seed.

@@ -76,6 +76,10 @@ pub struct SimNodeSpec {
     /// The scene's scripted expert drives when no bus command arrives (value: its noise, 0–1).
     #[serde(default)]
     pub expert: Option<f64>,
+    /// The scripted expert's demonstration quality, overriding `expert`'s noise (set by
+    /// `armstack sim --expert expert|mixed`; launch files give a noise).
+    #[serde(skip)]
+    pub expert_quality: Option<sim::DemoQuality>,
 }
 
 fn sim_name() -> String {
@@ -248,7 +252,7 @@ pub fn sim_node_config(spec: &SimNodeSpec) -> Result<SimNodeConfig> {
         name: spec.name.clone(),
         lockstep: None,
         reset_pause: std::time::Duration::ZERO,
-        expert_noise: spec.expert,
+        expert: spec.expert_quality.or(spec.expert.map(sim::DemoQuality::noisy)),
     })
 }
 

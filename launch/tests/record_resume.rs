@@ -1,6 +1,6 @@
 //! `armstack record --resume` end to end: a resumed session continues after the seeds the
-//! dataset holds (never repeating an episode unless asked by seed), stores the expert's noise
-//! and the task per episode, and refuses a session whose frames would mean something else,
+//! dataset holds (never repeating an episode unless asked by seed), stores the expert's noise,
+//! demonstration quality and mistake and the task per episode, and refuses a session whose frames would mean something else,
 //! naming the setting and both values, without touching the dataset; `record` neither clobbers
 //! a folder nor invents a dataset to resume.
 
@@ -16,6 +16,30 @@ fn record(dir: &Path, ds: &str, extra: &[&str]) -> std::process::Command {
     let mut cmd = armstack(dir);
     cmd.args(["record", "--dataset", ds, "--device", "scripted"]).args(extra);
     cmd
+}
+
+/// `--quality mixed --mistake-rate 1` through the bus: every episode stores `mixed` and the
+/// mistake the expert drew from that episode's seed; a resumed `--quality expert` session stores
+/// its own level and no mistake.
+#[test]
+fn record_stores_the_demo_quality_and_each_episodes_mistake() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let mixed = ["--scene", "pick_cube", "--quality", "mixed", "--mistake-rate", "1", "--no-cameras"];
+    run_ok(record(dir, "ds", &mixed).args(["--episodes", "3"]));
+    let expert = ["--scene", "pick_cube", "--quality", "expert", "--no-cameras", "--resume"];
+    run_ok(record(dir, "ds", &expert).args(["--episodes", "1"]));
+    let ds = Dataset::open(&dir.join("ds")).expect("open");
+    let scene = sim::load_scene("pick_cube").expect("scene");
+    let expected: Vec<(Option<&str>, Option<&str>)> = [0, 1, 2]
+        .map(|seed| (Some("mixed"), Some(sim::Expert::planned_mistake(&scene, sim::DemoQuality::mixed(1.0), seed).name())))
+        .into_iter()
+        .chain([(Some("expert"), Some("none"))])
+        .collect();
+    let stored: Vec<(Option<&str>, Option<&str>)> =
+        ds.episodes().iter().map(|e| (e.demo_quality.as_deref(), e.mistake.as_deref())).collect();
+    assert_eq!(stored, expected);
+    assert!(stored[..3].iter().all(|(_, m)| *m != Some("none")), "rate 1: every episode has a mistake");
 }
 
 fn seeds(ds: &Dataset) -> Vec<Option<u64>> {

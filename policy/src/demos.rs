@@ -1,10 +1,12 @@
-//! Scripted demonstrations: the scene's expert with action noise, rolled out in a vectorised
-//! env and written as a LeRobot dataset (state, object state, end-effector delta actions,
-//! rewards, cameras when the env renders them). Noisy experts fail some episodes; those stay in
-//! the dataset with `success = false`, as offline RL wants.
+//! Scripted demonstrations: the scene's expert at a [`DemoQuality`] (expert, mixed with
+//! recorded mistakes, or noisy), rolled out in a vectorised env and written as a LeRobot dataset
+//! (state, object state, end-effector delta actions, rewards, cameras when the env renders
+//! them). Each episode records the quality and its mistake (`armstack/demo_quality`,
+//! `armstack/mistake`). Failed episodes stay in the dataset with `success = false`, as offline
+//! RL wants.
 
 use dataset::writer::{DatasetSpec, DatasetWriter, FrameRecord};
-use sim::{Action, EnvConfig, Expert, VecEnv};
+use sim::{Action, DemoQuality, EnvConfig, Expert, VecEnv};
 
 use crate::error::Result;
 use crate::features::{env_state_of, state_of};
@@ -60,22 +62,24 @@ pub fn camera_features(env: &EnvConfig) -> Vec<dataset::writer::CameraFeature> {
         .collect()
 }
 
-/// Rolls out the noisy expert for `episodes` episodes (seeds `seed`, `seed + 1`, …) on
-/// `num_envs` envs and appends them to `writer`.
+/// Rolls out the expert at `quality` for `episodes` episodes (seeds `seed`, `seed + 1`, …; the
+/// legacy noise knob is `DemoQuality::noisy(noise)`) on `num_envs` envs and appends them to
+/// `writer`.
 pub fn collect(
     env: &EnvConfig,
     writer: &mut DatasetWriter,
     episodes: u64,
-    noise: f64,
+    quality: DemoQuality,
     seed: u64,
     num_envs: usize,
 ) -> Result<CollectReport> {
     let n = num_envs.clamp(1, episodes.max(1) as usize);
-    writer.set_expert_noise(Some(noise));
+    writer.set_expert_noise(Some(quality.noise()));
+    writer.set_demo_quality(Some(quality.name()));
     let mut vec_env = VecEnv::new(env, n, 0)?;
     let mut report = CollectReport::default();
     let mut next = 0u64;
-    let mut experts: Vec<Expert> = (0..n).map(|i| Expert::new(&env.scene, noise, seed + i as u64)).collect();
+    let mut experts: Vec<Expert> = (0..n).map(|i| Expert::with_quality(&env.scene, quality, seed + i as u64)).collect();
     // Per env: (episode seed, frames so far, last observation).
     let mut slots = Vec::new();
     let items: Vec<(usize, u64)> = (0..n.min(episodes as usize)).map(|i| (i, seed + i as u64)).collect();
@@ -107,6 +111,7 @@ pub fn collect(
             });
             *obs = step.obs;
             if step.done {
+                writer.set_mistake(Some(experts[i].mistake().name()));
                 writer.begin_episode(&obs.instruction)?;
                 for f in frames.iter() {
                     writer.add_frame(f)?;
@@ -131,4 +136,37 @@ pub fn collect(
     }
     tracing::info!(episodes = report.episodes, successes = report.successes, frames = report.frames, "collected");
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use dataset::reader::Dataset;
+    use sim::{DemoQuality, Expert, Mistake};
+
+    use super::*;
+
+    /// Mixed-quality demonstrations on the real sim into a real dataset: every episode stores the
+    /// quality and the mistake its expert made (the one drawn from its seed), and they read back.
+    #[test]
+    fn collected_episodes_record_quality_and_mistake() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = EnvConfig::new(sim::load_scene("pick_cube").expect("scene"));
+        let mut writer = DatasetWriter::create(dir.path(), &dataset_spec(&env, Vec::new())).expect("create");
+        let quality = DemoQuality::mixed(1.0);
+        let report = collect(&env, &mut writer, 6, quality, 40, 3).expect("collect");
+        writer.finish().expect("finish");
+        let ds = Dataset::open(dir.path()).expect("open");
+        assert_eq!(ds.episodes().len(), 6);
+        let mut failed_mistakes = 0;
+        for e in ds.episodes() {
+            let seed = e.seed.expect("seed stored");
+            let expected = Expert::planned_mistake(&env.scene, quality, seed);
+            assert_ne!(expected, Mistake::None, "rate 1: every episode has a mistake");
+            assert_eq!(e.mistake.as_deref(), Some(expected.name()), "episode of seed {seed}");
+            assert_eq!(e.demo_quality.as_deref(), Some("mixed"));
+            assert_eq!(e.expert_noise, Some(0.0));
+            failed_mistakes += usize::from(e.success == Some(false));
+        }
+        assert_eq!(report.successes as usize, 6 - failed_mistakes);
+    }
 }

@@ -37,7 +37,7 @@ fn deploy_tiny_policy_for_50_ticks_at_20_hz() {
         max_episodes: None,
         max_steps: Some(200),
         name: "sim".into(),
-        expert_noise: None,
+        expert: None,
         lockstep: None,
         reset_pause: Duration::ZERO,
     };

@@ -20,7 +20,7 @@ use policy::{Cpu, CpuTrain, Policy, PolicySpec, Variant};
 fn collect(dir: &Path, episodes: u64, noise: f64) -> Dataset {
     let env = sim::EnvConfig::new(sim::load_scene("pick_cube").unwrap());
     let mut w = DatasetWriter::create(dir, &policy::demos::dataset_spec(&env, Vec::new())).unwrap();
-    let r = policy::demos::collect(&env, &mut w, episodes, noise, 7, 2).unwrap();
+    let r = policy::demos::collect(&env, &mut w, episodes, sim::DemoQuality::noisy(noise), 7, 2).unwrap();
     assert_eq!(r.episodes, episodes);
     w.finish().unwrap();
     let ds = Dataset::open(dir).unwrap();

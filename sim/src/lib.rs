@@ -17,7 +17,7 @@ pub mod world;
 
 pub use camera::{CameraImage, CameraSpec};
 pub use env::{Action, Env, EnvConfig, Observation, Step};
-pub use expert::Expert;
+pub use expert::{DemoQuality, Expert, Mistake};
 pub use scene::{load_scene, SceneInstance, SceneSpec};
 pub use vec_env::VecEnv;
 pub use world::{PhysicsConfig, SimError, SimWorld};

@@ -206,7 +206,7 @@ fn python_client_reads_every_topic_and_estops_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let config = BusConfig::with_discovery_dir(robot, dir.path());
     let env = EnvConfig::new(load_scene("pick_cube").unwrap()).with_cameras(32, 32);
-    let node_cfg = SimNodeConfig { expert_noise: Some(0.0), ..node_config(env) };
+    let node_cfg = SimNodeConfig { expert: Some(sim::DemoQuality::noisy(0.0)), ..node_config(env) };
     let stop = Arc::new(AtomicBool::new(false));
     let node_bus = Bus::open(&config).unwrap();
     let stop_node = stop.clone();

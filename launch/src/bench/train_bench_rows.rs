@@ -110,7 +110,7 @@ impl BenchData {
         let env = sim::EnvConfig::new(sim::load_scene("pick_cube")?).with_cameras(px, px);
         let spec = policy::demos::dataset_spec(&env, policy::demos::camera_features(&env));
         let mut writer = DatasetWriter::create(&dir, &spec)?;
-        policy::demos::collect(&env, &mut writer, self.episodes, NOISE, SEED, 2)
+        policy::demos::collect(&env, &mut writer, self.episodes, sim::DemoQuality::noisy(NOISE), SEED, 2)
             .with_context(|| format!("recording the {px} px bench dataset"))?;
         writer.finish()?;
         Ok(dir)

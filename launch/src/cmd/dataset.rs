@@ -267,6 +267,8 @@ fn replay(a: &ReplayArgs, bus_config: &bus::BusConfig) -> Result<()> {
         scene: a.scene.clone(),
         device: DeviceKind::Scripted,
         noise: 0.0,
+        quality: None,
+        mistake_rate: sim::expert::DEFAULT_MISTAKE_RATE,
         seed: Some(seed),
         image_size: 128,
         reset_s: Some(0.0),

@@ -1,4 +1,4 @@
-//! `armstack demo`: the main job on the embedded default, end to end — scripted noisy
+//! `armstack demo`: the main job on the embedded default, end to end — scripted mixed-quality
 //! demonstrations of a scene, behaviour cloning, CO-RFT fine-tuning, evaluation of both, a table
 //! and a rollout video.
 
@@ -13,6 +13,7 @@ use policy::train::TrainSettings;
 use policy::Variant;
 
 use super::arg_ranges;
+use super::demo_quality::QualityArg;
 use super::eval::{evaluate_policy, print_summary, EvalSummary};
 use super::policy_args::{check_device, open_datasets, DeviceKind, ExecArg, RolloutArgs};
 use super::train::VariantArg;
@@ -20,6 +21,9 @@ use crate::outln;
 use crate::output_path::{prepare_output_dir, ExistingDir};
 use crate::shutdown::stop_flag;
 use crate::with_train_backend;
+
+/// Noise of `--quality noisy` when `--noise` is not given (the demo's former default).
+const DEFAULT_NOISE: f64 = 0.3;
 
 /// `armstack demo`.
 #[derive(Args, Debug)]
@@ -33,9 +37,17 @@ pub struct DemoArgs {
     /// Demonstrations to record.
     #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1u64))]
     pub demos: u64,
-    /// Expert action noise (0.3: about 15% of pick_cube demonstrations fail; 0.35: about 60%).
-    #[arg(long, default_value_t = 0.3, value_parser = arg_ranges::unit_interval())]
-    pub noise: f64,
+    /// Demonstration quality: `mixed` (expert demonstrations, a share --mistake-rate of which
+    /// contain one recorded mistake), `expert` (clean, varied) or `noisy` (--noise).
+    #[arg(long, value_enum, default_value_t = QualityArg::Mixed)]
+    pub quality: QualityArg,
+    /// Share of `--quality mixed` demonstrations that contain one mistake.
+    #[arg(long, default_value_t = sim::expert::DEFAULT_MISTAKE_RATE, value_parser = arg_ranges::unit_interval())]
+    pub mistake_rate: f64,
+    /// Per-step action noise of the noisy level, in [0, 1]; giving it selects that level
+    /// (`--quality noisy` without it uses 0.3).
+    #[arg(long, value_parser = arg_ranges::unit_interval(), conflicts_with_all = ["mistake_rate"])]
+    pub noise: Option<f64>,
     /// Observation variant (vision renders cameras and trains the VLA).
     #[arg(long, value_enum, default_value_t = VariantArg::State)]
     pub variant: VariantArg,
@@ -88,10 +100,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let cameras = policy::demos::camera_features(&env);
     let mut writer = DatasetWriter::create(&data_dir, &policy::demos::dataset_spec(&env, cameras))?;
-    let collected = policy::demos::collect(&env, &mut writer, args.demos, args.noise, args.demo_seed, 4)?;
+    let quality = match args.noise {
+        Some(noise) => sim::DemoQuality::noisy(noise),
+        None => args.quality.level(args.mistake_rate, DEFAULT_NOISE),
+    };
+    let collected = policy::demos::collect(&env, &mut writer, args.demos, quality, args.demo_seed, 4)?;
     writer.finish()?;
     outln!(
-        "1/4 recorded {} demonstrations of {} ({} succeeded, {} frames) in {:.0} s",
+        "1/4 recorded {} demonstrations of {} at quality {quality} ({} succeeded, {} frames) in {:.0} s",
         collected.episodes,
         args.scene,
         collected.successes,
@@ -115,6 +131,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         variant: if vision { Variant::Vision } else { Variant::StateOnly },
         horizon: 10,
         config: None,
+        tip_features: None,
         settings: settings(args.bc_steps, 1e-3),
         eval: None,
         resume: false,

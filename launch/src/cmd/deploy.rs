@@ -86,7 +86,7 @@ pub fn deploy(
                 max_episodes: args.episodes,
                 max_steps: args.ticks.map(|t| t + 1),
                 name: "sim".into(),
-                expert_noise: None,
+                expert: None,
                 lockstep: None,
                 reset_pause: Duration::ZERO,
             }))

@@ -5,6 +5,7 @@ pub mod calibrate;
 pub mod curves;
 pub mod dataset;
 pub mod demo;
+pub mod demo_quality;
 pub mod deploy;
 pub mod driver;
 pub mod eval;

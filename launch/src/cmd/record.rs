@@ -173,8 +173,14 @@ pub fn record_session(
     if let RobotNode::Sim(cfg) = &mut robot {
         cfg.seed = first_seed(&args, &stored)?;
     }
-    let expert_noise = (args.robot.device == DeviceKind::Scripted).then_some(args.robot.noise);
-    writer.set_expert_noise(expert_noise);
+    let scripted = args.robot.device == DeviceKind::Scripted;
+    let quality = args.robot.demo_quality();
+    writer.set_expert_noise(scripted.then_some(quality.noise()));
+    writer.set_demo_quality(scripted.then_some(quality.name()));
+    let scripted = match &robot {
+        RobotNode::Sim(cfg) if scripted => Some((cfg.env.scene.clone(), quality)),
+        _ => None,
+    };
     #[cfg(feature = "video")]
     writer.set_video_settings(dataset::video::VideoSettings { crf: args.crf, ..Default::default() });
     let already = writer.episodes();
@@ -190,6 +196,7 @@ pub fn record_session(
         queue: 4096,
         // A real arm's episodes have no seed (the driver numbers them from 0 in every session).
         seeds: matches!(robot, RobotNode::Sim(_)),
+        scripted,
     };
     let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &crate::shutdown::StartBarrier| {
         run_recorder(writer, &rec_cfg, bus, stop, Some(ready))

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::arg_ranges;
+use super::demo_quality::{parse_expert_level, ExpertLevel};
 use crate::nodes::{run_nodes, NodeSpec, SimNodeSpec};
 
 /// Arguments of `armstack sim`.
@@ -39,11 +40,15 @@ pub struct SimArgs {
     /// Stop after this many control steps.
     #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub steps: Option<u64>,
-    /// Autopilot: the scene's scripted expert drives, with this action noise in [0, 1]
-    /// (0: clean demonstrations; 0.3: 82% success on pick_cube, 32% on sort; the README has the
-    /// table per scene). Bus commands take over when sent.
-    #[arg(long, value_name = "NOISE", value_parser = arg_ranges::unit_interval())]
-    pub expert: Option<f64>,
+    /// Autopilot: the scene's scripted expert drives, demonstrating at LEVEL: `expert` (clean,
+    /// varied), `mixed` (a share --mistake-rate of episodes contain one mistake) or a number in
+    /// [0, 1], the per-step action noise of the noisy level (0: the fixed clean plan; the README
+    /// has the success table per scene and level). Bus commands take over when sent.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_expert_level)]
+    pub expert: Option<ExpertLevel>,
+    /// Share of `--expert mixed` episodes that contain one mistake.
+    #[arg(long, default_value_t = sim::expert::DEFAULT_MISTAKE_RATE, value_parser = arg_ranges::unit_interval())]
+    pub mistake_rate: f64,
 }
 
 /// Runs the sim node until Ctrl-C or a limit.
@@ -61,7 +66,8 @@ pub fn run(args: SimArgs, bus: &bus::BusConfig) -> Result<()> {
         height: args.height,
         episodes: args.episodes,
         steps: args.steps,
-        expert: args.expert,
+        expert: None,
+        expert_quality: args.expert.map(|level| level.level(args.mistake_rate)),
     });
     run_nodes(vec![spec], bus)
 }

@@ -14,6 +14,7 @@ use robot_driver::node::{run_driver_node, DriverNodeConfig};
 use sim::node::{SimNode, SimNodeConfig};
 
 use super::arg_ranges;
+use super::demo_quality::QualityArg;
 use crate::robots::widowx::{Connection, DriverArgs, SimKinematics};
 use crate::shutdown::{StartBarrier, Supervisor};
 
@@ -58,10 +59,17 @@ pub struct RobotArgs {
     /// Input device.
     #[arg(long, value_enum, default_value = "keyboard")]
     pub device: DeviceKind,
-    /// Scripted expert action noise in [0, 1] (0: clean; 0.3: 82% success on pick_cube, 32% on
-    /// sort; the README has the table per scene).
+    /// Scripted expert action noise in [0, 1] of the noisy level (the default level; 0: the
+    /// fixed clean plan; the README has the success table per scene and level).
     #[arg(long, default_value_t = 0.0, value_parser = arg_ranges::unit_interval())]
     pub noise: f64,
+    /// Scripted expert's demonstration quality: `expert` (clean, varied), `mixed` (a share
+    /// --mistake-rate of episodes contain one recorded mistake) or `noisy` (--noise; default).
+    #[arg(long, value_enum)]
+    pub quality: Option<QualityArg>,
+    /// Share of `--quality mixed` episodes that contain one mistake.
+    #[arg(long, default_value_t = sim::expert::DEFAULT_MISTAKE_RATE, value_parser = arg_ranges::unit_interval())]
+    pub mistake_rate: f64,
     /// Seed of the first episode (episode k uses seed + k; a re-recorded one keeps its seed).
     /// Default 0; `record --resume` continues after the seeds the dataset holds. At most
     /// 2^63 − 1: datasets store seeds in an int64 column.
@@ -163,6 +171,13 @@ pub struct TeleopArgs {
     pub episodes: Option<u64>,
 }
 
+impl RobotArgs {
+    /// The scripted expert's demonstration quality these flags select.
+    pub fn demo_quality(&self) -> sim::DemoQuality {
+        self.quality.unwrap_or(QualityArg::Noisy).level(self.mistake_rate, self.noise)
+    }
+}
+
 /// Builds the device.
 pub fn make_device(args: &RobotArgs, robot: &RobotNode) -> Result<Box<dyn TeleopDevice>> {
     Ok(match args.device {
@@ -177,7 +192,7 @@ pub fn make_device(args: &RobotArgs, robot: &RobotNode) -> Result<Box<dyn Teleop
             if !(0.0..=1.0).contains(&args.noise) {
                 bail!("--noise must be in [0, 1], got {}", args.noise);
             }
-            Box::new(ScriptedDevice::new(scene, args.noise))
+            Box::new(ScriptedDevice::new(scene, args.demo_quality()))
         }
     })
 }
@@ -207,7 +222,7 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
         max_episodes,
         max_steps: None,
         name: "sim".into(),
-        expert_noise: None,
+        expert: None,
         lockstep: lockstep.then_some(Duration::from_secs(2)),
         reset_pause: Duration::from_secs_f64(reset_s.max(0.0)),
     })

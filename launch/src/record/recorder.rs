@@ -68,6 +68,9 @@ pub struct RecorderConfig {
     pub queue: usize,
     /// Store each episode's seed (the sim's episodes are drawn from theirs; a real arm's are not).
     pub seeds: bool,
+    /// The scripted expert that drives, with its scene and quality: each seeded episode's
+    /// mistake is drawn from its seed as the expert draws it, and stored (`armstack/mistake`).
+    pub scripted: Option<(sim::SceneSpec, sim::DemoQuality)>,
 }
 
 /// What the recorder did.
@@ -196,10 +199,11 @@ pub fn run_recorder(
     }
     let (tx, rx) = bounded::<Job>(2);
     let writer_stop = stop.clone();
+    let scripted = cfg.scripted.clone();
     let writer_thread = std::thread::Builder::new()
         .name("dataset-writer".into())
         .spawn(move || {
-            let written = write_jobs(writer, rx);
+            let written = write_jobs(writer, rx, scripted);
             if written.is_err() {
                 // Nothing more can be written: stop recording at once.
                 writer_stop.store(true, Ordering::SeqCst);
@@ -224,10 +228,18 @@ pub fn run_recorder(
     Ok(report)
 }
 
-fn write_jobs(mut writer: DatasetWriter, rx: Receiver<Job>) -> Result<(u64, u64)> {
+fn write_jobs(
+    mut writer: DatasetWriter,
+    rx: Receiver<Job>,
+    scripted: Option<(sim::SceneSpec, sim::DemoQuality)>,
+) -> Result<(u64, u64)> {
     let mut episodes = 0;
     let mut frames = 0;
     for job in rx {
+        if let Some((scene, quality)) = &scripted {
+            let mistake = job.seed.map(|seed| sim::Expert::planned_mistake(scene, *quality, seed));
+            writer.set_mistake(mistake.map(|m| m.name()));
+        }
         writer.begin_episode(&job.task)?;
         for f in &job.frames {
             writer.add_frame(f)?;

@@ -123,6 +123,7 @@ fn config(env_objects: usize, episodes: u64) -> RecorderConfig {
         grace: Duration::from_millis(300),
         queue: 4096,
         seeds: false,
+        scripted: None,
     }
 }
 

@@ -1,9 +1,9 @@
 //! The scripted teleop device: the scene's scripted expert drives, from what it reads on the bus
-//! (`joint_state` plus the sim's privileged `scene_state`), with its noise knob. The way to
+//! (`joint_state` plus the sim's privileged `scene_state`), at a demonstration quality. The way to
 //! collect many demonstrations unattended. It needs a sim: a real robot publishes no scene state.
 
 use anyhow::{bail, Result};
-use sim::{Action, Expert, SceneSpec};
+use sim::{Action, DemoQuality, Expert, SceneSpec};
 
 use super::{DeviceOutput, TeleopDevice, TeleopObservation};
 
@@ -19,9 +19,9 @@ pub struct ScriptedDevice {
 }
 
 impl ScriptedDevice {
-    /// An expert for `scene` with action noise `noise` (0 clean … 1 very noisy).
-    pub fn new(scene: &SceneSpec, noise: f64) -> ScriptedDevice {
-        ScriptedDevice { expert: Expert::new(scene, noise, 0), step: 0, missing: 0, unusable: 0, gripper: 1.0 }
+    /// An expert for `scene` demonstrating at `quality` (each episode drawn from its seed).
+    pub fn new(scene: &SceneSpec, quality: DemoQuality) -> ScriptedDevice {
+        ScriptedDevice { expert: Expert::with_quality(scene, quality, 0), step: 0, missing: 0, unusable: 0, gripper: 1.0 }
     }
 }
 
@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn an_unusable_joint_state_holds_the_arm_and_only_a_persistent_one_fails() {
         let scene = sim::load_scene("pick_cube").expect("scene");
-        let mut device = ScriptedDevice::new(&scene, 0.0);
+        let mut device = ScriptedDevice::new(&scene, DemoQuality::noisy(0.0));
         let five_joints =
             bus::JointState { position: vec![0.0; 5], ee_pose: Some(bus::Pose::default()), ..Default::default() };
         let no_pose = bus::JointState { position: vec![0.0; 7], ee_pose: None, ..Default::default() };

@@ -50,7 +50,7 @@ use bus::{
 
 use crate::arm::spec::ArmSpec;
 use crate::env::{Action, Env, EnvConfig, Observation};
-use crate::expert::Expert;
+use crate::expert::{DemoQuality, Expert};
 use crate::world::SimError;
 
 mod arbitration;
@@ -92,8 +92,9 @@ pub struct SimNodeConfig {
     pub max_steps: Option<u64>,
     /// Node name in status messages.
     pub name: String,
-    /// Let the scene's scripted expert drive when no bus command arrives, with this noise.
-    pub expert_noise: Option<f64>,
+    /// Let the scene's scripted expert drive when no bus command arrives, demonstrating at this
+    /// quality.
+    pub expert: Option<DemoQuality>,
     /// Lockstep: after publishing an observation, wait (up to this long) for a command before
     /// stepping, and never sleep. Lets a bus teleop or policy drive the sim as fast as it can
     /// answer, with no step missing its command. `None`: free-running.
@@ -197,7 +198,7 @@ impl SimNode {
         let mut episode: u64 = 0;
         let mut seed = self.config.seed;
         let mut obs = self.env.reset(seed)?;
-        let mut expert = self.config.expert_noise.map(|noise| Expert::new(&self.config.env.scene, noise, seed));
+        let mut expert = self.config.expert.map(|quality| Expert::with_quality(&self.config.env.scene, quality, seed));
         let mut last_obs_stamp = self.publish_episode_start(&io, episode, seed, &mut obs, &scene_name, &names)?;
         let config = arbiter_config(&self.config);
         let (q0, g0) = self.env.target();

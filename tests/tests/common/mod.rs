@@ -87,7 +87,7 @@ pub fn node_config(env: EnvConfig) -> SimNodeConfig {
         name: "sim".into(),
         lockstep: None,
         reset_pause: Duration::ZERO,
-        expert_noise: None,
+        expert: None,
     }
 }
 

@@ -150,6 +150,7 @@ pub fn prepare(target: Target, scene: &str, seed: u64, dir: &Path) -> Result<Set
                 episodes: None,
                 steps: None,
                 expert: Some(0.3),
+                expert_quality: None,
             };
             Setup {
                 prepared: Prepared::Sim(Box::new(sim_node_config(&spec)?)),
@@ -180,6 +181,8 @@ pub fn prepare(target: Target, scene: &str, seed: u64, dir: &Path) -> Result<Set
                 scene: scene.into(),
                 device: DeviceKind::Scripted,
                 noise: 0.3,
+                quality: None,
+                mistake_rate: sim::expert::DEFAULT_MISTAKE_RATE,
                 seed: Some(seed),
                 image_size: RECORD_IMAGE_SIZE,
                 reset_s: None,
