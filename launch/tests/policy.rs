@@ -115,6 +115,34 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     assert_eq!(eval["episodes"], 3);
     let (lo, hi) = (eval["ci95"][0].as_f64().unwrap(), eval["ci95"][1].as_f64().unwrap());
     assert!(lo <= eval["success_rate"].as_f64().unwrap() && hi > lo);
+    assert_eq!(eval["exec"], "ensemble");
+
+    // The execution-mode table: every mode for each policy on the same episodes, pooled per mode.
+    let out = run_ok(armstack(dir).args([
+        "eval",
+        "--policy",
+        "runs/bc",
+        "--policy",
+        "demo/bc",
+        "--compare-exec",
+        "--episodes",
+        "2",
+        "--num-envs",
+        "2",
+        "--json",
+        "modes.json",
+    ]));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("modes.json")).unwrap()).unwrap();
+    let modes: Vec<&str> = rows.iter().map(|r| r["exec"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["open-loop", "ensemble", "async", "open-loop", "ensemble", "async"]);
+    for mode in ["open-loop", "ensemble", "async"] {
+        let k: u64 = rows.iter().filter(|r| r["exec"] == mode).map(|r| r["successes"].as_u64().unwrap()).sum();
+        assert!(out.contains(&format!("| pooled (2 policies) | {mode} | {k}/4 |")), "{out}");
+    }
+    let refused =
+        armstack(dir).args(["eval", "--policy", "runs/bc", "--compare-exec", "--video", "v.mp4"]).output().unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--video records one"));
 
     // deploy: the policy node drives the real-time sim over the bus.
     let out = run_ok(armstack(dir).args(["deploy", "--policy", "demo/co_rft", "--ticks", "30", "--rate", "20"]));

@@ -83,6 +83,8 @@ fn deploy_tiny_policy_for_50_ticks_at_20_hz() {
     assert!(sim_report.commands.commands_applied >= 45, "{sim_report:?}");
     // Ensembling asks for a chunk every tick; each is also published on command/chunk.
     assert!(report.executor.chunks >= 45, "{report:?}");
+    // Every chunk and tick of this EeDelta policy had a tip pose from the live joint_state.
+    assert_eq!(report.executor.unposed, 0, "{report:?}");
     let mut published = 0;
     while chunks.try_recv().is_some() {
         published += 1;

@@ -34,7 +34,7 @@ pub struct DeployArgs {
     #[arg(long, value_parser = arg_ranges::rate_hz())]
     pub rate: Option<f64>,
     /// Chunk execution.
-    #[arg(long, value_enum, default_value_t = ExecArg::Ensemble)]
+    #[arg(long, value_enum, default_value_t = ExecArg::Auto)]
     pub exec: ExecArg,
     /// Instruction (default: the policy's first training task).
     #[arg(long)]

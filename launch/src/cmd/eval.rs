@@ -1,18 +1,20 @@
 //! `armstack eval`: vectorised sim rollouts of a policy folder; success rate with a 95% interval,
-//! mean episode length, and a video of the first episodes.
+//! mean episode length, and a video of the first episodes. With several `--policy` folders or
+//! `--compare-exec`, one evaluation per policy and execution mode on the same episodes, and a
+//! table of them (with a row per mode pooling the policies, e.g. training seeds).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use policy::eval::{eval_env, evaluate, EvalReport};
-use policy::{Policy, PolicySpec};
+use policy::eval::{eval_env, evaluate, wilson95, EvalReport};
+use policy::{ExecMode, Policy, PolicySpec};
 use serde::Serialize;
 use sim::EnvConfig;
 
 use super::arg_ranges;
-use super::policy_args::{check_device, DeviceKind, RolloutArgs};
+use super::policy_args::{check_device, DeviceKind, ExecArg, RolloutArgs};
 use crate::outln;
 use crate::output_path::check_output_file;
 use crate::with_backend;
@@ -20,19 +22,24 @@ use crate::with_backend;
 /// `armstack eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Policy folder (runs/NAME).
-    #[arg(long)]
-    pub policy: PathBuf,
+    /// Policy folder (runs/NAME); repeat to evaluate several (e.g. training seeds) and pool them.
+    #[arg(long, required = true)]
+    pub policy: Vec<PathBuf>,
+    /// Evaluate every chunk execution mode (open-loop, ensemble, async) on the same episodes and
+    /// print a table: mode × success (95% interval) × cycle time.
+    #[arg(long, conflicts_with = "exec")]
+    pub compare_exec: bool,
     /// Episodes.
     #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1usize))]
     pub episodes: usize,
-    /// Write the first `--video-episodes` episodes to this mp4.
+    /// Write the first `--video-episodes` episodes to this mp4 (one policy, one mode).
     #[arg(long)]
     pub video: Option<PathBuf>,
     /// Episodes in the video.
     #[arg(long, default_value_t = 4, value_parser = arg_ranges::at_least(1usize))]
     pub video_episodes: usize,
-    /// Write the report as JSON here (its folder must exist; checked before evaluating).
+    /// Write the summary as JSON here (its folder must exist; checked before evaluating): an
+    /// object for one evaluation, an array of them for several policies or `--compare-exec`.
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Compute device.
@@ -49,6 +56,8 @@ pub struct EvalSummary {
     pub policy: String,
     /// Scene.
     pub scene: String,
+    /// Chunk execution mode (`open-loop`, `ensemble`, `async`).
+    pub exec: String,
     /// Episodes.
     pub episodes: usize,
     /// Successes.
@@ -81,6 +90,7 @@ pub fn evaluate_policy(
         env = env.with_cameras(128, 128);
     }
     let cfg = rollout.eval_config(episodes, spec.config.horizon);
+    let exec = cfg.exec.unwrap_or_else(|| ExecMode::default_for(spec.action_kind, spec.config.horizon));
     let keep = video.map_or(0, |(_, n)| n);
     let mut frames: BTreeMap<usize, Vec<Vec<Vec<u8>>>> = BTreeMap::new();
     if dir.join(policy::online::expo::FLOW_STEM).with_extension("mpk").exists() {
@@ -107,6 +117,7 @@ pub fn evaluate_policy(
     let summary = EvalSummary {
         policy: dir.display().to_string(),
         scene: env.scene.name.clone(),
+        exec: exec.name().to_string(),
         episodes: report.episodes.len(),
         successes,
         success_rate: report.success_rate,
@@ -155,8 +166,9 @@ fn write_video(
 /// Prints one summary line.
 pub fn print_summary(s: &EvalSummary) -> Result<()> {
     outln!(
-        "{}: {}/{} success = {:.1}% (95% CI {:.1}–{:.1}%), mean length {:.1} steps, cycle time {} steps, {:.1} s",
+        "{} ({}): {}/{} success = {:.1}% (95% CI {:.1}–{:.1}%), mean length {:.1} steps, cycle time {} steps, {:.1} s",
         s.policy,
+        s.exec,
         s.successes,
         s.episodes,
         100.0 * s.success_rate,
@@ -174,8 +186,55 @@ pub fn cycle_time(steps: Option<f64>) -> String {
     steps.map_or_else(|| "–".to_string(), |s| format!("{s:.1}"))
 }
 
+/// The execution modes `--compare-exec` evaluates.
+const COMPARED_MODES: [ExecArg; 3] = [ExecArg::OpenLoop, ExecArg::Ensemble, ExecArg::Async];
+
+/// Prints the comparison table of `rows` (per policy and mode), then, with several policies, one
+/// row per mode pooling them: successes summed, the Wilson 95% interval of the pooled rate, and
+/// the cycle time over every success.
+pub fn print_table(rows: &[EvalSummary]) -> Result<()> {
+    outln!("| policy | exec | successes | success (95% CI) | cycle time (steps) |")?;
+    outln!("|---|---|---|---|---|")?;
+    let line = |name: &str, exec: &str, k: usize, n: usize, cycle: Option<f64>| {
+        let (lo, hi) = wilson95(k, n);
+        let rate = 100.0 * k as f64 / n.max(1) as f64;
+        outln!(
+            "| {name} | {exec} | {k}/{n} | {rate:.1}% ({:.1}–{:.1}) | {} |",
+            100.0 * lo,
+            100.0 * hi,
+            cycle_time(cycle)
+        )
+    };
+    for r in rows {
+        line(&r.policy, &r.exec, r.successes, r.episodes, r.mean_success_length)?;
+    }
+    let policies: Vec<&str> =
+        rows.iter().map(|r| r.policy.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    if policies.len() > 1 {
+        let mut modes: Vec<&str> = Vec::new();
+        for r in rows {
+            if !modes.contains(&r.exec.as_str()) {
+                modes.push(&r.exec);
+            }
+        }
+        for mode in modes {
+            let of_mode: Vec<&EvalSummary> = rows.iter().filter(|r| r.exec == mode).collect();
+            let (k, n) = of_mode.iter().fold((0, 0), |(k, n), r| (k + r.successes, n + r.episodes));
+            let steps: f64 = of_mode.iter().filter_map(|r| r.mean_success_length.map(|l| l * r.successes as f64)).sum();
+            let cycle = (k > 0).then(|| steps / k as f64);
+            line(&format!("pooled ({} policies)", of_mode.len()), mode, k, n, cycle)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `armstack eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
+    let modes: Vec<ExecArg> = if args.compare_exec { COMPARED_MODES.to_vec() } else { vec![args.rollout.exec] };
+    let several = args.policy.len() > 1 || modes.len() > 1;
+    if several && args.video.is_some() {
+        anyhow::bail!("--video records one evaluation: give one --policy and no --compare-exec");
+    }
     // Every output is checked before the evaluation, not after it.
     if let Some(path) = &args.json {
         check_output_file(path, "--json")?;
@@ -187,11 +246,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
         check_output_file(path, "--video")?;
     }
     let video = args.video.as_deref().map(|p| (p, args.video_episodes));
-    let (summary, _) = evaluate_policy(&args.policy, args.episodes, &args.rollout, args.device, video)?;
-    print_summary(&summary)?;
+    let mut rows = Vec::new();
+    for dir in &args.policy {
+        for &exec in &modes {
+            let rollout = RolloutArgs { exec, ..args.rollout.clone() };
+            let (summary, _) = evaluate_policy(dir, args.episodes, &rollout, args.device, video)?;
+            print_summary(&summary)?;
+            rows.push(summary);
+        }
+    }
+    if several {
+        print_table(&rows)?;
+    }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&summary)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let text = match rows.as_slice() {
+            [one] => serde_json::to_string_pretty(one)?,
+            all => serde_json::to_string_pretty(all)?,
+        };
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
