@@ -24,6 +24,18 @@ pub fn push_image_chw(rgb: &[u8], out: &mut Vec<f32>) {
     }
 }
 
+/// Appends the model's object-state input for `raw` in raw units (width
+/// [`PolicyConfig::env_input_dim`]): the first `env_state_dim` object-state values, then the
+/// finger-tip features when the config asks for them. `raw.env_state` must hold at least
+/// `env_state_dim` values. Training statistics and every batch go through this one function.
+pub fn push_env_input(config: &PolicyConfig, raw: &RawObs, out: &mut Vec<f32>) {
+    let env = &raw.env_state[..config.env_state_dim.min(raw.env_state.len())];
+    out.extend_from_slice(env);
+    if config.tip_features {
+        crate::features::push_tip_features(&raw.state, env, out);
+    }
+}
+
 /// Normalised observations of a batch, row-major.
 #[derive(Clone, Debug, Default)]
 pub struct HostObs {
@@ -31,7 +43,7 @@ pub struct HostObs {
     pub n: usize,
     /// `[n, state_dim]`.
     pub state: Vec<f32>,
-    /// `[n, env_state_dim]`.
+    /// `[n, env_input_dim]` (object state, then finger-tip features).
     pub env_state: Vec<f32>,
     /// `[n, max_words]`.
     pub words: Vec<i64>,
@@ -61,7 +73,7 @@ impl HostObs {
         self.state.extend_from_slice(&raw.state);
         spec.normalizer.state.apply(&mut self.state[start..]);
         let start = self.env_state.len();
-        self.env_state.extend_from_slice(&raw.env_state[..c.env_state_dim]);
+        push_env_input(c, raw, &mut self.env_state);
         spec.normalizer.env_state.apply(&mut self.env_state[start..]);
         self.words.extend(spec.vocab.encode(&raw.instruction, c.max_words));
         if let Some(img) = &c.image {
@@ -112,8 +124,9 @@ impl HostObs {
     pub fn to_batch<B: Backend>(&self, config: &PolicyConfig, device: &B::Device) -> ObsBatch<B> {
         let n = self.n;
         let state = Tensor::from_data(TensorData::new(self.state.clone(), [n, config.state_dim]), device);
-        let env_state = (config.env_state_dim > 0)
-            .then(|| Tensor::from_data(TensorData::new(self.env_state.clone(), [n, config.env_state_dim]), device));
+        let env_dim = config.env_input_dim();
+        let env_state =
+            (env_dim > 0).then(|| Tensor::from_data(TensorData::new(self.env_state.clone(), [n, env_dim]), device));
         let words = Tensor::from_data(TensorData::new(self.words.clone(), [n, config.max_words]), device);
         let images = config.image.as_ref().map(|img| {
             let shape = [n * img.cameras.len(), 3, img.size, img.size];
@@ -121,7 +134,7 @@ impl HostObs {
         });
         // Padding mask: only instruction slots can be padding.
         let tokens = config.obs_tokens() + config.horizon;
-        let word_start = 1 + usize::from(config.env_state_dim > 0);
+        let word_start = 1 + usize::from(config.env_input_dim() > 0);
         let mut mask = vec![false; n * tokens];
         for r in 0..n {
             for w in 0..config.max_words {

@@ -48,8 +48,13 @@ pub struct PolicyConfig {
     pub horizon: usize,
     /// Proprioception width (6 joints + gripper).
     pub state_dim: usize,
-    /// Object-state width (state-only variant; 0 for vision).
+    /// Object-state width read from the observation (state-only variant; 0 for vision).
     pub env_state_dim: usize,
+    /// Whether the object-state input also carries the finger-tip features of
+    /// [`crate::features::push_tip_features`] (tip pose from forward kinematics of the joints,
+    /// each object's position relative to the tip). Absent in older checkpoints: off.
+    #[serde(default)]
+    pub tip_features: bool,
     /// Action width D.
     pub action_dim: usize,
     /// Instruction vocabulary size (incl. padding and unknown).
@@ -71,13 +76,16 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// The fast state-only default: width 64, 2 layers (≈ 0.1 M parameters).
+    /// The fast state-only default: width 64, 2 layers (≈ 0.1 M parameters), with finger-tip
+    /// features when the state holds the arm's joints and there is at least one object.
     pub fn state_only(horizon: usize, state_dim: usize, env_state_dim: usize, action_dim: usize) -> PolicyConfig {
         PolicyConfig {
             variant: Variant::StateOnly,
             horizon,
             state_dim,
             env_state_dim,
+            tip_features: state_dim >= sim::arm::spec::NUM_ARM_JOINTS
+                && env_state_dim >= crate::features::ENV_VALUES_PER_OBJECT,
             action_dim,
             vocab_size: 2,
             max_words: 8,
@@ -97,6 +105,7 @@ impl PolicyConfig {
             horizon,
             state_dim,
             env_state_dim: 0,
+            tip_features: false,
             action_dim,
             vocab_size: 2,
             max_words: 12,
@@ -109,10 +118,16 @@ impl PolicyConfig {
         }
     }
 
+    /// Width of the model's object-state input: the object state, then the finger-tip features
+    /// when [`Self::tip_features`] is on (0 when neither).
+    pub fn env_input_dim(&self) -> usize {
+        self.env_state_dim + if self.tip_features { crate::features::tip_feature_dim(self.env_state_dim) } else { 0 }
+    }
+
     /// Number of observation tokens before the action queries.
     pub fn obs_tokens(&self) -> usize {
         let images = self.image.as_ref().map_or(0, |i| i.cameras.len() * i.grid * i.grid);
-        1 + usize::from(self.env_state_dim > 0) + self.max_words + images
+        1 + usize::from(self.env_input_dim() > 0) + self.max_words + images
     }
 
     /// Checks the sizes make a model.

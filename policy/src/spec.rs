@@ -79,7 +79,7 @@ impl PolicySpec {
         PolicySpec {
             normalizer: Normalizer {
                 state: z(config.state_dim),
-                env_state: z(config.env_state_dim),
+                env_state: z(config.env_input_dim()),
                 action: MinMax { min: vec![-1.0; config.action_dim], max: vec![1.0; config.action_dim] },
             },
             config,

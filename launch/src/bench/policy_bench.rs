@@ -47,7 +47,8 @@ struct InferenceRow {
 /// The two default models (random weights: latency does not depend on them).
 pub fn default_specs(image_size: usize) -> Vec<(String, PolicySpec)> {
     let tasks = vec!["pick up the red cube".to_string()];
-    let state = PolicyConfig::state_only(10, 7, 5, 7);
+    // The reference script's input widths: no finger-tip features.
+    let state = PolicyConfig { tip_features: false, ..PolicyConfig::state_only(10, 7, 5, 7) };
     let cams = vec!["observation.images.front".to_string(), "observation.images.wrist".to_string()];
     let vision = PolicyConfig::vision(10, 7, 7, ImageEncoderConfig::new(image_size, cams));
     vec![

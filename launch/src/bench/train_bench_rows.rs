@@ -133,7 +133,8 @@ impl BenchData {
                 let vision = row.starts_with("bc_vision");
                 let ds = self.open(camera_px(row), vision)?;
                 let variant = if vision { Variant::Vision } else { Variant::StateOnly };
-                let request = SpecRequest { variant, horizon: HORIZON, config: None };
+                // The reference script's input widths: no finger-tip features.
+                let request = SpecRequest { variant, horizon: HORIZON, config: None, tip_features: Some(false) };
                 let spec = TrainingData::fit_spec(std::slice::from_ref(&ds), &request)?;
                 let data = TrainingData::new(vec![ds], spec.clone(), CoRftConfig::default().gamma)?;
                 let batches =

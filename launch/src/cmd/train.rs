@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use policy::train::co_rft::CoRftConfig;
 use policy::train::jobs::{BcJob, CoRftJob, EvalJob};
+use policy::train::schedule::LrSchedule;
 use policy::train::{TrainReport, TrainSettings};
 use policy::{PolicySpec, Variant};
 
@@ -45,6 +46,15 @@ pub enum VariantArg {
     Vision,
 }
 
+/// Learning-rate schedule flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LrScheduleArg {
+    /// Linear warm-up, then cosine decay to 10% of the base rate.
+    Cosine,
+    /// The base rate throughout.
+    Constant,
+}
+
 /// Flags every training verb shares.
 #[derive(Args, Clone, Debug)]
 pub struct CommonTrainArgs {
@@ -63,6 +73,21 @@ pub struct CommonTrainArgs {
     /// Learning rate (0: the weights stay as they are).
     #[arg(long, default_value_t = 3e-4, value_parser = arg_ranges::non_negative(""))]
     pub lr: f64,
+    /// Learning-rate schedule: `cosine` (linear warm-up over --warmup-steps, then cosine decay
+    /// to 10% of --lr at the last step) or `constant`.
+    #[arg(long, value_enum, default_value_t = LrScheduleArg::Cosine)]
+    pub lr_schedule: LrScheduleArg,
+    /// Warm-up steps of the cosine schedule.
+    #[arg(long, default_value_t = 100, value_parser = arg_ranges::at_least(0u64))]
+    pub warmup_steps: u64,
+    /// Decay of the exponential moving average of the policy weights that is evaluated and
+    /// saved (0: the last weights).
+    #[arg(long, default_value_t = 0.999, value_parser = arg_ranges::unit_interval())]
+    pub ema_decay: f64,
+    /// Fraction of each dataset's episodes held out of training; their BC loss is logged as
+    /// `bc_held_out` at every evaluation and at the end (0: none).
+    #[arg(long, default_value_t = 0.1, value_parser = arg_ranges::unit_interval())]
+    pub held_out: f64,
     /// Seed (initialisation and batches).
     #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
@@ -100,6 +125,14 @@ impl CommonTrainArgs {
             steps: self.steps,
             batch_size: self.batch_size,
             lr: self.lr,
+            lr_schedule: match self.lr_schedule {
+                LrScheduleArg::Cosine => {
+                    LrSchedule::WarmupCosine { warmup_steps: self.warmup_steps, final_fraction: 0.1 }
+                }
+                LrScheduleArg::Constant => LrSchedule::Constant,
+            },
+            ema_decay: self.ema_decay,
+            held_out: self.held_out,
             seed: self.seed,
             eval_every: self.eval_every,
             checkpoint_every: self.eval_every.max(100),
@@ -128,6 +161,11 @@ pub struct BcArgs {
     /// Chunk length H.
     #[arg(long, default_value_t = 10, value_parser = arg_ranges::at_least(1usize))]
     pub horizon: usize,
+    /// Finger-tip features (tip pose by forward kinematics of the joints, each object's
+    /// position relative to the tip) in the policy's input: true or false. Default: true for
+    /// state-only policies, false for vision.
+    #[arg(long)]
+    pub tip_features: Option<bool>,
 }
 
 /// `armstack train co-rft`.
@@ -244,6 +282,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 variant,
                 horizon: a.horizon,
                 config: None,
+                tip_features: a.tip_features,
                 settings: c.settings(),
                 eval: c.eval(a.horizon),
                 resume: c.resume,

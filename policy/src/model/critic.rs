@@ -55,7 +55,7 @@ pub fn obs_features<B: Backend>(
 
 /// Width of [`obs_features`] for `policy`'s observations with a `word_dim` instruction embedding.
 pub fn obs_feature_dim(policy: &PolicyConfig, word_dim: usize) -> usize {
-    policy.state_dim + policy.env_state_dim + word_dim + image_feature_dim(policy)
+    policy.state_dim + policy.env_input_dim() + word_dim + image_feature_dim(policy)
 }
 
 impl<B: Backend> ChunkCritic<B> {

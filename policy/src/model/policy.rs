@@ -20,7 +20,7 @@ use crate::model::mlp::LAYER_NORM_EPSILON;
 pub struct ObsBatch<B: Backend> {
     /// Normalised proprioception `[B, state_dim]`.
     pub state: Tensor<B, 2>,
-    /// Normalised object state `[B, env_state_dim]` (state-only variant).
+    /// Normalised object-state input `[B, env_input_dim]` (object state, then finger-tip features).
     pub env_state: Option<Tensor<B, 2>>,
     /// Instruction token ids `[B, max_words]`.
     pub words: Tensor<B, 2, Int>,
@@ -74,7 +74,7 @@ impl<B: Backend> ChunkPolicy<B> {
         let obs_tokens = config.obs_tokens();
         crate::train::backend_rng::initialised(ChunkPolicy {
             state_proj: LinearConfig::new(config.state_dim, d).init(device),
-            env_proj: (config.env_state_dim > 0).then(|| LinearConfig::new(config.env_state_dim, d).init(device)),
+            env_proj: (config.env_input_dim() > 0).then(|| LinearConfig::new(config.env_input_dim(), d).init(device)),
             words: EmbeddingConfig::new(config.vocab_size, d).init(device),
             image,
             image_proj,

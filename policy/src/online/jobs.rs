@@ -142,7 +142,7 @@ pub fn run_online_job<B: AutodiffBackend>(
         OnlineAlgo::H2o(cfg) => {
             spec.critic = Some(cfg.sac.critic.clone());
             let c = &spec.config;
-            let state_width = c.state_dim + c.env_state_dim;
+            let state_width = c.state_dim + c.env_input_dim();
             let chunk = c.horizon * c.action_dim;
             let mut learner =
                 H2oLearner::new(SacLearner::new(policy, &spec, &cfg.sac, device), state_width, chunk, cfg, device);

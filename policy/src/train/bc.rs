@@ -6,7 +6,9 @@
 //! ```text
 //! L_BC = Σ_b Σ_{i<H} m_{b,i} · ‖π(s_b)_i − a_{b,t+i}‖² / (D · Σ_b Σ_i m_{b,i})
 //! ```
-//! optimised with Adam.
+//! optimised with Adam at the run's learning-rate schedule ([`crate::train::schedule`]); the
+//! policy evaluated and saved is the exponential moving average of the weights when the run
+//! keeps one ([`WeightAverage`]).
 
 use std::path::Path;
 
@@ -24,7 +26,11 @@ use crate::inference::MODEL_STEM;
 use crate::model::ChunkPolicy;
 use crate::train::adam::{adam, AdamOptimizer};
 use crate::train::data::HostBatch;
+use crate::train::ema::WeightAverage;
 use crate::train::Learner;
+
+/// File stem of a run's averaged policy weights in its resume folder.
+pub const AVERAGE_STEM: &str = "model_average";
 
 /// The masked chunk regression loss (a scalar tensor), each sample weighted by `weights`
 /// (`[B, 1]`, mean 1) when given.
@@ -83,42 +89,91 @@ pub struct BcLearner<B: AutodiffBackend> {
     config: PolicyConfig,
     optim: AdamOptimizer<ChunkPolicy<B>, B>,
     lr: f64,
+    lr_factor: f64,
+    average: Option<WeightAverage<ChunkPolicy<B::InnerBackend>>>,
     device: B::Device,
 }
 
 impl<B: AutodiffBackend> BcLearner<B> {
-    /// Starts from `model` (built from `config`) with learning rate `lr`.
+    /// Starts from `model` (built from `config`) with learning rate `lr`, without a weight average.
     pub fn new(model: ChunkPolicy<B>, config: &PolicyConfig, lr: f64, device: &B::Device) -> BcLearner<B> {
-        BcLearner { model, config: config.clone(), optim: adam(), lr, device: device.clone() }
+        BcLearner {
+            model,
+            config: config.clone(),
+            optim: adam(),
+            lr,
+            lr_factor: 1.0,
+            average: None,
+            device: device.clone(),
+        }
+    }
+
+    /// Keeps an exponential moving average of the weights with decay `decay` (0: none); the
+    /// average is what [`Learner::policy`] returns and what is saved.
+    pub fn with_weight_average(mut self, decay: f64) -> BcLearner<B> {
+        self.average = (decay > 0.0).then(|| WeightAverage::new(decay));
+        self
     }
 }
 
+/// Saves a learner's weight average (if any) into a resume folder.
+pub fn save_average<B: Backend>(average: &Option<WeightAverage<ChunkPolicy<B>>>, dir: &Path) -> Result<()> {
+    match average.as_ref().and_then(WeightAverage::get) {
+        Some(avg) => save_module(avg, &dir.join(AVERAGE_STEM)),
+        None => Ok(()),
+    }
+}
+
+/// Loads a learner's weight average from a resume folder, when it keeps one and the file exists.
+pub fn load_average<B: Backend>(
+    average: &mut Option<WeightAverage<ChunkPolicy<B>>>,
+    like: ChunkPolicy<B>,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<()> {
+    if let Some(avg) = average.as_mut() {
+        if dir.join(AVERAGE_STEM).with_extension("mpk").exists() {
+            avg.set(load_module(like, &dir.join(AVERAGE_STEM), "averaged policy", device)?);
+        }
+    }
+    Ok(())
+}
+
 impl<B: AutodiffBackend> Learner<B> for BcLearner<B> {
-    fn update(&mut self, batch: &HostBatch, _step: u64) -> Result<Vec<(&'static str, f64)>> {
+    fn update(&mut self, batch: &HostBatch, step: u64) -> Result<Vec<(&'static str, f64)>> {
         let obs = batch.obs.to_batch::<B>(&self.config, &self.device);
         let (target, mask) = targets::<B>(batch, self.config.horizon, self.config.action_dim, &self.device);
         let loss = chunk_mse(self.model.forward(&obs), target, mask, None);
         let value = f64::from(loss.clone().into_scalar().elem::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.lr, self.model.clone(), grads);
+        self.model = self.optim.step(self.lr * self.lr_factor, self.model.clone(), grads);
+        if let Some(avg) = self.average.as_mut() {
+            avg.update(self.model.valid(), step);
+        }
         Ok(vec![("bc", value)])
     }
 
+    fn set_lr_factor(&mut self, factor: f64) {
+        self.lr_factor = factor;
+    }
+
     fn policy(&self) -> ChunkPolicy<B::InnerBackend> {
-        self.model.valid()
+        self.average.as_ref().and_then(WeightAverage::get).cloned().unwrap_or_else(|| self.model.valid())
     }
 
     fn save_weights(&self, dir: &Path) -> Result<()> {
-        save_module(&self.model, &dir.join(MODEL_STEM))
+        save_module(&self.policy(), &dir.join(MODEL_STEM))
     }
 
     fn save_resume(&self, dir: &Path) -> Result<()> {
         save_module(&self.model, &dir.join(MODEL_STEM))?;
+        save_average(&self.average, dir)?;
         save_optim(&self.optim, dir, "optim_policy")
     }
 
     fn load_resume(&mut self, dir: &Path) -> Result<()> {
         self.model = load_module(self.model.clone(), &dir.join(MODEL_STEM), "policy", &self.device)?;
+        load_average(&mut self.average, self.model.valid(), dir, &self.device)?;
         self.optim = load_optim(self.optim.clone(), dir, "optim_policy", &self.device)?;
         Ok(())
     }

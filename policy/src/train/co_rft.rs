@@ -59,9 +59,9 @@ use crate::gaussian::normal;
 use crate::inference::MODEL_STEM;
 use crate::model::{ChunkCritic, ChunkPolicy, ObsBatch};
 use crate::train::adam::{adam, AdamOptimizer};
-use crate::train::bc::{chunk_mse, load_optim, save_optim, targets};
+use crate::train::bc::{chunk_mse, load_average, load_optim, save_average, save_optim, targets};
 use crate::train::data::HostBatch;
-use crate::train::ema::soft_update;
+use crate::train::ema::{soft_update, WeightAverage};
 use crate::train::Learner;
 
 /// File stems of the critic weights.
@@ -165,6 +165,8 @@ pub struct CoRftLearner<B: AutodiffBackend> {
     config: PolicyConfig,
     rl: CoRftConfig,
     seed: u64,
+    lr_factor: f64,
+    average: Option<WeightAverage<ChunkPolicy<B::InnerBackend>>>,
     device: B::Device,
 }
 
@@ -181,8 +183,18 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
             config: config.clone(),
             rl: rl.clone(),
             seed,
+            lr_factor: 1.0,
+            average: None,
             device: device.clone(),
         }
+    }
+
+    /// Keeps an exponential moving average of the actor's weights with decay `decay` (0: none),
+    /// updated after every actor update; the average is what [`Learner::policy`] returns and
+    /// what is saved.
+    pub fn with_weight_average(mut self, decay: f64) -> Self {
+        self.average = (decay > 0.0).then(|| WeightAverage::new(decay));
+        self
     }
 
     fn image_features(&self, obs: &ObsBatch<B>) -> Option<Tensor<B, 2>> {
@@ -230,7 +242,7 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         let cql = (logsumexp(q_samples, 2).squeeze_dim::<2>(2) - q_data.clone()).mean();
         let loss = td.clone() + cql.clone().mul_scalar(self.rl.cql_alpha);
         let grads = GradientsParams::from_grads(loss.backward(), &self.critic);
-        self.critic = self.critic_optim.step(self.rl.critic_lr, self.critic.clone(), grads);
+        self.critic = self.critic_optim.step(self.rl.critic_lr * self.lr_factor, self.critic.clone(), grads);
         self.target = soft_update(self.target.clone(), &self.critic.valid(), self.rl.tau);
         let scalar = |t: Tensor<B, 1>| f64::from(t.into_scalar().elem::<f32>());
         (scalar(td), scalar(cql), scalar(q_data.mean()))
@@ -313,7 +325,7 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         };
         let value = f64::from(loss.clone().into_scalar().elem::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
-        self.policy = self.policy_optim.step(self.rl.actor_lr, self.policy.clone(), grads);
+        self.policy = self.policy_optim.step(self.rl.actor_lr * self.lr_factor, self.policy.clone(), grads);
         (value, f64::from(q_mean.into_scalar().elem::<f32>()))
     }
 }
@@ -328,21 +340,31 @@ impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
             let (actor, q_pi) = self.actor_step(batch);
             out.push(("actor", actor));
             out.push(("q_pi", q_pi));
+            if let Some(avg) = self.average.as_mut() {
+                let actor_updates = (step - self.rl.critic_warmup) / self.rl.actor_every.max(1);
+                avg.update(self.policy.valid(), actor_updates);
+            }
         }
         Ok(out)
     }
 
+    fn set_lr_factor(&mut self, factor: f64) {
+        self.lr_factor = factor;
+    }
+
     fn policy(&self) -> ChunkPolicy<B::InnerBackend> {
-        self.policy.valid()
+        self.average.as_ref().and_then(WeightAverage::get).cloned().unwrap_or_else(|| self.policy.valid())
     }
 
     fn save_weights(&self, dir: &Path) -> Result<()> {
-        save_module(&self.policy, &dir.join(MODEL_STEM))?;
+        save_module(&self.policy(), &dir.join(MODEL_STEM))?;
         save_module(&self.critic, &dir.join(CRITIC_STEM))
     }
 
     fn save_resume(&self, dir: &Path) -> Result<()> {
-        self.save_weights(dir)?;
+        save_module(&self.policy, &dir.join(MODEL_STEM))?;
+        save_module(&self.critic, &dir.join(CRITIC_STEM))?;
+        save_average(&self.average, dir)?;
         save_module(&self.target, &dir.join(TARGET_STEM))?;
         save_optim(&self.policy_optim, dir, "optim_policy")?;
         save_optim(&self.critic_optim, dir, "optim_critic")
@@ -351,6 +373,7 @@ impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
     fn load_resume(&mut self, dir: &Path) -> Result<()> {
         let dev = self.device.clone();
         self.policy = load_module(self.policy.clone(), &dir.join(MODEL_STEM), "policy", &dev)?;
+        load_average(&mut self.average, self.policy.valid(), dir, &dev)?;
         self.critic = load_module(self.critic.clone(), &dir.join(CRITIC_STEM), "critic", &dev)?;
         self.target = load_module(self.target.clone(), &dir.join(TARGET_STEM), "target critic", &dev)?;
         self.policy_optim = load_optim(self.policy_optim.clone(), dir, "optim_policy", &dev)?;

@@ -13,7 +13,7 @@ use dataset::Dataset;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::batch::HostObs;
+use crate::batch::{push_env_input, HostObs};
 use crate::config::{ImageEncoderConfig, PolicyConfig, Variant};
 use crate::error::{PolicyError, Result};
 use crate::features::RawObs;
@@ -67,8 +67,10 @@ impl HostBatch {
 /// Datasets addressed as one.
 pub struct TrainingData {
     datasets: Vec<Dataset>,
-    /// (dataset, frame) of every frame.
+    /// (dataset, frame) of every training frame.
     frames: Vec<(usize, usize)>,
+    /// (dataset, frame) of the held-out episodes' frames (never sampled for training).
+    held_out: Vec<(usize, usize)>,
     /// Per dataset, per frame: Monte-Carlo return.
     mc_return: Vec<Vec<f32>>,
     /// The spec every sample is normalised with.
@@ -111,6 +113,9 @@ pub struct SpecRequest {
     pub horizon: usize,
     /// Model size preset to start from (`None`: the variant's default).
     pub config: Option<PolicyConfig>,
+    /// Finger-tip features on or off (`None`: the config's choice; on for state-only policies
+    /// of data with object state, see [`PolicyConfig::tip_features`]).
+    pub tip_features: Option<bool>,
 }
 
 /// Infers what an action row means from the dataset's action component names.
@@ -165,7 +170,7 @@ impl TrainingData {
         }
         let frames = datasets.iter().enumerate().flat_map(|(d, ds)| (0..ds.len()).map(move |i| (d, i))).collect();
         let mc_return = datasets.iter().map(|ds| mc_returns(ds, gamma)).collect();
-        Ok(TrainingData { datasets, frames, mc_return, spec, gamma })
+        Ok(TrainingData { datasets, frames, held_out: Vec::new(), mc_return, spec, gamma })
     }
 
     /// A fresh spec fitted to `datasets`: widths, normalisation from every frame, vocabulary
@@ -188,7 +193,6 @@ impl TrainingData {
             }
             for i in 0..ds.len() {
                 state.push(ds.state(i));
-                env.push(ds.env_state(i));
                 action.push(ds.action(i));
             }
             for t in ds.tasks() {
@@ -225,11 +229,34 @@ impl TrainingData {
                     "no observation.environment_state or cameras: a proprioception-only policy (it cannot see objects)"
                 );
             }
+            if request.config.is_none() {
+                config.tip_features = config.env_state_dim >= crate::features::ENV_VALUES_PER_OBJECT;
+            }
+        }
+        if let Some(on) = request.tip_features {
+            config.tip_features = on;
         }
         let vocab = Vocabulary::build(tasks.iter().map(String::as_str));
         config.vocab_size = vocab.size();
         config.validate()?;
-        let env_dim = config.env_state_dim;
+        // Object-state input statistics over what the model will see (object state and, when on,
+        // the finger-tip features), through the same function every batch uses.
+        let env_dim = config.env_input_dim();
+        if env_dim > 0 {
+            let mut row = Vec::with_capacity(env_dim);
+            for ds in datasets {
+                for i in 0..ds.len() {
+                    let raw = RawObs {
+                        state: ds.state(i).to_vec(),
+                        env_state: ds.env_state(i).to_vec(),
+                        ..RawObs::default()
+                    };
+                    row.clear();
+                    push_env_input(&config, &raw, &mut row);
+                    env.push(&row);
+                }
+            }
+        }
         Ok(PolicySpec {
             config,
             critic: None,
@@ -281,6 +308,58 @@ impl TrainingData {
         Ok(self)
     }
 
+    /// Holds out a `fraction` of each dataset's episodes (at least one when the fraction is
+    /// positive and the dataset has two or more; chosen with `seed`, the same for a resumed run):
+    /// their frames are never sampled for training and give the held-out loss
+    /// ([`Self::held_out_batch`]). A fraction of 0 holds out nothing.
+    pub fn hold_out(mut self, fraction: f64, seed: u64) -> TrainingData {
+        if fraction <= 0.0 {
+            return self;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4E1D_u64);
+        let mut held: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        for (d, ds) in self.datasets.iter().enumerate() {
+            let episodes = ds.episodes();
+            if episodes.len() < 2 {
+                continue;
+            }
+            let k = ((fraction * episodes.len() as f64).round() as usize).clamp(1, episodes.len() - 1);
+            for e in rand::seq::index::sample(&mut rng, episodes.len(), k) {
+                held.push((d, episodes[e].from_index as usize..episodes[e].to_index as usize));
+            }
+        }
+        let is_held = |&(d, i): &(usize, usize)| held.iter().any(|(hd, r)| *hd == d && r.contains(&i));
+        let (held_frames, train): (Vec<_>, Vec<_>) = self.frames.iter().partition(|f| is_held(f));
+        tracing::info!(
+            held_out_episodes = held.len(),
+            held_out_frames = held_frames.len(),
+            training_frames = train.len(),
+            "episodes held out for the held-out loss"
+        );
+        self.frames = train;
+        self.held_out = held_frames;
+        self
+    }
+
+    /// Frames of the held-out episodes.
+    pub fn held_out_len(&self) -> usize {
+        self.held_out.len()
+    }
+
+    /// A fixed batch of at most `n` held-out frames (evenly spaced over them), or `None` when
+    /// nothing is held out.
+    pub fn held_out_batch(&self, n: usize) -> Result<Option<HostBatch>> {
+        if self.held_out.is_empty() || n == 0 {
+            return Ok(None);
+        }
+        let stride = self.held_out.len().div_ceil(n).max(1);
+        let mut b = HostBatch::default();
+        for &(d, i) in self.held_out.iter().step_by(stride) {
+            self.push_sample(&mut b, d, i)?;
+        }
+        Ok(Some(b))
+    }
+
     /// The datasets.
     pub fn datasets(&self) -> &[Dataset] {
         &self.datasets
@@ -305,25 +384,32 @@ impl TrainingData {
 
     /// A batch of `n` frames drawn uniformly with `rng`.
     pub fn sample(&self, rng: &mut impl Rng, n: usize) -> Result<HostBatch> {
-        let c = &self.spec.config;
-        let (h, d) = (c.horizon, c.action_dim);
         let mut b = HostBatch::default();
         for _ in 0..n {
             let (ds_idx, i) = self.frames[rng.random_range(0..self.frames.len())];
-            let ds = &self.datasets[ds_idx];
-            b.obs.push(&self.spec, &self.raw_obs(ds_idx, i)?)?;
-            let w = ds.action_window(i, h);
-            let start = b.actions.len();
-            b.actions.extend_from_slice(&w.values);
-            self.spec.normalizer.action.apply(&mut b.actions[start..start + h * d]);
-            b.action_mask.extend(w.mask.iter().map(|m| f32::from(u8::from(*m))));
-            let (r, boot, next) = chunk_return(ds, i, h, self.gamma);
-            b.reward.push(r);
-            b.bootstrap.push(boot);
-            b.next_obs.push(&self.spec, &self.raw_obs(ds_idx, next)?)?;
-            b.mc_return.push(self.mc_return[ds_idx][i]);
+            self.push_sample(&mut b, ds_idx, i)?;
         }
         Ok(b)
+    }
+
+    /// Appends frame `i` of dataset `ds_idx` to `b`: its observation, chunk, TD quantities and
+    /// Monte-Carlo return.
+    fn push_sample(&self, b: &mut HostBatch, ds_idx: usize, i: usize) -> Result<()> {
+        let c = &self.spec.config;
+        let (h, d) = (c.horizon, c.action_dim);
+        let ds = &self.datasets[ds_idx];
+        b.obs.push(&self.spec, &self.raw_obs(ds_idx, i)?)?;
+        let w = ds.action_window(i, h);
+        let start = b.actions.len();
+        b.actions.extend_from_slice(&w.values);
+        self.spec.normalizer.action.apply(&mut b.actions[start..start + h * d]);
+        b.action_mask.extend(w.mask.iter().map(|m| f32::from(u8::from(*m))));
+        let (r, boot, next) = chunk_return(ds, i, h, self.gamma);
+        b.reward.push(r);
+        b.bootstrap.push(boot);
+        b.next_obs.push(&self.spec, &self.raw_obs(ds_idx, next)?)?;
+        b.mc_return.push(self.mc_return[ds_idx][i]);
+        Ok(())
     }
 }
 

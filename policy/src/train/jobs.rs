@@ -43,6 +43,8 @@ pub struct BcJob {
     pub horizon: usize,
     /// Model config to start from (`None`: the variant's default).
     pub config: Option<PolicyConfig>,
+    /// Finger-tip features on or off (`None`: the default, on for state-only policies).
+    pub tip_features: Option<bool>,
     /// Loop settings.
     pub settings: TrainSettings,
     /// Evaluation (`None`: none; the last step is kept).
@@ -76,11 +78,8 @@ fn training_data(
     settings: &TrainSettings,
 ) -> Result<TrainingData> {
     let data = TrainingData::new(datasets, spec.clone(), gamma)?;
-    if settings.skip_proxy_labels {
-        data.without_proxy_labels()
-    } else {
-        Ok(data)
-    }
+    let data = if settings.skip_proxy_labels { data.without_proxy_labels()? } else { data };
+    Ok(data.hold_out(settings.held_out, settings.seed))
 }
 
 fn evaluator(spec: &PolicySpec, eval: &Option<EvalJob>) -> Result<Option<SimEvaluator>> {
@@ -102,7 +101,12 @@ pub fn run_bc<B: AutodiffBackend>(
     stop: &AtomicBool,
     device: &B::Device,
 ) -> Result<TrainReport> {
-    let request = SpecRequest { variant: job.variant, horizon: job.horizon, config: job.config.clone() };
+    let request = SpecRequest {
+        variant: job.variant,
+        horizon: job.horizon,
+        config: job.config.clone(),
+        tip_features: job.tip_features,
+    };
     let fresh = !(job.resume && job.out.join(crate::spec::SPEC_FILE).exists());
     let mut spec = if fresh { TrainingData::fit_spec(&datasets, &request)? } else { PolicySpec::load(&job.out)? };
     if let (Some(dir), Some(image), true) = (&job.encoder, spec.config.image.as_mut(), fresh) {
@@ -117,7 +121,8 @@ pub fn run_bc<B: AutodiffBackend>(
     }
     spec.num_params = model.num_params();
     tracing::info!(params = spec.num_params, variant = ?spec.config.variant, "behaviour cloning");
-    let mut learner = BcLearner::new(model, &spec.config, job.settings.lr, device);
+    let mut learner =
+        BcLearner::new(model, &spec.config, job.settings.lr, device).with_weight_average(job.settings.ema_decay);
     let data = Arc::new(training_data(datasets, &spec, 0.99, &job.settings)?);
     let mut ev = evaluator(&spec, &job.eval)?;
     let ev_ref = ev.as_mut().map(|e| e as &mut dyn Evaluator<B::InnerBackend>);
@@ -163,6 +168,7 @@ pub fn run_co_rft<B: AutodiffBackend>(
     let mut learner = {
         let _rng = seeded::<B>(device, job.settings.seed);
         CoRftLearner::new(policy, &spec.config, &job.rl, job.settings.seed, device)
+            .with_weight_average(job.settings.ema_decay)
     };
     tracing::info!(critics = job.rl.critic.ensemble, "CO-RFT from {}", job.init.display());
     let data = Arc::new(training_data(datasets, &spec, job.rl.gamma, &job.settings)?);

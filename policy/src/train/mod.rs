@@ -9,6 +9,7 @@ pub mod co_rft;
 pub mod data;
 pub mod ema;
 pub mod jobs;
+pub mod schedule;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -27,6 +28,7 @@ use crate::inference::Policy;
 use crate::model::ChunkPolicy;
 use crate::spec::{write_atomic, PolicySpec};
 use data::{HostBatch, Prefetcher, TrainingData};
+use schedule::LrSchedule;
 
 /// Sub-folder holding the last step's full training state.
 pub const RESUME_DIR: &str = "resume";
@@ -39,8 +41,19 @@ pub struct TrainSettings {
     pub steps: u64,
     /// Samples per batch.
     pub batch_size: usize,
-    /// Learning rate (Adam).
+    /// Base learning rate (Adam), scaled over the run by `lr_schedule`.
     pub lr: f64,
+    /// How the learning rate changes over the run (every optimiser of the learner).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Decay of the averaged policy weights a run evaluates and saves
+    /// ([`ema::WeightAverage`]); 0: the last weights themselves.
+    #[serde(default)]
+    pub ema_decay: f64,
+    /// Fraction of each dataset's episodes held out of training for the held-out loss
+    /// (`bc_held_out` in `metrics.jsonl`, at every evaluation and at the end); 0: none.
+    #[serde(default)]
+    pub held_out: f64,
     /// Seed of the initialisation and the batch sampler.
     pub seed: u64,
     /// Evaluate in the sim every this many steps (0: only at the end).
@@ -64,6 +77,9 @@ impl Default for TrainSettings {
             steps: 2000,
             batch_size: 256,
             lr: 3e-4,
+            lr_schedule: LrSchedule::default(),
+            ema_decay: 0.999,
+            held_out: 0.1,
             seed: 0,
             eval_every: 500,
             log_every: 50,
@@ -103,13 +119,19 @@ pub struct TrainReport {
     pub evaluations: Vec<(u64, f64)>,
     /// Best evaluation (success, step).
     pub best: Option<(f64, u64)>,
+    /// Last held-out loss (the BC loss of the evaluated policy on held-out episodes), if any
+    /// episodes were held out.
+    #[serde(default)]
+    pub held_out_loss: Option<f64>,
 }
 
 /// One algorithm's learner state: networks and optimisers.
 pub trait Learner<B: AutodiffBackend> {
     /// One gradient update on `batch`; returns named losses.
     fn update(&mut self, batch: &HostBatch, step: u64) -> Result<Vec<(&'static str, f64)>>;
-    /// The current policy, for acting.
+    /// Scales every base learning rate by `factor` from the next update on (the schedule).
+    fn set_lr_factor(&mut self, factor: f64);
+    /// The policy a run evaluates and saves (the weight average when the learner keeps one).
     fn policy(&self) -> ChunkPolicy<B::InnerBackend>;
     /// Saves the weights a user runs (`model.mpk`, and `critic.mpk` if any) into `dir`.
     fn save_weights(&self, dir: &Path) -> Result<()>;
@@ -153,6 +175,14 @@ fn bar(steps: u64, start: u64, show: bool) -> ProgressBar {
     pb
 }
 
+/// The BC loss ([`bc::chunk_mse`]) of `policy` on a held-out batch.
+fn held_out_loss<B: Backend>(policy: &ChunkPolicy<B>, spec: &PolicySpec, batch: &HostBatch, device: &B::Device) -> f64 {
+    let c = &spec.config;
+    let obs = batch.obs.to_batch::<B>(c, device);
+    let (target, mask) = bc::targets::<B>(batch, c.horizon, c.action_dim, device);
+    f64::from(bc::chunk_mse(policy.forward(&obs), target, mask, None).into_scalar().elem::<f32>())
+}
+
 /// Runs `learner` on `data` for `settings.steps` steps, writing into `out`. `spec` is saved as
 /// `policy.json`. When `out/resume` exists and `resume` is set, continues from it. `stop` ends
 /// the run early (after saving) when set.
@@ -182,6 +212,8 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
     }
     let mut metrics = MetricsLog::open(out)?;
     let mut report = TrainReport { best: state.best, ..TrainReport::default() };
+    // Held-out frames, fixed for the run (fewer with images: one forward pass holds them all).
+    let held_out = data.held_out_batch(if spec.config.image.is_some() { 128 } else { 1024 })?;
     let prefetch = Prefetcher::start(data, settings.seed, state.step, settings.batch_size, settings.prefetch);
     let pb = bar(settings.steps, state.step, settings.progress);
     pb.set_prefix(name.to_string());
@@ -197,6 +229,9 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
     };
     while state.step < settings.steps {
         let batch = prefetch.next()?;
+        let lr_factor = settings.lr_schedule.factor(state.step, settings.steps);
+        learner.set_lr_factor(lr_factor);
+        latest.insert("lr_factor", lr_factor);
         let losses = {
             // Dropout masks of this step: a function of (seed, step) only, so resuming replays them.
             let _rng = backend_rng::seeded::<B>(device, backend_rng::step_seed(settings.seed, state.step));
@@ -225,6 +260,12 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
             report.final_losses = latest.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         }
         let eval_due = settings.eval_every > 0 && state.step.is_multiple_of(settings.eval_every);
+        if let Some(held) = held_out.as_ref().filter(|_| eval_due || done) {
+            let loss = held_out_loss(&learner.policy(), spec, held, device);
+            report.held_out_loss = Some(loss);
+            metrics.write(&serde_json::json!({"step": state.step, "bc_held_out": loss, "algo": name}))?;
+            tracing::info!(step = state.step, loss, "{name}: held-out loss");
+        }
         if let Some(ev) = evaluator.as_deref_mut().filter(|_| eval_due || done) {
             let te = Instant::now();
             let policy = Policy { spec: spec.clone(), model: learner.policy(), device: device.clone() };
