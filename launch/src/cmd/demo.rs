@@ -15,7 +15,7 @@ use policy::Variant;
 use super::arg_ranges;
 use super::demo_quality::QualityArg;
 use super::eval::{evaluate_policy, print_summary, EvalSummary};
-use super::policy_args::{check_device, open_datasets, DeviceKind, ExecArg, RolloutArgs};
+use super::policy_args::{check_device, open_datasets, DeviceKind, ExecArg, RolloutArgs, EVAL_SEED};
 use super::train::VariantArg;
 use crate::outln;
 use crate::output_path::{prepare_output_dir, ExistingDir};
@@ -174,12 +174,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     )?;
     // 4. Evaluation.
     let rollout =
-        RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, eval_seed: 1_000_000, exec: ExecArg::Ensemble };
+        RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, exec: ExecArg::Ensemble };
     let video = args.out.join("co_rft_rollouts.mp4");
-    let (bc_sum, _) = evaluate_policy(&bc_dir, args.eval_episodes, &rollout, args.device, None)?;
+    let (bc_sum, _) = evaluate_policy(&bc_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
     let (rft_sum, _) = evaluate_policy(
         &rft_dir,
         args.eval_episodes,
+        EVAL_SEED,
         &rollout,
         args.device,
         cfg!(feature = "video").then_some((video.as_path(), 4)),

@@ -14,7 +14,7 @@ use serde::Serialize;
 use sim::EnvConfig;
 
 use super::arg_ranges;
-use super::policy_args::{check_device, DeviceKind, ExecArg, RolloutArgs};
+use super::policy_args::{check_device, DeviceKind, ExecArg, RolloutArgs, EVAL_SEED};
 use crate::outln;
 use crate::output_path::check_output_file;
 use crate::with_backend;
@@ -45,6 +45,11 @@ pub struct EvalArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+    /// Scene seed of the first episode (episode k: seed + k). Distinct from the recording seeds
+    /// and from training's validation seeds by default, so evaluation scenes are unseen and
+    /// never the ones a checkpoint was selected on.
+    #[arg(long, default_value_t = EVAL_SEED, value_parser = arg_ranges::at_least(0u64))]
+    pub eval_seed: u64,
     #[command(flatten)]
     pub rollout: RolloutArgs,
 }
@@ -74,11 +79,12 @@ pub struct EvalSummary {
     pub wall_s: f64,
 }
 
-/// Evaluates the policy in `dir`; when `video` is set, renders cameras and writes the first
-/// `video_episodes` episodes there.
+/// Evaluates the policy in `dir` on `episodes` scenes from seed `seed`; when `video` is set,
+/// renders cameras and writes the first `video_episodes` episodes there.
 pub fn evaluate_policy(
     dir: &Path,
     episodes: usize,
+    seed: u64,
     rollout: &RolloutArgs,
     device: DeviceKind,
     video: Option<(&Path, usize)>,
@@ -89,7 +95,7 @@ pub fn evaluate_policy(
     if video.is_some() && env.cameras.is_empty() {
         env = env.with_cameras(128, 128);
     }
-    let cfg = rollout.eval_config(episodes, spec.config.horizon);
+    let cfg = rollout.eval_config(episodes, spec.config.horizon, seed);
     let exec = cfg.exec.unwrap_or_else(|| ExecMode::default_for(spec.action_kind, spec.config.horizon));
     let keep = video.map_or(0, |(_, n)| n);
     let mut frames: BTreeMap<usize, Vec<Vec<Vec<u8>>>> = BTreeMap::new();
@@ -250,7 +256,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     for dir in &args.policy {
         for &exec in &modes {
             let rollout = RolloutArgs { exec, ..args.rollout.clone() };
-            let (summary, _) = evaluate_policy(dir, args.episodes, &rollout, args.device, video)?;
+            let (summary, _) = evaluate_policy(dir, args.episodes, args.eval_seed, &rollout, args.device, video)?;
             print_summary(&summary)?;
             rows.push(summary);
         }

@@ -142,23 +142,28 @@ pub struct RolloutArgs {
     /// Envs stepped in parallel.
     #[arg(long, default_value_t = 25, value_parser = arg_ranges::at_least(1usize))]
     pub num_envs: usize,
-    /// Seed of the first evaluation episode (episode k: seed + k). Distinct from recording
-    /// seeds by default, so evaluation scenes are unseen.
-    #[arg(long, default_value_t = 1_000_000, value_parser = arg_ranges::at_least(0u64))]
-    pub eval_seed: u64,
     /// Chunk execution.
     #[arg(long, value_enum, default_value_t = ExecArg::Auto)]
     pub exec: ExecArg,
 }
 
+/// First scene seed of `armstack eval` (episode k: seed + k): away from the recording seeds
+/// (0, 1, …), so evaluation scenes are unseen.
+pub const EVAL_SEED: u64 = 1_000_000;
+
+/// First scene seed of a training run's periodic evaluation, which picks the checkpoint a run
+/// keeps: validation scenes, away from both the recording seeds and [`EVAL_SEED`]'s, so the
+/// final evaluation is never made on the scenes a checkpoint was selected on.
+pub const VALIDATION_SEED: u64 = 2_000_000;
+
 impl RolloutArgs {
-    /// Evaluation settings for `episodes` episodes with chunks of `horizon`.
-    pub fn eval_config(&self, episodes: usize, horizon: usize) -> EvalConfig {
+    /// Evaluation settings for `episodes` episodes from scene seed `seed` with chunks of `horizon`.
+    pub fn eval_config(&self, episodes: usize, horizon: usize, seed: u64) -> EvalConfig {
         EvalConfig {
             episodes,
             num_envs: self.num_envs,
             threads: 0,
-            seed: self.eval_seed,
+            seed,
             exec: self.exec.mode(horizon),
         }
     }

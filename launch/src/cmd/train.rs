@@ -12,7 +12,7 @@ use policy::train::{TrainReport, TrainSettings};
 use policy::{PolicySpec, Variant};
 
 use super::arg_ranges;
-use super::policy_args::{check_device, open_datasets, DeviceKind, RolloutArgs};
+use super::policy_args::{check_device, open_datasets, DeviceKind, RolloutArgs, VALIDATION_SEED};
 use crate::outln;
 use crate::output_path::{prepare_output_dir, ExistingDir};
 use crate::shutdown::stop_flag;
@@ -97,6 +97,11 @@ pub struct CommonTrainArgs {
     /// Episodes per periodic evaluation (0: no evaluation; the last step is kept).
     #[arg(long, default_value_t = 20, value_parser = arg_ranges::at_least(0usize))]
     pub eval_episodes: usize,
+    /// Scene seed of the first periodic-evaluation episode (episode k: seed + k). These
+    /// validation scenes pick the checkpoint the run keeps, so by default they are neither the
+    /// recording seeds (0, 1, …) nor `armstack eval`'s (1,000,000, …).
+    #[arg(long, default_value_t = VALIDATION_SEED, value_parser = arg_ranges::at_least(0u64))]
+    pub eval_seed: u64,
     /// Continue from OUT/resume.
     #[arg(long)]
     pub resume: bool,
@@ -145,7 +150,7 @@ impl CommonTrainArgs {
     fn eval(&self, horizon: usize) -> Option<EvalJob> {
         (self.eval_episodes > 0).then(|| EvalJob {
             scene: self.rollout.scene.clone(),
-            config: self.rollout.eval_config(self.eval_episodes, horizon),
+            config: self.rollout.eval_config(self.eval_episodes, horizon, self.eval_seed),
         })
     }
 }
