@@ -12,8 +12,10 @@
 //!   release points.
 //!
 //! Once a waypoint is reached its dwell runs to the end even if a noisy step moves the tip away
-//! again, so noise does not turn into dithering and timeouts. Every emitted action is already
-//! inside the env's per-step limits, so the recorded action is the executed one.
+//! again, a noisy expert counts a waypoint reached once it commanded the step that gets there,
+//! and a finished plan holds at its last waypoint, so noise turns into mistakes rather than
+//! dithering and time-outs. Every emitted action is already inside the env's per-step limits,
+//! so the recorded action is the executed one.
 //! Measured success over seeds 0–49 (pick_cube / place_in_bin / sort), noisy level:
 //! noise 0 → 100% / 100% / 98%, 0.3 → 96% / 90% / 86% (before the fix 82% / 66% / 32%, and its
 //! successes took twice the clean length), 1 → 48% / 24% / 0% (the README has every scene and level).
