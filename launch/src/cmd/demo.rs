@@ -54,14 +54,14 @@ pub struct DemoArgs {
     /// BC steps.
     #[arg(long, default_value_t = 1500, value_parser = arg_ranges::at_least(1u64))]
     pub bc_steps: u64,
-    /// CO-RFT steps.
-    #[arg(long, default_value_t = 600, value_parser = arg_ranges::at_least(1u64))]
+    /// CO-RFT steps (the first half trains the critic alone).
+    #[arg(long, default_value_t = 1000, value_parser = arg_ranges::at_least(1u64))]
     pub co_rft_steps: u64,
     /// Batch size.
     #[arg(long, default_value_t = 128, value_parser = arg_ranges::at_least(1usize))]
     pub batch_size: usize,
-    /// Evaluation episodes per policy.
-    #[arg(long, default_value_t = 50, value_parser = arg_ranges::at_least(1usize))]
+    /// Evaluation episodes per policy (the same unseen scenes for each).
+    #[arg(long, default_value_t = 100, value_parser = arg_ranges::at_least(1usize))]
     pub eval_episodes: usize,
     /// Training seed (initialisation and batches).
     #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
@@ -89,6 +89,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let data_dir = args.out.join("data");
     let bc_dir = args.out.join("bc");
     let rft_dir = args.out.join("co_rft");
+    let bc_long_dir = args.out.join("bc_equal_updates");
     // Only a previous demo's folder is replaced; anything else is the user's and stays.
     let previous = ExistingDir::ReplacePrevious { what: "demo", markers: &["summary.json", "data/meta/info.json"] };
     prepare_output_dir(&args.out, "--out", previous)?;
@@ -107,7 +108,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let collected = policy::demos::collect(&env, &mut writer, args.demos, quality, args.demo_seed, 4)?;
     writer.finish()?;
     outln!(
-        "1/4 recorded {} demonstrations of {} at quality {quality} ({} succeeded, {} frames) in {:.0} s",
+        "1/5 recorded {} demonstrations of {} at quality {quality} ({} succeeded, {} frames) in {:.0} s",
         collected.episodes,
         args.scene,
         collected.successes,
@@ -126,23 +127,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ..TrainSettings::default()
     };
     // 2. BC.
-    let bc = BcJob {
-        out: bc_dir.clone(),
+    let bc_job = |out: &PathBuf, steps: u64| BcJob {
+        out: out.clone(),
         variant: if vision { Variant::Vision } else { Variant::StateOnly },
         horizon: 10,
         config: None,
         tip_features: None,
-        settings: settings(args.bc_steps, 1e-3),
+        settings: settings(steps, 1e-3),
         eval: None,
         resume: false,
         encoder: None,
     };
-    let datasets = open_datasets(std::slice::from_ref(&data_dir), vision)?;
-    let r = with_train_backend!(args.device, B, {
-        policy::train::jobs::run_bc::<B>(&bc, datasets, &stop, &Default::default())
-    })?;
+    let train_bc = |job: &BcJob| -> Result<policy::train::TrainReport> {
+        let datasets = open_datasets(std::slice::from_ref(&data_dir), vision)?;
+        Ok(with_train_backend!(args.device, B, {
+            policy::train::jobs::run_bc::<B>(job, datasets, &stop, &Default::default())
+        })?)
+    };
+    let r = train_bc(&bc_job(&bc_dir, args.bc_steps))?;
     outln!(
-        "2/4 behaviour cloning: {} steps, {:.0} samples/s ({:.0} s so far)",
+        "2/5 behaviour cloning: {} steps, {:.0} samples/s ({:.0} s so far)",
         r.steps,
         r.samples_per_s,
         t0.elapsed().as_secs_f64()
@@ -152,7 +156,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     rl.critic.ensemble = args.critics;
     rl.critic.layers = 2;
     rl.cql_samples = 4;
-    rl.critic_warmup = args.co_rft_steps / 4;
+    rl.critic_warmup = args.co_rft_steps / 2;
+    // The actor updates CO-RFT makes after BC: BC trained on for as many steps is the baseline
+    // at an equal number of actor updates.
+    let actor_updates = args.co_rft_steps.saturating_sub(rl.critic_warmup).div_ceil(rl.actor_every.max(1));
     let job = CoRftJob {
         init: bc_dir.clone(),
         out: rft_dir.clone(),
@@ -167,16 +174,24 @@ pub fn run(args: DemoArgs) -> Result<()> {
         policy::train::jobs::run_co_rft::<B>(&job, datasets, &stop, &Default::default())
     })?;
     outln!(
-        "3/4 CO-RFT: {} steps, {:.0} samples/s ({:.0} s so far)",
+        "3/5 CO-RFT: {} steps ({actor_updates} actor updates), {:.0} samples/s ({:.0} s so far)",
         r.steps,
         r.samples_per_s,
         t0.elapsed().as_secs_f64()
     )?;
-    // 4. Evaluation.
-    let rollout =
-        RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, exec: ExecArg::Ensemble };
+    // 4. BC with as many actor updates as BC + CO-RFT.
+    let r = train_bc(&bc_job(&bc_long_dir, args.bc_steps + actor_updates))?;
+    outln!(
+        "4/5 behaviour cloning for {} steps (as many actor updates as CO-RFT's policy) ({:.0} s so far)",
+        r.steps,
+        t0.elapsed().as_secs_f64()
+    )?;
+    // 5. Evaluation.
+    let rollout = RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, exec: ExecArg::Auto };
     let video = args.out.join("co_rft_rollouts.mp4");
     let (bc_sum, _) = evaluate_policy(&bc_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
+    let (bc_long_sum, _) =
+        evaluate_policy(&bc_long_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
     let (rft_sum, _) = evaluate_policy(
         &rft_dir,
         args.eval_episodes,
@@ -185,11 +200,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.device,
         cfg!(feature = "video").then_some((video.as_path(), 4)),
     )?;
-    outln!("4/4 evaluated both on {} unseen {} scenes", args.eval_episodes, args.scene)?;
-    print_table(&[("BC", &bc_sum), ("CO-RFT", &rft_sum)], collected.successes, collected.episodes)?;
+    outln!("5/5 evaluated the three on the same {} unseen {} scenes", args.eval_episodes, args.scene)?;
+    let long_name = format!("BC, {} steps", args.bc_steps + actor_updates);
+    print_table(
+        &[("BC", &bc_sum), (&long_name, &bc_long_sum), ("CO-RFT", &rft_sum)],
+        collected.successes,
+        collected.episodes,
+    )?;
     let summary = serde_json::json!({
-        "scene": args.scene, "demos": collected.episodes, "demo_successes": collected.successes,
-        "bc": bc_sum, "co_rft": rft_sum, "wall_s": t0.elapsed().as_secs_f64(),
+        "scene": args.scene, "quality": quality.to_string(), "demos": collected.episodes,
+        "demo_successes": collected.successes, "bc": bc_sum, "bc_equal_actor_updates": bc_long_sum,
+        "co_rft": rft_sum, "co_rft_actor_updates": actor_updates, "wall_s": t0.elapsed().as_secs_f64(),
     });
     std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if cfg!(feature = "video") {
