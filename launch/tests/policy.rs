@@ -72,8 +72,16 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
         run_ok(armstack(dir).args([
             "train", "co-rft", "--dataset", "demo/data", "--init", &format!("rep/bc_{run}"), "--out",
             &format!("rep/co_rft_{run}"), "--steps", "6", "--batch-size", "16", "--critics", "2", "--seed", "3",
+            "--critic-warmup", "2",
         ]));
     }
+    // Steps within the critic warm-up would never move the actor: refused, not saved as CO-RFT.
+    let out = armstack(dir)
+        .args(["train", "co-rft", "--dataset", "demo/data", "--init", "rep/bc_a", "--out", "rep/none", "--steps", "6"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("critic warm-up"), "{err}");
     let bytes = |p: &str| checkpoint_bytes_without_ids(&dir.join(p));
     let losses = |p: &str| -> Vec<serde_json::Value> {
         std::fs::read_to_string(dir.join(p))

@@ -110,7 +110,7 @@ fn mixed_level_contains_every_mistake_kind_and_some_fail() {
         }
         // (The clean push expert itself fails about one seed in 50.)
         let clean: Vec<Episode> = episodes.iter().filter(|e| e.mistake == Mistake::None).cloned().collect();
-        assert!(success_rate(&clean) >= 0.9, "{scene}: mixed level's mistake-free episodes succeed");
+        assert!(success_rate(&clean) >= 0.9, "{scene}: mixed level's mistake-free episodes succeed: {clean:?}");
     }
     let share = with_mistake as f64 / total as f64;
     println!("mistakes in {with_mistake}/{total} episodes, {mistake_failures} of them failed; kinds {kinds:?}");

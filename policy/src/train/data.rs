@@ -64,6 +64,9 @@ impl HostBatch {
     }
 }
 
+/// Seed of the held-out episode draw, the same for every run (see [`TrainingData::hold_out`]).
+pub const HELD_OUT_SEED: u64 = 0x4E1D;
+
 /// Datasets addressed as one.
 pub struct TrainingData {
     datasets: Vec<Dataset>,
@@ -309,18 +312,21 @@ impl TrainingData {
     }
 
     /// Holds out a `fraction` of each dataset's episodes (at least one when the fraction is
-    /// positive and the dataset has two or more; chosen with `seed`, the same for a resumed run):
+    /// positive and the dataset has two or more; drawn with `seed`: callers pass
+    /// [`HELD_OUT_SEED`], so every training seed, a resumed run and CO-RFT from a BC policy hold
+    /// out the same episodes of the same data):
     /// their frames are never sampled for training and give the held-out loss
     /// ([`Self::held_out_batch`]). A fraction of 0 holds out nothing.
     pub fn hold_out(mut self, fraction: f64, seed: u64) -> TrainingData {
         if fraction <= 0.0 {
             return self;
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4E1D_u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut held: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
         for (d, ds) in self.datasets.iter().enumerate() {
             let episodes = ds.episodes();
             if episodes.len() < 2 {
+                tracing::warn!(dataset = %ds.root().display(), "one episode: nothing held out of it");
                 continue;
             }
             let k = ((fraction * episodes.len() as f64).round() as usize).clamp(1, episodes.len() - 1);

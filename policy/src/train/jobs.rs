@@ -79,7 +79,7 @@ fn training_data(
 ) -> Result<TrainingData> {
     let data = TrainingData::new(datasets, spec.clone(), gamma)?;
     let data = if settings.skip_proxy_labels { data.without_proxy_labels()? } else { data };
-    Ok(data.hold_out(settings.held_out, settings.seed))
+    Ok(data.hold_out(settings.held_out, crate::train::data::HELD_OUT_SEED))
 }
 
 fn evaluator(spec: &PolicySpec, eval: &Option<EvalJob>) -> Result<Option<SimEvaluator>> {
@@ -158,6 +158,13 @@ pub fn run_co_rft<B: AutodiffBackend>(
     let mut spec = PolicySpec::load(&job.init)?;
     if same_dir(&job.init, &job.out) {
         return Err(PolicyError::Config("--out must differ from --init".into()));
+    }
+    if job.settings.steps <= job.rl.critic_warmup {
+        return Err(PolicyError::Config(format!(
+            "--steps {} is within the critic warm-up (--critic-warmup {}): the actor would never be updated and \
+             the saved policy would be the BC policy; give more steps or a shorter warm-up",
+            job.settings.steps, job.rl.critic_warmup
+        )));
     }
     let mut policy =
         load_module(ChunkPolicy::<B>::new(&spec.config, device), &job.init.join(MODEL_STEM), "policy", device)?;

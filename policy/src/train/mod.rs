@@ -210,6 +210,15 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
         learner.load_resume(&resume_dir)?;
         tracing::info!(step = state.step, "resumed {name} from {}", resume_dir.display());
     }
+    if let schedule::LrSchedule::WarmupCosine { warmup_steps, .. } = settings.lr_schedule {
+        if warmup_steps >= settings.steps {
+            tracing::warn!(
+                warmup_steps,
+                steps = settings.steps,
+                "the learning-rate warm-up is as long as the run: the rate never reaches its base value (--warmup-steps)"
+            );
+        }
+    }
     let mut metrics = MetricsLog::open(out)?;
     let mut report = TrainReport { best: state.best, ..TrainReport::default() };
     // Held-out frames, fixed for the run (fewer with images: one forward pass holds them all).

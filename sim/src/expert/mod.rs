@@ -3,8 +3,8 @@
 //!
 //! Grasps approach from above with the gripper pointing down (tip x axis along world −z) and the
 //! fingers aligned with the cube's faces. How the expert demonstrates is a [`DemoQuality`]:
-//! - `expert`: a correct plan varied per episode (approach height, speed, grasp face, small
-//!   offsets, short pauses), no per-step noise;
+//! - `expert`: a correct plan varied per episode (approach height, speed, small offsets; one
+//!   consistent grasp-face rule and no pauses), no per-step noise;
 //! - `mixed`: expert episodes, a seeded share of which contain one [`Mistake`] (missed grasp,
 //!   dropped object, wrong target, hesitation, overshoot), recorded per episode;
 //! - `noisy`: the fixed clean plan with Gaussian noise on every action (σ = 2 cm·noise per

@@ -12,8 +12,8 @@ pub const DEFAULT_MISTAKE_RATE: f64 = 0.5;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum DemoQuality {
     /// Proficient demonstrations (robomimic "proficient human", D4RL "expert"): every episode
-    /// follows a correct plan that is varied per episode (approach height, speed, which cube
-    /// face is grasped, small lateral offsets, short pauses), with no per-step noise.
+    /// follows a correct plan that is varied per episode (approach height, speed, small
+    /// lateral offsets; one consistent grasp-face rule and no pauses), with no per-step noise.
     Expert,
     /// Mixed proficiency (robomimic "multi-human", D4RL "mixed"): expert episodes, of which a
     /// seeded per-episode draw with probability `mistake_rate` ∈ [0, 1] contains one
