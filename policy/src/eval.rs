@@ -99,7 +99,7 @@ pub fn evaluate<B: Backend>(
     // Slot state: which episode each env runs, its tick, its executor, its last observation.
     let mut next_episode = 0usize;
     let mut slots: Vec<Option<(usize, u64, ChunkExecutor, Observation)>> = Vec::new();
-    let first: Vec<(usize, u64)> = (0..n_envs).map(|i| (i, cfg.seed + i as u64)).collect();
+    let first: Vec<(usize, u64)> = (0..n_envs).map(|i| (i, cfg.seed.wrapping_add(i as u64))).collect();
     for (i, obs) in vec_env.reset_some(&first[..n_envs.min(cfg.episodes)])? {
         on_frame(next_episode, &obs);
         slots.resize_with(n_envs, || None);
@@ -152,13 +152,13 @@ pub fn evaluate<B: Backend>(
             if step.done {
                 outcomes.push(EpisodeOutcome {
                     episode: *episode,
-                    seed: cfg.seed + *episode as u64,
+                    seed: cfg.seed.wrapping_add(*episode as u64),
                     success: step.success,
                     length: obs.step,
                 });
                 ex.reset();
                 if next_episode < cfg.episodes {
-                    resets.push((i, cfg.seed + next_episode as u64, next_episode));
+                    resets.push((i, cfg.seed.wrapping_add(next_episode as u64), next_episode));
                     next_episode += 1;
                 } else {
                     slots[i] = None;

@@ -48,7 +48,7 @@ pub struct EvalArgs {
     /// Scene seed of the first episode (episode k: seed + k). Distinct from the recording seeds
     /// and from training's validation seeds by default, so evaluation scenes are unseen and
     /// never the ones a checkpoint was selected on.
-    #[arg(long, default_value_t = EVAL_SEED, value_parser = arg_ranges::at_least(0u64))]
+    #[arg(long, default_value_t = EVAL_SEED, value_parser = arg_ranges::int_range(0u64, i64::MAX as u64))]
     pub eval_seed: u64,
     #[command(flatten)]
     pub rollout: RolloutArgs,

@@ -100,7 +100,7 @@ pub struct CommonTrainArgs {
     /// Scene seed of the first periodic-evaluation episode (episode k: seed + k). These
     /// validation scenes pick the checkpoint the run keeps, so by default they are neither the
     /// recording seeds (0, 1, …) nor `armstack eval`'s (1,000,000, …).
-    #[arg(long, default_value_t = VALIDATION_SEED, value_parser = arg_ranges::at_least(0u64))]
+    #[arg(long, default_value_t = VALIDATION_SEED, value_parser = arg_ranges::int_range(0u64, i64::MAX as u64))]
     pub eval_seed: u64,
     /// Continue from OUT/resume.
     #[arg(long)]

@@ -309,7 +309,7 @@ impl SimNode {
                     break;
                 }
                 episode += 1;
-                seed += 1;
+                seed = seed.wrapping_add(1);
                 (obs, last_obs_stamp) =
                     self.next_episode(&io, stop, episode, seed, &mut expert, &scene_name, &names)?;
                 let (q, g) = self.env.target();

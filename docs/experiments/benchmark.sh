@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The benchmark of docs/results.md: 50 scripted demonstrations per scene and level, state-only BC
+# per training seed, CO-RFT from BC on the mixed-quality set, each evaluated on the same 100
+# unseen scenes (seeds 1,000,000…). Prints one line per run; everything stays in OUT.
+# Usage: docs/experiments/benchmark.sh [OUT=runs/benchmark] [SEEDS="0 1 2"]
+# Each BC run takes about 2–3 min on 2 cores, each CO-RFT run about 10 min.
+set -euo pipefail
+out=${1:-runs/benchmark}
+seeds=${2:-"0 1 2"}
+bin=${ARMSTACK:-target/debug/armstack}
+mkdir -p "$out"
+line() { python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], f"{s[\"successes\"]}/{s[\"episodes\"]}", "cycle", s["mean_success_length"])' "$1" "$2"; }
+record() { # name scene quality
+  [ -d "$out/data/$1" ] || "$bin" record --dataset "$out/data/$1" --scene "$2" --device scripted --quality "$3" \
+    --episodes 50 --no-cameras > "$out/$1.record.log" 2>&1
+}
+bc() { # data seed
+  "$bin" train bc --dataset "$out/data/$1" --out "$out/runs/$1_bc_s$2" --seed "$2" --lr 1e-3 --eval-episodes 0 \
+    --force > "$out/$1_bc_s$2.log" 2>&1
+  "$bin" eval --policy "$out/runs/$1_bc_s$2" --episodes 100 --json "$out/runs/$1_bc_s$2/eval.json" >> "$out/$1_bc_s$2.log" 2>&1
+  line "$out/runs/$1_bc_s$2/eval.json" "$1 BC seed $2"
+}
+co_rft() { # data seed
+  "$bin" train co-rft --dataset "$out/data/$1" --init "$out/runs/$1_bc_s$2" --out "$out/runs/$1_rft_s$2" --seed "$2" \
+    --steps 1500 --batch-size 128 --critics 4 --critic-warmup 300 --actor-lr 1e-3 --eval-episodes 0 --force \
+    > "$out/$1_rft_s$2.log" 2>&1
+  "$bin" eval --policy "$out/runs/$1_rft_s$2" --episodes 100 --json "$out/runs/$1_rft_s$2/eval.json" >> "$out/$1_rft_s$2.log" 2>&1
+  line "$out/runs/$1_rft_s$2/eval.json" "$1 CO-RFT seed $2"
+}
+for scene in pick_cube place_in_bin sort; do
+  record "${scene}_expert" "$scene" expert
+  for seed in $seeds; do bc "${scene}_expert" "$seed"; done
+done
+record pick_cube_mixed pick_cube mixed
+for seed in $seeds; do bc pick_cube_mixed "$seed"; co_rft pick_cube_mixed "$seed"; done
