@@ -40,6 +40,17 @@ fn record_stores_the_demo_quality_and_each_episodes_mistake() {
         ds.episodes().iter().map(|e| (e.demo_quality.as_deref(), e.mistake.as_deref())).collect();
     assert_eq!(stored, expected);
     assert!(stored[..3].iter().all(|(_, m)| *m != Some("none")), "rate 1: every episode has a mistake");
+
+    // A flag the chosen level does not use is refused before anything is written.
+    for (extra, flag) in [
+        (["--quality", "expert", "--noise", "0.3"], "--noise"),
+        (["--quality", "mixed", "--noise", "0.3"], "--noise"),
+        (["--quality", "noisy", "--mistake-rate", "0.2"], "--mistake-rate"),
+    ] {
+        let err = run_err(record(dir, "refused", &extra).args(["--episodes", "1", "--no-cameras"]));
+        assert!(err.contains(flag) && err.contains("applies to"), "{err}");
+        assert!(!dir.join("refused").exists(), "nothing is written");
+    }
 }
 
 fn seeds(ds: &Dataset) -> Vec<Option<u64>> {

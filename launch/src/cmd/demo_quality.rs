@@ -16,6 +16,15 @@ pub enum QualityArg {
 }
 
 impl QualityArg {
+    /// The flag value naming this level (`expert`, `mixed`, `noisy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QualityArg::Expert => "expert",
+            QualityArg::Mixed => "mixed",
+            QualityArg::Noisy => "noisy",
+        }
+    }
+
     /// The level, with the mixed level's mistake rate and the noisy level's noise.
     pub fn level(self, mistake_rate: f64, noise: f64) -> DemoQuality {
         match self {

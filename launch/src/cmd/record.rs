@@ -75,6 +75,8 @@ pub struct RecordSession {
 
 /// Runs `armstack record`.
 pub fn run(args: RecordArgs, bus_config: &bus::BusConfig) -> Result<()> {
+    // Flags the chosen quality level does not use are refused before anything is written.
+    args.robot.demo_quality()?;
     let stop = crate::shutdown::stop_flag()?;
     let started = std::time::Instant::now();
     let RecordSession { robot: sim, teleop, report, already, failure } = record_session(&args, bus_config, stop)?;
@@ -174,7 +176,7 @@ pub fn record_session(
         cfg.seed = first_seed(&args, &stored)?;
     }
     let scripted = args.robot.device == DeviceKind::Scripted;
-    let quality = args.robot.demo_quality();
+    let quality = args.robot.demo_quality()?;
     writer.set_expert_noise(scripted.then_some(quality.noise()));
     writer.set_demo_quality(scripted.then_some(quality.name()));
     let scripted = match &robot {

@@ -172,9 +172,18 @@ pub struct TeleopArgs {
 }
 
 impl RobotArgs {
-    /// The scripted expert's demonstration quality these flags select.
-    pub fn demo_quality(&self) -> sim::DemoQuality {
-        self.quality.unwrap_or(QualityArg::Noisy).level(self.mistake_rate, self.noise)
+    /// The scripted expert's demonstration quality these flags select. A flag that the chosen
+    /// level does not use is refused rather than ignored: `--noise` belongs to the noisy level,
+    /// `--mistake-rate` to the mixed one.
+    pub fn demo_quality(&self) -> Result<sim::DemoQuality> {
+        let level = self.quality.unwrap_or(QualityArg::Noisy);
+        if self.noise != 0.0 && level != QualityArg::Noisy {
+            bail!("--noise {} applies to --quality noisy only, not to --quality {}", self.noise, level.name());
+        }
+        if self.mistake_rate != sim::expert::DEFAULT_MISTAKE_RATE && level != QualityArg::Mixed {
+            bail!("--mistake-rate {} applies to --quality mixed only, not to --quality {}", self.mistake_rate, level.name());
+        }
+        Ok(level.level(self.mistake_rate, self.noise))
     }
 }
 
@@ -192,7 +201,7 @@ pub fn make_device(args: &RobotArgs, robot: &RobotNode) -> Result<Box<dyn Teleop
             if !(0.0..=1.0).contains(&args.noise) {
                 bail!("--noise must be in [0, 1], got {}", args.noise);
             }
-            Box::new(ScriptedDevice::new(scene, args.demo_quality()))
+            Box::new(ScriptedDevice::new(scene, args.demo_quality()?))
         }
     })
 }
