@@ -394,7 +394,8 @@ fn receive(
             }
         }
         // Finish ended episodes once their last tick's messages are in, or after the grace period.
-        while let Some(c) = finished.front() {
+        // Episodes that ended past the count (a fast robot outran the recorder) are not written.
+        while let Some(c) = finished.front().filter(|_| cfg.episodes.is_none_or(|n| sent < n)) {
             let last = c.ticks[c.ticks.len().saturating_sub(2)].stamp_ns;
             let complete = log.joint.contains_key(&last) && log.cameras.iter().all(|m| m.contains_key(&last));
             let due = c.ended_at.is_some_and(|t| t.elapsed() >= cfg.grace);

@@ -387,3 +387,20 @@ fn episode_events_from_another_publisher_are_refused() {
     assert_eq!(report.discarded, 0, "{report:?}");
     assert_eq!(kept(tmp.path()), (1, 4));
 }
+
+/// Episodes that end faster than the recorder writes them (a fast sim under load) are not all
+/// kept: the recorder stops at its episode count even when several finished at once.
+#[test]
+fn episodes_ending_together_past_the_count_are_not_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let report = record(tmp.path(), &config(0, 2), |bus| {
+        let robot = Robot::new(bus, 0);
+        let base = script_start_ns();
+        for episode in 0..5 {
+            robot.episode(episode, 3, base + episode * 4 * STEP_NS);
+        }
+    })
+    .expect("recording");
+    assert_eq!((report.episodes, report.frames), (2, 6), "{report:?}");
+    assert_eq!(kept(tmp.path()), (2, 6));
+}
