@@ -328,6 +328,10 @@ pub struct EpisodeEvent {
     /// On an `End` event: the episode was ended by a re-record request and must not be kept.
     #[serde(default)]
     pub discarded: bool,
+    /// The episode terminated in a failure state (an object fell off the table): a real end, not
+    /// a cut. Absent from older publishers (read as false: an end without success is then a cut).
+    #[serde(default)]
+    pub failed: bool,
 }
 impl_message!(EpisodeEvent, topics::EPISODE);
 

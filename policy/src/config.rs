@@ -55,6 +55,11 @@ pub struct PolicyConfig {
     /// each object's position relative to the tip). Absent in older checkpoints: off.
     #[serde(default)]
     pub tip_features: bool,
+    /// Whether action rows are absolute finger-tip targets ([`crate::action_targets`]) rather
+    /// than the dataset's end-effector deltas; the executor turns them back into deltas. Only for
+    /// `EeDelta` data with the arm's joints in the state. Absent in older checkpoints: off.
+    #[serde(default)]
+    pub action_targets: bool,
     /// Action width D.
     pub action_dim: usize,
     /// Instruction vocabulary size (incl. padding and unknown).
@@ -86,6 +91,7 @@ impl PolicyConfig {
             env_state_dim,
             tip_features: state_dim >= sim::arm::spec::NUM_ARM_JOINTS
                 && env_state_dim >= crate::features::ENV_VALUES_PER_OBJECT,
+            action_targets: false,
             action_dim,
             vocab_size: 2,
             max_words: 8,
@@ -106,6 +112,7 @@ impl PolicyConfig {
             state_dim,
             env_state_dim: 0,
             tip_features: false,
+            action_targets: false,
             action_dim,
             vocab_size: 2,
             max_words: 12,

@@ -37,6 +37,13 @@ pub struct EpisodeOutcome {
     pub success: bool,
     /// Control steps.
     pub length: u32,
+    /// The episode ended in a failure state (an object fell off the table) rather than at the
+    /// time limit.
+    #[serde(default)]
+    pub failed: bool,
+    /// Success conditions of the scene holding at the end (all of them on success).
+    #[serde(default)]
+    pub conditions_met: u32,
 }
 
 /// Evaluation results.
@@ -103,7 +110,7 @@ pub fn evaluate<B: Backend>(
     for (i, obs) in vec_env.reset_some(&first[..n_envs.min(cfg.episodes)])? {
         on_frame(next_episode, &obs);
         slots.resize_with(n_envs, || None);
-        slots[i] = Some((next_episode, 0, ChunkExecutor::new(mode, spec.action_kind, h, d), obs));
+        slots[i] = Some((next_episode, 0, ChunkExecutor::new(mode, spec.action_kind, h, d).with_action_targets(spec.config.action_targets), obs));
         next_episode += 1;
     }
     let mut outcomes = Vec::new();
@@ -155,6 +162,8 @@ pub fn evaluate<B: Backend>(
                     seed: cfg.seed.wrapping_add(*episode as u64),
                     success: step.success,
                     length: obs.step,
+                    failed: step.failed,
+                    conditions_met: step.conditions_met,
                 });
                 ex.reset();
                 if next_episode < cfg.episodes {
@@ -241,6 +250,8 @@ mod tests {
             seed: episode as u64,
             success,
             length,
+            failed: false,
+            conditions_met: u32::from(success),
         };
         let outcomes = [outcome(0, true, 16), outcome(1, false, 60), outcome(2, true, 20)];
         assert_eq!(mean_success_length(&outcomes), Some(18.0));

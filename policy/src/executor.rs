@@ -28,11 +28,16 @@
 //! evaluation, the policy node and deployment derive them alike. Open loop executes the rows as
 //! predicted, in either action space.
 //!
+//! A policy whose rows are absolute tip targets already ([`crate::action_targets`],
+//! [`ChunkExecutor::with_action_targets`]) skips the integration: its rows are decoded into
+//! target poses and, in every mode including open loop, the emitted delta steers the measured
+//! tip towards the target of the tick.
+//!
 //! With an `EeDelta` executor, a chunk or a tick whose proprioception has no tip pose (fewer than
 //! six finite joint angles) cannot be placed: the chunk is dropped and the tick holds, both
 //! counted in [`ExecutorStats::unposed`].
 
-mod tip_targets;
+pub(crate) mod tip_targets;
 
 #[cfg(test)]
 mod ee_delta_tests;
@@ -168,10 +173,13 @@ impl Row {
 #[derive(Clone, Debug)]
 pub struct ChunkExecutor {
     mode: ExecMode,
+    kind: ActionKind,
     horizon: usize,
     dim: usize,
     /// Whether rows are combined as absolute tip targets (`EeDelta`, not open loop).
     tip_targets: bool,
+    /// Whether rows are absolute tip targets as predicted ([`crate::action_targets`]).
+    action_targets: bool,
     /// Ensembling: live chunks (k0, rows), oldest first.
     chunks: VecDeque<(u64, Vec<Row>)>,
     /// Async / open loop: queued action per tick.
@@ -187,14 +195,26 @@ impl ChunkExecutor {
     pub fn new(mode: ExecMode, kind: ActionKind, horizon: usize, dim: usize) -> ChunkExecutor {
         ChunkExecutor {
             mode,
+            kind,
             horizon,
             dim,
             tip_targets: kind == ActionKind::EeDelta && dim > POSE_DELTA_VALUES && mode != ExecMode::OpenLoop,
+            action_targets: false,
             chunks: VecDeque::new(),
             queue: BTreeMap::new(),
             pending: false,
             stats: ExecutorStats::default(),
         }
+    }
+
+    /// Rows are absolute tip targets ([`crate::action_targets`]; `on` only takes effect for
+    /// `EeDelta` rows): each is decoded into its target pose, and every mode, open loop
+    /// included, emits the delta from the measured tip to the tick's target.
+    pub fn with_action_targets(mut self, on: bool) -> ChunkExecutor {
+        let on = on && self.kind == ActionKind::EeDelta && self.dim > POSE_DELTA_VALUES;
+        self.action_targets = on;
+        self.tip_targets |= on;
+        self
     }
 
     /// The mode.
@@ -259,7 +279,9 @@ impl ChunkExecutor {
     /// A chunk's rows in the executor's space (`None`: tip targets without a tip pose).
     fn rows_of(&self, values: &[f32], state_k0: &[f32]) -> Option<Vec<Row>> {
         let rows = values.chunks_exact(self.dim);
-        let targets: Vec<Option<Isometry3<f64>>> = if self.tip_targets {
+        let targets: Vec<Option<Isometry3<f64>>> = if self.action_targets {
+            rows.clone().map(|row| Some(crate::action_targets::target_pose(row))).collect()
+        } else if self.tip_targets {
             integrate_chunk(&tip_pose(state_k0)?, rows.clone()).into_iter().map(Some).collect()
         } else {
             vec![None; self.horizon]

@@ -22,6 +22,7 @@ compile_error!(
      matrix products); build the ndarray comparison with `--no-default-features --features video,ndarray-blas`"
 );
 
+pub mod action_targets;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;

@@ -389,7 +389,8 @@ pub fn run_policy_node<B: Backend>(
     let period_ns = period.as_nanos() as u64;
     let mut asm = ObservationAssembler::new(&spec.config);
     let mode = cfg.exec.unwrap_or_else(|| ExecMode::default_for(spec.action_kind, spec.config.horizon));
-    let mut exec = ChunkExecutor::new(mode, spec.action_kind, spec.config.horizon, spec.config.action_dim);
+    let mut exec = ChunkExecutor::new(mode, spec.action_kind, spec.config.horizon, spec.config.action_dim)
+        .with_action_targets(spec.config.action_targets);
     let mut instruction = cfg.instruction.clone().or_else(|| spec.tasks.first().cloned()).unwrap_or_default();
     let (req_tx, req_rx) = bounded::<InferRequest>(1);
     let (res_tx, res_rx) = bounded::<Result<InferResult>>(4);

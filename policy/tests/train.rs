@@ -58,6 +58,7 @@ fn bc_job(out: &Path, steps: u64, resume: bool) -> BcJob {
         horizon: 5,
         config: None,
         tip_features: None,
+        action_targets: None,
         settings: settings(steps),
         eval: None,
         resume,
@@ -135,7 +136,7 @@ fn checkpoint_round_trips_exactly_and_mismatched_config_is_reported() {
     let dev = Default::default();
     let spec = policy::train::data::TrainingData::fit_spec(
         std::slice::from_ref(&ds),
-        &policy::train::data::SpecRequest { variant: Variant::StateOnly, horizon: 4, config: None, tip_features: None },
+        &policy::train::data::SpecRequest { variant: Variant::StateOnly, horizon: 4, config: None, tip_features: None, action_targets: None, successful_only: false },
     )
     .unwrap();
     // A state-only policy of pick_cube data takes the finger-tip features by default: the
@@ -143,6 +144,22 @@ fn checkpoint_round_trips_exactly_and_mismatched_config_is_reported() {
     assert!(spec.config.tip_features);
     assert_eq!(spec.config.env_input_dim(), 5 + 12);
     assert_eq!(spec.normalizer.env_state.mean.len(), 17);
+    // Its action rows are tip targets: the action statistics bound the tip positions the
+    // recorded deltas lead to (metres ahead of the base, on or above the table), not the
+    // deltas' ±5 cm.
+    assert!(spec.config.action_targets);
+    let (min, max) = (&spec.normalizer.action.min, &spec.normalizer.action.max);
+    assert!(min[0] > 0.1 && max[0] < 0.6 && min[2] > -0.01, "target x/z range {min:?} {max:?}");
+    for i in 0..ds.len() {
+        let tip = policy::features::tip_pose(ds.state(i)).unwrap();
+        let row = policy::train::data::action_row(&spec.config, &ds, i);
+        let target = policy::action_targets::target_pose(&row);
+        let reached = target.translation.vector - tip.translation.vector;
+        let delta = ds.action(i);
+        for k in 0..3 {
+            assert!((reached[k] - f64::from(delta[k]).clamp(-0.05, 0.05)).abs() < 1e-5, "frame {i}: {reached} vs {delta:?}");
+        }
+    }
     let model = ChunkPolicy::<Cpu>::new(&spec.config, &dev);
     let dir = tmp.path().join("run");
     std::fs::create_dir_all(&dir).unwrap();
@@ -364,4 +381,35 @@ fn training_is_bit_for_bit_reproducible_beside_other_trainings_and_across_a_resu
     job.settings.seed = 4;
     run_bc::<CpuTrain>(&job, vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap();
     assert!(wa != weights(&other));
+}
+
+/// Filtered BC: the statistics and the training frames come from the successful episodes only.
+#[test]
+fn successful_only_fits_and_trains_on_the_successful_episodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Episode 0 succeeds (states 0, 1, 2); episode 1 runs to the time limit (states 0…4).
+    let ds = reward_dataset(tmp.path(), &[(&[0.0, 0.0, 1.0], true), (&[0.0; 5], false)]);
+    let request = |successful_only| policy::train::data::SpecRequest {
+        variant: Variant::StateOnly,
+        horizon: 2,
+        config: None,
+        tip_features: None,
+        action_targets: Some(false),
+        successful_only,
+    };
+    let fit = |successful_only| {
+        policy::train::data::TrainingData::fit_spec(std::slice::from_ref(&ds), &request(successful_only)).unwrap()
+    };
+    assert!((fit(false).normalizer.state.mean[0] - 13.0 / 8.0).abs() < 1e-6);
+    let spec = fit(true);
+    assert!((spec.normalizer.state.mean[0] - 1.0).abs() < 1e-6, "{:?}", spec.normalizer.state.mean);
+    let data = policy::train::data::TrainingData::new(vec![ds], spec, 0.99).unwrap();
+    assert_eq!(data.len(), 8);
+    let data = data.successful_only().unwrap();
+    assert_eq!(data.len(), 3);
+    let tmp2 = tempfile::tempdir().unwrap();
+    let failed = reward_dataset(tmp2.path(), &[(&[0.0; 4], false)]);
+    let spec = policy::train::data::TrainingData::fit_spec(std::slice::from_ref(&failed), &request(false)).unwrap();
+    let err = policy::train::data::TrainingData::new(vec![failed], spec, 0.99).unwrap().successful_only().err();
+    assert!(err.is_some_and(|e| e.to_string().contains("no episode succeeds")));
 }

@@ -186,12 +186,18 @@ pub struct Step {
     pub reward: f64,
     /// Dense reward: task progress in [0, 1].
     pub dense_reward: f64,
-    /// The episode is over (success or step limit).
+    /// The episode is over (success, failure or step limit).
     pub done: bool,
     /// The task succeeded.
     pub success: bool,
+    /// The episode ended in a state from which the task cannot succeed (an object fell off the
+    /// table, [`crate::task::FELL_BELOW_TABLE_M`]): a termination with reward 0, not a truncation.
+    pub failed: bool,
     /// The step limit ended the episode without success.
     pub truncated: bool,
+    /// How many of the scene's success conditions hold after the step (all on success): how far
+    /// a multi-part task (sort: each cube in its bin) got.
+    pub conditions_met: u32,
     /// This step's action was clamped.
     pub clamped: bool,
     /// This step's action was rejected (NaN) and the arm held.
@@ -316,14 +322,16 @@ impl Env {
         world.step_physics(self.substeps);
         self.step += 1;
         let eval = task::evaluate(world, &self.config.scene);
-        let truncated = !eval.success && self.step >= self.config.scene.max_steps;
+        let truncated = !eval.success && !eval.failed && self.step >= self.config.scene.max_steps;
         let obs = self.observe();
         Ok(Step {
             obs,
             reward: if eval.success { 1.0 } else { 0.0 },
             dense_reward: eval.progress,
-            done: eval.success || truncated,
+            done: eval.success || eval.failed || truncated,
             success: eval.success,
+            failed: eval.failed,
+            conditions_met: eval.conditions_met,
             truncated,
             clamped,
             rejected,

@@ -3,6 +3,10 @@
 //! Sparse reward: 1 on the step the episode succeeds, else 0. Dense reward: the mean over the
 //! scene's conditions of a progress term in [0, 1] (reaching, then the condition's own
 //! geometry), so it rises smoothly as the expert would proceed.
+//!
+//! Failure: an object whose centre drops below the table top by more than
+//! [`FELL_BELOW_TABLE_M`] has left the table; the task can no longer be achieved and the episode
+//! terminates (a terminal failure, not a truncation).
 
 use nalgebra::{Isometry3, Point3};
 
@@ -11,6 +15,8 @@ use crate::world::SimWorld;
 
 /// Distance scale of the dense progress terms, metres.
 const PROGRESS_SCALE_M: f64 = 0.05;
+/// An object whose centre is this far below the table top (z = 0), metres, fell off the table.
+pub const FELL_BELOW_TABLE_M: f64 = 0.05;
 
 /// Result of evaluating a scene's conditions.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -19,6 +25,10 @@ pub struct TaskEval {
     pub success: bool,
     /// Dense progress in [0, 1].
     pub progress: f64,
+    /// An object fell off the table: the task can no longer succeed.
+    pub failed: bool,
+    /// How many of the scene's success conditions hold (all of them on success).
+    pub conditions_met: u32,
 }
 
 fn tip_position(world: &SimWorld) -> Point3<f64> {
@@ -83,10 +93,22 @@ pub fn evaluate_condition(world: &SimWorld, cond: &ConditionSpec) -> (bool, f64)
 pub fn evaluate(world: &SimWorld, spec: &SceneSpec) -> TaskEval {
     let mut success = true;
     let mut progress = 0.0;
+    let mut conditions_met = 0;
     for cond in &spec.success {
         let (ok, p) = evaluate_condition(world, cond);
         success &= ok;
+        conditions_met += u32::from(ok);
         progress += p;
     }
-    TaskEval { success, progress: progress / spec.success.len().max(1) as f64 }
+    let failed = !success && fallen_object(world).is_some();
+    TaskEval { success, progress: progress / spec.success.len().max(1) as f64, failed, conditions_met }
+}
+
+/// The first object whose centre lies more than [`FELL_BELOW_TABLE_M`] below the table top.
+pub fn fallen_object(world: &SimWorld) -> Option<&str> {
+    world
+        .objects
+        .iter()
+        .find(|o| world.body_pose(o.body).is_some_and(|p| p.translation.vector.z < -FELL_BELOW_TABLE_M))
+        .map(|o| o.name.as_str())
 }

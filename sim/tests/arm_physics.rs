@@ -166,3 +166,29 @@ fn extreme_commands_keep_joint_speed_and_position_within_the_urdf_limits() {
         assert!(max_overshoot[i] <= 0.002, "{}: {} rad past its limits ({max_overshoot:?})", j.name, max_overshoot[i]);
     }
 }
+
+/// A cube that leaves the table ends the episode as a failure (terminal, reward 0), not as a
+/// time-limit cut, and its pose is never observed far below the table.
+#[test]
+fn a_cube_off_the_table_ends_the_episode_as_a_failure() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenes/pick_cube.toml")).expect("scene");
+    // The table spans x in [-0.3, 0.9] m: a cube centred at x = 0.95 m has nothing under it.
+    let text = text.replace("x_m = [0.24, 0.34]", "x_m = [0.95, 0.95]");
+    let spec = sim::scene::parse_scene(&text, "off_table.toml").expect("scene parses");
+    let mut env = Env::new(EnvConfig::new(spec)).expect("env");
+    env.reset(0).expect("reset");
+    let mut steps = 0;
+    let last = loop {
+        let step = env.step(&Action::hold(1.0)).expect("step");
+        steps += 1;
+        if step.done {
+            break step;
+        }
+        assert!(steps < 60, "the episode did not end while the cube fell");
+    };
+    assert!(last.failed && !last.success && !last.truncated, "{:?}", (last.failed, last.success, last.truncated));
+    assert_eq!(last.reward, 0.0);
+    assert!(steps <= 5, "the fall of {} m was seen after {steps} steps", sim::task::FELL_BELOW_TABLE_M);
+    let z = last.obs.objects[0].pose.translation.vector.z;
+    assert!(z < -sim::task::FELL_BELOW_TABLE_M && z > -0.5, "cube z {z} m");
+}

@@ -133,6 +133,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         horizon: 10,
         config: None,
         tip_features: None,
+        action_targets: None,
         settings: settings(steps, 1e-3),
         eval: None,
         resume: false,

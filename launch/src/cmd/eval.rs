@@ -75,6 +75,13 @@ pub struct EvalSummary {
     pub mean_length: f64,
     /// Cycle time: mean length of the successful episodes, steps (null without a success).
     pub mean_success_length: Option<f64>,
+    /// Failures that ran to the time limit.
+    pub time_limit: usize,
+    /// Failures ended by an object falling off the table.
+    pub off_table: usize,
+    /// Episodes by how many of the scene's success conditions held at the end: entry k counts
+    /// those with exactly k (the last entry: the successes).
+    pub conditions_met: Vec<usize>,
     /// Wall time, s.
     pub wall_s: f64,
 }
@@ -120,6 +127,12 @@ pub fn evaluate_policy(
         write_video(path, &env, &frames, &report, &dir.display().to_string())?;
     }
     let successes = report.episodes.iter().filter(|e| e.success).count();
+    let off_table = report.episodes.iter().filter(|e| e.failed).count();
+    let mut conditions_met = vec![0; env.scene.success.len() + 1];
+    for e in &report.episodes {
+        let k = (e.conditions_met as usize).min(env.scene.success.len());
+        conditions_met[k] += 1;
+    }
     let summary = EvalSummary {
         policy: dir.display().to_string(),
         scene: env.scene.name.clone(),
@@ -130,6 +143,9 @@ pub fn evaluate_policy(
         ci95: report.ci95,
         mean_length: report.mean_length,
         mean_success_length: report.mean_success_length,
+        time_limit: report.episodes.len() - successes - off_table,
+        off_table,
+        conditions_met,
         wall_s,
     };
     Ok((summary, report))
@@ -184,6 +200,13 @@ pub fn print_summary(s: &EvalSummary) -> Result<()> {
         cycle_time(s.mean_success_length),
         s.wall_s
     )?;
+    let mut ends = format!("  failures: {} at the time limit, {} with an object off the table", s.time_limit, s.off_table);
+    if s.conditions_met.len() > 2 {
+        let parts: Vec<String> = s.conditions_met.iter().enumerate().map(|(k, n)| format!("{k}: {n}")).collect();
+        let of = s.conditions_met.len() - 1;
+        ends.push_str(&format!("; episodes by success conditions met at the end (of {of}): {}", parts.join(", ")));
+    }
+    outln!("{ends}")?;
     Ok(())
 }
 

@@ -171,6 +171,16 @@ pub struct BcArgs {
     /// state-only policies, false for vision.
     #[arg(long)]
     pub tip_features: Option<bool>,
+    /// Predict absolute finger-tip targets (position and orientation in the base frame) instead
+    /// of the dataset's end-effector deltas: true or false. Default: true for end-effector delta
+    /// data with the arm's joints in the state (each prediction then corrects the drift of the
+    /// ones before; the executor sends the delta from the measured tip to the target).
+    #[arg(long)]
+    pub action_targets: Option<bool>,
+    /// Train on the successful episodes only (filtered behaviour cloning): episodes without a
+    /// success frame are left out.
+    #[arg(long)]
+    pub successful_only: bool,
 }
 
 /// `armstack train co-rft`.
@@ -288,7 +298,8 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 horizon: a.horizon,
                 config: None,
                 tip_features: a.tip_features,
-                settings: c.settings(),
+                action_targets: a.action_targets,
+                settings: TrainSettings { successful_only: a.successful_only, ..c.settings() },
                 eval: c.eval(a.horizon),
                 resume: c.resume,
                 encoder: c.encoder.clone(),

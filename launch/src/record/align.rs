@@ -10,7 +10,8 @@
 //!   command, or the last joint target) and the frame is counted as held;
 //! - `next.reward`, `next.success` from the `Step` event at tick k+1, and `next.done` on the
 //!   last frame or where the robot said done; `next.truncated` where that end came without
-//!   success (the time limit or the operator cut the episode: returns bootstrap there).
+//!   success or failure (the time limit or the operator cut the episode: returns bootstrap
+//!   there). A failure end (the `failed` flag: an object fell off the table) is terminal.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,8 @@ pub struct Tick {
     pub done: bool,
     /// Task achieved at this tick.
     pub success: bool,
+    /// The episode terminated in a failure state at this tick (not a cut).
+    pub failed: bool,
 }
 
 /// Which command topic is the dataset's `action`.
@@ -227,9 +230,9 @@ pub fn align_episode(
             env_state: env,
             reward: next.reward as f32,
             done: next.done || k + 1 == steps,
-            // An end without success is a cut (the time limit, the operator), not a terminal
-            // state: the task could still have succeeded.
-            truncated: (next.done || k + 1 == steps) && !next.success,
+            // An end without success or failure is a cut (the time limit, the operator), not a
+            // terminal state: the task could still have succeeded.
+            truncated: (next.done || k + 1 == steps) && !next.success && !next.failed,
             success: next.success,
             images,
         });
@@ -256,6 +259,7 @@ mod tests {
                 reward: if k == 3 { 1.0 } else { 0.0 },
                 done: k == 3,
                 success: k == 3,
+                failed: false,
             })
             .collect();
         let mut log = MessageLog::new(0);
@@ -277,7 +281,26 @@ mod tests {
         assert_eq!(stats.held, 1);
         assert_eq!(stats.stale, 0);
         assert!(frames[2].done && frames[2].success && frames[2].reward == 1.0);
+        assert!(!frames[2].truncated);
         assert!(!frames[0].done);
+    }
+
+    #[test]
+    fn an_end_without_success_is_a_cut_unless_the_robot_says_it_failed() {
+        let mut log = MessageLog::new(0);
+        for t in [1000, 2000, 3000] {
+            log.joint.insert(t, js(t, 0.0));
+        }
+        let ticks = |failed: bool| -> Vec<Tick> {
+            [1000, 2000, 3000]
+                .iter()
+                .map(|&stamp_ns| Tick { stamp_ns, done: stamp_ns == 3000, failed: failed && stamp_ns == 3000, ..Default::default() })
+                .collect()
+        };
+        let (cut, _) = align_episode(&ticks(false), &log, ActionSource::EeDelta, false, &[]);
+        assert!(cut[1].done && cut[1].truncated && !cut[1].success);
+        let (failed, _) = align_episode(&ticks(true), &log, ActionSource::EeDelta, false, &[]);
+        assert!(failed[1].done && !failed[1].truncated && !failed[1].success);
     }
 
     #[test]

@@ -139,3 +139,29 @@ fn delta_chunks_without_a_tip_pose_are_dropped_and_counted() {
     assert_eq!(ex.action(1, &[f32::NAN; 7]), None);
     assert_eq!(ex.stats.unposed, 2);
 }
+
+/// Target rows ([`crate::action_targets`]) are steered towards from the tip measured at each
+/// tick, open loop included: a tip that lags gets the remaining distance, one already at the
+/// target holds. The row names the target 1 cm ahead of tip A and turned by 0.05 rad of yaw.
+#[test]
+fn target_rows_emit_the_delta_from_the_measured_tip_in_every_mode() {
+    let tip_a = tip_pose(&Q_A).unwrap();
+    let delta = [0.01, 0.0, 0.0, 0.0, 0.0, 0.05, 0.5];
+    let row = crate::action_targets::target_row(&tip_a, &delta);
+    for mode in [ExecMode::OpenLoop, ExecMode::ensemble(), ExecMode::asynchronous(2)] {
+        let mut ex = ChunkExecutor::new(mode, ActionKind::EeDelta, 2, 7).with_action_targets(true);
+        assert!(ex.wants_chunk(0));
+        ex.add_chunk(0, &row.repeat(2), 0, &Q_A);
+        // From A: the delta that was recorded.
+        assert_close(&ex.action(0, &Q_A).unwrap(), &delta.map(f64::from), 1e-5);
+        // Tick 1, the tip already 1 cm ahead (yaw not yet turned): 0 in x, the yaw still to go.
+        let q_ahead = moved(Q_A, [0.01, 0.0, 0.0]);
+        let got = ex.action(1, &q_ahead).unwrap();
+        assert_close(&got[..3], &[0.0, 0.0, 0.0], 1e-4);
+        assert!((f64::from(got[5]) - 0.05).abs() < 1e-3, "{mode:?}: yaw {}", got[5]);
+        assert_eq!(got[6], 0.5);
+    }
+    // Joint-target executors ignore the setting.
+    let ex = ChunkExecutor::new(ExecMode::OpenLoop, ActionKind::JointTarget, 2, 7).with_action_targets(true);
+    assert!(!ex.action_targets);
+}

@@ -110,10 +110,20 @@ struct Slot {
     steps: Vec<StepRecord>,
 }
 
-/// Converts a normalised action row to a sim action.
-fn sim_action(spec: &PolicySpec, row: &[f32]) -> Result<sim::Action> {
+/// Converts a normalised action row to a sim action at observation `obs` (a tip-target row
+/// becomes the delta from the measured tip to its target, [`crate::action_targets`]).
+fn sim_action(spec: &PolicySpec, row: &[f32], obs: &Observation) -> Result<sim::Action> {
     let mut raw = row.to_vec();
     spec.normalizer.action.invert(&mut raw);
+    if spec.config.action_targets && raw.len() > crate::executor::tip_targets::POSE_DELTA_VALUES {
+        let delta = crate::executor::tip_targets::delta_towards(
+            &crate::action_targets::target_pose(&raw),
+            &obs.arm.tip_pose,
+        );
+        for (v, d) in raw.iter_mut().zip(delta) {
+            *v = d as f32;
+        }
+    }
     sim::node::chunk_row_action(spec.action_kind, &raw).ok_or_else(|| {
         PolicyError::Mismatch(format!("{:?} actions need 7 values per row, got {}", spec.action_kind, raw.len()))
     })
@@ -186,7 +196,7 @@ fn rollout(
             match slot {
                 Some(s) => {
                     let row = s.chunk[s.next_row * d..(s.next_row + 1) * d].to_vec();
-                    actions.push(sim_action(spec, &row)?);
+                    actions.push(sim_action(spec, &row, &s.obs)?);
                     rows.push(row);
                 }
                 None => {
@@ -207,7 +217,12 @@ fn rollout(
             s.next_row += 1;
             if step.done {
                 let final_obs = if record { raw(&s.obs)? } else { RawObs::default() };
-                let episode = Episode { steps: std::mem::take(&mut s.steps), final_obs, success: step.success };
+                let episode = Episode {
+                    steps: std::mem::take(&mut s.steps),
+                    final_obs,
+                    success: step.success,
+                    truncated: step.truncated,
+                };
                 on_episode(episode, s.obs.step)?;
                 if episodes.is_none_or(|e| started < e) && budget.is_none_or(|b| taken < b) {
                     resets.push((i, seeds()));

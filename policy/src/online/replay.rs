@@ -36,8 +36,11 @@ pub struct Episode {
     pub steps: Vec<StepRecord>,
     /// The observation after the last step.
     pub final_obs: RawObs,
-    /// The task succeeded (a terminal end); otherwise the step limit ended it.
+    /// The task succeeded.
     pub success: bool,
+    /// The step limit cut the episode (returns bootstrap from `final_obs`); otherwise it ended in
+    /// a terminal state, success or failure (an object off the table), whose value is 0.
+    pub truncated: bool,
 }
 
 /// Episodes kept up to a budget of steps (the oldest leave first).
@@ -105,7 +108,7 @@ impl OnlineReplay {
         let end = t + h;
         let (bootstrap, next) = if end < len {
             (self.gamma.powi(h as i32), &episode.steps[end].obs)
-        } else if !episode.success {
+        } else if episode.truncated {
             (self.gamma.powi((len - t) as i32), &episode.final_obs)
         } else {
             (0.0, &episode.final_obs)
@@ -157,7 +160,7 @@ mod tests {
                 reward: if success && t + 1 == len { 1.0 } else { 0.0 },
             })
             .collect();
-        Episode { steps, final_obs: obs(len as f32), success }
+        Episode { steps, final_obs: obs(len as f32), success, truncated: !success }
     }
 
     #[test]
@@ -190,6 +193,14 @@ mod tests {
         assert_eq!(b2.bootstrap, vec![0.25, 0.5]);
         assert_eq!(b2.next_obs.state, vec![4.0, 4.0, 4.0, 4.0]);
         assert_eq!(b2.action_mask, vec![1.0, 1.0, 1.0, 0.0]);
+        // A failure end (an object off the table) is terminal: no bootstrap.
+        let mut r3 = OnlineReplay::new(100, 2, 0.5);
+        r3.push(Episode { truncated: false, ..episode(4, false) });
+        let mut b3 = HostBatch::default();
+        r3.push_window(&spec, &r3.episodes[0], 2, &mut b3).unwrap();
+        r3.push_window(&spec, &r3.episodes[0], 3, &mut b3).unwrap();
+        assert_eq!(b3.bootstrap, vec![0.0, 0.0]);
+        assert_eq!(b3.reward, vec![0.0, 0.0]);
     }
 
     #[test]

@@ -119,6 +119,33 @@ pub struct SpecRequest {
     /// Finger-tip features on or off (`None`: the config's choice; on for state-only policies
     /// of data with object state, see [`PolicyConfig::tip_features`]).
     pub tip_features: Option<bool>,
+    /// Action rows as absolute finger-tip targets (`None`: the config's choice, on for a new
+    /// policy of end-effector delta data with the arm's joints in the state; see
+    /// [`PolicyConfig::action_targets`]). `Some(true)` is refused for other data.
+    pub action_targets: Option<bool>,
+    /// Fit the statistics on the frames of successful episodes only (with
+    /// [`TrainingData::successful_only`], so they describe what training sees).
+    pub successful_only: bool,
+}
+
+/// Per frame of `ds`: whether its episode has a success frame.
+fn in_successful_episode(ds: &Dataset) -> Vec<bool> {
+    let mut keep = vec![false; ds.len()];
+    for e in ds.episodes() {
+        let range = e.from_index as usize..e.to_index as usize;
+        let success = range.clone().any(|i| ds.success(i));
+        keep[range].fill(success);
+    }
+    keep
+}
+
+/// Frame `i`'s action row as the model predicts it: the recorded action, or with
+/// [`PolicyConfig::action_targets`] the tip target it names ([`crate::action_targets`]).
+pub fn action_row(config: &PolicyConfig, ds: &Dataset, i: usize) -> Vec<f32> {
+    match config.action_targets.then(|| crate::features::tip_pose(ds.state(i))).flatten() {
+        Some(tip) => crate::action_targets::target_row(&tip, ds.action(i)),
+        None => ds.action(i).to_vec(),
+    }
 }
 
 /// Infers what an action row means from the dataset's action component names.
@@ -176,14 +203,21 @@ impl TrainingData {
         Ok(TrainingData { datasets, frames, held_out: Vec::new(), mc_return, spec, gamma })
     }
 
-    /// A fresh spec fitted to `datasets`: widths, normalisation from every frame, vocabulary
-    /// from every task.
+    /// A fresh spec fitted to `datasets`: widths, normalisation from every frame (of the
+    /// successful episodes with [`SpecRequest::successful_only`]), vocabulary from every task.
     pub fn fit_spec(datasets: &[Dataset], request: &SpecRequest) -> Result<PolicySpec> {
         let first = datasets.first().ok_or_else(|| PolicyError::Config("no dataset given".into()))?;
         let (mut state, mut env, mut action) =
             (FeatureAccumulator::default(), FeatureAccumulator::default(), FeatureAccumulator::default());
         let mut tasks: Vec<String> = Vec::new();
-        for ds in datasets {
+        // The frames the statistics describe: every frame, or those training keeps.
+        let fitted: Vec<Vec<bool>> = datasets
+            .iter()
+            .map(|ds| if request.successful_only { in_successful_episode(ds) } else { vec![true; ds.len()] })
+            .collect();
+        let fitted = &fitted;
+        let frames = |d: usize| (0..datasets[d].len()).filter(move |&i| fitted[d][i]);
+        for (d, ds) in datasets.iter().enumerate() {
             if ds.is_empty() {
                 return Err(PolicyError::Mismatch(format!("{}: the dataset has no frames", ds.root().display())));
             }
@@ -194,9 +228,8 @@ impl TrainingData {
                     ds.root().display()
                 )));
             }
-            for i in 0..ds.len() {
+            for i in frames(d) {
                 state.push(ds.state(i));
-                action.push(ds.action(i));
             }
             for t in ds.tasks() {
                 if !tasks.contains(t) {
@@ -239,6 +272,27 @@ impl TrainingData {
         if let Some(on) = request.tip_features {
             config.tip_features = on;
         }
+        let targets_possible =
+            action_kind(first) == bus::ActionKind::EeDelta && state_dim >= sim::arm::spec::NUM_ARM_JOINTS;
+        if request.config.is_none() {
+            config.action_targets = targets_possible;
+        }
+        if let Some(on) = request.action_targets {
+            if on && !targets_possible {
+                return Err(PolicyError::Config(format!(
+                    "{}: action targets need end-effector delta actions and the arm's {} joints in the state",
+                    first.root().display(),
+                    sim::arm::spec::NUM_ARM_JOINTS
+                )));
+            }
+            config.action_targets = on;
+        }
+        // Action statistics over what the model predicts (deltas, or the targets they name).
+        for (d, ds) in datasets.iter().enumerate() {
+            for i in frames(d) {
+                action.push(&action_row(&config, ds, i));
+            }
+        }
         let vocab = Vocabulary::build(tasks.iter().map(String::as_str));
         config.vocab_size = vocab.size();
         config.validate()?;
@@ -247,8 +301,8 @@ impl TrainingData {
         let env_dim = config.env_input_dim();
         if env_dim > 0 {
             let mut row = Vec::with_capacity(env_dim);
-            for ds in datasets {
-                for i in 0..ds.len() {
+            for (d, ds) in datasets.iter().enumerate() {
+                for i in frames(d) {
                     let raw = RawObs {
                         state: ds.state(i).to_vec(),
                         env_state: ds.env_state(i).to_vec(),
@@ -307,6 +361,19 @@ impl TrainingData {
             return Err(PolicyError::Mismatch(
                 "every frame's action is a proxy label: nothing left to train on".into(),
             ));
+        }
+        Ok(self)
+    }
+
+    /// Drops the frames of episodes that never succeed (no `next.success` frame), so training
+    /// sees successful demonstrations only. Fails when nothing is left.
+    pub fn successful_only(mut self) -> Result<TrainingData> {
+        let keep: Vec<Vec<bool>> = self.datasets.iter().map(in_successful_episode).collect();
+        let before = self.frames.len();
+        self.frames.retain(|&(d, i)| keep[d][i]);
+        tracing::info!(kept = self.frames.len(), dropped = before - self.frames.len(), "frames of episodes without success left out");
+        if self.frames.is_empty() {
+            return Err(PolicyError::Mismatch("no episode succeeds: nothing left to train on".into()));
         }
         Ok(self)
     }
@@ -407,7 +474,15 @@ impl TrainingData {
         b.obs.push(&self.spec, &self.raw_obs(ds_idx, i)?)?;
         let w = ds.action_window(i, h);
         let start = b.actions.len();
-        b.actions.extend_from_slice(&w.values);
+        if c.action_targets {
+            // Row k is frame min(i + k, last)'s target, as the window pads.
+            let last = ds.episode_of(i).to_index as usize - 1;
+            for k in 0..h {
+                b.actions.extend(action_row(c, ds, (i + k).min(last)));
+            }
+        } else {
+            b.actions.extend_from_slice(&w.values);
+        }
         self.spec.normalizer.action.apply(&mut b.actions[start..start + h * d]);
         b.action_mask.extend(w.mask.iter().map(|m| f32::from(u8::from(*m))));
         let (r, boot, next) = chunk_return(ds, i, h, self.gamma);

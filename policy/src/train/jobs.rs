@@ -45,6 +45,9 @@ pub struct BcJob {
     pub config: Option<PolicyConfig>,
     /// Finger-tip features on or off (`None`: the default, on for state-only policies).
     pub tip_features: Option<bool>,
+    /// Action rows as absolute finger-tip targets (`None`: the default, on for end-effector
+    /// delta data with the arm's joints in the state).
+    pub action_targets: Option<bool>,
     /// Loop settings.
     pub settings: TrainSettings,
     /// Evaluation (`None`: none; the last step is kept).
@@ -79,6 +82,7 @@ fn training_data(
 ) -> Result<TrainingData> {
     let data = TrainingData::new(datasets, spec.clone(), gamma)?;
     let data = if settings.skip_proxy_labels { data.without_proxy_labels()? } else { data };
+    let data = if settings.successful_only { data.successful_only()? } else { data };
     Ok(data.hold_out(settings.held_out, crate::train::data::HELD_OUT_SEED))
 }
 
@@ -106,6 +110,8 @@ pub fn run_bc<B: AutodiffBackend>(
         horizon: job.horizon,
         config: job.config.clone(),
         tip_features: job.tip_features,
+        action_targets: job.action_targets,
+        successful_only: job.settings.successful_only,
     };
     let fresh = !(job.resume && job.out.join(crate::spec::SPEC_FILE).exists());
     let mut spec = if fresh { TrainingData::fit_spec(&datasets, &request)? } else { PolicySpec::load(&job.out)? };

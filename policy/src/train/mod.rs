@@ -69,6 +69,10 @@ pub struct TrainSettings {
     /// Train on recorded actions only: frames marked `action.is_proxy` are left out.
     #[serde(default)]
     pub skip_proxy_labels: bool,
+    /// Train on successful episodes only (filtered behaviour cloning, "%BC" of Chen et al.
+    /// 2021): episodes without a success frame are left out.
+    #[serde(default)]
+    pub successful_only: bool,
 }
 
 impl Default for TrainSettings {
@@ -87,6 +91,7 @@ impl Default for TrainSettings {
             prefetch: 4,
             progress: true,
             skip_proxy_labels: false,
+            successful_only: false,
         }
     }
 }

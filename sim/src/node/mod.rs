@@ -296,6 +296,7 @@ impl SimNode {
                 reward: step.reward,
                 done: step.done,
                 success: step.success,
+                failed: step.failed,
                 ..episode_event(EpisodeEventKind::Step, episode, seed, obs.step as u64, &scene_name, stamp)
             };
             io.episode.publish(&mut ev)?;
