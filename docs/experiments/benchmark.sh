@@ -3,7 +3,8 @@
 # per training seed, CO-RFT from BC on the mixed-quality set, each evaluated on the same 100
 # unseen scenes (seeds 1,000,000…). Prints one line per run; everything stays in OUT.
 # Usage: docs/experiments/benchmark.sh [OUT=runs/benchmark] [SEEDS="0 1 2"]
-# Each BC run takes about 2–3 min on 2 cores, each CO-RFT run about 10 min.
+# Each BC run takes about 2–3 min on 2 cores, each CO-RFT run about 10 min. BC policies predict
+# absolute tip targets (the default for this data, `--action-targets`).
 set -euo pipefail
 out=${1:-runs/benchmark}
 seeds=${2:-"0 1 2"}
@@ -14,11 +15,13 @@ record() { # name scene quality
   [ -d "$out/data/$1" ] || "$bin" record --dataset "$out/data/$1" --scene "$2" --device scripted --quality "$3" \
     --episodes 50 --no-cameras > "$out/$1.record.log" 2>&1
 }
-bc() { # data seed
-  "$bin" train bc --dataset "$out/data/$1" --out "$out/runs/$1_bc_s$2" --seed "$2" --lr 1e-3 --eval-episodes 0 \
-    --force > "$out/$1_bc_s$2.log" 2>&1
-  "$bin" eval --policy "$out/runs/$1_bc_s$2" --episodes 100 --json "$out/runs/$1_bc_s$2/eval.json" >> "$out/$1_bc_s$2.log" 2>&1
-  line "$out/runs/$1_bc_s$2/eval.json" "$1 BC seed $2"
+bc() { # data seed [tag extra-train-args...]
+  local data=$1 seed=$2 tag=${3:-bc}; shift 3 || shift $#
+  "$bin" train bc --dataset "$out/data/$data" --out "$out/runs/${data}_${tag}_s$seed" --seed "$seed" --lr 1e-3 \
+    --eval-episodes 0 --force "$@" > "$out/${data}_${tag}_s$seed.log" 2>&1
+  "$bin" eval --policy "$out/runs/${data}_${tag}_s$seed" --episodes 100 --json "$out/runs/${data}_${tag}_s$seed/eval.json" \
+    >> "$out/${data}_${tag}_s$seed.log" 2>&1
+  line "$out/runs/${data}_${tag}_s$seed/eval.json" "$data $tag seed $seed"
 }
 co_rft() { # data seed
   "$bin" train co-rft --dataset "$out/data/$1" --init "$out/runs/$1_bc_s$2" --out "$out/runs/$1_rft_s$2" --seed "$2" \
@@ -29,7 +32,13 @@ co_rft() { # data seed
 }
 for scene in pick_cube place_in_bin sort; do
   record "${scene}_expert" "$scene" expert
-  for seed in $seeds; do bc "${scene}_expert" "$seed"; done
+  # The expert rows train on the successful demonstrations (all 50 of pick_cube and
+  # place_in_bin, 49 of sort).
+  for seed in $seeds; do bc "${scene}_expert" "$seed" bc --successful-only; done
 done
 record pick_cube_mixed pick_cube mixed
-for seed in $seeds; do bc pick_cube_mixed "$seed"; co_rft pick_cube_mixed "$seed"; done
+for seed in $seeds; do
+  bc pick_cube_mixed "$seed"
+  bc pick_cube_mixed "$seed" filtered --successful-only
+  co_rft pick_cube_mixed "$seed"
+done

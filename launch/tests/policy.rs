@@ -37,6 +37,10 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("demo/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["bc"]["episodes"], 4);
     assert_eq!(summary["co_rft"]["episodes"], 4);
+    // Filtered BC runs whenever a demonstration succeeded.
+    assert!(summary["demo_successes"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["bc_successful_only"]["episodes"], 4);
+    assert!(out.contains("| BC, successful demos only |"), "{out}");
 
     // train bc with periodic evaluation keeps the best checkpoint and logs JSONL metrics.
     let out = run_ok(armstack(dir).args([

@@ -19,11 +19,13 @@
 //! frame's joints ([`target_row`]); the executor steers the measured tip towards the predicted
 //! targets and emits the dataset's delta action ([`target_pose`] and the executor's
 //! `delta_towards`). The number of values per row stays 7, so the dataset's action width and
-//! the critic's chunk input are unchanged.
+//! the critic's chunk input are unchanged. Outside the policy, rows stay deltas: the policy node
+//! publishes each chunk on `command/chunk` as the deltas that reach its targets
+//! ([`delta_chunk`]), which is what a robot playing the chunk executes.
 
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 
-use crate::executor::tip_targets::{integrate_chunk, POSE_DELTA_VALUES};
+use crate::executor::tip_targets::{delta_towards, integrate_chunk, POSE_DELTA_VALUES};
 
 /// The reference orientation of the rotation part: the gripper pointing down (its approach
 /// axis, the tip frame's x, along base −z), fingers opening along base y.
@@ -55,6 +57,22 @@ pub fn target_pose(row: &[f32]) -> Isometry3<f64> {
     Isometry3::from_parts(Translation3::new(v(0), v(1), v(2)), rotation)
 }
 
+/// A chunk of target rows (`dim` values each) as the equivalent chunk of delta rows executed
+/// open loop from tip pose `start`: each row the delta from where the previous one left the tip
+/// to its target, within the sim's per-step limits. What the policy node publishes on
+/// `command/chunk`, whose consumers play rows in the dataset's action space.
+pub fn delta_chunk(start: &Isometry3<f64>, values: &[f32], dim: usize) -> Vec<f32> {
+    let mut from = *start;
+    let mut out = Vec::with_capacity(values.len());
+    for row in values.chunks_exact(dim) {
+        let mut delta: Vec<f32> = delta_towards(&target_pose(row), &from).iter().map(|v| *v as f32).collect();
+        delta.extend_from_slice(&row[POSE_DELTA_VALUES..]);
+        from = integrate_chunk(&from, [&delta[..]]).into_iter().next().unwrap_or(from);
+        out.extend(delta);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +94,23 @@ mod tests {
         assert!((back.translation.vector - Vector3::new(0.3, -0.1, 0.19)).norm() < 1e-6);
         let expect = UnitQuaternion::from_axis_angle(&Vector3::z_axis(), 0.1) * down;
         assert!(back.rotation.angle_to(&expect) < 1e-6);
+    }
+
+    #[test]
+    fn a_chunk_of_targets_becomes_the_deltas_that_reach_them() {
+        let down = reference_rotation();
+        let start = Isometry3::from_parts(Translation3::new(0.3, 0.0, 0.15), down);
+        let deltas: [[f32; 7]; 3] =
+            [[0.01, 0.0, -0.02, 0.0, 0.0, 0.1, 1.0], [0.0, 0.02, 0.0, 0.05, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]];
+        let targets = integrate_chunk(&start, deltas.iter().map(|r| &r[..]));
+        let mut values = Vec::new();
+        for (t, d) in targets.iter().zip(&deltas) {
+            values.extend(encode(t));
+            values.push(d[6]);
+        }
+        let back = delta_chunk(&start, &values, 7);
+        for (k, (got, want)) in back.iter().zip(deltas.iter().flatten()).enumerate() {
+            assert!((got - want).abs() < 1e-5, "value {k}: {got} vs {want}");
+        }
     }
 }

@@ -219,13 +219,23 @@ fn inference_loop<B: Backend>(
         let t = Instant::now();
         let out = policy.act(std::slice::from_ref(&req.obs)).and_then(|mut v| {
             let values = v.pop().ok_or_else(|| PolicyError::Training("the policy returned no chunk".into()))?;
+            // Chunk consumers play rows in the data's action space: tip targets go out as the
+            // deltas that reach them from the observation's tip pose.
+            let published = if policy.spec.config.action_targets {
+                let tip = crate::features::tip_pose(&req.obs.state).ok_or_else(|| {
+                    PolicyError::Mismatch("the observation has no tip pose for the chunk's targets".into())
+                })?;
+                crate::action_targets::delta_chunk(&tip, &values, d)
+            } else {
+                values.clone()
+            };
             let mut msg = ActionChunk {
                 header: Header::stamped(now_ns()),
                 kind: policy.spec.action_kind,
                 horizon: h as u32,
                 dim: d as u32,
                 period_ns,
-                values: values.clone(),
+                values: published,
                 obs_stamp_ns: req.obs_stamp_ns,
             };
             chunks.publish(&mut msg)?;

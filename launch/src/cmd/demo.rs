@@ -1,6 +1,7 @@
 //! `armstack demo`: the main job on the embedded default, end to end — scripted mixed-quality
-//! demonstrations of a scene, behaviour cloning, CO-RFT fine-tuning, evaluation of both, a table
-//! and a rollout video.
+//! demonstrations of a scene, behaviour cloning (on every demonstration, and on the successful
+//! ones only), CO-RFT fine-tuning, BC at CO-RFT's number of actor updates, evaluation of all four
+//! on the same scenes, a table and a rollout video.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -90,6 +91,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let bc_dir = args.out.join("bc");
     let rft_dir = args.out.join("co_rft");
     let bc_long_dir = args.out.join("bc_equal_updates");
+    let bc_ok_dir = args.out.join("bc_successful_only");
     // Only a previous demo's folder is replaced; anything else is the user's and stays.
     let previous = ExistingDir::ReplacePrevious { what: "demo", markers: &["summary.json", "data/meta/info.json"] };
     prepare_output_dir(&args.out, "--out", previous)?;
@@ -108,7 +110,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let collected = policy::demos::collect(&env, &mut writer, args.demos, quality, args.demo_seed, 4)?;
     writer.finish()?;
     outln!(
-        "1/5 recorded {} demonstrations of {} at quality {quality} ({} succeeded, {} frames) in {:.0} s",
+        "1/6 recorded {} demonstrations of {} at quality {quality} ({} succeeded, {} frames) in {:.0} s",
         collected.episodes,
         args.scene,
         collected.successes,
@@ -127,14 +129,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ..TrainSettings::default()
     };
     // 2. BC.
-    let bc_job = |out: &PathBuf, steps: u64| BcJob {
+    let bc_job = |out: &PathBuf, steps: u64, successful_only: bool| BcJob {
         out: out.clone(),
         variant: if vision { Variant::Vision } else { Variant::StateOnly },
         horizon: 10,
         config: None,
         tip_features: None,
         action_targets: None,
-        settings: settings(steps, 1e-3),
+        settings: TrainSettings { successful_only, ..settings(steps, 1e-3) },
         eval: None,
         resume: false,
         encoder: None,
@@ -145,9 +147,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
             policy::train::jobs::run_bc::<B>(job, datasets, &stop, &Default::default())
         })?)
     };
-    let r = train_bc(&bc_job(&bc_dir, args.bc_steps))?;
+    let r = train_bc(&bc_job(&bc_dir, args.bc_steps, false))?;
     outln!(
-        "2/5 behaviour cloning: {} steps, {:.0} samples/s ({:.0} s so far)",
+        "2/6 behaviour cloning: {} steps, {:.0} samples/s ({:.0} s so far)",
         r.steps,
         r.samples_per_s,
         t0.elapsed().as_secs_f64()
@@ -175,24 +177,41 @@ pub fn run(args: DemoArgs) -> Result<()> {
         policy::train::jobs::run_co_rft::<B>(&job, datasets, &stop, &Default::default())
     })?;
     outln!(
-        "3/5 CO-RFT: {} steps ({actor_updates} actor updates), {:.0} samples/s ({:.0} s so far)",
+        "3/6 CO-RFT: {} steps ({actor_updates} actor updates), {:.0} samples/s ({:.0} s so far)",
         r.steps,
         r.samples_per_s,
         t0.elapsed().as_secs_f64()
     )?;
     // 4. BC with as many actor updates as BC + CO-RFT.
-    let r = train_bc(&bc_job(&bc_long_dir, args.bc_steps + actor_updates))?;
+    let r = train_bc(&bc_job(&bc_long_dir, args.bc_steps + actor_updates, false))?;
     outln!(
-        "4/5 behaviour cloning for {} steps (as many actor updates as CO-RFT's policy) ({:.0} s so far)",
+        "4/6 behaviour cloning for {} steps (as many actor updates as CO-RFT's policy) ({:.0} s so far)",
         r.steps,
         t0.elapsed().as_secs_f64()
     )?;
-    // 5. Evaluation.
+    // 5. Filtered BC: the successful demonstrations only (none: skipped).
+    let filtered = collected.successes > 0;
+    if filtered {
+        train_bc(&bc_job(&bc_ok_dir, args.bc_steps, true))?;
+        outln!(
+            "5/6 behaviour cloning on the {} successful demonstrations ({:.0} s so far)",
+            collected.successes,
+            t0.elapsed().as_secs_f64()
+        )?;
+    } else {
+        outln!("5/6 no demonstration succeeded: no filtered behaviour cloning")?;
+    }
+    // 6. Evaluation.
     let rollout = RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, exec: ExecArg::Auto };
     let video = args.out.join("co_rft_rollouts.mp4");
     let (bc_sum, _) = evaluate_policy(&bc_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
     let (bc_long_sum, _) =
         evaluate_policy(&bc_long_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
+    let bc_ok_sum = if filtered {
+        Some(evaluate_policy(&bc_ok_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?.0)
+    } else {
+        None
+    };
     let (rft_sum, _) = evaluate_policy(
         &rft_dir,
         args.eval_episodes,
@@ -201,16 +220,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.device,
         cfg!(feature = "video").then_some((video.as_path(), 4)),
     )?;
-    outln!("5/5 evaluated the three on the same {} unseen {} scenes", args.eval_episodes, args.scene)?;
+    outln!("6/6 evaluated the policies on the same {} unseen {} scenes", args.eval_episodes, args.scene)?;
     let long_name = format!("BC, {} steps", args.bc_steps + actor_updates);
-    print_table(
-        &[("BC", &bc_sum), (&long_name, &bc_long_sum), ("CO-RFT", &rft_sum)],
-        collected.successes,
-        collected.episodes,
-    )?;
+    let mut rows = vec![("BC", &bc_sum), (long_name.as_str(), &bc_long_sum)];
+    if let Some(s) = &bc_ok_sum {
+        rows.push(("BC, successful demos only", s));
+    }
+    rows.push(("CO-RFT", &rft_sum));
+    print_table(&rows, collected.successes, collected.episodes)?;
     let summary = serde_json::json!({
         "scene": args.scene, "quality": quality.to_string(), "demos": collected.episodes,
         "demo_successes": collected.successes, "bc": bc_sum, "bc_equal_actor_updates": bc_long_sum,
+        "bc_successful_only": bc_ok_sum,
         "co_rft": rft_sum, "co_rft_actor_updates": actor_updates, "wall_s": t0.elapsed().as_secs_f64(),
     });
     std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
