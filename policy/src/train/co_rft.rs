@@ -28,7 +28,8 @@
 //! TD3+BC Q term:
 //! ```text
 //! q(s, x) = (1/K) Σ_k Q_k(s, x),  A_b = q(s_b, a_b) − q(s_b, clip(π(s_b)))   (not differentiated)
-//! w_b = min(exp(A_b / β), w_max) / mean_b min(exp(A_b / β), w_max)
+//! Ā = mean_b A_b   (a baseline: the conservative term biases every A_b upwards alike)
+//! w_b = min(exp((A_b − Ā) / β), w_max) / mean_b min(exp((A_b − Ā) / β), w_max)
 //! L_BC^w = Σ_b w_b Σ_i m_{b,i} ‖π(s_b)_i − a_{b,t+i}‖² / (D · Σ_b Σ_i m_{b,i})
 //! L_actor = L_BC^w − λ · mean_b q(s_b, clip(π(s_b))),   λ = η / mean_b |q(s_b, π(s_b))|
 //! ```
@@ -296,22 +297,26 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         (Tensor::cat(chunks, 1), tensor(ordered, [n, 3 * ns], dev))
     }
 
-    /// Actor update; returns (L_actor, mean Q of π).
-    fn actor_step(&mut self, batch: &HostBatch) -> (f64, f64) {
+    /// Actor update; returns (L_actor, mean Q of π, share of advantage weights at w_max).
+    fn actor_step(&mut self, batch: &HostBatch) -> (f64, f64, f64) {
         let dev = &self.device;
         let (h, d) = (self.config.horizon, self.config.action_dim);
         let obs = batch.obs.to_batch::<B>(&self.config, dev);
         let feat = self.critic.features(&obs, self.image_features(&obs)).detach();
         let pi = self.policy.forward(&obs);
         let (target, mask) = targets::<B>(batch, h, d, dev);
-        // Advantage weights w_b = min(exp((Q(s, a) − Q(s, π(s))) / β), w_max), normalised to mean 1.
+        // Advantage weights w_b = min(exp((A_b − mean A) / β), w_max), normalised to mean 1. The
+        // batch mean is a baseline: the conservative term lowers Q on the policy's chunks, so A is
+        // biased upwards for every sample, and exp(A / β) alone put nearly every weight at w_max
+        // (measured: mean Q(s, a) 0.68 against Q(s, π(s)) 0.49 on the mixed pick_cube set),
+        // which made the weighting uniform, i.e. plain BC.
         let q_pi = self.critic.forward(feat.clone(), pi.clone().clamp(-1.0, 1.0)).mean_dim(1); // [n, 1]
+        let mut clipped = 0.0;
         let weights = if self.rl.awr_beta > 0.0 {
             let q_data = self.critic.forward(feat, target.clone()).mean_dim(1).detach();
-            let adv = (q_data - q_pi.clone().detach()).div_scalar(self.rl.awr_beta);
-            let w = adv.exp().clamp_max(self.rl.awr_max_weight);
-            let mean = w.clone().mean().into_scalar().elem::<f32>().max(1e-6);
-            Some(w.div_scalar(mean))
+            let (w, at_max) = advantage_weights(q_data - q_pi.clone().detach(), self.rl.awr_beta, self.rl.awr_max_weight);
+            clipped = at_max;
+            Some(w)
         } else {
             None
         };
@@ -326,8 +331,19 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         let value = f64::from(loss.clone().into_scalar().elem::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
         self.policy = self.policy_optim.step(self.rl.actor_lr * self.lr_factor, self.policy.clone(), grads);
-        (value, f64::from(q_mean.into_scalar().elem::<f32>()))
+        (value, f64::from(q_mean.into_scalar().elem::<f32>()), clipped)
     }
+}
+
+/// The actor's advantage weights of advantages `adv` (`[n, 1]`): w_b = min(exp((A_b − Ā) / β),
+/// w_max) normalised to mean 1, with Ā the batch mean; and the share of weights at w_max.
+pub fn advantage_weights<B: Backend>(adv: Tensor<B, 2>, beta: f64, max_weight: f64) -> (Tensor<B, 2>, f64) {
+    let baseline = adv.clone().mean().into_scalar().elem::<f32>();
+    let raw = adv.sub_scalar(baseline).div_scalar(beta).exp();
+    let at_max = raw.clone().greater_equal_elem(max_weight).float().mean().into_scalar().elem::<f32>();
+    let w = raw.clamp_max(max_weight);
+    let mean = w.clone().mean().into_scalar().elem::<f32>().max(1e-6);
+    (w.div_scalar(mean), f64::from(at_max))
 }
 
 impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
@@ -337,9 +353,10 @@ impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
         let (td, cql, q_data) = self.critic_step(batch, &mut rng);
         let mut out = vec![("td", td), ("cql", cql), ("q_data", q_data)];
         if step >= self.rl.critic_warmup && step.is_multiple_of(self.rl.actor_every.max(1)) {
-            let (actor, q_pi) = self.actor_step(batch);
+            let (actor, q_pi, clipped) = self.actor_step(batch);
             out.push(("actor", actor));
             out.push(("q_pi", q_pi));
+            out.push(("awr_at_max", clipped));
             if let Some(avg) = self.average.as_mut() {
                 let actor_updates = (step - self.rl.critic_warmup) / self.rl.actor_every.max(1);
                 avg.update(self.policy.valid(), actor_updates);
@@ -379,5 +396,33 @@ impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
         self.policy_optim = load_optim(self.policy_optim.clone(), dir, "optim_policy", &dev)?;
         self.critic_optim = load_optim(self.critic_optim.clone(), dir, "optim_critic", &dev)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+
+    fn weights(adv: &[f32], beta: f64, max: f64) -> (Vec<f32>, f64) {
+        let t = Tensor::<Cpu, 1>::from_floats(adv, &Default::default()).reshape([adv.len(), 1]);
+        let (w, at_max) = advantage_weights(t, beta, max);
+        (w.into_data().to_vec::<f32>().unwrap(), at_max)
+    }
+
+    #[test]
+    fn a_bias_shared_by_every_advantage_changes_no_weight() {
+        // Advantages 0.1 apart at β = 0.05: weights in the ratio e² whatever the shared offset.
+        // Without the baseline, an offset of 0.2 put both at w_max = 20 (uniform weights).
+        let (w, at_max) = weights(&[0.0, 0.1], 0.05, 20.0);
+        let (shifted, shifted_at_max) = weights(&[0.2, 0.3], 0.05, 20.0);
+        let e2 = std::f32::consts::E.powi(2);
+        assert!((w[1] / w[0] - e2).abs() < 1e-4, "{w:?}");
+        assert!((w[0] + w[1] - 2.0).abs() < 1e-5, "mean 1: {w:?}");
+        assert!(w.iter().zip(&shifted).all(|(a, b)| (a - b).abs() < 1e-5), "{w:?} {shifted:?}");
+        assert_eq!((at_max, shifted_at_max), (0.0, 0.0));
+        // A spread wider than w_max allows: the top weight is cut and counted.
+        let (w, at_max) = weights(&[0.0, 0.0, 0.0, 1.0], 0.05, 20.0);
+        assert!((at_max - 0.25).abs() < 1e-6 && w[3] > w[0], "{w:?} {at_max}");
     }
 }
