@@ -10,7 +10,7 @@ out=${1:-runs/benchmark}
 seeds=${2:-"0 1 2"}
 bin=${ARMSTACK:-target/debug/armstack}
 mkdir -p "$out"
-line() { python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], f"{s[\"successes\"]}/{s[\"episodes\"]}", "cycle", s["mean_success_length"])' "$1" "$2"; }
+line() { python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], "%d/%d" % (s["successes"], s["episodes"]), "cycle", s["mean_success_length"])' "$1" "$2"; }
 record() { # name scene quality
   [ -d "$out/data/$1" ] || "$bin" record --dataset "$out/data/$1" --scene "$2" --device scripted --quality "$3" \
     --episodes 50 --no-cameras > "$out/$1.record.log" 2>&1
@@ -36,6 +36,7 @@ for scene in pick_cube place_in_bin sort; do
   # place_in_bin, 49 of sort).
   for seed in $seeds; do bc "${scene}_expert" "$seed" bc --successful-only; done
 done
+for seed in $seeds; do bc sort_expert "$seed" bc4000 --successful-only --steps 4000; done
 record pick_cube_mixed pick_cube mixed
 for seed in $seeds; do
   bc pick_cube_mixed "$seed"
