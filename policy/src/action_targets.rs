@@ -100,8 +100,11 @@ mod tests {
     fn a_chunk_of_targets_becomes_the_deltas_that_reach_them() {
         let down = reference_rotation();
         let start = Isometry3::from_parts(Translation3::new(0.3, 0.0, 0.15), down);
-        let deltas: [[f32; 7]; 3] =
-            [[0.01, 0.0, -0.02, 0.0, 0.0, 0.1, 1.0], [0.0, 0.02, 0.0, 0.05, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]];
+        let deltas: [[f32; 7]; 3] = [
+            [0.01, 0.0, -0.02, 0.0, 0.0, 0.1, 1.0],
+            [0.0, 0.02, 0.0, 0.05, 0.0, 0.0, 0.5],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ];
         let targets = integrate_chunk(&start, deltas.iter().map(|r| &r[..]));
         let mut values = Vec::new();
         for (t, d) in targets.iter().zip(&deltas) {

@@ -110,7 +110,12 @@ pub fn evaluate<B: Backend>(
     for (i, obs) in vec_env.reset_some(&first[..n_envs.min(cfg.episodes)])? {
         on_frame(next_episode, &obs);
         slots.resize_with(n_envs, || None);
-        slots[i] = Some((next_episode, 0, ChunkExecutor::new(mode, spec.action_kind, h, d).with_action_targets(spec.config.action_targets), obs));
+        slots[i] = Some((
+            next_episode,
+            0,
+            ChunkExecutor::new(mode, spec.action_kind, h, d).with_action_targets(spec.config.action_targets),
+            obs,
+        ));
         next_episode += 1;
     }
     let mut outcomes = Vec::new();

@@ -136,7 +136,14 @@ fn checkpoint_round_trips_exactly_and_mismatched_config_is_reported() {
     let dev = Default::default();
     let spec = policy::train::data::TrainingData::fit_spec(
         std::slice::from_ref(&ds),
-        &policy::train::data::SpecRequest { variant: Variant::StateOnly, horizon: 4, config: None, tip_features: None, action_targets: None, successful_only: false },
+        &policy::train::data::SpecRequest {
+            variant: Variant::StateOnly,
+            horizon: 4,
+            config: None,
+            tip_features: None,
+            action_targets: None,
+            successful_only: false,
+        },
     )
     .unwrap();
     // A state-only policy of pick_cube data takes the finger-tip features by default: the
@@ -157,7 +164,10 @@ fn checkpoint_round_trips_exactly_and_mismatched_config_is_reported() {
         let reached = target.translation.vector - tip.translation.vector;
         let delta = ds.action(i);
         for k in 0..3 {
-            assert!((reached[k] - f64::from(delta[k]).clamp(-0.05, 0.05)).abs() < 1e-5, "frame {i}: {reached} vs {delta:?}");
+            assert!(
+                (reached[k] - f64::from(delta[k]).clamp(-0.05, 0.05)).abs() < 1e-5,
+                "frame {i}: {reached} vs {delta:?}"
+            );
         }
     }
     let model = ChunkPolicy::<Cpu>::new(&spec.config, &dev);

@@ -205,8 +205,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let rollout = RolloutArgs { scene: Some(args.scene.clone()), num_envs: 25, exec: ExecArg::Auto };
     let video = args.out.join("co_rft_rollouts.mp4");
     let (bc_sum, _) = evaluate_policy(&bc_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
-    let (bc_long_sum, _) =
-        evaluate_policy(&bc_long_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
+    let (bc_long_sum, _) = evaluate_policy(&bc_long_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?;
     let bc_ok_sum = if filtered {
         Some(evaluate_policy(&bc_ok_dir, args.eval_episodes, EVAL_SEED, &rollout, args.device, None)?.0)
     } else {

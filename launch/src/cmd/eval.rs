@@ -200,7 +200,8 @@ pub fn print_summary(s: &EvalSummary) -> Result<()> {
         cycle_time(s.mean_success_length),
         s.wall_s
     )?;
-    let mut ends = format!("  failures: {} at the time limit, {} with an object off the table", s.time_limit, s.off_table);
+    let mut ends =
+        format!("  failures: {} at the time limit, {} with an object off the table", s.time_limit, s.off_table);
     if s.conditions_met.len() > 2 {
         let parts: Vec<String> = s.conditions_met.iter().enumerate().map(|(k, n)| format!("{k}: {n}")).collect();
         let of = s.conditions_met.len() - 1;

@@ -294,7 +294,12 @@ mod tests {
         let ticks = |failed: bool| -> Vec<Tick> {
             [1000, 2000, 3000]
                 .iter()
-                .map(|&stamp_ns| Tick { stamp_ns, done: stamp_ns == 3000, failed: failed && stamp_ns == 3000, ..Default::default() })
+                .map(|&stamp_ns| Tick {
+                    stamp_ns,
+                    done: stamp_ns == 3000,
+                    failed: failed && stamp_ns == 3000,
+                    ..Default::default()
+                })
                 .collect()
         };
         let (cut, _) = align_episode(&ticks(false), &log, ActionSource::EeDelta, false, &[]);

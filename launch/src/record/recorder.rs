@@ -358,7 +358,13 @@ fn receive(
                         intake.counts.rejected_events += 1;
                         continue;
                     }
-                    c.ticks.push(Tick { stamp_ns, reward: ev.reward, done: ev.done, success: ev.success, failed: ev.failed });
+                    c.ticks.push(Tick {
+                        stamp_ns,
+                        reward: ev.reward,
+                        done: ev.done,
+                        success: ev.success,
+                        failed: ev.failed,
+                    });
                 }
                 EpisodeEventKind::End => {
                     if let Some(mut c) = cur.take_if(|c| c.index == ev.episode_index) {

@@ -116,10 +116,8 @@ fn sim_action(spec: &PolicySpec, row: &[f32], obs: &Observation) -> Result<sim::
     let mut raw = row.to_vec();
     spec.normalizer.action.invert(&mut raw);
     if spec.config.action_targets && raw.len() > crate::executor::tip_targets::POSE_DELTA_VALUES {
-        let delta = crate::executor::tip_targets::delta_towards(
-            &crate::action_targets::target_pose(&raw),
-            &obs.arm.tip_pose,
-        );
+        let delta =
+            crate::executor::tip_targets::delta_towards(&crate::action_targets::target_pose(&raw), &obs.arm.tip_pose);
         for (v, d) in raw.iter_mut().zip(delta) {
             *v = d as f32;
         }

@@ -314,7 +314,8 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         let mut clipped = 0.0;
         let weights = if self.rl.awr_beta > 0.0 {
             let q_data = self.critic.forward(feat, target.clone()).mean_dim(1).detach();
-            let (w, at_max) = advantage_weights(q_data - q_pi.clone().detach(), self.rl.awr_beta, self.rl.awr_max_weight);
+            let (w, at_max) =
+                advantage_weights(q_data - q_pi.clone().detach(), self.rl.awr_beta, self.rl.awr_max_weight);
             clipped = at_max;
             Some(w)
         } else {

@@ -371,7 +371,11 @@ impl TrainingData {
         let keep: Vec<Vec<bool>> = self.datasets.iter().map(in_successful_episode).collect();
         let before = self.frames.len();
         self.frames.retain(|&(d, i)| keep[d][i]);
-        tracing::info!(kept = self.frames.len(), dropped = before - self.frames.len(), "frames of episodes without success left out");
+        tracing::info!(
+            kept = self.frames.len(),
+            dropped = before - self.frames.len(),
+            "frames of episodes without success left out"
+        );
         if self.frames.is_empty() {
             return Err(PolicyError::Mismatch("no episode succeeds: nothing left to train on".into()));
         }
