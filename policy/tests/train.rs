@@ -136,14 +136,7 @@ fn checkpoint_round_trips_exactly_and_mismatched_config_is_reported() {
     let dev = Default::default();
     let spec = policy::train::data::TrainingData::fit_spec(
         std::slice::from_ref(&ds),
-        &policy::train::data::SpecRequest {
-            variant: Variant::StateOnly,
-            horizon: 4,
-            config: None,
-            tip_features: None,
-            action_targets: None,
-            successful_only: false,
-        },
+        &policy::train::data::SpecRequest::new(Variant::StateOnly, 4),
     )
     .unwrap();
     // A state-only policy of pick_cube data takes the finger-tip features by default: the
@@ -400,12 +393,9 @@ fn successful_only_fits_and_trains_on_the_successful_episodes() {
     // Episode 0 succeeds (states 0, 1, 2); episode 1 runs to the time limit (states 0…4).
     let ds = reward_dataset(tmp.path(), &[(&[0.0, 0.0, 1.0], true), (&[0.0; 5], false)]);
     let request = |successful_only| policy::train::data::SpecRequest {
-        variant: Variant::StateOnly,
-        horizon: 2,
-        config: None,
-        tip_features: None,
         action_targets: Some(false),
         successful_only,
+        ..policy::train::data::SpecRequest::new(Variant::StateOnly, 2)
     };
     let fit = |successful_only| {
         policy::train::data::TrainingData::fit_spec(std::slice::from_ref(&ds), &request(successful_only)).unwrap()

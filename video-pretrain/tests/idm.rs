@@ -130,14 +130,7 @@ fn idm_labels_are_accurate_and_marked() {
     // Training on recorded actions only keeps the 4 labelled episodes' frames.
     let pspec = policy::train::data::TrainingData::fit_spec(
         std::slice::from_ref(&out_ds),
-        &policy::train::data::SpecRequest {
-            variant: policy::Variant::StateOnly,
-            horizon: 4,
-            config: None,
-            tip_features: None,
-            action_targets: None,
-            successful_only: false,
-        },
+        &policy::train::data::SpecRequest::new(policy::Variant::StateOnly, 4),
     )
     .expect("spec");
     let data = policy::train::data::TrainingData::new(vec![out_ds], pspec, 0.99).expect("data");
@@ -169,14 +162,7 @@ fn an_action_free_dataset_gets_proxy_labels_everywhere() {
     // Training a policy on it is refused with a pointer to labelling.
     let err = policy::train::data::TrainingData::fit_spec(
         std::slice::from_ref(&free_ds),
-        &policy::train::data::SpecRequest {
-            variant: policy::Variant::StateOnly,
-            horizon: 4,
-            config: None,
-            tip_features: None,
-            action_targets: None,
-            successful_only: false,
-        },
+        &policy::train::data::SpecRequest::new(policy::Variant::StateOnly, 4),
     )
     .expect_err("no actions")
     .to_string();

@@ -134,14 +134,7 @@ impl BenchData {
                 let ds = self.open(camera_px(row), vision)?;
                 let variant = if vision { Variant::Vision } else { Variant::StateOnly };
                 // The reference script's input widths: no finger-tip features.
-                let request = SpecRequest {
-                    variant,
-                    horizon: HORIZON,
-                    config: None,
-                    tip_features: Some(false),
-                    action_targets: None,
-                    successful_only: false,
-                };
+                let request = SpecRequest { tip_features: Some(false), ..SpecRequest::new(variant, HORIZON) };
                 let spec = TrainingData::fit_spec(std::slice::from_ref(&ds), &request)?;
                 let data = TrainingData::new(vec![ds], spec.clone(), CoRftConfig::default().gamma)?;
                 let batches =

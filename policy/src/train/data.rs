@@ -128,6 +128,14 @@ pub struct SpecRequest {
     pub successful_only: bool,
 }
 
+impl SpecRequest {
+    /// A request for `variant` with chunk length `horizon` and every other choice at its
+    /// default (the variant's config, its feature and action defaults, every frame fitted).
+    pub fn new(variant: Variant, horizon: usize) -> SpecRequest {
+        SpecRequest { variant, horizon, config: None, tip_features: None, action_targets: None, successful_only: false }
+    }
+}
+
 /// Per frame of `ds`: whether its episode has a success frame.
 fn in_successful_episode(ds: &Dataset) -> Vec<bool> {
     let mut keep = vec![false; ds.len()];
