@@ -76,6 +76,9 @@ pub struct TrainingData {
     held_out: Vec<(usize, usize)>,
     /// Per dataset, per frame: Monte-Carlo return.
     mc_return: Vec<Vec<f32>>,
+    /// Per dataset, with [`PolicyConfig::action_targets`]: every frame's target row
+    /// ([`action_row`]), `[len, D]`, computed once (empty otherwise: the recorded actions serve).
+    target_rows: Vec<Vec<f32>>,
     /// The spec every sample is normalised with.
     pub spec: PolicySpec,
     /// Discount per control step.
@@ -208,7 +211,18 @@ impl TrainingData {
         }
         let frames = datasets.iter().enumerate().flat_map(|(d, ds)| (0..ds.len()).map(move |i| (d, i))).collect();
         let mc_return = datasets.iter().map(|ds| mc_returns(ds, gamma)).collect();
-        Ok(TrainingData { datasets, frames, held_out: Vec::new(), mc_return, spec, gamma })
+        let target_rows =
+            datasets
+                .iter()
+                .map(|ds| {
+                    if c.action_targets {
+                        (0..ds.len()).flat_map(|i| action_row(c, ds, i)).collect()
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect();
+        Ok(TrainingData { datasets, frames, held_out: Vec::new(), mc_return, target_rows, spec, gamma })
     }
 
     /// A fresh spec fitted to `datasets`: widths, normalisation from every frame (of the
@@ -489,8 +503,10 @@ impl TrainingData {
         if c.action_targets {
             // Row k is frame min(i + k, last)'s target, as the window pads.
             let last = ds.episode_of(i).to_index as usize - 1;
+            let rows = &self.target_rows[ds_idx];
             for k in 0..h {
-                b.actions.extend(action_row(c, ds, (i + k).min(last)));
+                let j = (i + k).min(last);
+                b.actions.extend_from_slice(&rows[j * d..(j + 1) * d]);
             }
         } else {
             b.actions.extend_from_slice(&w.values);
