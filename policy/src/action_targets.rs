@@ -4,11 +4,12 @@
 //! ([`crate::executor`]'s convention: position `p + d`, orientation `R(droll, dpitch, dyaw) · R`
 //! in the base frame). A policy that predicts such increments integrates its own errors: a small
 //! bias in the predicted roll or pitch turns the gripper a little further every step, into
-//! orientations no demonstration visits (measured: the failed place_in_bin episodes of a
-//! delta-action policy end with the gripper tilted 40–90° off vertical, the successful ones
-//! within 10°). Predicting where the tip should be instead (position control, which Chi et al.
-//! 2023, "Diffusion Policy", §IV-C, found to compound less error than velocity control) makes
-//! every prediction correct the drift of the ones before.
+//! orientations no demonstration visits (measured on place_in_bin, a delta-action BC policy, 100
+//! scenes: 40 of its 45 failed episodes ended with the gripper more than 10° off vertical, median
+//! 44°, up to 136°; all 55 successes within 1°). Predicting where the tip should be instead
+//! (position control, which Chi et al. 2023, "Diffusion Policy", report to work better than
+//! velocity control, with less compounding error) makes every prediction correct the drift of
+//! the ones before.
 //!
 //! With [`crate::PolicyConfig::action_targets`] on, row k of a chunk is the tip pose the arm
 //! was sent towards at step t + k:

@@ -105,6 +105,10 @@ struct Shared {
 struct HoldWindow {
     /// Joint states to skip before the held pose (the servos stopping).
     skip: usize,
+    /// When the check began (after the robot reported the e-stop), ns: joint states stamped
+    /// earlier were measured before the hold and still in the subscriber's queue (more of them
+    /// the busier the machine), so they are not held poses.
+    from_ns: u64,
     /// The robot's joint states: stamp (ns) and arm joints (rad).
     samples: Vec<(u64, [f64; 6])>,
     /// Stamps of the robot's episode starts, ns.
@@ -253,7 +257,7 @@ impl Watch {
     /// Starts checking the e-stop hold: after `settle` joint states, the next one is the held
     /// pose, and every later one must stay within the tolerance of it.
     pub fn begin_hold(&self, settle: usize) {
-        self.lock().hold = Some(HoldWindow { skip: settle, ..Default::default() });
+        self.lock().hold = Some(HoldWindow { skip: settle, from_ns: bus::now_ns(), ..Default::default() });
     }
 
     /// Ends the hold check (the fuzzer is about to release the e-stop).
@@ -323,7 +327,7 @@ impl Shared {
         }
         self.observed.limit_violations += u64::from(outside);
         self.observed.velocity_violations += u64::from(too_fast);
-        if let Some(window) = self.hold.as_mut() {
+        if let Some(window) = self.hold.as_mut().filter(|w| stamp >= w.from_ns) {
             window.samples.push((stamp, std::array::from_fn(|i| m.position[i])));
         }
         self.latest_state = Some(m);
