@@ -66,12 +66,19 @@ pub fn delta_chunk(start: &Isometry3<f64>, values: &[f32], dim: usize) -> Vec<f3
     let mut from = *start;
     let mut out = Vec::with_capacity(values.len());
     for row in values.chunks_exact(dim) {
-        let mut delta: Vec<f32> = delta_towards(&target_pose(row), &from).iter().map(|v| *v as f32).collect();
-        delta.extend_from_slice(&row[POSE_DELTA_VALUES..]);
+        let delta = delta_row(row, &from);
         from = integrate_chunk(&from, [&delta[..]]).into_iter().next().unwrap_or(from);
         out.extend(delta);
     }
     out
+}
+
+/// The delta row that moves the tip from `tip` towards target row `row` (≥ 7 values), within
+/// the sim's per-step limits; the gripper and any further values unchanged.
+pub fn delta_row(row: &[f32], tip: &Isometry3<f64>) -> Vec<f32> {
+    let mut delta: Vec<f32> = delta_towards(&target_pose(row), tip).iter().map(|v| *v as f32).collect();
+    delta.extend_from_slice(&row[POSE_DELTA_VALUES..]);
+    delta
 }
 
 #[cfg(test)]

@@ -116,11 +116,7 @@ fn sim_action(spec: &PolicySpec, row: &[f32], obs: &Observation) -> Result<sim::
     let mut raw = row.to_vec();
     spec.normalizer.action.invert(&mut raw);
     if spec.config.action_targets && raw.len() > crate::executor::tip_targets::POSE_DELTA_VALUES {
-        let delta =
-            crate::executor::tip_targets::delta_towards(&crate::action_targets::target_pose(&raw), &obs.arm.tip_pose);
-        for (v, d) in raw.iter_mut().zip(delta) {
-            *v = d as f32;
-        }
+        raw = crate::action_targets::delta_row(&raw, &obs.arm.tip_pose);
     }
     sim::node::chunk_row_action(spec.action_kind, &raw).ok_or_else(|| {
         PolicyError::Mismatch(format!("{:?} actions need 7 values per row, got {}", spec.action_kind, raw.len()))
