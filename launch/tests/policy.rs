@@ -70,13 +70,38 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     // weights and losses bit for bit, for BC and for CO-RFT from it.
     for run in ["a", "b"] {
         run_ok(armstack(dir).args([
-            "train", "bc", "--dataset", "demo/data", "--out", &format!("rep/bc_{run}"), "--steps", "20",
-            "--batch-size", "16", "--seed", "3",
+            "train",
+            "bc",
+            "--dataset",
+            "demo/data",
+            "--out",
+            &format!("rep/bc_{run}"),
+            "--steps",
+            "20",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
         ]));
         run_ok(armstack(dir).args([
-            "train", "co-rft", "--dataset", "demo/data", "--init", &format!("rep/bc_{run}"), "--out",
-            &format!("rep/co_rft_{run}"), "--steps", "6", "--batch-size", "16", "--critics", "2", "--seed", "3",
-            "--critic-warmup", "2",
+            "train",
+            "co-rft",
+            "--dataset",
+            "demo/data",
+            "--init",
+            &format!("rep/bc_{run}"),
+            "--out",
+            &format!("rep/co_rft_{run}"),
+            "--steps",
+            "6",
+            "--batch-size",
+            "16",
+            "--critics",
+            "2",
+            "--seed",
+            "3",
+            "--critic-warmup",
+            "2",
         ]));
     }
     // Steps within the critic warm-up would never move the actor: refused, not saved as CO-RFT.
@@ -160,6 +185,9 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     let out = run_ok(armstack(dir).args(["deploy", "--policy", "demo/co_rft", "--ticks", "30", "--rate", "20"]));
     let ticks_line = out.lines().find(|l| l.starts_with("ticks")).unwrap_or_default();
     assert!(ticks_line.contains("ticks 30") && ticks_line.contains("commands"), "{out}");
+    // An episode count: the run ends with the robot's last episode.
+    let out = run_ok(armstack(dir).args(["deploy", "--policy", "demo/co_rft", "--episodes", "1", "--rate", "30"]));
+    assert!(out.contains("episodes 1, successes"), "{out}");
 
     // demo never deletes a folder that is not a previous demo's output.
     std::fs::create_dir_all(dir.join("mine")).unwrap();
@@ -169,7 +197,8 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     assert!(dir.join("mine/notes.txt").exists());
 
     // A device this build lacks is refused before any recording, naming the feature to build.
-    let out = armstack(dir).args(["demo", "--out", "nodev", "--demos", "1", "--device", "ndarray-blas"]).output().unwrap();
+    let out =
+        armstack(dir).args(["demo", "--out", "nodev", "--demos", "1", "--device", "ndarray-blas"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--features video,ndarray-blas"), "{err}");
     assert!(!dir.join("nodev").exists(), "nothing recorded for a device the build lacks");

@@ -25,14 +25,19 @@ pub fn push_image_chw(rgb: &[u8], out: &mut Vec<f32>) {
 }
 
 /// Appends the model's object-state input for `raw` in raw units (width
-/// [`PolicyConfig::env_input_dim`]): the first `env_state_dim` object-state values, then the
-/// finger-tip features when the config asks for them. `raw.env_state` must hold at least
-/// `env_state_dim` values. Training statistics and every batch go through this one function.
+/// [`PolicyConfig::env_input_dim`]): the first `env_state_dim` object-state values, zeros for the
+/// objects `raw` lacks (a scene with fewer objects, [`PolicyConfig::pad_objects`]), then the
+/// finger-tip features of the objects present, zeros for the missing ones. Training statistics
+/// and every batch go through this one function.
 pub fn push_env_input(config: &PolicyConfig, raw: &RawObs, out: &mut Vec<f32>) {
-    let env = &raw.env_state[..config.env_state_dim.min(raw.env_state.len())];
+    let dim = config.env_state_dim;
+    let env = &raw.env_state[..dim.min(raw.env_state.len())];
     out.extend_from_slice(env);
+    out.resize(out.len() + dim - env.len(), 0.0);
     if config.tip_features {
+        let start = out.len();
         crate::features::push_tip_features(&raw.state, env, out);
+        out.resize(start + crate::features::tip_feature_dim(dim), 0.0);
     }
 }
 
@@ -62,7 +67,7 @@ impl HostObs {
                 raw.state.len()
             )));
         }
-        if raw.env_state.len() < c.env_state_dim {
+        if raw.env_state.len() < c.env_state_dim && !c.pad_objects {
             return Err(PolicyError::Mismatch(format!(
                 "the policy takes {} object-state values, the observation has {} (another scene?)",
                 c.env_state_dim,

@@ -60,6 +60,13 @@ pub struct PolicyConfig {
     /// `EeDelta` data with the arm's joints in the state. Absent in older checkpoints: off.
     #[serde(default)]
     pub action_targets: bool,
+    /// Whether an observation may hold fewer objects than `env_state_dim` describes: a policy
+    /// trained on scenes with different object counts (one multi-task policy) sees each missing
+    /// object as zeros (position, sine and cosine of yaw all 0, which no real object has) and its
+    /// tip-relative vector as zeros ([`crate::batch::push_env_input`]). Off: an observation with
+    /// fewer object values is refused (another scene). Absent in older checkpoints: off.
+    #[serde(default)]
+    pub pad_objects: bool,
     /// Action width D.
     pub action_dim: usize,
     /// Instruction vocabulary size (incl. padding and unknown).
@@ -92,6 +99,7 @@ impl PolicyConfig {
             tip_features: state_dim >= sim::arm::spec::NUM_ARM_JOINTS
                 && env_state_dim >= crate::features::ENV_VALUES_PER_OBJECT,
             action_targets: false,
+            pad_objects: false,
             action_dim,
             vocab_size: 2,
             max_words: 8,
@@ -113,6 +121,7 @@ impl PolicyConfig {
             env_state_dim: 0,
             tip_features: false,
             action_targets: false,
+            pad_objects: false,
             action_dim,
             vocab_size: 2,
             max_words: 12,

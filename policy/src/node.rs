@@ -108,12 +108,14 @@ pub struct PolicyNodeReport {
 
 /// Builds one observation per `joint_state` stamp from the topics a policy needs, admitting only
 /// messages the policy can take: a `joint_state` of the policy's state dimension, a `scene_state`
-/// with at least the policy's object-state values, RGB8 frames of the policy's image size, all
+/// with at least the policy's object-state values (or fewer, for a policy that pads missing
+/// objects, [`PolicyConfig::pad_objects`]), RGB8 frames of the policy's image size, all
 /// finite. Anything else is counted in [`ObservationAssembler::malformed`] and dropped.
 #[derive(Debug, Default)]
 pub struct ObservationAssembler {
     state_dim: usize,
     env_state_dim: usize,
+    pad_objects: bool,
     cameras: Vec<String>,
     /// RGB8 bytes of one camera frame (0 without cameras).
     image_bytes: usize,
@@ -130,6 +132,7 @@ impl ObservationAssembler {
         ObservationAssembler {
             state_dim: config.state_dim,
             env_state_dim: config.env_state_dim,
+            pad_objects: config.pad_objects,
             cameras: image.map(|i| i.cameras.iter().map(|c| camera_name(c).to_string()).collect()).unwrap_or_default(),
             image_bytes: image.map_or(0, |i| i.size * i.size * 3),
             ..ObservationAssembler::default()
@@ -149,11 +152,12 @@ impl ObservationAssembler {
             return;
         }
         let mut env = crate::features::env_state_of_scene(s);
-        if env.len() < self.env_state_dim || !env[..self.env_state_dim].iter().all(|v| v.is_finite()) {
+        // Fewer objects only for a policy trained with missing objects; those are padded later.
+        env.truncate(self.env_state_dim);
+        if (env.len() < self.env_state_dim && !self.pad_objects) || !env.iter().all(|v| v.is_finite()) {
             self.malformed += 1;
             return;
         }
-        env.truncate(self.env_state_dim);
         self.scene.insert(s.header.stamp_ns, env);
     }
 

@@ -32,6 +32,15 @@ fn collect(dir: &Path, episodes: u64, noise: f64) -> Dataset {
     ds
 }
 
+/// `episodes` clean expert demonstrations of `scene` (seeds 0…).
+fn collect_expert(dir: &Path, scene: &str, episodes: u64) -> Dataset {
+    let env = sim::EnvConfig::new(sim::load_scene(scene).unwrap());
+    let mut w = DatasetWriter::create(dir, &policy::demos::dataset_spec(&env, Vec::new())).unwrap();
+    policy::demos::collect(&env, &mut w, episodes, sim::DemoQuality::Expert, 0, 2).unwrap();
+    w.finish().unwrap();
+    Dataset::open(dir).unwrap()
+}
+
 fn settings(steps: u64) -> TrainSettings {
     TrainSettings {
         steps,
@@ -374,10 +383,23 @@ fn training_is_bit_for_bit_reproducible_beside_other_trainings_and_across_a_resu
     // Interrupted at step 10 and resumed: the dropout masks of steps 10…23 are those of the
     // uninterrupted run, so are the weights. (The first 10 steps are the schedule's warm-up,
     // the same whatever the run's total; the resumed run then follows the 24-step cosine.)
+    // The 10-step run stands for a 24-step one stopped at step 10: its stored recipe says so
+    // (a resume with another step count than the run's is refused under the cosine schedule).
     let split = tmp.path().join("split");
     train(&split, 10, false);
+    let state_file = split.join("resume/state.json");
+    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(state["recipe"]["steps"], 10);
+    state["recipe"]["steps"] = 24.into();
+    std::fs::write(&state_file, state.to_string()).unwrap();
     train(&split, 24, true);
     assert!(wa == weights(&split), "a resumed run with dropout must match an uninterrupted one");
+    // Resuming with another learning rate is refused, naming it.
+    let mut job = dropout_job(&split, 30, true);
+    job.settings.steps = 24;
+    job.settings.lr = 1e-4;
+    let err = run_bc::<CpuTrain>(&job, vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap_err().to_string();
+    assert!(err.contains("lr: 0.001 in the run, 0.0001 now"), "{err}");
     // Another seed gives other weights (the comparison can fail).
     let other = tmp.path().join("other");
     let mut job = dropout_job(&other, 24, false);
@@ -412,4 +434,69 @@ fn successful_only_fits_and_trains_on_the_successful_episodes() {
     let spec = policy::train::data::TrainingData::fit_spec(std::slice::from_ref(&failed), &request(false)).unwrap();
     let err = policy::train::data::TrainingData::new(vec![failed], spec, 0.99).unwrap().successful_only().err();
     assert!(err.is_some_and(|e| e.to_string().contains("no episode succeeds")));
+}
+
+/// One policy over scenes with different object counts (pick_cube: the cube; place_in_bin: the
+/// cube and the bin): its object state is as wide as the widest scene's whatever the dataset
+/// order, the narrower scene's missing object is zeros in the object state and in the tip
+/// features, and it trains and acts on both scenes; a one-scene policy still refuses an
+/// observation with fewer objects.
+#[test]
+fn a_multi_task_policy_pads_the_objects_a_scene_lacks() {
+    use policy::train::data::{SpecRequest, TrainingData};
+    let tmp = tempfile::tempdir().unwrap();
+    let (pick_dir, place_dir) = (tmp.path().join("pick"), tmp.path().join("place"));
+    let pick = collect_expert(&pick_dir, "pick_cube", 2);
+    let place = collect_expert(&place_dir, "place_in_bin", 2);
+    assert_eq!((pick.env_state_dim(), place.env_state_dim()), (5, 10));
+    let request = SpecRequest::new(Variant::StateOnly, 4);
+    let spec =
+        TrainingData::fit_spec(&[Dataset::open(&pick_dir).unwrap(), Dataset::open(&place_dir).unwrap()], &request)
+            .unwrap();
+    let swapped =
+        TrainingData::fit_spec(&[Dataset::open(&place_dir).unwrap(), Dataset::open(&pick_dir).unwrap()], &request)
+            .unwrap();
+    for c in [&spec.config, &swapped.config] {
+        assert_eq!(c.env_state_dim, 10);
+        assert!(c.pad_objects && c.tip_features);
+        assert_eq!(c.env_input_dim(), 10 + 9 + 2 * 3);
+    }
+    // A pick_cube frame: the cube, then zeros for the absent bin, the tip pose, the cube minus
+    // the tip, zeros for the bin minus the tip.
+    let raw = RawObs { state: pick.state(5).to_vec(), env_state: pick.env_state(5).to_vec(), ..RawObs::default() };
+    let mut row = Vec::new();
+    policy::batch::push_env_input(&spec.config, &raw, &mut row);
+    assert_eq!(row.len(), 25);
+    assert_eq!(&row[..5], pick.env_state(5));
+    assert!(row[5..10].iter().all(|v| *v == 0.0), "{row:?}");
+    let tip = policy::features::tip_pose(pick.state(5)).unwrap().translation.vector;
+    for k in 0..3 {
+        assert!((f64::from(row[10 + k]) - tip[k]).abs() < 1e-5);
+        assert!((f64::from(row[19 + k]) - (f64::from(pick.env_state(5)[k]) - tip[k])).abs() < 1e-5);
+    }
+    assert!(row[22..].iter().all(|v| *v == 0.0), "{row:?}");
+    // Trains on both and acts on an observation of either scene.
+    let out = tmp.path().join("multi");
+    let job = BcJob { horizon: 4, ..bc_job(&out, 6, false) };
+    let stop = AtomicBool::new(false);
+    run_bc::<CpuTrain>(&job, vec![pick, place], &stop, &Default::default()).unwrap();
+    let p = Policy::<Cpu>::load(&out, &Default::default()).unwrap();
+    let place = Dataset::open(&place_dir).unwrap();
+    let obs = [
+        RawObs { instruction: "pick up the cube".into(), ..raw.clone() },
+        RawObs {
+            state: place.state(3).to_vec(),
+            env_state: place.env_state(3).to_vec(),
+            instruction: place.task(3).to_string(),
+            images: Vec::new(),
+        },
+    ];
+    let acts = p.act(&obs).unwrap();
+    assert_eq!(acts.len(), 2);
+    assert!(acts.iter().flatten().all(|v| v.is_finite()));
+    // A policy of place_in_bin alone refuses the pick_cube observation.
+    let single = TrainingData::fit_spec(&[place], &request).unwrap();
+    assert!(!single.config.pad_objects);
+    let err = HostObs::default().push(&single, &raw).unwrap_err();
+    assert!(err.to_string().contains("another scene"), "{err}");
 }

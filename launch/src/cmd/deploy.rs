@@ -13,7 +13,7 @@ use policy::{Policy, PolicySpec};
 
 use super::arg_ranges;
 use super::policy_args::{check_device, DeviceKind, ExecArg};
-use super::teleop::{supervise_robot, widowx_node, ExtraNode, RobotKind, RobotNode};
+use super::teleop::{supervise_robot, widowx_node, Extra, ExtraNode, RobotKind, RobotNode};
 use crate::outln;
 use crate::robots::widowx::DriverArgs;
 use crate::with_backend;
@@ -140,7 +140,9 @@ pub fn deploy(
             };
             Ok(run_policy_node(&policy, bus, &node_cfg, stop, Some(&start))?)
         });
-        supervise_robot(bus_config, robot, None, stop, Some(("policy", extra)))?.into_result()?
+        // The policy has nothing to finish once the robot ended: no grace.
+        let extra = Extra { name: "policy", run: extra, grace: Duration::ZERO };
+        supervise_robot(bus_config, robot, None, stop, Some(extra))?.into_result()?
     });
     let node = node.context("the policy node did not report")?;
     Ok((node, sim_report.successes, sim_report.episodes))

@@ -12,11 +12,12 @@ use dataset::{CameraFeature, DatasetSpec, DatasetWriter};
 
 use super::arg_ranges;
 use super::teleop::{
-    make_device, robot_node, supervise_robot, DeviceKind, RobotArgs, RobotNode, RobotReport, RunOutcome,
+    make_device, robot_node, supervise_robot, DeviceKind, Extra, RobotArgs, RobotNode, RobotReport, RunOutcome,
+    FINISH_GRACE,
 };
-use crate::teleop::node::TeleopReport;
 use crate::record::align::{env_state_names, ActionSource};
 use crate::record::recorder::{run_recorder, RecorderConfig, RecorderReport};
+use crate::teleop::node::TeleopReport;
 
 /// Arguments of `armstack record`.
 #[derive(Args, Debug)]
@@ -203,7 +204,8 @@ pub fn record_session(
     let recorder = Box::new(move |bus: &bus::Bus, stop: &std::sync::Arc<_>, ready: &crate::shutdown::StartBarrier| {
         run_recorder(writer, &rec_cfg, bus, stop, Some(ready))
     });
-    let run = supervise_robot::<RecorderReport>(bus_config, robot, Some(device), stop, Some(("recorder", recorder)))
+    let recorder = Extra { name: "recorder", run: recorder, grace: FINISH_GRACE };
+    let run = supervise_robot::<RecorderReport>(bus_config, robot, Some(device), stop, Some(recorder))
         .with_context(|| format!("recording into {}", args.dataset.display()))?;
     let RunOutcome { robot, teleop, extra: report, failure } = run;
     Ok(RecordSession { robot, teleop, report: report.unwrap_or_default(), already, failure })

@@ -181,7 +181,11 @@ impl RobotArgs {
             bail!("--noise {} applies to --quality noisy only, not to --quality {}", self.noise, level.name());
         }
         if self.mistake_rate != sim::expert::DEFAULT_MISTAKE_RATE && level != QualityArg::Mixed {
-            bail!("--mistake-rate {} applies to --quality mixed only, not to --quality {}", self.mistake_rate, level.name());
+            bail!(
+                "--mistake-rate {} applies to --quality mixed only, not to --quality {}",
+                self.mistake_rate,
+                level.name()
+            );
         }
         Ok(level.level(self.mistake_rate, self.noise))
     }
@@ -241,6 +245,20 @@ pub fn sim_config(args: &RobotArgs, rate_hz: f64, cameras: bool, max_episodes: O
 /// passes once subscribed).
 pub type ExtraNode<'a, T> = Box<dyn FnOnce(&bus::Bus, &Arc<AtomicBool>, &StartBarrier) -> Result<T> + Send + 'a>;
 
+/// A node run beside the robot ([`supervise_robot`]).
+pub struct Extra<'a, T> {
+    /// Its name, for errors.
+    pub name: &'static str,
+    /// The node.
+    pub run: ExtraNode<'a, T>,
+    /// How long it may go on after the robot ended before it is stopped: the recorder writes its
+    /// last episode; a policy node has nothing left to do.
+    pub grace: Duration,
+}
+
+/// The grace a node that finishes the robot's last episode gets ([`Extra::grace`]).
+pub const FINISH_GRACE: Duration = Duration::from_secs(10);
+
 /// How long the robot gets to end the run itself after the device asked to stop.
 const STOP_REQUEST_GRACE: Duration = Duration::from_secs(3);
 
@@ -267,7 +285,8 @@ impl<T> RunOutcome<T> {
     }
 }
 
-/// [`supervise_robot`] with the extra node called `extra`; a failure is the error.
+/// [`supervise_robot`] with the extra node called `extra` (given [`FINISH_GRACE`]); a failure
+/// is the error.
 pub fn run_with_robot<T: Send>(
     bus_config: &bus::BusConfig,
     robot: RobotNode,
@@ -275,7 +294,8 @@ pub fn run_with_robot<T: Send>(
     stop: Arc<AtomicBool>,
     extra: Option<ExtraNode<'_, T>>,
 ) -> Result<(RobotReport, TeleopReport, Option<T>)> {
-    supervise_robot(bus_config, robot, device, stop, extra.map(|f| ("extra", f)))?.into_result()
+    let extra = extra.map(|run| Extra { name: "extra", run, grace: FINISH_GRACE });
+    supervise_robot(bus_config, robot, device, stop, extra)?.into_result()
 }
 
 /// Runs the robot node, the teleop node and (optionally) one more node, named for errors, on
@@ -291,7 +311,7 @@ pub fn supervise_robot<T: Send>(
     robot: RobotNode,
     device: Option<Box<dyn TeleopDevice>>,
     stop: Arc<AtomicBool>,
-    extra: Option<(&'static str, ExtraNode<'_, T>)>,
+    extra: Option<Extra<'_, T>>,
 ) -> Result<RunOutcome<T>> {
     let bus = bus::Bus::open(bus_config).context("opening the bus")?;
     let statuses = bus.subscriber::<bus::Status>().context("subscribing to node status")?;
@@ -324,9 +344,10 @@ pub fn supervise_robot<T: Send>(
                 report
             })
         });
-        let extra_handle = extra.map(|(name, f)| {
+        let grace = extra.as_ref().map_or(Duration::ZERO, |e| e.grace);
+        let extra_handle = extra.map(|Extra { name, run, .. }| {
             s.spawn(move || {
-                let r = sup.run_node(name, || f(bus, stop, ready));
+                let r = sup.run_node(name, || run(bus, stop, ready));
                 stop.store(true, Ordering::SeqCst);
                 r
             })
@@ -350,12 +371,12 @@ pub fn supervise_robot<T: Send>(
                 Ok(RobotReport { steps: r.published, episodes: r.episodes, successes: 0 })
             }
         });
-        // The robot ended (a Stop request, a limit, Ctrl-C or a failure): the extra node gets a
-        // few seconds to finish (the recorder writes the last episode), then everything stops.
+        // The robot ended (a Stop request, a limit, Ctrl-C or a failure): the extra node gets its
+        // grace to finish (the recorder writes the last episode), then everything stops.
         let ended = std::time::Instant::now();
         if let Some(h) = extra_handle.as_ref() {
             while !h.is_finished() {
-                if ended.elapsed() > Duration::from_secs(10) {
+                if ended.elapsed() >= grace {
                     stop.store(true, Ordering::SeqCst);
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -410,7 +431,8 @@ mod tests {
         let bus_config = bus::BusConfig::with_discovery_dir("arm0", tmp.path());
         let started = std::time::Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
-        let outcome = supervise_robot(&bus_config, robot, None, stop, Some(("recorder", extra))).expect("bus");
+        let extra = Extra { name: "recorder", run: extra, grace: FINISH_GRACE };
+        let outcome = supervise_robot(&bus_config, robot, None, stop, Some(extra)).expect("bus");
         (outcome, started.elapsed())
     }
 

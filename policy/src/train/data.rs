@@ -175,8 +175,8 @@ impl TrainingData {
         let c = &spec.config;
         for ds in &datasets {
             let root = ds.root().display();
-            if ds.state_dim() != c.state_dim || ds.action_dim() != c.action_dim || ds.env_state_dim() < c.env_state_dim
-            {
+            let env_ok = ds.env_state_dim() >= c.env_state_dim || c.pad_objects;
+            if ds.state_dim() != c.state_dim || ds.action_dim() != c.action_dim || !env_ok {
                 return Err(PolicyError::Mismatch(format!(
                     "{root}: state/action/object-state widths {}/{}/{} do not match the policy's {}/{}/{}",
                     ds.state_dim(),
@@ -279,16 +279,20 @@ impl TrainingData {
         config.state_dim = state_dim;
         config.action_dim = action_dim;
         if config.variant == Variant::StateOnly {
-            config.env_state_dim = first.env_state_dim();
+            // Scenes with different object counts (multi-task): the widest object state, the
+            // others padded with absent objects.
+            config.env_state_dim = datasets.iter().map(Dataset::env_state_dim).max().unwrap_or(0);
+            config.pad_objects = datasets.iter().any(|ds| ds.env_state_dim() != config.env_state_dim);
+            if request.config.is_none() {
+                config.tip_features = config.env_state_dim >= crate::features::ENV_VALUES_PER_OBJECT
+                    && state_dim >= sim::arm::spec::NUM_ARM_JOINTS;
+            }
             if config.env_state_dim == 0 {
                 // Recorded on a real arm without cameras: the policy sees the joints only.
                 tracing::warn!(
                     dataset = %first.root().display(),
                     "no observation.environment_state or cameras: a proprioception-only policy (it cannot see objects)"
                 );
-            }
-            if request.config.is_none() {
-                config.tip_features = config.env_state_dim >= crate::features::ENV_VALUES_PER_OBJECT;
             }
         }
         if let Some(on) = request.tip_features {

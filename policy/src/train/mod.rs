@@ -9,6 +9,7 @@ pub mod co_rft;
 pub mod data;
 pub mod ema;
 pub mod jobs;
+pub mod recipe;
 pub mod schedule;
 
 use std::fs::{File, OpenOptions};
@@ -103,6 +104,9 @@ pub struct RunState {
     pub step: u64,
     /// Best evaluation success rate so far, and its step.
     pub best: Option<(f64, u64)>,
+    /// The run's recipe, checked on resume (absent in runs saved before it was stored).
+    #[serde(default)]
+    pub recipe: Option<recipe::Recipe>,
 }
 
 /// Scores a policy (the success rate of sim rollouts, 0…1).
@@ -207,11 +211,13 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
     std::fs::create_dir_all(out.join(RESUME_DIR)).map_err(|e| PolicyError::io(out, e))?;
     spec.save(out)?;
     let resume_dir = out.join(RESUME_DIR);
+    let recipe = recipe::Recipe::of(settings);
     let mut state = RunState::default();
     if resume && resume_dir.join(STATE_FILE).exists() {
         let path = resume_dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| PolicyError::io(&path, e))?;
         state = serde_json::from_str(&text).map_err(|e| PolicyError::checkpoint(&path, e.to_string()))?;
+        recipe.check_resume(state.recipe.as_ref())?;
         learner.load_resume(&resume_dir)?;
         tracing::info!(step = state.step, "resumed {name} from {}", resume_dir.display());
     }
@@ -224,6 +230,7 @@ pub fn run<B: AutodiffBackend, L: Learner<B>>(
             );
         }
     }
+    state.recipe = Some(recipe);
     let mut metrics = MetricsLog::open(out)?;
     let mut report = TrainReport { best: state.best, ..TrainReport::default() };
     // Held-out frames, fixed for the run (fewer with images: one forward pass holds them all).
