@@ -127,7 +127,12 @@ fn main() -> ExitCode {
         // The reader of our output went away (`armstack … | head`): stop quietly.
         Err(e) if stdout::is_closed_stdout(&e) => ExitCode::from(stdout::CLOSED_STDOUT_STATUS),
         Err(e) => {
-            eprintln!("Error: {e:?}");
+            // The message and its causes, never a backtrace: these are the user's errors (a
+            // missing file, a wrong flag), also when RUST_BACKTRACE is set. Panics still print one.
+            eprintln!("Error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
             ExitCode::FAILURE
         }
     }

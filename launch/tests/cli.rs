@@ -66,10 +66,12 @@ fn malformed_scene_file_names_file_line_and_key() {
     let file = dir.path().join("myscene.toml");
     let text = sim::scene::BUILTIN_SCENES[1].1.replace("max_steps = 60", "max_steps = 60\nmax_stpes = 3");
     std::fs::write(&file, text).unwrap();
-    let out = armstack(dir.path()).args(["scene", "show"]).arg(&file).output().unwrap();
+    // A user error prints its message and causes, never a backtrace, even with RUST_BACKTRACE set.
+    let out = armstack(dir.path()).args(["scene", "show"]).arg(&file).env("RUST_BACKTRACE", "1").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("myscene.toml:5:") && err.contains("max_stpes"), "{err}");
+    assert!(err.starts_with("Error: ") && !err.to_lowercase().contains("backtrace"), "{err}");
 }
 
 #[test]
@@ -203,15 +205,27 @@ fn outputs_are_checked_before_the_work_and_never_clobbered() {
     std::fs::create_dir_all(dir.join("mine")).unwrap();
     std::fs::write(dir.join("mine/notes.txt"), "keep").unwrap();
     let err = common::run_err(common::armstack(dir).args([
-        "train", "bc", "--dataset", "data", "--out", "mine", "--steps", "2", "--force",
+        "train",
+        "bc",
+        "--dataset",
+        "data",
+        "--out",
+        "mine",
+        "--steps",
+        "2",
+        "--force",
     ]));
     assert!(err.contains("not a previous training run"), "{err}");
     assert!(dir.join("mine/notes.txt").exists());
 
     // eval --json into a missing folder fails before the policy is even loaded, and prints no result.
-    let out = common::armstack(dir).args(["eval", "--policy", "runs/none", "--json", "no/such/eval.json"]).output().unwrap();
+    let out =
+        common::armstack(dir).args(["eval", "--policy", "runs/none", "--json", "no/such/eval.json"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--json no/such/eval.json") && err.contains("does not exist"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("--json no/such/eval.json") && err.contains("does not exist"),
+        "{err}"
+    );
     assert!(!err.contains("policy.json"), "the output is checked first: {err}");
     let out = common::armstack(dir).args(["eval", "--policy", "runs/bc", "--json", "no/eval.json"]).output().unwrap();
     assert!(!out.status.success() && out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
@@ -240,8 +254,7 @@ fn outputs_are_checked_before_the_work_and_never_clobbered() {
 /// Runs `cmd` with its standard output closed by the reader before anything is written (as
 /// `| head -c 0` would) and asserts it ends with status 141 and no panic or pipe error.
 fn assert_quiet_with_closed_stdout(cmd: &mut Command) {
-    let mut child =
-        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -259,7 +272,9 @@ fn a_closed_stdout_ends_the_command_quietly() {
     let bin = env!("CARGO_BIN_EXE_armstack");
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("'{bin}' dataset info data --json | head -c 10 >/dev/null; '{bin}' dataset info data | head -c 10"))
+        .arg(format!(
+            "'{bin}' dataset info data --json | head -c 10 >/dev/null; '{bin}' dataset info data | head -c 10"
+        ))
         .current_dir(dir)
         .env("ARMSTACK_BUS_DIR", dir.join("bus"))
         .output()
@@ -285,7 +300,15 @@ fn the_log_flag_wins_over_rust_log() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = |rust_log: &str, flag: Option<&str>| {
         let mut c = common::armstack(tmp.path());
-        c.env("RUST_LOG", rust_log).args(["sim", "--scene", "reach", "--no-cameras", "--steps", "3", "--as-fast-as-possible"]);
+        c.env("RUST_LOG", rust_log).args([
+            "sim",
+            "--scene",
+            "reach",
+            "--no-cameras",
+            "--steps",
+            "3",
+            "--as-fast-as-possible",
+        ]);
         if let Some(filter) = flag {
             c.args(["--log", filter]);
         }

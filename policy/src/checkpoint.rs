@@ -26,12 +26,30 @@ pub fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::<FullPrecisionSettings>::new()
 }
 
-/// Saves `module` to `path` (`.mpk` is added by the recorder; pass the stem).
+/// Saves `module` to `stem.mpk` durably ([`save_durably`]).
 pub fn save_module<B: Backend, M: Module<B>>(module: &M, stem: &Path) -> Result<()> {
-    module
-        .clone()
-        .save_file(stem.to_path_buf(), &recorder())
-        .map_err(|e| PolicyError::checkpoint(stem.with_extension("mpk"), format!("cannot save: {e}")))
+    save_durably(stem, "weights", |partial| {
+        module.clone().save_file(partial.to_path_buf(), &recorder()).map_err(|e| e.to_string())
+    })
+}
+
+/// Writes `stem.mpk` with `write` (given the stem to write to; the recorder adds `.mpk`) the
+/// way datasets are written: into `<stem>_partial.mpk`, fsynced, renamed over `stem.mpk`, the
+/// folder fsynced, so a crash or power cut leaves the old file or the new one, never a torn one.
+/// `what` names the content in errors.
+pub fn save_durably(
+    stem: &Path,
+    what: &str,
+    write: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let path = stem.with_extension("mpk");
+    let name = stem.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = stem.with_file_name(format!("{name}_partial"));
+    write(&partial).map_err(|e| PolicyError::checkpoint(&path, format!("cannot save {what}: {e}")))?;
+    let written = partial.with_extension("mpk");
+    dataset::durable::sync_file(&written)?;
+    dataset::durable::commit(&written, &path)?;
+    Ok(())
 }
 
 /// Loads `stem.mpk` into `fresh` (a module built from the spec) and checks it has the same
@@ -168,5 +186,34 @@ mod tests {
         trailing.push(0x00);
         assert_eq!(msgpack_document_end(&trailing), Ok(doc.len()));
         assert_eq!(msgpack_document_end(&[0x91, 0xc1]), Err(MsgpackDamage::Invalid { at: 1 }));
+    }
+
+    /// A save replaces the file whole and leaves no partial file; a failed one keeps the old
+    /// file as it was.
+    #[test]
+    fn a_durable_save_replaces_the_file_whole_or_not_at_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stem = tmp.path().join("model");
+        let config = crate::PolicyConfig::state_only(2, 7, 5, 7);
+        let dev = Default::default();
+        let model = crate::model::ChunkPolicy::<crate::Cpu>::new(&config, &dev);
+        save_module(&model, &stem).unwrap();
+        let first = std::fs::read(stem.with_extension("mpk")).unwrap();
+        assert!(msgpack_document_end(&first).is_ok());
+        save_module(&crate::model::ChunkPolicy::<crate::Cpu>::new(&config, &dev), &stem).unwrap();
+        let second = std::fs::read(stem.with_extension("mpk")).unwrap();
+        assert_ne!(first, second, "fresh weights replaced the file");
+        let err = save_durably(&stem, "weights", |partial| {
+            std::fs::write(partial.with_extension("mpk"), b"torn").unwrap();
+            Err("disk full".into())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("cannot save weights: disk full"), "{err}");
+        assert_eq!(std::fs::read(stem.with_extension("mpk")).unwrap(), second);
+        let names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.contains(&"model.mpk".to_string()));
     }
 }

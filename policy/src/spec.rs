@@ -60,11 +60,10 @@ impl PolicySpec {
     }
 }
 
-/// Writes `bytes` to `path` through a temp file and a rename.
+/// Writes `bytes` to `path` durably: a temp file, fsynced, renamed over `path`, the folder
+/// fsynced ([`dataset::durable::replace_file`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| PolicyError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| PolicyError::io(path, e))
+    Ok(dataset::durable::replace_file(path, bytes)?)
 }
 
 impl PolicySpec {

@@ -62,10 +62,9 @@ pub fn save_optim<B: AutodiffBackend, M: AutodiffModule<B>>(
     dir: &Path,
     stem: &str,
 ) -> Result<()> {
-    let path = dir.join(stem);
-    recorder()
-        .record(optim.to_record(), path.clone())
-        .map_err(|e| PolicyError::checkpoint(path.with_extension("mpk"), format!("cannot save optimiser: {e}")))
+    crate::checkpoint::save_durably(&dir.join(stem), "optimiser", |partial| {
+        recorder().record(optim.to_record(), partial.to_path_buf()).map_err(|e| e.to_string())
+    })
 }
 
 /// Loads an optimiser's state from `dir/<stem>.mpk`.

@@ -297,8 +297,8 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         (Tensor::cat(chunks, 1), tensor(ordered, [n, 3 * ns], dev))
     }
 
-    /// Actor update; returns (L_actor, mean Q of π, share of advantage weights at w_max).
-    fn actor_step(&mut self, batch: &HostBatch) -> (f64, f64, f64) {
+    /// Actor update.
+    fn actor_step(&mut self, batch: &HostBatch) -> ActorStats {
         let dev = &self.device;
         let (h, d) = (self.config.horizon, self.config.action_dim);
         let obs = batch.obs.to_batch::<B>(&self.config, dev);
@@ -311,12 +311,13 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         // (measured: mean Q(s, a) 0.68 against Q(s, π(s)) 0.49 on the mixed pick_cube set),
         // which made the weighting uniform, i.e. plain BC.
         let q_pi = self.critic.forward(feat.clone(), pi.clone().clamp(-1.0, 1.0)).mean_dim(1); // [n, 1]
-        let mut clipped = 0.0;
+        let (mut clipped, mut failed_weight) = (0.0, None);
         let weights = if self.rl.awr_beta > 0.0 {
             let q_data = self.critic.forward(feat, target.clone()).mean_dim(1).detach();
             let (w, at_max) =
                 advantage_weights(q_data - q_pi.clone().detach(), self.rl.awr_beta, self.rl.awr_max_weight);
             clipped = at_max;
+            failed_weight = mean_weight_of_failed(&to_vec(w.clone()), &batch.mc_return);
             Some(w)
         } else {
             None
@@ -332,8 +333,31 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         let value = f64::from(loss.clone().into_scalar().elem::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
         self.policy = self.policy_optim.step(self.rl.actor_lr * self.lr_factor, self.policy.clone(), grads);
-        (value, f64::from(q_mean.into_scalar().elem::<f32>()), clipped)
+        ActorStats { loss: value, q_pi: f64::from(q_mean.into_scalar().elem::<f32>()), at_max: clipped, failed_weight }
     }
+}
+
+/// What one actor update reports.
+struct ActorStats {
+    /// L_actor.
+    loss: f64,
+    /// Mean Q of the policy's chunks.
+    q_pi: f64,
+    /// Share of advantage weights at w_max.
+    at_max: f64,
+    /// Mean advantage weight of the batch's frames from failed episodes (see
+    /// [`mean_weight_of_failed`]), when it has any.
+    failed_weight: Option<f64>,
+}
+
+/// Mean advantage weight (weights normalised to mean 1 over the batch) of the frames whose
+/// Monte-Carlo return is 0, the frames of episodes that never succeed under the sparse success
+/// reward; `None` when the batch has none. Far below 1 when the critic tells their chunks from
+/// the successful episodes' ones; 1 when the weighting does not (plain BC).
+pub fn mean_weight_of_failed(weights: &[f32], mc_return: &[f32]) -> Option<f64> {
+    let failed: Vec<f64> =
+        weights.iter().zip(mc_return).filter(|(_, g)| **g == 0.0).map(|(w, _)| f64::from(*w)).collect();
+    (!failed.is_empty()).then(|| failed.iter().sum::<f64>() / failed.len() as f64)
 }
 
 /// The actor's advantage weights of advantages `adv` (`[n, 1]`): w_b = min(exp((A_b − Ā) / β),
@@ -354,10 +378,13 @@ impl<B: AutodiffBackend> Learner<B> for CoRftLearner<B> {
         let (td, cql, q_data) = self.critic_step(batch, &mut rng);
         let mut out = vec![("td", td), ("cql", cql), ("q_data", q_data)];
         if step >= self.rl.critic_warmup && step.is_multiple_of(self.rl.actor_every.max(1)) {
-            let (actor, q_pi, clipped) = self.actor_step(batch);
-            out.push(("actor", actor));
-            out.push(("q_pi", q_pi));
-            out.push(("awr_at_max", clipped));
+            let stats = self.actor_step(batch);
+            out.push(("actor", stats.loss));
+            out.push(("q_pi", stats.q_pi));
+            out.push(("awr_at_max", stats.at_max));
+            if let Some(w) = stats.failed_weight {
+                out.push(("awr_w_failed", w));
+            }
             if let Some(avg) = self.average.as_mut() {
                 let actor_updates = (step - self.rl.critic_warmup) / self.rl.actor_every.max(1);
                 avg.update(self.policy.valid(), actor_updates);
@@ -425,5 +452,13 @@ mod tests {
         // A spread wider than w_max allows: the top weight is cut and counted.
         let (w, at_max) = weights(&[0.0, 0.0, 0.0, 1.0], 0.05, 20.0);
         assert!((at_max - 0.25).abs() < 1e-6 && w[3] > w[0], "{w:?} {at_max}");
+    }
+
+    #[test]
+    fn the_failed_episodes_weight_averages_the_frames_with_no_return() {
+        let w = [0.5, 1.5, 0.2, 1.8];
+        let failed = mean_weight_of_failed(&w, &[0.0, 0.9, 0.0, 0.5]).expect("two failed frames");
+        assert!((failed - 0.35).abs() < 1e-6, "{failed}");
+        assert_eq!(mean_weight_of_failed(&w, &[0.1, 0.9, 0.3, 0.5]), None);
     }
 }
