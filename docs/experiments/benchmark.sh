@@ -3,8 +3,10 @@
 # per training seed, CO-RFT from BC on the mixed-quality set, each evaluated on the same 100
 # unseen scenes (seeds 1,000,000…). Prints one line per run; everything stays in OUT.
 # Usage: docs/experiments/benchmark.sh [OUT=runs/benchmark] [SEEDS="0 1 2"]
-# Each BC run takes about 2–3 min on 2 cores, each CO-RFT run about 10 min. BC policies predict
-# absolute tip targets (the default for this data, `--action-targets`).
+# BC runs take 2–10 min on 2 cores (the default step count grows with the data: 2000 for
+# pick_cube, 7900 for sort), each CO-RFT run about 10 min, the five-scene policy about 20 min.
+# BC policies predict absolute tip targets (the default for this data, `--action-targets`), at
+# the default learning rate 1e-3.
 set -euo pipefail
 out=${1:-runs/benchmark}
 seeds=${2:-"0 1 2"}
@@ -17,7 +19,7 @@ record() { # name scene quality
 }
 bc() { # data seed [tag extra-train-args...]
   local data=$1 seed=$2 tag=${3:-bc}; shift 3 || shift $#
-  "$bin" train bc --dataset "$out/data/$data" --out "$out/runs/${data}_${tag}_s$seed" --seed "$seed" --lr 1e-3 \
+  "$bin" train bc --dataset "$out/data/$data" --out "$out/runs/${data}_${tag}_s$seed" --seed "$seed" \
     --eval-episodes 0 --force "$@" > "$out/${data}_${tag}_s$seed.log" 2>&1
   "$bin" eval --policy "$out/runs/${data}_${tag}_s$seed" --episodes 100 --json "$out/runs/${data}_${tag}_s$seed/eval.json" \
     >> "$out/${data}_${tag}_s$seed.log" 2>&1
@@ -30,13 +32,23 @@ co_rft() { # data seed
   "$bin" eval --policy "$out/runs/$1_rft_s$2" --episodes 100 --json "$out/runs/$1_rft_s$2/eval.json" >> "$out/$1_rft_s$2.log" 2>&1
   line "$out/runs/$1_rft_s$2/eval.json" "$1 CO-RFT seed $2"
 }
-for scene in pick_cube place_in_bin sort; do
+scenes="pick_cube place_in_bin sort reach push_to_target"
+for scene in $scenes; do
   record "${scene}_expert" "$scene" expert
-  # The expert rows train on the successful demonstrations (all 50 of pick_cube and
-  # place_in_bin, 49 of sort).
+  # The expert rows train on the successful demonstrations (all 50 of most scenes, 49 of sort
+  # and push_to_target).
   for seed in $seeds; do bc "${scene}_expert" "$seed" bc --successful-only; done
 done
-for seed in $seeds; do bc sort_expert "$seed" bc4000 --successful-only --steps 4000; done
+# One instruction-conditioned policy over the five scenes, evaluated in each.
+for seed in $seeds; do
+  run="$out/runs/multi5_s$seed"
+  "$bin" train bc $(for scene in $scenes; do echo --dataset "$out/data/${scene}_expert"; done) --out "$run" \
+    --seed "$seed" --successful-only --eval-episodes 0 --force > "$out/multi5_s$seed.log" 2>&1
+  for scene in $scenes; do
+    "$bin" eval --policy "$run" --scene "$scene" --episodes 100 --json "$run/eval_$scene.json" >> "$out/multi5_s$seed.log" 2>&1
+    line "$run/eval_$scene.json" "five scenes seed $seed: $scene"
+  done
+done
 record pick_cube_mixed pick_cube mixed
 for seed in $seeds; do
   bc pick_cube_mixed "$seed"

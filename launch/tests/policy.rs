@@ -186,7 +186,7 @@ fn demo_then_train_eval_and_deploy_from_the_cli() {
     let ticks_line = out.lines().find(|l| l.starts_with("ticks")).unwrap_or_default();
     assert!(ticks_line.contains("ticks 30") && ticks_line.contains("commands"), "{out}");
     // An episode count: the run ends with the robot's last episode.
-    let out = run_ok(armstack(dir).args(["deploy", "--policy", "demo/co_rft", "--episodes", "1", "--rate", "30"]));
+    let out = run_ok(armstack(dir).args(["deploy", "--policy", "demo/co_rft", "--episodes", "1", "--rate", "20"]));
     assert!(out.contains("episodes 1, successes"), "{out}");
 
     // demo never deletes a folder that is not a previous demo's output.
