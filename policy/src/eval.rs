@@ -225,6 +225,18 @@ pub fn eval_env(spec: &crate::spec::PolicySpec, scene: Option<&str>) -> Result<E
         .or(spec.scene.as_deref())
         .ok_or_else(|| PolicyError::Config("the training data names no scene; pass --scene".into()))?;
     let scene = sim::load_scene(name).map_err(|e| PolicyError::Config(format!("scene {name}: {e}")))?;
+    // A policy reading more objects than the scene has, and not trained to pad them, would be
+    // refused at its first observation (eval) or never act (deploy): refuse it here.
+    let c = &spec.config;
+    let objects = scene.objects.len();
+    if c.env_state_dim > crate::features::ENV_VALUES_PER_OBJECT * objects && !c.pad_objects {
+        return Err(PolicyError::Config(format!(
+            "the policy reads the state of {} objects, scene {name} has {objects}: it was trained on {}; pass \
+             that scene, or train one policy on both scenes' data",
+            c.env_state_dim / crate::features::ENV_VALUES_PER_OBJECT,
+            spec.scene.as_deref().unwrap_or("another scene")
+        )));
+    }
     let mut env = EnvConfig::new(scene);
     env.control_hz = spec.fps;
     if let Some(img) = &spec.config.image {

@@ -400,6 +400,15 @@ fn training_is_bit_for_bit_reproducible_beside_other_trainings_and_across_a_resu
     job.settings.lr = 1e-4;
     let err = run_bc::<CpuTrain>(&job, vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap_err().to_string();
     assert!(err.contains("lr: 0.001 in the run, 0.0001 now"), "{err}");
+    // So is resuming with another chunk length, or on other data.
+    let job = BcJob { horizon: 4, ..dropout_job(&split, 24, true) };
+    let err = run_bc::<CpuTrain>(&job, vec![Dataset::open(&data).unwrap()], &stop, &dev).unwrap_err().to_string();
+    assert!(err.contains("horizon: 5 in the run, 4 now"), "{err}");
+    let other_data = tmp.path().join("other_data");
+    collect(&other_data, 2, 0.6);
+    let job = dropout_job(&split, 24, true);
+    let err = run_bc::<CpuTrain>(&job, vec![Dataset::open(&other_data).unwrap()], &stop, &dev).unwrap_err().to_string();
+    assert!(err.contains("statistics differ"), "{err}");
     // Another seed gives other weights (the comparison can fail).
     let other = tmp.path().join("other");
     let mut job = dropout_job(&other, 24, false);
@@ -499,4 +508,8 @@ fn a_multi_task_policy_pads_the_objects_a_scene_lacks() {
     assert!(!single.config.pad_objects);
     let err = HostObs::default().push(&single, &raw).unwrap_err();
     assert!(err.to_string().contains("another scene"), "{err}");
+    // eval and deploy refuse it before the first step; the five-scene policy runs anywhere.
+    let err = policy::eval::eval_env(&single, Some("pick_cube")).unwrap_err().to_string();
+    assert!(err.contains("2 objects, scene pick_cube has 1") && err.contains("trained on place_in_bin"), "{err}");
+    assert!(policy::eval::eval_env(&spec, Some("pick_cube")).is_ok());
 }

@@ -374,7 +374,9 @@ impl Env {
 
 fn clamp_abs(v: &mut f64, limit: f64) -> bool {
     let c = v.clamp(-limit, limit);
-    let changed = c != *v;
+    // A value at the limit in single precision (0.05f32 is 0.0500000007) is at the limit, not
+    // out of range: only a clamp past the rounding counts.
+    let changed = (c - *v).abs() > limit * 1e-6;
     *v = c;
     changed
 }

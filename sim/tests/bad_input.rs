@@ -40,6 +40,11 @@ fn out_of_range_action_is_clamped_and_counted() {
     let dz = step.obs.arm.tip_pose.translation.vector.z - before.z;
     assert!(dz > 0.03 && dz < 0.055, "a 1 m request moved the tip {dz} m (limit 0.05 m per step)");
     assert!(step.obs.arm.gripper_opening <= 1.0);
+    // The limit itself, as a policy computing in f32 sends it, is not out of range.
+    let at_limit = f64::from(0.05f32);
+    let step = env.step(&Action::EeDelta { xyz_m: [0.0, 0.0, -at_limit], rpy_rad: [0.0; 3], gripper: 1.0 }).unwrap();
+    assert!(!step.clamped);
+    assert_eq!(env.counters().clamped_actions, 1);
 }
 
 #[test]

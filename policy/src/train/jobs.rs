@@ -114,7 +114,14 @@ pub fn run_bc<B: AutodiffBackend>(
         successful_only: job.settings.successful_only,
     };
     let fresh = !(job.resume && job.out.join(crate::spec::SPEC_FILE).exists());
-    let mut spec = if fresh { TrainingData::fit_spec(&datasets, &request)? } else { PolicySpec::load(&job.out)? };
+    let fitted = TrainingData::fit_spec(&datasets, &request)?;
+    let mut spec = if fresh {
+        fitted
+    } else {
+        let stored = PolicySpec::load(&job.out)?;
+        check_same_run(&stored, &fitted)?;
+        stored
+    };
     if let (Some(dir), Some(image), true) = (&job.encoder, spec.config.image.as_mut(), fresh) {
         adopt_encoder_shape(dir, image)?;
     }
@@ -133,6 +140,44 @@ pub fn run_bc<B: AutodiffBackend>(
     let mut ev = evaluator(&spec, &job.eval)?;
     let ev_ref = ev.as_mut().map(|e| e as &mut dyn Evaluator<B::InnerBackend>);
     run("bc", &mut learner, data, &spec, &job.settings, &job.out, ev_ref, job.resume, stop, device)
+}
+
+/// Refuses to resume the run of `stored` with data or model flags that give `fitted` instead:
+/// other datasets (other statistics, tasks or scene) or another chunk length, variant or input
+/// and output choices would train weights that `policy.json` does not describe.
+fn check_same_run(stored: &PolicySpec, fitted: &PolicySpec) -> Result<()> {
+    let (a, b) = (&stored.config, &fitted.config);
+    let mut differences = Vec::new();
+    let mut differ = |what: &str, run: String, now: String| {
+        if run != now {
+            differences.push(format!("{what}: {run} in the run, {now} now"));
+        }
+    };
+    differ("horizon", a.horizon.to_string(), b.horizon.to_string());
+    differ("variant", format!("{:?}", a.variant), format!("{:?}", b.variant));
+    differ("tip features", a.tip_features.to_string(), b.tip_features.to_string());
+    differ("action targets", a.action_targets.to_string(), b.action_targets.to_string());
+    differ(
+        "state/action/object-state widths",
+        format!("{}/{}/{}", a.state_dim, a.action_dim, a.env_state_dim),
+        format!("{}/{}/{}", b.state_dim, b.action_dim, b.env_state_dim),
+    );
+    differ("scene", format!("{:?}", stored.scene), format!("{:?}", fitted.scene));
+    differ("tasks", stored.tasks.len().to_string(), fitted.tasks.len().to_string());
+    if stored.tasks.len() == fitted.tasks.len() && stored.tasks != fitted.tasks {
+        differences.push("the tasks differ".into());
+    }
+    if stored.normalizer != fitted.normalizer && differences.is_empty() {
+        differences.push("the datasets' statistics differ (other data)".into());
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(PolicyError::Config(format!(
+        "--resume continues a run with other data or model flags ({}); give the run's own datasets and flags \
+         again, or start a new run (--force)",
+        differences.join("; ")
+    )))
 }
 
 /// `armstack train co-rft`.
