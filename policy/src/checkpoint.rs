@@ -45,8 +45,12 @@ pub fn save_durably(
     let path = stem.with_extension("mpk");
     let name = stem.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let partial = stem.with_file_name(format!("{name}_partial"));
-    write(&partial).map_err(|e| PolicyError::checkpoint(&path, format!("cannot save {what}: {e}")))?;
     let written = partial.with_extension("mpk");
+    if let Err(e) = write(&partial) {
+        // Nothing half-written is left behind; the previous file is untouched.
+        let _ = std::fs::remove_file(&written);
+        return Err(PolicyError::checkpoint(&path, format!("cannot save {what}: {e}")));
+    }
     dataset::durable::sync_file(&written)?;
     dataset::durable::commit(&written, &path)?;
     Ok(())
@@ -214,6 +218,6 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.contains(&"model.mpk".to_string()));
+        assert_eq!(names, ["model.mpk"], "only the saved file, no partial one");
     }
 }

@@ -319,7 +319,11 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
             let frames = datasets.iter().map(dataset::Dataset::len).sum();
             let steps = bc_default_steps(frames, c.batch_size);
             if c.steps.is_none() {
-                tracing::info!(frames, steps, "steps: {BC_DRAWS_PER_FRAME} draws per frame (--steps sets them)");
+                tracing::info!(
+                    frames,
+                    steps,
+                    "steps: {BC_DRAWS_PER_FRAME} draws per frame, at least 2000 (--steps sets them)"
+                );
             }
             let job = BcJob {
                 out: c.out.clone(),
