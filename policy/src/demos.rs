@@ -99,18 +99,21 @@ pub fn collect(
         let mut resets = Vec::new();
         for (i, step) in steps.into_iter().enumerate() {
             let Some((ep_seed, frames, obs)) = slots[i].as_mut() else { continue };
+            // The demonstrator ends the recording once its attempt is over
+            // ([`Expert::stopped`]): a truncation, as when a person ends an episode by hand.
+            let stopped = !step.done && experts[i].stopped();
             frames.push(FrameRecord {
                 state: state_of(obs),
                 action: action_row(&actions[i]),
                 env_state: env_state_of(obs),
                 reward: step.reward as f32,
-                done: step.done,
-                truncated: step.truncated,
+                done: step.done || stopped,
+                truncated: step.truncated || stopped,
                 success: step.success,
                 images: obs.images.iter().map(|im| im.rgb.clone()).collect(),
             });
             *obs = step.obs;
-            if step.done {
+            if step.done || stopped {
                 writer.set_mistake(Some(experts[i].mistake().name()));
                 writer.begin_episode(&obs.instruction)?;
                 for f in frames.iter() {
@@ -166,7 +169,22 @@ mod tests {
             assert_eq!(e.demo_quality.as_deref(), Some("mixed"));
             assert_eq!(e.expert_noise, Some(0.0));
             failed_mistakes += usize::from(e.success == Some(false));
+            let last = e.to_index as usize - 1;
+            assert!(ds.done(last), "episode of seed {seed} ends done");
+            if e.success == Some(false) {
+                // The demonstrator ended the recording once its plan was done: a truncation,
+                // well before the time limit, not the arm standing still until it.
+                assert!(ds.truncated(last), "failed episode of seed {seed} ends truncated");
+                assert!(
+                    e.length < u64::from(env.scene.max_steps),
+                    "failed episode of seed {seed}: {} frames",
+                    e.length
+                );
+            } else {
+                assert!(!ds.truncated(last), "successful episode of seed {seed} ends in a termination");
+            }
         }
+        assert!(failed_mistakes > 0, "some mistakes of the six fail");
         assert_eq!(report.successes as usize, 6 - failed_mistakes);
     }
 }

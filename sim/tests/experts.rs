@@ -17,6 +17,11 @@ struct Episode {
 }
 
 fn rollout(scene: &str, quality: DemoQuality, seeds: std::ops::Range<u64>) -> Vec<Episode> {
+    rollout_until(scene, quality, seeds, true)
+}
+
+/// Rolls episodes out; with `stop`, an episode also ends when the demonstrator stops recording.
+fn rollout_until(scene: &str, quality: DemoQuality, seeds: std::ops::Range<u64>, stop: bool) -> Vec<Episode> {
     let spec = load_scene(scene).expect("scene");
     let mut env = Env::new(EnvConfig::new(spec.clone())).expect("env");
     let mut expert = Expert::with_quality(&spec, quality, seeds.start);
@@ -34,7 +39,9 @@ fn rollout(scene: &str, quality: DemoQuality, seeds: std::ops::Range<u64>) -> Ve
                 let step = env.step(&action).expect("step");
                 assert!(!step.clamped, "{scene} seed {seed}: the env clamped the expert's action {action:?}");
                 obs = step.obs;
-                if step.done {
+                // A recording ends at the scene's end or when the demonstrator stops recording
+                // after its plan (`Expert::stopped`), as `record` and `demo` store it.
+                if step.done || (stop && expert.stopped()) {
                     return Episode {
                         success: step.success,
                         steps: obs.step,
@@ -118,6 +125,35 @@ fn mixed_level_contains_every_mistake_kind_and_some_fail() {
     let expected: std::collections::BTreeSet<&str> = Mistake::NAMES.iter().copied().filter(|n| *n != "none").collect();
     assert_eq!(kinds, expected, "every mistake kind appears");
     assert!(mistake_failures > 0 && mistake_failures < with_mistake, "some but not all mistakes end in failure");
+}
+
+#[test]
+fn the_demonstrator_stops_recording_after_a_failed_attempt_and_never_cuts_a_success_short() {
+    // Every episode has a mistake, so many fail; played to the scene's end instead, the same
+    // episodes (same seeds) succeed and fail alike, and those that fail with the plan done
+    // stood still for the rest of the time limit.
+    for scene in ["pick_cube", "place_in_bin", "sort"] {
+        let max_steps = load_scene(scene).expect("scene").max_steps;
+        let stopped = rollout_until(scene, DemoQuality::mixed(1.0), 0..16, true);
+        let to_the_end = rollout_until(scene, DemoQuality::mixed(1.0), 0..16, false);
+        let mut cut = 0;
+        for (seed, (a, b)) in stopped.iter().zip(&to_the_end).enumerate() {
+            assert_eq!(a.success, b.success, "{scene} seed {seed}: {a:?} vs {b:?}");
+            if a.success {
+                assert_eq!(a.steps, b.steps, "{scene} seed {seed}: a success is not cut");
+            } else if a.finished {
+                assert!(a.steps < b.steps && b.steps == max_steps, "{scene} seed {seed}: {a:?} vs {b:?}");
+                cut += 1;
+            }
+        }
+        assert!(cut > 0, "{scene}: some failed attempts end before the time limit");
+    }
+    // The noisy level records on: its corrections at the last waypoint still succeed at times.
+    let noisy = |stop| rollout_until("reach", DemoQuality::noisy(1.0), 0..50, stop);
+    let (a, b) = (noisy(true), noisy(false));
+    for (seed, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert!(a.steps == b.steps && a.success == b.success, "reach at noise 1, seed {seed}: {a:?} vs {b:?}");
+    }
 }
 
 #[test]

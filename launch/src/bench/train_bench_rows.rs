@@ -255,8 +255,8 @@ pub fn workload<B: AutodiffBackend>(row: &str, input: RowInput, device: &B::Devi
                     Ok(Workload { shape, batch, params, step: Box::new(step) })
                 }
                 _ => {
-                    let lr = policy::train::TrainSettings::default().lr;
-                    let mut learner = BcLearner::new(model, &c, lr, &device);
+                    let settings = policy::train::TrainSettings::default();
+                    let mut learner = BcLearner::new(model, &c, settings.lr, settings.loss, &device);
                     drop(init);
                     let shape = match &c.image {
                         Some(img) => format!(

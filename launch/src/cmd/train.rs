@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use policy::train::bc::ChunkLoss;
 use policy::train::co_rft::CoRftConfig;
 use policy::train::jobs::{BcJob, CoRftJob, EvalJob};
 use policy::train::schedule::LrSchedule;
@@ -55,6 +56,15 @@ pub enum LrScheduleArg {
     Constant,
 }
 
+/// Chunk regression loss flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// Mean absolute error (ACT's).
+    L1,
+    /// Mean squared error.
+    L2,
+}
+
 /// Flags every training verb shares.
 #[derive(Args, Clone, Debug)]
 pub struct CommonTrainArgs {
@@ -92,6 +102,10 @@ pub struct CommonTrainArgs {
     /// `bc_held_out` at every evaluation and at the end (0: none).
     #[arg(long, default_value_t = 0.1, value_parser = arg_ranges::unit_interval())]
     pub held_out: f64,
+    /// The chunk regression loss of bc and of co-rft's actor, in the normalised action space:
+    /// `l1` (ACT's) or `l2`.
+    #[arg(long, value_enum, default_value_t = LossArg::L1)]
+    pub loss: LossArg,
     /// Seed (initialisation and batches).
     #[arg(long, default_value_t = 0, value_parser = arg_ranges::at_least(0u64))]
     pub seed: u64,
@@ -167,6 +181,10 @@ impl CommonTrainArgs {
             checkpoint_every: self.eval_every.max(100),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             skip_proxy_labels: self.skip_proxy_labels,
+            loss: match self.loss {
+                LossArg::L1 => ChunkLoss::L1,
+                LossArg::L2 => ChunkLoss::L2,
+            },
             ..TrainSettings::default()
         }
     }

@@ -3,6 +3,7 @@
 //! collect many demonstrations unattended. It needs a sim: a real robot publishes no scene state.
 
 use anyhow::{bail, Result};
+use bus::EpisodeRequest;
 use sim::{Action, DemoQuality, Expert, SceneSpec};
 
 use super::{DeviceOutput, TeleopDevice, TeleopObservation};
@@ -16,12 +17,22 @@ pub struct ScriptedDevice {
     unusable: u32,
     /// The expert's last gripper command (a held tick keeps it).
     gripper: f64,
+    /// The expert ended this episode's recording (its plan is done and the episode still runs,
+    /// so it failed): the end was requested once, and the arm holds until the next episode.
+    end_requested: bool,
 }
 
 impl ScriptedDevice {
     /// An expert for `scene` demonstrating at `quality` (each episode drawn from its seed).
     pub fn new(scene: &SceneSpec, quality: DemoQuality) -> ScriptedDevice {
-        ScriptedDevice { expert: Expert::with_quality(scene, quality, 0), step: 0, missing: 0, unusable: 0, gripper: 1.0 }
+        ScriptedDevice {
+            expert: Expert::with_quality(scene, quality, 0),
+            step: 0,
+            missing: 0,
+            unusable: 0,
+            gripper: 1.0,
+            end_requested: false,
+        }
     }
 }
 
@@ -63,11 +74,22 @@ impl TeleopDevice for ScriptedDevice {
             return Ok(self.hold());
         };
         self.unusable = 0;
+        if self.end_requested {
+            return Ok(self.hold());
+        }
         self.step += 1;
         match self.expert.act(&o) {
             Action::EeDelta { xyz_m, rpy_rad, gripper } => {
                 self.gripper = gripper;
-                Ok(DeviceOutput { absolute_delta: Some((xyz_m, rpy_rad)), gripper, ..DeviceOutput::default() })
+                // The attempt is over: end the recording as a person does (`n` on the keyboard),
+                // rather than record the arm standing still until the time limit.
+                let requests = if self.expert.stopped() {
+                    self.end_requested = true;
+                    vec![EpisodeRequest::EndEpisode]
+                } else {
+                    Vec::new()
+                };
+                Ok(DeviceOutput { absolute_delta: Some((xyz_m, rpy_rad)), gripper, requests, ..DeviceOutput::default() })
             }
             Action::Joint { .. } => {
                 bail!("the scripted expert produced a joint action; teleop sends end-effector deltas")
@@ -83,6 +105,7 @@ impl TeleopDevice for ScriptedDevice {
         self.expert.reset(seed);
         self.step = 0;
         self.gripper = 1.0;
+        self.end_requested = false;
     }
 }
 

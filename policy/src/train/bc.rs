@@ -4,8 +4,12 @@
 //! episode end by m_i ∈ {0, 1}):
 //!
 //! ```text
-//! L_BC = Σ_b Σ_{i<H} m_{b,i} · ‖π(s_b)_i − a_{b,t+i}‖² / (D · Σ_b Σ_i m_{b,i})
+//! L_BC = Σ_b Σ_{i<H} m_{b,i} · ‖π(s_b)_i − a_{b,t+i}‖ₚᵖ / (D · Σ_b Σ_i m_{b,i})
 //! ```
+//! with p = 1 ([`ChunkLoss::L1`], ACT's loss: Zhao et al. 2023, §III-B, where it "leads to more
+//! precise modeling of the action sequence" than L2) or p = 2 ([`ChunkLoss::L2`]). An L1 fit
+//! follows the median label of similar states rather than the mean, so a minority of
+//! mistaken demonstrations pulls it less.
 //! optimised with Adam at the run's learning-rate schedule ([`crate::train::schedule`]); the
 //! policy evaluated and saved is the exponential moving average of the weights when the run
 //! keeps one ([`WeightAverage`]).
@@ -17,6 +21,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
 
 use crate::batch::tensor;
 use crate::checkpoint::{load_module, recorder, save_module};
@@ -32,9 +37,32 @@ use crate::train::Learner;
 /// File stem of a run's averaged policy weights in its resume folder.
 pub const AVERAGE_STEM: &str = "model_average";
 
-/// The masked chunk regression loss (a scalar tensor), each sample weighted by `weights`
-/// (`[B, 1]`, mean 1) when given.
-pub fn chunk_mse<B: Backend>(
+/// The regression loss of a chunk policy's predictions against the recorded chunks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkLoss {
+    /// Mean absolute error (ACT's).
+    L1,
+    /// Mean squared error (the only loss of runs saved before the choice existed).
+    #[default]
+    L2,
+}
+
+impl ChunkLoss {
+    /// The loss's name: `l1` or `l2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChunkLoss::L1 => "l1",
+            ChunkLoss::L2 => "l2",
+        }
+    }
+}
+
+/// The masked chunk regression loss (a scalar tensor) in the normalised action space: the mean
+/// over unmasked rows and action dimensions of |π − a| (L1) or (π − a)² (L2), each sample
+/// weighted by `weights` (`[B, 1]`, mean 1) when given.
+pub fn chunk_loss<B: Backend>(
+    loss: ChunkLoss,
     pred: Tensor<B, 3>,
     target: Tensor<B, 3>,
     mask: Tensor<B, 2>,
@@ -42,12 +70,27 @@ pub fn chunk_mse<B: Backend>(
 ) -> Tensor<B, 1> {
     let d = pred.dims()[2] as f64;
     let diff = pred - target;
-    let sq = (diff.clone() * diff).sum_dim(2).squeeze_dim::<2>(2) * mask.clone(); // [B, H]
-    let sq = match weights {
-        Some(w) => sq * w,
-        None => sq,
+    let per_row = match loss {
+        ChunkLoss::L1 => diff.abs(),
+        ChunkLoss::L2 => diff.clone() * diff,
     };
-    sq.sum() / mask.sum().clamp_min(1.0).mul_scalar(d)
+    let per_row = per_row.sum_dim(2).squeeze_dim::<2>(2) * mask.clone(); // [B, H]
+    let per_row = match weights {
+        Some(w) => per_row * w,
+        None => per_row,
+    };
+    per_row.sum() / mask.sum().clamp_min(1.0).mul_scalar(d)
+}
+
+/// [`chunk_loss`] with [`ChunkLoss::L2`]: the held-out metric of every run, whatever it trains
+/// with, so held-out losses compare across runs.
+pub fn chunk_mse<B: Backend>(
+    pred: Tensor<B, 3>,
+    target: Tensor<B, 3>,
+    mask: Tensor<B, 2>,
+    weights: Option<Tensor<B, 2>>,
+) -> Tensor<B, 1> {
+    chunk_loss(ChunkLoss::L2, pred, target, mask, weights)
 }
 
 /// Target tensors of a host batch: (chunks `[B, H, D]`, mask `[B, H]`).
@@ -89,19 +132,28 @@ pub struct BcLearner<B: AutodiffBackend> {
     optim: AdamOptimizer<ChunkPolicy<B>, B>,
     lr: f64,
     lr_factor: f64,
+    loss: ChunkLoss,
     average: Option<WeightAverage<ChunkPolicy<B::InnerBackend>>>,
     device: B::Device,
 }
 
 impl<B: AutodiffBackend> BcLearner<B> {
-    /// Starts from `model` (built from `config`) with learning rate `lr`, without a weight average.
-    pub fn new(model: ChunkPolicy<B>, config: &PolicyConfig, lr: f64, device: &B::Device) -> BcLearner<B> {
+    /// Starts from `model` (built from `config`) with learning rate `lr` and loss `loss`, without
+    /// a weight average.
+    pub fn new(
+        model: ChunkPolicy<B>,
+        config: &PolicyConfig,
+        lr: f64,
+        loss: ChunkLoss,
+        device: &B::Device,
+    ) -> BcLearner<B> {
         BcLearner {
             model,
             config: config.clone(),
             optim: adam(),
             lr,
             lr_factor: 1.0,
+            loss,
             average: None,
             device: device.clone(),
         }
@@ -142,7 +194,7 @@ impl<B: AutodiffBackend> Learner<B> for BcLearner<B> {
     fn update(&mut self, batch: &HostBatch, step: u64) -> Result<Vec<(&'static str, f64)>> {
         let obs = batch.obs.to_batch::<B>(&self.config, &self.device);
         let (target, mask) = targets::<B>(batch, self.config.horizon, self.config.action_dim, &self.device);
-        let loss = chunk_mse(self.model.forward(&obs), target, mask, None);
+        let loss = chunk_loss(self.loss, self.model.forward(&obs), target, mask, None);
         let value = f64::from(loss.clone().into_scalar().elem::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(self.lr * self.lr_factor, self.model.clone(), grads);
@@ -175,5 +227,52 @@ impl<B: AutodiffBackend> Learner<B> for BcLearner<B> {
         load_average(&mut self.average, self.model.valid(), dir, &self.device)?;
         self.optim = load_optim(self.optim.clone(), dir, "optim_policy", &self.device)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+
+    type B = Cpu;
+
+    fn scalar(t: Tensor<B, 1>) -> f32 {
+        t.into_scalar().elem::<f32>()
+    }
+
+    /// One sample, H = 2 rows of D = 2: row 0 misses by (1, −3), row 1 by (2, 2) and is masked.
+    fn case() -> (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 2>) {
+        let dev = Default::default();
+        let pred = Tensor::<B, 3>::from_floats([[[1.0, -3.0], [2.0, 2.0]]], &dev);
+        let target = Tensor::<B, 3>::zeros([1, 2, 2], &dev);
+        let mask = Tensor::<B, 2>::from_floats([[1.0, 0.0]], &dev);
+        (pred, target, mask)
+    }
+
+    #[test]
+    fn the_losses_average_the_unmasked_rows_per_dimension() {
+        let (pred, target, mask) = case();
+        // L1: (|1| + |−3|) / 2 = 2; L2: (1 + 9) / 2 = 5; the masked row counts for nothing.
+        let l1 = scalar(chunk_loss(ChunkLoss::L1, pred.clone(), target.clone(), mask.clone(), None));
+        let l2 = scalar(chunk_loss(ChunkLoss::L2, pred.clone(), target.clone(), mask.clone(), None));
+        assert!((l1 - 2.0).abs() < 1e-6, "L1 {l1}");
+        assert!((l2 - 5.0).abs() < 1e-6, "L2 {l2}");
+        assert_eq!(scalar(chunk_mse(pred, target, mask, None)), l2);
+    }
+
+    #[test]
+    fn sample_weights_scale_each_sample() {
+        let dev = Default::default();
+        // Two samples: the first misses by 1 in every entry, the second by 3; weights 1.5 and 0.5.
+        let pred = Tensor::<B, 3>::from_floats([[[1.0, 1.0]], [[3.0, -3.0]]], &dev);
+        let target = Tensor::<B, 3>::zeros([2, 1, 2], &dev);
+        let mask = Tensor::<B, 2>::ones([2, 1], &dev);
+        let w = Tensor::<B, 2>::from_floats([[1.5], [0.5]], &dev);
+        // L1: (1.5·2 + 0.5·6) / (2 rows · 2 dims) = 1.5; L2: (1.5·2 + 0.5·18) / 4 = 3.
+        let l1 = scalar(chunk_loss(ChunkLoss::L1, pred.clone(), target.clone(), mask.clone(), Some(w.clone())));
+        let l2 = scalar(chunk_loss(ChunkLoss::L2, pred, target, mask, Some(w)));
+        assert!((l1 - 1.5).abs() < 1e-6, "L1 {l1}");
+        assert!((l2 - 3.0).abs() < 1e-6, "L2 {l2}");
     }
 }

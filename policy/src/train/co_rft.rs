@@ -30,7 +30,7 @@
 //! q(s, x) = (1/K) Σ_k Q_k(s, x),  A_b = q(s_b, a_b) − q(s_b, clip(π(s_b)))   (not differentiated)
 //! Ā = mean_b A_b   (a baseline: the conservative term biases every A_b upwards alike)
 //! w_b = min(exp((A_b − Ā) / β), w_max) / mean_b min(exp((A_b − Ā) / β), w_max)
-//! L_BC^w = Σ_b w_b Σ_i m_{b,i} ‖π(s_b)_i − a_{b,t+i}‖² / (D · Σ_b Σ_i m_{b,i})
+//! L_BC^w = Σ_b w_b Σ_i m_{b,i} ‖π(s_b)_i − a_{b,t+i}‖ₚᵖ / (D · Σ_b Σ_i m_{b,i})   (p: the run's `--loss`, 1 by default)
 //! L_actor = L_BC^w − λ · mean_b q(s_b, clip(π(s_b))),   λ = η / mean_b |q(s_b, π(s_b))|
 //! ```
 //! Defaults: β = 0.05, w_max = 20, η = 0. Measured on pick_cube (50 demonstrations at noise
@@ -60,7 +60,7 @@ use crate::gaussian::normal;
 use crate::inference::MODEL_STEM;
 use crate::model::{ChunkCritic, ChunkPolicy, ObsBatch};
 use crate::train::adam::{adam, AdamOptimizer};
-use crate::train::bc::{chunk_mse, load_average, load_optim, save_average, save_optim, targets};
+use crate::train::bc::{chunk_loss, load_average, load_optim, save_average, save_optim, targets, ChunkLoss};
 use crate::train::data::HostBatch;
 use crate::train::ema::{soft_update, WeightAverage};
 use crate::train::Learner;
@@ -167,6 +167,7 @@ pub struct CoRftLearner<B: AutodiffBackend> {
     rl: CoRftConfig,
     seed: u64,
     lr_factor: f64,
+    loss: ChunkLoss,
     average: Option<WeightAverage<ChunkPolicy<B::InnerBackend>>>,
     device: B::Device,
 }
@@ -185,6 +186,7 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
             rl: rl.clone(),
             seed,
             lr_factor: 1.0,
+            loss: ChunkLoss::default(),
             average: None,
             device: device.clone(),
         }
@@ -195,6 +197,12 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
     /// what is saved.
     pub fn with_weight_average(mut self, decay: f64) -> Self {
         self.average = (decay > 0.0).then(|| WeightAverage::new(decay));
+        self
+    }
+
+    /// The actor's (advantage-weighted) regression loss; [`ChunkLoss::L2`] unless set.
+    pub fn with_loss(mut self, loss: ChunkLoss) -> Self {
+        self.loss = loss;
         self
     }
 
@@ -322,7 +330,7 @@ impl<B: AutodiffBackend> CoRftLearner<B> {
         } else {
             None
         };
-        let bc = chunk_mse(pi, target, mask, weights);
+        let bc = chunk_loss(self.loss, pi, target, mask, weights);
         let q_mean = q_pi.mean();
         let loss = if self.rl.actor_eta > 0.0 {
             let lambda = self.rl.actor_eta / f64::from(q_mean.clone().abs().into_scalar().elem::<f32>()).max(1e-3);

@@ -134,8 +134,8 @@ pub fn run_bc<B: AutodiffBackend>(
     }
     spec.num_params = model.num_params();
     tracing::info!(params = spec.num_params, variant = ?spec.config.variant, "behaviour cloning");
-    let mut learner =
-        BcLearner::new(model, &spec.config, job.settings.lr, device).with_weight_average(job.settings.ema_decay);
+    let mut learner = BcLearner::new(model, &spec.config, job.settings.lr, job.settings.loss, device)
+        .with_weight_average(job.settings.ema_decay);
     let data = Arc::new(training_data(datasets, &spec, 0.99, &job.settings)?);
     let mut ev = evaluator(&spec, &job.eval)?;
     let ev_ref = ev.as_mut().map(|e| e as &mut dyn Evaluator<B::InnerBackend>);
@@ -227,6 +227,7 @@ pub fn run_co_rft<B: AutodiffBackend>(
         let _rng = seeded::<B>(device, job.settings.seed);
         CoRftLearner::new(policy, &spec.config, &job.rl, job.settings.seed, device)
             .with_weight_average(job.settings.ema_decay)
+            .with_loss(job.settings.loss)
     };
     tracing::info!(critics = job.rl.critic.ensemble, "CO-RFT from {}", job.init.display());
     let data = Arc::new(training_data(datasets, &spec, job.rl.gamma, &job.settings)?);

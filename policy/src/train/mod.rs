@@ -74,6 +74,10 @@ pub struct TrainSettings {
     /// 2021): episodes without a success frame are left out.
     #[serde(default)]
     pub successful_only: bool,
+    /// The chunk regression loss of BC and of CO-RFT's actor ([`bc::ChunkLoss`]); runs saved
+    /// before the choice existed trained with L2.
+    #[serde(default)]
+    pub loss: bc::ChunkLoss,
 }
 
 impl Default for TrainSettings {
@@ -93,6 +97,7 @@ impl Default for TrainSettings {
             progress: true,
             skip_proxy_labels: false,
             successful_only: false,
+            loss: bc::ChunkLoss::L1,
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The recipe a resumed run must share with the run it continues.
 //!
 //! A run stores its recipe in `resume/state.json`; `--resume` with another recipe (a different
-//! learning rate, schedule, batch size, seed, weight average, held-out fraction or frame filter)
+//! learning rate, schedule, batch size, seed, weight average, held-out fraction, frame filter or loss)
 //! would silently train a mixture of two runs, so it is refused, naming what differs.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PolicyError, Result};
+use crate::train::bc::ChunkLoss;
 use crate::train::schedule::LrSchedule;
 use crate::train::TrainSettings;
 
@@ -33,6 +34,9 @@ pub struct Recipe {
     pub skip_proxy_labels: bool,
     /// Episodes without success left out.
     pub successful_only: bool,
+    /// The chunk regression loss (L2 in runs saved before the choice existed).
+    #[serde(default)]
+    pub loss: ChunkLoss,
 }
 
 impl Recipe {
@@ -48,6 +52,7 @@ impl Recipe {
             seed: settings.seed,
             skip_proxy_labels: settings.skip_proxy_labels,
             successful_only: settings.successful_only,
+            loss: settings.loss,
         }
     }
 
@@ -108,5 +113,19 @@ mod tests {
         let constant = TrainSettings { lr_schedule: LrSchedule::Constant, ..settings };
         let longer = Recipe::of(&TrainSettings { steps: 4000, ..constant.clone() });
         assert!(longer.check_resume(Some(&Recipe::of(&constant))).is_ok());
+    }
+
+    #[test]
+    fn a_run_saved_before_the_loss_choice_trained_with_l2() {
+        let settings = TrainSettings::default();
+        assert_eq!(settings.loss, ChunkLoss::L1, "the default");
+        let mut old = serde_json::to_value(Recipe::of(&settings)).expect("json");
+        old.as_object_mut().expect("object").remove("loss");
+        let old: Recipe = serde_json::from_value(old).expect("a recipe without `loss` reads");
+        assert_eq!(old.loss, ChunkLoss::L2);
+        let err = Recipe::of(&settings).check_resume(Some(&old)).unwrap_err().to_string();
+        assert!(err.contains("loss: \"l2\" in the run, \"l1\" now"), "{err}");
+        let l2 = TrainSettings { loss: ChunkLoss::L2, ..settings };
+        assert!(Recipe::of(&l2).check_resume(Some(&old)).is_ok());
     }
 }

@@ -38,6 +38,10 @@ const CLOSED: f64 = 0.0;
 const OPEN: f64 = 1.0;
 /// Position tolerance to consider a waypoint reached, metres.
 const REACHED_M: f64 = 0.008;
+/// Steps a demonstrator holds its last waypoint after the plan is done, watching the outcome,
+/// before it ends the recording ([`Expert::stopped`]); the longest settling any scene's success
+/// needs after the plan's last waypoint (a released cube dropping into its bin) is shorter.
+pub const STOP_AFTER_PLAN_STEPS: u32 = 5;
 /// Orientation tolerance to consider a waypoint reached, rad.
 const REACHED_RAD: f64 = 0.05;
 /// Seed mixers of the noise stream (the noisy level) and the plan stream (variation, mistakes).
@@ -73,6 +77,8 @@ pub struct Expert {
     /// The previous step's clean (noise-free) action would have reached the current waypoint.
     commanded_reach: bool,
     planned: bool,
+    /// Steps acted since the plan was done.
+    steps_after_plan: u32,
 }
 
 /// The gripper pointing down with its fingers opening along the world direction at `yaw`+90°.
@@ -124,6 +130,7 @@ impl Expert {
             dwell_left: None,
             commanded_reach: false,
             planned: false,
+            steps_after_plan: 0,
         };
         expert.reset(seed);
         expert
@@ -155,6 +162,7 @@ impl Expert {
         self.dwell_left = None;
         self.commanded_reach = false;
         self.planned = false;
+        self.steps_after_plan = 0;
     }
 
     /// The mistake `scene`'s expert at `quality` makes in the episode drawn from `seed` (a
@@ -176,6 +184,17 @@ impl Expert {
     /// True once the last waypoint has been reached and held.
     pub fn finished(&self) -> bool {
         self.planned && self.index >= self.plan.len()
+    }
+
+    /// True once the plan is done and its last waypoint was held [`STOP_AFTER_PLAN_STEPS`]
+    /// more steps: the demonstrator ends the recording here, as a person at the keyboard does
+    /// once the attempt is over (an episode still running then failed: the scene's success
+    /// would have ended it). Recording on would fill the dataset with the arm standing still
+    /// until the time limit, which behaviour cloning learns as an action like any other.
+    /// The noisy level never stops: at its last waypoint it keeps correcting its noisy steps,
+    /// and such corrections still succeed now and then (reach at noise 1: 7 of 50 episodes).
+    pub fn stopped(&self) -> bool {
+        self.quality.noise() == 0.0 && self.finished() && self.steps_after_plan >= STOP_AFTER_PLAN_STEPS
     }
 
     fn build_plan(&mut self, obs: &Observation) {
@@ -221,6 +240,9 @@ impl Expert {
         }
         // Once the plan is done the expert holds at its last waypoint (correcting noisy steps).
         let finished = self.finished();
+        if finished {
+            self.steps_after_plan += 1;
+        }
         let index = if finished { self.plan.len().saturating_sub(1) } else { self.index };
         let Some(wp) = self.resolve_waypoint(index, obs) else {
             return within_limits(self.noisy(Action::hold(OPEN)));
