@@ -4,9 +4,10 @@
 # unseen scenes (seeds 1,000,000…). Prints one line per run; everything stays in OUT.
 # Usage: docs/experiments/benchmark.sh [OUT=runs/benchmark] [SEEDS="0 1 2"]
 # BC runs take 2–10 min on 2 cores (the default step count grows with the data: 2000 for
-# pick_cube, 7900 for sort), each CO-RFT run about 10 min, the five-scene policy about 20 min.
+# pick_cube, 8200 for sort), each CO-RFT run about 10 min, the five-scene policy about 20 min.
 # BC policies predict absolute tip targets (the default for this data, `--action-targets`), at
-# the default learning rate 1e-3.
+# the default learning rate 1e-3, with the default L1 loss (`--loss l2` gives the squared error
+# of the rows before 2026-11-30 evening).
 set -euo pipefail
 out=${1:-runs/benchmark}
 seeds=${2:-"0 1 2"}

@@ -76,7 +76,7 @@ pub struct CommonTrainArgs {
     pub out: PathBuf,
     /// Gradient steps. Default: bc, enough for each frame of the datasets to be drawn about
     /// [`BC_DRAWS_PER_FRAME`] times, at least 2000 (pick_cube's 50 demonstrations: 2000; sort's:
-    /// 7900); co-rft, 2000.
+    /// 8200); co-rft, 2000.
     #[arg(long, value_parser = arg_ranges::at_least(1u64))]
     pub steps: Option<u64>,
     /// Batch size.
@@ -144,8 +144,8 @@ pub struct CommonTrainArgs {
 
 /// How often BC's default step count draws each frame of its datasets (batch size × steps /
 /// frames). Chosen on validation scenes (seeds 2,000,000…, not `eval`'s): BC on sort's 49
-/// successful demonstrations (3,355 frames in all 50) at batch 256 succeeded in 47/100 after
-/// 2000 steps (150 draws), 60/100 after 4000, 65/100 after 8000 (610 draws).
+/// successful demonstrations (3,355 frames in all 50, as recorded then) at batch 256 succeeded
+/// in 47/100 after 2000 steps (150 draws), 60/100 after 4000, 65/100 after 8000 (610 draws).
 pub const BC_DRAWS_PER_FRAME: usize = 600;
 
 /// BC's default step count for `frames` training frames at `batch_size` (see
